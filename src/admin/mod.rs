@@ -1,0 +1,87 @@
+//! The admin listener, apart from IdP traffic: `/healthz` (the process is up) and `/readyz`
+//! (the configuration is loaded and every upstream accepts connections).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::pipeline::Proxy;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(route(&proxy, &req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+        });
+    }
+}
+
+async fn route(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, &json!({"status": "ok"})),
+        (&Method::GET, "/readyz") => readiness(proxy).await,
+        _ => reply(StatusCode::NOT_FOUND, &json!({"error": "not found; try /healthz or /readyz"})),
+    }
+}
+
+/// Ready when every distinct upstream address accepts a TCP connection within the timeout.
+/// Addresses are probed once each and all at once, however many tenants share them.
+async fn readiness(proxy: &Proxy) -> Response<Full<Bytes>> {
+    let mut tenants_by_addr: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for tenant in proxy.tenants.iter() {
+        if let Some(addr) = tenant.upstream.probe_address() {
+            tenants_by_addr.entry(addr).or_default().push(tenant.id.to_string());
+        }
+    }
+    let mut probes = JoinSet::new();
+    for addr in tenants_by_addr.keys().cloned() {
+        probes.spawn(async move {
+            let ok = matches!(tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(&addr)).await, Ok(Ok(_)));
+            (addr, ok)
+        });
+    }
+    let mut unreachable = Vec::new();
+    while let Some(Ok((addr, ok))) = probes.join_next().await {
+        if !ok {
+            unreachable.push(json!({"upstream": addr, "tenants": tenants_by_addr[&addr]}));
+        }
+    }
+    if unreachable.is_empty() {
+        reply(StatusCode::OK, &json!({"status": "ready"}))
+    } else {
+        reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "not ready", "unreachable": unreachable}))
+    }
+}
+
+fn reply(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}

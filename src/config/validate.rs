@@ -1,0 +1,280 @@
+//! Raw configuration → validated [`Config`]. Every problem is collected, not just the first,
+//! and each names the file, the line and the key, and says what is expected.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderValue, Uri};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use toml::Spanned;
+
+use super::raw::*;
+use super::*;
+
+const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+
+struct Checker<'a> {
+    text: &'a str,
+    file: &'a Path,
+    base: &'a Path,
+    problems: Vec<String>,
+}
+
+pub(super) fn validate(
+    raw: RawConfig,
+    text: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<Config, Vec<String>> {
+    let mut c = Checker { text, file, base, problems: Vec::new() };
+    let server = c.server(&raw.server);
+    let admin = match &raw.admin {
+        Some(a) => c.addr(&a.listen, "admin.listen"),
+        None => DEFAULT_ADMIN.parse().ok(),
+    };
+    let log = Log {
+        format: raw.log.format.unwrap_or_default(),
+        level: raw.log.level.as_ref().map_or_else(|| "info".to_owned(), |l| l.get_ref().clone()),
+    };
+    let tenants = c.tenants(&raw.tenants);
+    match (c.problems.is_empty(), server) {
+        (true, Some(server)) => Ok(Config { server, admin, log, tenants }),
+        _ => Err(c.problems),
+    }
+}
+
+impl Checker<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn problem(&mut self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) {
+        let line = self.line(span);
+        self.problems.push(format!("{}:{line}: {key}: {msg}", self.file.display()));
+    }
+
+    fn addr(&mut self, v: &Spanned<String>, key: &str) -> Option<SocketAddr> {
+        let parsed = v.get_ref().parse();
+        if parsed.is_err() {
+            self.problem(v.span(), key, "expected an address and port such as \"127.0.0.1:8443\"");
+        }
+        parsed.ok()
+    }
+
+    fn duration(&mut self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
+        let Some(v) = v else { return default };
+        match humantime::parse_duration(v.get_ref()) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                self.problem(v.span(), key, "expected a positive duration such as \"10s\" or \"250ms\"");
+                default
+            }
+        }
+    }
+
+    fn count(&mut self, v: &Option<Spanned<u64>>, key: &str, default: usize) -> usize {
+        match v {
+            None => default,
+            Some(n) if *n.get_ref() > 0 => usize::try_from(*n.get_ref()).unwrap_or(usize::MAX),
+            Some(n) => {
+                self.problem(n.span(), key, "expected a whole number above 0");
+                default
+            }
+        }
+    }
+
+    fn file_path(&mut self, v: &Spanned<PathBuf>, key: &str) -> PathBuf {
+        let path = self.base.join(v.get_ref());
+        if !path.is_file() {
+            self.problem(v.span(), key, format_args!("no readable file at {}", path.display()));
+        }
+        path
+    }
+
+    fn server(&mut self, s: &RawServer) -> Option<Server> {
+        let listen = self.addr(&s.listen, "server.listen");
+        let tls = s.tls.as_ref().map(|t| TlsFiles {
+            cert: self.file_path(&t.cert, "server.tls.cert"),
+            key: self.file_path(&t.key, "server.tls.key"),
+            client_ca: t.client_ca.as_ref().map(|c| self.file_path(c, "server.tls.client_ca")),
+        });
+        Some(Server {
+            tls,
+            max_connections: self.count(&s.max_connections, "server.max_connections", 10_000),
+            max_body_bytes: self.count(&s.max_body_bytes, "server.max_body_bytes", 1 << 20),
+            read_timeout: self.duration(
+                &s.read_timeout,
+                "server.read_timeout",
+                Duration::from_secs(10),
+            ),
+            idle_timeout: self.duration(&s.idle_timeout, "server.idle_timeout", Duration::from_secs(60)),
+            shutdown_grace: self.duration(&s.shutdown_grace, "server.shutdown_grace", Duration::from_secs(30)),
+            listen: listen?,
+        })
+    }
+
+    fn tenants(&mut self, raw: &[RawTenant]) -> Vec<TenantConfig> {
+        let mut ids = HashSet::new();
+        let mut routes = HashSet::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for t in raw {
+            let id = t.id.get_ref();
+            if !valid_id(id) {
+                self.problem(t.id.span(), "tenant.id", "expected letters, digits, '-' or '_' (1-64 characters)");
+            } else if !ids.insert(id.clone()) {
+                self.problem(t.id.span(), "tenant.id", format_args!("tenant \"{id}\" is defined twice"));
+            }
+            let ctx = format!("tenant \"{id}\"");
+            let route = self.route(&t.route, &ctx, t.id.span());
+            if let Some(r) = &route {
+                if !routes.insert(r.clone()) {
+                    self.problem(t.id.span(), &format!("{ctx}: route"), "another tenant has the same route");
+                }
+            }
+            let upstream = self.upstream(&t.upstream, &ctx);
+            let auth = self.auth(&t.auth, &ctx, t.id.span());
+            if let (Some(route), Some(upstream)) = (route, upstream) {
+                out.push(TenantConfig { id: id.as_str().into(), route, upstream, auth });
+            }
+        }
+        if raw.is_empty() {
+            self.problems.push(format!(
+                "{}: no [[tenant]] is configured; the proxy would refuse every request",
+                self.file.display()
+            ));
+        }
+        out
+    }
+
+    fn route(&mut self, r: &RawRoute, ctx: &str, at: Range<usize>) -> Option<Route> {
+        match (&r.path_prefix, &r.host) {
+            (Some(p), None) => {
+                let seg = p.get_ref().trim_matches('/');
+                if seg.is_empty() || seg.contains('/') || !seg.is_ascii() {
+                    self.problem(p.span(), &format!("{ctx}: route.path_prefix"), "expected one path segment such as \"/acme\"");
+                    return None;
+                }
+                Some(Route::PathPrefix(seg.to_owned()))
+            }
+            (None, Some(h)) => {
+                let host = h.get_ref().to_ascii_lowercase();
+                if host.is_empty() || host.contains([':', '/', ' ']) {
+                    self.problem(h.span(), &format!("{ctx}: route.host"), "expected a host name without port, such as \"acme.scim.example.com\"");
+                    return None;
+                }
+                Some(Route::Host(host))
+            }
+            _ => {
+                self.problem(at, &format!("{ctx}: route"), "expected exactly one of path_prefix or host");
+                None
+            }
+        }
+    }
+
+    fn upstream(&mut self, u: &RawUpstream, ctx: &str) -> Option<UpstreamConfig> {
+        let key = |k: &str| format!("{ctx}: upstream.{k}");
+        let target = self.upstream_target(&u.url, &key("url"));
+        let credential = match (&u.token_env, &u.token_file) {
+            (Some(_), Some(f)) => {
+                self.problem(f.span(), &key("token_file"), "give token_env or token_file, not both");
+                None
+            }
+            (Some(env), None) => match std::env::var(env.get_ref()) {
+                Ok(token) => self.credential(token.trim(), env.span(), &key("token_env")),
+                Err(_) => {
+                    let msg = format_args!("environment variable {} is not set", env.get_ref());
+                    self.problem(env.span(), &key("token_env"), msg);
+                    None
+                }
+            },
+            (None, Some(f)) => {
+                let path = self.file_path(f, &key("token_file"));
+                let token = std::fs::read_to_string(&path).unwrap_or_default();
+                self.credential(token.trim(), f.span(), &key("token_file"))
+            }
+            (None, None) => None,
+        };
+        Some(UpstreamConfig {
+            credential,
+            ca: u.ca.as_ref().map(|c| self.file_path(c, &key("ca"))),
+            connect_timeout: self.duration(&u.connect_timeout, &key("connect_timeout"), Duration::from_secs(3)),
+            timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
+            target: target?,
+        })
+    }
+
+    fn upstream_target(&mut self, url: &Spanned<String>, key: &str) -> Option<UpstreamTarget> {
+        let s = url.get_ref();
+        if s == "memory:" {
+            return Some(UpstreamTarget::Memory);
+        }
+        match s.trim_end_matches('/').parse::<Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some()
+                    && uri.query().is_none() =>
+            {
+                Some(UpstreamTarget::Http(uri))
+            }
+            _ => {
+                let msg = "expected \"memory:\" or an http(s) base URL such as \"http://127.0.0.1:3000/scim/v2\"";
+                self.problem(url.span(), key, msg);
+                None
+            }
+        }
+    }
+
+    fn credential(&mut self, token: &str, at: Range<usize>, key: &str) -> Option<HeaderValue> {
+        match HeaderValue::try_from(format!("Bearer {token}")) {
+            Ok(mut v) if !token.is_empty() => {
+                v.set_sensitive(true);
+                Some(v)
+            }
+            _ => {
+                self.problem(at, key, "the upstream token is empty or has characters a header cannot carry");
+                None
+            }
+        }
+    }
+
+    fn auth(&mut self, a: &RawAuth, ctx: &str, at: Range<usize>) -> AuthConfig {
+        let bearer = a.bearer.iter().enumerate().filter_map(|(i, b)| self.bearer(b, &format!("{ctx}: auth.bearer[{i}]"))).collect();
+        let mtls = a.mtls.as_ref().map(|m| MtlsRule { subject_cn: m.subject_cn.clone(), san: m.san.clone() });
+        if matches!(&mtls, Some(m) if m.subject_cn.is_empty() && m.san.is_empty()) {
+            self.problem(at.clone(), &format!("{ctx}: auth.mtls"), "list at least one subject_cn or san to accept");
+        }
+        if a.bearer.is_empty() && a.mtls.is_none() {
+            self.problem(at, &format!("{ctx}: auth"), "configure auth.bearer or auth.mtls: a tenant is never open to anyone");
+        }
+        AuthConfig { bearer, mtls }
+    }
+
+    fn bearer(&mut self, b: &RawBearer, key: &str) -> Option<BearerToken> {
+        let mut sha256 = [0u8; 32];
+        if hex::decode_to_slice(b.sha256.get_ref(), &mut sha256).is_err() {
+            let msg = "expected the token's SHA-256 as 64 hex characters (see `scimgate token new`)";
+            self.problem(b.sha256.span(), &format!("{key}.sha256"), msg);
+            return None;
+        }
+        let not_after = match &b.not_after {
+            None => None,
+            Some(t) => match OffsetDateTime::parse(t.get_ref(), &Rfc3339) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    let msg = "expected an RFC 3339 time such as \"2027-06-30T00:00:00Z\"";
+                    self.problem(t.span(), &format!("{key}.not_after"), msg);
+                    return None;
+                }
+            },
+        };
+        Some(BearerToken { sha256, not_after })
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

@@ -1,0 +1,20 @@
+//! scimgate: a SCIM 2.0 edge proxy. It stands in front of an application that speaks some SCIM,
+//! authenticates each tenant's identity provider, and forwards RFC 7644-clean requests to the
+//! application, answering every error as a SCIM Error.
+//!
+//! The modules follow the request's way through the proxy; `pipeline` calls them in order.
+#![forbid(unsafe_code)]
+
+pub mod listener; // 1. listen
+pub mod tenant; // 2. route
+pub mod auth; // 3. authenticate
+pub mod upstream; // 9. forward
+pub mod response; // 10. answer
+
+pub mod admin;
+pub mod app;
+pub mod certs;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod scim;

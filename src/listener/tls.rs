@@ -1,0 +1,93 @@
+//! TLS for the listener: the server certificate, ALPN (h2, http/1.1), optional client
+//! certificates verified against configured CAs, and the identity read from a client certificate.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::config::TlsFiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client CA setup: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// Who a verified client certificate names: what tenants' `auth.mtls` rules match against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub subject_cn: Vec<String>,
+    /// DNS names, URIs and e-mail addresses from the subject alternative names.
+    pub sans: Vec<String>,
+}
+
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = read_certs(&files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_error(&files.key, e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match &files.client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(read_certs(ca)?);
+            // Certificates are asked for but not demanded at the handshake: tenants that rely
+            // on bearer tokens share the listener, and `auth` enforces mTLS per tenant.
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(path, e))?;
+    if certs.is_empty() {
+        return Err(TlsError::File { path: path.display().to_string(), reason: "no PEM certificate in it".into() });
+    }
+    Ok(certs)
+}
+
+fn file_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
+    TlsError::File { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// Reads the names out of a certificate the TLS layer has already verified.
+pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<PeerIdentity> {
+    let (_, cert) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let subject_cn = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect();
+    let sans = match cert.subject_alternative_name() {
+        Ok(Some(ext)) => ext
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => Some((*s).to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(PeerIdentity { subject_cn, sans })
+}

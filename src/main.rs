@@ -1,0 +1,187 @@
+//! The `scimgate` command: run the proxy, check a configuration, make tokens and development
+//! certificates. The configuration is loaded and validated before any port is bound.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use scimgate::app::App;
+use scimgate::config::{Config, LogFormat, Route, UpstreamTarget};
+
+/// EX_CONFIG from sysexits(3): the configuration is wrong.
+const EXIT_BAD_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "scimgate", version, about = "A SCIM 2.0 edge proxy for identity providers and partial SCIM apps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy with a configuration file (exit 64 if the file is invalid)
+    Serve {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and explain what it sets up (exit 1 if invalid)
+    Check {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Make and hash tenant bearer tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Make certificates for development and tests
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a fresh random token once, with the SHA-256 that goes into the configuration
+    New,
+    /// Print the SHA-256 of a token read from standard input
+    Hash,
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write a development CA, a server certificate and a client certificate
+    Dev {
+        /// Folder to write ca.pem, server.pem/.key and client.pem/.key into
+        #[arg(long, default_value = "certs/dev")]
+        out: PathBuf,
+        /// A DNS name or IP address for the server certificate (repeatable)
+        #[arg(long = "server-name", default_values = ["localhost", "127.0.0.1"])]
+        server_names: Vec<String>,
+        /// The client certificate's subject CN (also its DNS SAN)
+        #[arg(long, default_value = "idp-client")]
+        client_cn: String,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve { config } => serve(config),
+        Command::Check { config } => check(config),
+        Command::Token(TokenCommand::New) => token_new(),
+        Command::Token(TokenCommand::Hash) => token_hash(),
+        Command::Certs(CertsCommand::Dev { out, server_names, client_cn }) => {
+            let names = scimgate::certs::DevNames { server_names: &server_names, client_cn: &client_cn };
+            match scimgate::certs::write_dev_certs(&out, &names) {
+                Ok(files) => {
+                    files.iter().for_each(|f| println!("wrote {f}"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(1, &format!("certs dev: {e}")),
+            }
+        }
+    }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("scimgate: {message}");
+    ExitCode::from(code)
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_BAD_CONFIG, &format!("invalid configuration\n{e}")),
+    };
+    init_logs(config.log.format, &config.log.level);
+    let app = match App::build(config) {
+        Ok(app) => app,
+        Err(e) => return fail(EXIT_BAD_CONFIG, &e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(1, &format!("cannot start the runtime: {e}")),
+    };
+    let listen = app.listen_addr();
+    match runtime.block_on(app.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, &format!("cannot serve on {listen} or the admin address: {e}")),
+    }
+}
+
+fn init_logs(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => return fail(1, &format!("invalid configuration\n{e}")),
+    };
+    println!("{}: valid", path.display());
+    explain(&config);
+    if let Err(e) = App::build(config) {
+        return fail(1, &e.to_string());
+    }
+    ExitCode::SUCCESS
+}
+
+fn explain(config: &Config) {
+    let s = &config.server;
+    let scheme = if s.tls.is_some() { "https" } else { "http" };
+    println!("  listen   {scheme}://{} (up to {} connections, bodies up to {} bytes)", s.listen, s.max_connections, s.max_body_bytes);
+    if let Some(tls) = s.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
+        println!("  mTLS     client certificates checked against {}", tls.display());
+    }
+    match config.admin {
+        Some(a) => println!("  admin    http://{a} (/healthz, /readyz)"),
+        None => println!("  admin    off"),
+    }
+    for t in &config.tenants {
+        let route = match &t.route {
+            Route::PathPrefix(p) => format!("path /{p}"),
+            Route::Host(h) => format!("host {h}"),
+        };
+        let upstream = match &t.upstream.target {
+            UpstreamTarget::Memory => "the embedded memory store".to_owned(),
+            UpstreamTarget::Http(u) => u.to_string(),
+        };
+        let expiring = t.auth.bearer.iter().filter(|b| b.not_after.is_some()).count();
+        let mtls = if t.auth.mtls.is_some() { ", client certificate required" } else { "" };
+        println!(
+            "  tenant   {}: {route} → {upstream}; {} bearer token(s), {expiring} with an expiry{mtls}",
+            t.id,
+            t.auth.bearer.len()
+        );
+    }
+}
+
+fn token_new() -> ExitCode {
+    let mut bytes = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        return fail(1, &format!("no randomness available: {e}"));
+    }
+    let token = format!("sgt_{}", hex::encode(bytes));
+    let hash = scimgate::auth::token_hash(&token);
+    println!("token:  {token}");
+    println!("sha256: {hash}");
+    println!();
+    println!("Give the token to the identity provider now: it is not stored anywhere.");
+    println!("Put its hash in the tenant's configuration:");
+    println!("  auth.bearer = [{{ sha256 = \"{hash}\" }}]");
+    ExitCode::SUCCESS
+}
+
+fn token_hash() -> ExitCode {
+    let mut token = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut token) {
+        return fail(1, &format!("reading the token from standard input: {e}"));
+    }
+    println!("{}", scimgate::auth::token_hash(token.trim()));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,236 @@
+//! Stage 10, answer: the upstream's answer on its way back. Success bodies stream through as
+//! they are; error answers that are not SCIM Errors (HTML pages, framework JSON, plain text,
+//! empty bodies) are rewritten into one (RFC 7644 §3.12), and the media type is made SCIM's.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use serde_json::{Map, Value};
+
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::{urn, MEDIA_TYPE};
+use crate::upstream::{headers, UpstreamBody};
+
+/// Every response body the proxy sends: the upstream's stream, or bytes it holds.
+pub type Body = Either<UpstreamBody, Full<Bytes>>;
+
+/// The largest upstream error body read for rewriting; past it, the text is not used.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Upstream text longer than this is not put in `detail`.
+const MAX_DETAIL: usize = 200;
+
+/// A response the proxy makes itself from bytes it holds.
+pub fn full(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The public side of the tenant's SCIM base, for `Location` headers that name the upstream.
+pub struct Answer<'a> {
+    pub upstream_base: Option<&'a str>,
+    pub public_base: &'a (dyn Fn() -> String + Sync),
+}
+
+pub async fn answer(mut response: Response<Body>, ctx: Answer<'_>) -> Response<Body> {
+    headers::strip_hop_by_hop(response.headers_mut());
+    rewrite_location(&mut response, &ctx);
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        return rewrite_error(response).await;
+    }
+    fix_media_type(response.headers_mut());
+    response
+}
+
+/// `application/json` from a legacy app becomes `application/scim+json`: Entra's validator
+/// aborts on the former (QUIRKS L3). The bytes are JSON either way.
+fn fix_media_type(headers: &mut http::HeaderMap) {
+    let is_plain_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json"));
+    if is_plain_json {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    }
+}
+
+fn rewrite_location(response: &mut Response<Body>, ctx: &Answer<'_>) {
+    let Some(upstream_base) = ctx.upstream_base else { return };
+    let Some(location) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()) else {
+        return;
+    };
+    if let Some(rest) = location.strip_prefix(upstream_base) {
+        let public = format!("{}{rest}", (ctx.public_base)());
+        if let Ok(v) = HeaderValue::try_from(public) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+}
+
+async fn rewrite_error(response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // An unreadable or oversized error body still yields a SCIM Error, just without its text.
+    let bytes = match Limited::new(body, MAX_ERROR_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    // An upstream 401 means the proxy's own upstream credential was refused: telling the IdP
+    // its token is wrong would send its operators the wrong way.
+    let status = match parts.status {
+        StatusCode::UNAUTHORIZED => StatusCode::BAD_GATEWAY,
+        s => s,
+    };
+    let doc = match parts.status {
+        StatusCode::UNAUTHORIZED => ScimError::new(502, "the application refused the proxy's upstream credential").to_json(),
+        _ => scim_error_body(status.as_u16(), content_type.as_deref(), &bytes),
+    };
+    parts.status = status;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::WWW_AUTHENTICATE);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    Response::from_parts(parts, Either::Right(Full::new(Bytes::from(doc))))
+}
+
+/// The SCIM Error body for an upstream error answer: a SCIM Error kept (with its `status`
+/// made the string RFC 7644 §3.12 asks for), anything else wrapped.
+pub fn scim_error_body(status: u16, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(doc)) if is_scim_error(&doc) => normalize_scim_error(status, doc),
+        Ok(Value::Object(doc)) => wrap(status, json_message(&doc)),
+        Ok(Value::String(s)) => wrap(status, Some(s.as_str())),
+        Ok(_) => wrap(status, None),
+        Err(_) if is_html(content_type, body) => wrap(status, None),
+        Err(_) => wrap(status, std::str::from_utf8(body).ok()),
+    }
+}
+
+fn is_scim_error(doc: &Map<String, Value>) -> bool {
+    doc.get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(urn::ERROR))))
+}
+
+fn normalize_scim_error(status: u16, mut doc: Map<String, Value>) -> Vec<u8> {
+    doc.insert("status".into(), Value::String(status.to_string()));
+    if !doc.contains_key("scimType") {
+        let text = doc.get("detail").and_then(Value::as_str).unwrap_or_default();
+        if let Some(t) = infer_scim_type(status, text) {
+            doc.insert("scimType".into(), Value::String(t.as_str().into()));
+        }
+    }
+    serde_json::to_vec(&doc).expect("a JSON object always serializes")
+}
+
+/// The message a framework put in its own error JSON, under the names they commonly use.
+fn json_message(doc: &Map<String, Value>) -> Option<&str> {
+    ["detail", "message", "error_description", "error", "title", "errorMessage"].iter().find_map(|k| match doc.get(*k)? {
+        Value::String(s) => Some(s.as_str()),
+        Value::Object(inner) => inner.get("message").and_then(Value::as_str),
+        _ => None,
+    })
+}
+
+fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html")) || body.trim_ascii_start().starts_with(b"<")
+}
+
+fn wrap(status: u16, text: Option<&str>) -> Vec<u8> {
+    let text = text.map(str::trim).filter(|t| usable_detail(t));
+    let detail = match text {
+        Some(t) => t.to_owned(),
+        None => {
+            let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error");
+            format!("the application answered {status} {reason}")
+        }
+    };
+    let error = ScimError { status, scim_type: infer_scim_type(status, text.unwrap_or_default()), detail };
+    error.to_json()
+}
+
+/// Only short, printable text is passed on: a stack trace or a page of markup helps no IdP
+/// operator and may leak internals.
+fn usable_detail(text: &str) -> bool {
+    !text.is_empty() && text.chars().count() <= MAX_DETAIL && !text.chars().any(char::is_control)
+}
+
+/// RFC 7644 §3.12's keywords where the status or the text makes the kind of failure plain.
+fn infer_scim_type(status: u16, text: &str) -> Option<ScimType> {
+    let text = text.to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    match status {
+        409 => Some(ScimType::Uniqueness),
+        400 if says(&["already exist", "duplicate", "not unique", "uniqueness"]) => Some(ScimType::Uniqueness),
+        400 if says(&["filter"]) => Some(ScimType::InvalidFilter),
+        400 if says(&["json", "syntax", "parse", "malformed"]) => Some(ScimType::InvalidSyntax),
+        400 if says(&["read-only", "readonly", "immutable"]) => Some(ScimType::Mutability),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(status: u16, ct: Option<&str>, body: &str) -> Value {
+        serde_json::from_slice(&scim_error_body(status, ct, body.as_bytes())).expect("valid JSON")
+    }
+
+    #[test]
+    fn framework_json_error_becomes_scim_error_with_uniqueness() {
+        let d = doc(409, Some("application/json"), r#"{"error":"user already exists","code":"DUPLICATE"}"#);
+        assert_eq!(d["schemas"][0], urn::ERROR);
+        assert_eq!(d["status"], "409");
+        assert_eq!(d["scimType"], "uniqueness");
+        assert_eq!(d["detail"], "user already exists");
+    }
+
+    #[test]
+    fn html_page_is_not_echoed() {
+        let d = doc(404, Some("text/html"), "<html><body><h1>404 Not Found</h1></body></html>");
+        assert_eq!(d["status"], "404");
+        assert_eq!(d["detail"], "the application answered 404 Not Found");
+    }
+
+    #[test]
+    fn short_plain_text_becomes_detail_and_long_text_does_not() {
+        assert_eq!(doc(400, Some("text/plain"), "bad request")["detail"], "bad request");
+        let long = "x".repeat(500);
+        assert_eq!(doc(500, None, &long)["detail"], "the application answered 500 Internal Server Error");
+        assert_eq!(doc(500, None, "line\u{7}bell")["detail"], "the application answered 500 Internal Server Error");
+    }
+
+    #[test]
+    fn empty_body_gets_a_default_detail() {
+        let d = doc(500, None, "");
+        assert_eq!(d["status"], "500");
+        assert_eq!(d["detail"], "the application answered 500 Internal Server Error");
+    }
+
+    #[test]
+    fn scim_error_with_integer_status_gets_string_status_and_inferred_type() {
+        // Okta's documentation shows `status` as a number; RFC 7644 §3.12 makes it a string.
+        let body = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":409,"detail":"taken"}"#;
+        let d = doc(409, Some("application/scim+json"), body);
+        assert_eq!(d["status"], "409");
+        assert_eq!(d["scimType"], "uniqueness");
+        assert_eq!(d["detail"], "taken");
+    }
+
+    #[test]
+    fn nested_framework_message_is_found() {
+        let d = doc(422, None, r#"{"error":{"code":42,"message":"userName is required"}}"#);
+        assert_eq!(d["detail"], "userName is required");
+        assert!(d.get("scimType").is_none());
+    }
+
+    #[test]
+    fn bad_request_texts_map_to_scim_types() {
+        assert_eq!(doc(400, None, r#"{"message":"Invalid filter expression"}"#)["scimType"], "invalidFilter");
+        assert_eq!(doc(400, None, "malformed JSON")["scimType"], "invalidSyntax");
+        assert_eq!(doc(400, None, "email already exists")["scimType"], "uniqueness");
+    }
+}

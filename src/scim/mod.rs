@@ -1,0 +1,11 @@
+//! The SCIM 2.0 protocol itself (RFC 7643, RFC 7644): resources, requests, errors, lists and
+//! the in-memory reference store. Nothing here knows about HTTP, sockets or tenants.
+
+pub mod error;
+#[path = "memory_stub.rs"]
+pub mod memory;
+pub mod request;
+pub mod urn;
+
+/// The media type of every SCIM message (RFC 7644 §3.1).
+pub const MEDIA_TYPE: &str = "application/scim+json";

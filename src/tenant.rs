@@ -1,0 +1,164 @@
+//! Stage 2, route: picks the one tenant a request belongs to, by `Host` (and TLS SNI) or by the
+//! first path segment, with two hash lookups whatever the number of tenants.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{AuthConfig, Route, TenantConfig};
+use crate::upstream::Upstream;
+
+/// A tenant as the pipeline uses it: compiled configuration plus its upstream handle.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: Arc<str>,
+    pub route: Route,
+    pub auth: AuthConfig,
+    pub upstream: Upstream,
+}
+
+/// The outcome of routing: the tenant, and how much of the path is its public prefix.
+pub struct Routed<'a> {
+    pub tenant: &'a Arc<Tenant>,
+    /// Length of the tenant's public path prefix (`/acme` in `/acme/Users/1`; 0 when the tenant
+    /// is routed by host). What follows it is the path below the upstream's base URL.
+    pub prefix_len: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouteError {
+    #[error("no tenant is served at this address")]
+    UnknownTenant,
+    #[error("the Host header does not match the TLS server name")]
+    Misdirected,
+}
+
+#[derive(Debug, Default)]
+pub struct Tenants {
+    by_host: HashMap<Box<str>, Arc<Tenant>>,
+    by_prefix: HashMap<Box<str>, Arc<Tenant>>,
+}
+
+impl Tenants {
+    pub fn new(tenants: impl IntoIterator<Item = Tenant>) -> Self {
+        let mut out = Self::default();
+        for t in tenants {
+            let key: Box<str> = match &t.route {
+                Route::Host(h) | Route::PathPrefix(h) => h.as_str().into(),
+            };
+            let map = match t.route {
+                Route::Host(_) => &mut out.by_host,
+                Route::PathPrefix(_) => &mut out.by_prefix,
+            };
+            map.insert(key, Arc::new(t));
+        }
+        out
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.by_host.values().chain(self.by_prefix.values())
+    }
+
+    /// Routes by host first (when any tenant is host-routed), then by the first path segment.
+    /// Under TLS, a Host that differs from the SNI name is refused (RFC 9110 §7.4, 421), so a
+    /// connection made for one tenant cannot be used to reach another.
+    pub fn route(
+        &self,
+        host: Option<&str>,
+        sni: Option<&str>,
+        path: &str,
+    ) -> Result<Routed<'_>, RouteError> {
+        let host = host.map(strip_port);
+        if let (Some(h), Some(s)) = (host, sni) {
+            if !h.eq_ignore_ascii_case(s) {
+                return Err(RouteError::Misdirected);
+            }
+        }
+        if let Some(tenant) = host.and_then(|h| self.lookup_host(h)) {
+            return Ok(Routed { tenant, prefix_len: 0 });
+        }
+        let trimmed = path.strip_prefix('/').unwrap_or(path);
+        let segment = trimmed.split('/').next().unwrap_or_default();
+        let tenant = self.by_prefix.get(segment).ok_or(RouteError::UnknownTenant)?;
+        Ok(Routed { tenant, prefix_len: path.len() - trimmed.len() + segment.len() })
+    }
+
+    fn lookup_host(&self, host: &str) -> Option<&Arc<Tenant>> {
+        if self.by_host.is_empty() {
+            return None;
+        }
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.by_host.get(host.to_ascii_lowercase().as_str());
+        }
+        self.by_host.get(host)
+    }
+}
+
+/// `example.com:8443` → `example.com`; `[::1]:8443` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
+}
+
+impl Tenant {
+    pub fn from_config(cfg: TenantConfig, upstream: Upstream) -> Self {
+        Self { id: cfg.id, route: cfg.route, auth: cfg.auth, upstream }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenants() -> Tenants {
+        let t = |id: &str, route: Route| Tenant {
+            id: id.into(),
+            route,
+            auth: AuthConfig::default(),
+            upstream: Upstream::memory(),
+        };
+        Tenants::new([
+            t("acme", Route::PathPrefix("acme".into())),
+            t("globex", Route::Host("globex.scim.test".into())),
+        ])
+    }
+
+    #[test]
+    fn path_prefix_routes_and_strips_the_segment() {
+        let ts = tenants();
+        let path = "/acme/Users/1";
+        let r = ts.route(Some("proxy:8443"), None, path).expect("routed");
+        assert_eq!((&*r.tenant.id, &path[r.prefix_len..]), ("acme", "/Users/1"));
+        let r = ts.route(None, None, "/acme").expect("routed");
+        assert_eq!(r.prefix_len, "/acme".len());
+    }
+
+    #[test]
+    fn host_routes_whole_path_case_insensitively() {
+        let ts = tenants();
+        let r = ts.route(Some("Globex.SCIM.test:443"), None, "/Users").expect("routed");
+        assert_eq!((&*r.tenant.id, r.prefix_len), ("globex", 0));
+    }
+
+    #[test]
+    fn unknown_prefix_and_prefix_lookalikes_are_refused() {
+        let ts = tenants();
+        assert_eq!(ts.route(None, None, "/other/Users").err(), Some(RouteError::UnknownTenant));
+        assert_eq!(ts.route(None, None, "/acmecorp/Users").err(), Some(RouteError::UnknownTenant));
+        assert_eq!(ts.route(None, None, "/").err(), Some(RouteError::UnknownTenant));
+    }
+
+    #[test]
+    fn host_that_differs_from_sni_is_misdirected() {
+        let ts = tenants();
+        let r = ts.route(Some("globex.scim.test"), Some("other.scim.test"), "/Users");
+        assert_eq!(r.err(), Some(RouteError::Misdirected));
+    }
+
+    #[test]
+    fn ipv6_host_keeps_its_brackets() {
+        assert_eq!(strip_port("[::1]:8443"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}

@@ -1,0 +1,98 @@
+//! The pooled HTTP(S) clients that carry requests upstream. Tenants with the same trust roots
+//! and connect timeout share one client, and so one connection pool per upstream host.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("upstream CA file {path}: {reason}")]
+    Ca { path: PathBuf, reason: String },
+    #[error("TLS client setup: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Builds clients on demand and hands out the same one for the same settings.
+#[derive(Default)]
+pub struct Clients {
+    built: HashMap<(Option<PathBuf>, Duration), HttpClient>,
+    native_roots: Option<Arc<RootCertStore>>,
+}
+
+impl Clients {
+    pub fn get(&mut self, ca: Option<&Path>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+        let key = (ca.map(Path::to_owned), connect_timeout);
+        if let Some(client) = self.built.get(&key) {
+            return Ok(client.clone());
+        }
+        let roots = match ca {
+            Some(path) => Arc::new(roots_from_file(path)?),
+            None => self.native_roots.get_or_insert_with(|| Arc::new(native_roots())).clone(),
+        };
+        let client = build(roots, connect_timeout)?;
+        self.built.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+fn build(roots: Arc<RootCertStore>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(https))
+}
+
+fn roots_from_file(path: &Path) -> Result<RootCertStore, ClientError> {
+    let err = |reason: String| ClientError::Ca { path: path.to_owned(), reason };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(err("no usable certificate in it".into()));
+    }
+    Ok(roots)
+}
+
+/// The system's trust store. Unreadable entries are skipped: one bad file in /etc/ssl must
+/// not stop the proxy from reaching upstreams whose CA is fine.
+fn native_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "skipping an unreadable system CA certificate");
+    }
+    roots.add_parsable_certificates(found.certs);
+    roots
+}

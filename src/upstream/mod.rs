@@ -1,0 +1,170 @@
+//! Stage 9, forward: carries the request to the tenant's upstream (a pooled HTTP(S) client, or
+//! the embedded memory store) within the tenant's deadline, and classifies what went wrong.
+
+mod body;
+mod client;
+pub mod headers;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body_util::{Either, Full};
+use tokio::time::Instant;
+
+pub use body::{BodyTimeout, BoxError, UpstreamBody};
+pub use client::{ClientError, Clients, HttpClient};
+pub use headers::Forwarded;
+
+use crate::config::{UpstreamConfig, UpstreamTarget};
+use crate::response::Body;
+use crate::scim::memory::{MemoryStore, StoreRequest};
+use crate::scim::{self, request::Method as ScimMethod};
+
+/// Where one tenant's requests go.
+#[derive(Debug)]
+pub enum Upstream {
+    Http(HttpUpstream),
+    Memory(MemoryStore),
+}
+
+pub struct HttpUpstream {
+    /// `scheme://authority/base-path`, no trailing slash: the request's path is appended.
+    base: Box<str>,
+    authority: http::uri::Authority,
+    https: bool,
+    client: HttpClient,
+    credential: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpUpstream").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the application could not be reached")]
+    Unavailable(#[source] BoxError),
+    #[error("the application did not answer within {}s", .0.as_secs_f32())]
+    Timeout(Duration),
+    #[error("the application broke off the exchange")]
+    Broken(#[source] BoxError),
+    #[error("the request path cannot be sent upstream")]
+    BadPath(#[source] http::uri::InvalidUri),
+}
+
+/// What the forward stage needs besides the request itself.
+pub struct Outbound<'a> {
+    /// The path below the tenant's base, with its query: `/Users?startIndex=1`.
+    pub path_and_query: &'a str,
+    /// The public base URL of the tenant's SCIM endpoint, for resources' `meta.location`.
+    pub public_base: &'a str,
+    pub forwarded: Forwarded<'a>,
+}
+
+impl Upstream {
+    pub fn build(cfg: &UpstreamConfig, clients: &mut Clients) -> Result<Self, ClientError> {
+        let base = match &cfg.target {
+            UpstreamTarget::Memory => return Ok(Self::memory()),
+            UpstreamTarget::Http(uri) => uri,
+        };
+        Ok(Self::Http(HttpUpstream {
+            base: base.to_string().trim_end_matches('/').into(),
+            authority: base.authority().expect("validated: an http(s) URL has an authority").clone(),
+            https: base.scheme_str() == Some("https"),
+            client: clients.get(cfg.ca.as_deref(), cfg.connect_timeout)?,
+            credential: cfg.credential.clone(),
+            timeout: cfg.timeout,
+        }))
+    }
+
+    pub fn memory() -> Self {
+        Self::Memory(MemoryStore::new())
+    }
+
+    /// The upstream's base URL, to recognise its own `Location` headers.
+    pub fn base_url(&self) -> Option<&str> {
+        match self {
+            Self::Http(up) => Some(&up.base),
+            Self::Memory(_) => None,
+        }
+    }
+
+    /// `host:port` to probe for readiness; `None` for the in-process store, which is always up.
+    pub fn probe_address(&self) -> Option<String> {
+        let Self::Http(up) = self else { return None };
+        let port = up.authority.port_u16().unwrap_or(if up.https { 443 } else { 80 });
+        Some(format!("{}:{port}", up.authority.host()))
+    }
+
+    pub async fn forward(
+        &self,
+        parts: http::request::Parts,
+        body: Bytes,
+        out: Outbound<'_>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        match self {
+            Self::Http(up) => up.forward(parts, body, out).await,
+            Self::Memory(store) => Ok(memory_forward(store, &parts.method, body, &out)),
+        }
+    }
+}
+
+impl HttpUpstream {
+    async fn forward(
+        &self,
+        mut parts: http::request::Parts,
+        body: Bytes,
+        out: Outbound<'_>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let uri = format!("{}{}", self.base, out.path_and_query);
+        parts.uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
+        // The client picks HTTP/1.1 or h2 per connection; the client side's version is not ours.
+        parts.version = Version::HTTP_11;
+        headers::prepare_request(&mut parts.headers, self.credential.as_ref(), &out.forwarded);
+        let request = Request::from_parts(parts, Full::new(body));
+        let deadline = Instant::now() + self.timeout;
+        let response = tokio::time::timeout_at(deadline, self.client.request(request))
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+            .map_err(|e| {
+                if e.is_connect() {
+                    UpstreamError::Unavailable(e.into())
+                } else {
+                    UpstreamError::Broken(e.into())
+                }
+            })?;
+        Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline))))
+    }
+}
+
+/// Hands the request to the in-process store and turns its answer into an HTTP response.
+fn memory_forward(store: &MemoryStore, method: &Method, body: Bytes, out: &Outbound<'_>) -> Response<Body> {
+    let (path, query) = match out.path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (out.path_and_query, None),
+    };
+    let answer = match ScimMethod::parse(method.as_str()) {
+        Some(method) => store.handle(&StoreRequest { method, path, query, body: &body, base_url: out.public_base }),
+        None => {
+            let e = scim::error::ScimError::new(405, format!("{method} is not a SCIM method"));
+            scim::memory::StoreResponse { status: 405, body: e.to_json(), location: None, etag: None }
+        }
+    };
+    let mut response = Response::builder().status(answer.status);
+    if !answer.body.is_empty() {
+        response = response.header(header::CONTENT_TYPE, scim::MEDIA_TYPE);
+    }
+    if let Some(location) = answer.location.and_then(|l| HeaderValue::try_from(l).ok()) {
+        response = response.header(header::LOCATION, location);
+    }
+    if let Some(etag) = answer.etag.and_then(|e| HeaderValue::try_from(e).ok()) {
+        response = response.header(header::ETAG, etag);
+    }
+    response
+        .body(Either::Right(Full::new(Bytes::from(answer.body))))
+        .expect("status and headers were validated above")
+}
