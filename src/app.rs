@@ -35,12 +35,21 @@ impl App {
     /// Everything that can fail from the configuration's content happens here, before any
     /// port is bound.
     pub fn build(mut config: Config) -> Result<Self, BuildError> {
-        let tls = config.server.tls.as_ref().map(listener::server_config).transpose()?;
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(listener::server_config)
+            .transpose()?;
         let mut clients = Clients::default();
         let mut tenants = Vec::with_capacity(config.tenants.len());
         for cfg in std::mem::take(&mut config.tenants) {
-            let upstream = Upstream::build(&cfg.upstream, &mut clients)
-                .map_err(|source| BuildError::Upstream { tenant: cfg.id.to_string(), source })?;
+            let upstream = Upstream::build(&cfg.upstream, &mut clients).map_err(|source| {
+                BuildError::Upstream {
+                    tenant: cfg.id.to_string(),
+                    source,
+                }
+            })?;
             tenants.push(Tenant::from_config(cfg, upstream));
         }
         let proxy = Proxy {
@@ -48,7 +57,11 @@ impl App {
             max_body_bytes: config.server.max_body_bytes,
             read_timeout: config.server.read_timeout,
         };
-        Ok(Self { config, proxy: Arc::new(proxy), tls })
+        Ok(Self {
+            config,
+            proxy: Arc::new(proxy),
+            tls,
+        })
     }
 
     pub async fn run(self) -> std::io::Result<()> {
@@ -68,14 +81,25 @@ impl App {
         );
         let (stop, stopped) = watch::channel(false);
         if let Some(admin) = admin {
-            tokio::spawn(crate::admin::serve(admin, self.proxy.clone(), stopped.clone()));
+            tokio::spawn(crate::admin::serve(
+                admin,
+                self.proxy.clone(),
+                stopped.clone(),
+            ));
         }
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: no new connections, finishing requests in flight");
             let _ = stop.send(true);
         });
-        listener::serve(listener, self.tls.clone(), self.proxy.clone(), server, stopped).await;
+        listener::serve(
+            listener,
+            self.tls.clone(),
+            self.proxy.clone(),
+            server,
+            stopped,
+        )
+        .await;
         Ok(())
     }
 

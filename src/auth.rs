@@ -42,7 +42,11 @@ pub fn authenticate(
     Ok(())
 }
 
-fn check_bearer(auth: &AuthConfig, header: Option<&[u8]>, now: OffsetDateTime) -> Result<(), AuthError> {
+fn check_bearer(
+    auth: &AuthConfig,
+    header: Option<&[u8]>,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
     let header = header.ok_or(AuthError::MissingToken)?;
     let token = bearer_token(header).ok_or(AuthError::NotBearer)?;
     let digest: [u8; 32] = Sha256::digest(token).into();
@@ -73,7 +77,10 @@ fn bearer_token(header: &[u8]) -> Option<&[u8]> {
 
 fn check_certificate(rule: &MtlsRule, peer: Option<&PeerIdentity>) -> Result<(), AuthError> {
     let peer = peer.ok_or(AuthError::MissingCertificate)?;
-    let cn_ok = peer.subject_cn.iter().any(|cn| rule.subject_cn.contains(cn));
+    let cn_ok = peer
+        .subject_cn
+        .iter()
+        .any(|cn| rule.subject_cn.contains(cn));
     let san_ok = peer.sans.iter().any(|san| rule.san.contains(san));
     if cn_ok || san_ok {
         Ok(())
@@ -116,35 +123,77 @@ mod tests {
     #[test]
     fn a_token_past_not_after_is_expired() {
         let auth = tenant(&[("t", Some(datetime!(2026-11-01 0:00 UTC)))]);
-        assert_eq!(authenticate(&auth, Some(b"Bearer t"), None, NOW), Err(AuthError::ExpiredToken));
+        assert_eq!(
+            authenticate(&auth, Some(b"Bearer t"), None, NOW),
+            Err(AuthError::ExpiredToken)
+        );
     }
 
     #[test]
     fn missing_wrong_and_non_bearer_headers_are_refused() {
         let auth = tenant(&[("t", None)]);
-        assert_eq!(authenticate(&auth, None, None, NOW), Err(AuthError::MissingToken));
-        assert_eq!(authenticate(&auth, Some(b"Bearer x"), None, NOW), Err(AuthError::UnknownToken));
-        assert_eq!(authenticate(&auth, Some(b"Basic dDp0"), None, NOW), Err(AuthError::NotBearer));
-        assert_eq!(authenticate(&auth, Some(b"Bearer "), None, NOW), Err(AuthError::NotBearer));
-        assert_eq!(authenticate(&auth, Some(b"Bearert"), None, NOW), Err(AuthError::NotBearer));
+        assert_eq!(
+            authenticate(&auth, None, None, NOW),
+            Err(AuthError::MissingToken)
+        );
+        assert_eq!(
+            authenticate(&auth, Some(b"Bearer x"), None, NOW),
+            Err(AuthError::UnknownToken)
+        );
+        assert_eq!(
+            authenticate(&auth, Some(b"Basic dDp0"), None, NOW),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            authenticate(&auth, Some(b"Bearer "), None, NOW),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            authenticate(&auth, Some(b"Bearert"), None, NOW),
+            Err(AuthError::NotBearer)
+        );
     }
 
     #[test]
     fn certificate_must_match_a_listed_cn_or_san() {
-        let rule = MtlsRule { subject_cn: vec!["okta".into()], san: vec!["idp.example".into()] };
-        let auth = AuthConfig { bearer: vec![], mtls: Some(rule) };
-        let by_cn = PeerIdentity { subject_cn: vec!["okta".into()], sans: vec![] };
-        let by_san = PeerIdentity { subject_cn: vec![], sans: vec!["idp.example".into()] };
-        let other = PeerIdentity { subject_cn: vec!["entra".into()], sans: vec![] };
+        let rule = MtlsRule {
+            subject_cn: vec!["okta".into()],
+            san: vec!["idp.example".into()],
+        };
+        let auth = AuthConfig {
+            bearer: vec![],
+            mtls: Some(rule),
+        };
+        let by_cn = PeerIdentity {
+            subject_cn: vec!["okta".into()],
+            sans: vec![],
+        };
+        let by_san = PeerIdentity {
+            subject_cn: vec![],
+            sans: vec!["idp.example".into()],
+        };
+        let other = PeerIdentity {
+            subject_cn: vec!["entra".into()],
+            sans: vec![],
+        };
         assert_eq!(authenticate(&auth, None, Some(&by_cn), NOW), Ok(()));
         assert_eq!(authenticate(&auth, None, Some(&by_san), NOW), Ok(()));
-        assert_eq!(authenticate(&auth, None, Some(&other), NOW), Err(AuthError::CertificateNotAllowed));
-        assert_eq!(authenticate(&auth, None, None, NOW), Err(AuthError::MissingCertificate));
+        assert_eq!(
+            authenticate(&auth, None, Some(&other), NOW),
+            Err(AuthError::CertificateNotAllowed)
+        );
+        assert_eq!(
+            authenticate(&auth, None, None, NOW),
+            Err(AuthError::MissingCertificate)
+        );
     }
 
     #[test]
     fn token_hash_is_lowercase_hex_sha256() {
         // SHA-256("test"), a well-known vector.
-        assert_eq!(token_hash("test"), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+        assert_eq!(
+            token_hash("test"),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
     }
 }

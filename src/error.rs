@@ -7,6 +7,7 @@ use http::{Response, StatusCode};
 use crate::auth::AuthError;
 use crate::response::{self, Body};
 use crate::scim::error::{ScimError, ScimType};
+use crate::scim::json::JsonError;
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
 use crate::upstream::UpstreamError;
@@ -28,8 +29,8 @@ pub enum ProxyError {
     BodyTimeout,
     #[error("the request body could not be read")]
     BodyRead(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("the request body is not valid JSON: {0}")]
-    InvalidJson(#[source] serde_json::Error),
+    #[error(transparent)]
+    InvalidJson(#[from] JsonError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("the proxy has reached its connection limit")]
@@ -45,7 +46,9 @@ impl ProxyError {
             Self::DotSegments | Self::InvalidJson(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Upstream(UpstreamError::Unavailable(_)) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream(UpstreamError::Unavailable(_)) | Self::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(UpstreamError::Broken(_)) => StatusCode::BAD_GATEWAY,
             Self::Upstream(UpstreamError::BadPath(_)) => StatusCode::BAD_REQUEST,
@@ -55,7 +58,9 @@ impl ProxyError {
     fn scim_type(&self) -> Option<ScimType> {
         match self {
             Self::InvalidJson(_) => Some(ScimType::InvalidSyntax),
-            Self::DotSegments | Self::Upstream(UpstreamError::BadPath(_)) => Some(ScimType::InvalidPath),
+            Self::DotSegments | Self::Upstream(UpstreamError::BadPath(_)) => {
+                Some(ScimType::InvalidPath)
+            }
             _ => None,
         }
     }
@@ -71,17 +76,27 @@ impl ProxyError {
 /// error's `Display`); causes stay in the log.
 pub fn respond(err: &ProxyError) -> Response<Body> {
     let status = err.status();
-    let doc = ScimError { status: status.as_u16(), scim_type: err.scim_type(), detail: err.to_string() };
+    let doc = ScimError {
+        status: status.as_u16(),
+        scim_type: err.scim_type(),
+        detail: err.to_string(),
+    };
     let mut response = response::full(status, MEDIA_TYPE, doc.to_json());
     let headers = response.headers_mut();
     match err {
         // RFC 6750 §3: a bearer-protected resource names its scheme when it refuses.
         ProxyError::Auth(_) => {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scim\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"scim\""),
+            );
         }
         // Transient: tell the IdP when to retry (RFC 9110 §10.2.3).
         ProxyError::Upstream(UpstreamError::Unavailable(_)) | ProxyError::Overloaded => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         ProxyError::BodyTooLarge { .. } | ProxyError::BodyTimeout => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -105,15 +120,21 @@ mod tests {
 
     #[test]
     fn upstream_down_is_503_with_retry_after() {
-        let r = respond(&ProxyError::Upstream(UpstreamError::Unavailable("refused".into())));
+        let r = respond(&ProxyError::Upstream(UpstreamError::Unavailable(
+            "refused".into(),
+        )));
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["retry-after"], RETRY_AFTER_SECS);
     }
 
     #[test]
     fn upstream_timeout_is_504_and_broken_is_502() {
-        let timeout = ProxyError::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(2)));
+        let timeout =
+            ProxyError::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(2)));
         assert_eq!(respond(&timeout).status(), 504);
-        assert_eq!(respond(&ProxyError::Upstream(UpstreamError::Broken("reset".into()))).status(), 502);
+        assert_eq!(
+            respond(&ProxyError::Upstream(UpstreamError::Broken("reset".into()))).status(),
+            502
+        );
     }
 }

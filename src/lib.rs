@@ -5,11 +5,11 @@
 //! The modules follow the request's way through the proxy; `pipeline` calls them in order.
 #![forbid(unsafe_code)]
 
-pub mod listener; // 1. listen
-pub mod tenant; // 2. route
 pub mod auth; // 3. authenticate
-pub mod upstream; // 9. forward
-pub mod response; // 10. answer
+pub mod listener; // 1. listen
+pub mod response;
+pub mod tenant; // 2. route
+pub mod upstream; // 9. forward // 10. answer
 
 pub mod admin;
 pub mod app;

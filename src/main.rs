@@ -13,7 +13,11 @@ use scimgate::config::{Config, LogFormat, Route, UpstreamTarget};
 const EXIT_BAD_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "scimgate", version, about = "A SCIM 2.0 edge proxy for identity providers and partial SCIM apps")]
+#[command(
+    name = "scimgate",
+    version,
+    about = "A SCIM 2.0 edge proxy for identity providers and partial SCIM apps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,9 +61,9 @@ enum CertsCommand {
         /// A DNS name or IP address for the server certificate (repeatable)
         #[arg(long = "server-name", default_values = ["localhost", "127.0.0.1"])]
         server_names: Vec<String>,
-        /// The client certificate's subject CN (also its DNS SAN)
-        #[arg(long, default_value = "idp-client")]
-        client_cn: String,
+        /// A client certificate's subject CN, also its DNS SAN (repeatable)
+        #[arg(long = "client-cn", default_values = ["idp-client"])]
+        client_cns: Vec<String>,
     },
 }
 
@@ -69,8 +73,15 @@ fn main() -> ExitCode {
         Command::Check { config } => check(config),
         Command::Token(TokenCommand::New) => token_new(),
         Command::Token(TokenCommand::Hash) => token_hash(),
-        Command::Certs(CertsCommand::Dev { out, server_names, client_cn }) => {
-            let names = scimgate::certs::DevNames { server_names: &server_names, client_cn: &client_cn };
+        Command::Certs(CertsCommand::Dev {
+            out,
+            server_names,
+            client_cns,
+        }) => {
+            let names = scimgate::certs::DevNames {
+                server_names: &server_names,
+                client_cns: &client_cns,
+            };
             match scimgate::certs::write_dev_certs(&out, &names) {
                 Ok(files) => {
                     files.iter().for_each(|f| println!("wrote {f}"));
@@ -97,14 +108,20 @@ fn serve(path: PathBuf) -> ExitCode {
         Ok(app) => app,
         Err(e) => return fail(EXIT_BAD_CONFIG, &e.to_string()),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(1, &format!("cannot start the runtime: {e}")),
     };
     let listen = app.listen_addr();
     match runtime.block_on(app.run()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(1, &format!("cannot serve on {listen} or the admin address: {e}")),
+        Err(e) => fail(
+            1,
+            &format!("cannot serve on {listen} or the admin address: {e}"),
+        ),
     }
 }
 
@@ -134,9 +151,15 @@ fn check(path: PathBuf) -> ExitCode {
 fn explain(config: &Config) {
     let s = &config.server;
     let scheme = if s.tls.is_some() { "https" } else { "http" };
-    println!("  listen   {scheme}://{} (up to {} connections, bodies up to {} bytes)", s.listen, s.max_connections, s.max_body_bytes);
+    println!(
+        "  listen   {scheme}://{} (up to {} connections, bodies up to {} bytes)",
+        s.listen, s.max_connections, s.max_body_bytes
+    );
     if let Some(tls) = s.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
-        println!("  mTLS     client certificates checked against {}", tls.display());
+        println!(
+            "  mTLS     client certificates checked against {}",
+            tls.display()
+        );
     }
     match config.admin {
         Some(a) => println!("  admin    http://{a} (/healthz, /readyz)"),
@@ -151,8 +174,17 @@ fn explain(config: &Config) {
             UpstreamTarget::Memory => "the embedded memory store".to_owned(),
             UpstreamTarget::Http(u) => u.to_string(),
         };
-        let expiring = t.auth.bearer.iter().filter(|b| b.not_after.is_some()).count();
-        let mtls = if t.auth.mtls.is_some() { ", client certificate required" } else { "" };
+        let expiring = t
+            .auth
+            .bearer
+            .iter()
+            .filter(|b| b.not_after.is_some())
+            .count();
+        let mtls = if t.auth.mtls.is_some() {
+            ", client certificate required"
+        } else {
+            ""
+        };
         println!(
             "  tenant   {}: {route} → {upstream}; {} bearer token(s), {expiring} with an expiry{mtls}",
             t.id,

@@ -19,7 +19,7 @@ use crate::response::{self, Answer, Body};
 use crate::tenant::Tenants;
 use crate::upstream::headers::X_REQUEST_ID;
 use crate::upstream::{Forwarded, Outbound, Upstream};
-use crate::auth;
+use crate::{auth, scim};
 
 /// Everything a request needs that outlives it: the routed tenants and the request limits.
 #[derive(Debug)]
@@ -47,7 +47,9 @@ pub async fn handle(proxy: &Proxy, conn: &ConnInfo, req: Request<Incoming>) -> R
             error::respond(&e)
         }
     };
-    response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, request_id.clone());
     // The path only: a query can carry filter values such as e-mail addresses.
     tracing::info!(
         request_id = request_id.to_str().unwrap_or_default(),
@@ -82,8 +84,16 @@ async fn run(
     *tenant_id = Some(tenant.id.clone());
 
     // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
-    let authorization = parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    auth::authenticate(&tenant.auth, authorization, conn.peer(), OffsetDateTime::now_utc())?;
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    auth::authenticate(
+        &tenant.auth,
+        authorization,
+        conn.peer(),
+        OffsetDateTime::now_utc(),
+    )?;
 
     // 5. classify. Dot segments could climb out of the upstream's base path once it
     // normalizes them (RFC 3986 §5.2.4), so they never leave the proxy.
@@ -92,7 +102,7 @@ async fn run(
     }
     let body = read_body(body, &parts.headers, proxy).await?;
     if !body.is_empty() {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(ProxyError::InvalidJson)?;
+        scim::json::check(&body)?;
     }
 
     // 9. forward, then 10. answer.
@@ -115,18 +125,27 @@ async fn run(
         forwarded,
     };
     let response = tenant.upstream.forward(parts, body, out).await?;
-    let answer = Answer { upstream_base: tenant.upstream.base_url(), public_base: &public_base };
+    let answer = Answer {
+        upstream_base: tenant.upstream.base_url(),
+        public_base: &public_base,
+    };
     Ok(response::answer(response, answer).await)
 }
 
 /// Reads a request body whole, within the size limit and the read timeout. SCIM bodies are
 /// small JSON documents that later stages parse; the bytes are forwarded as they came.
-async fn read_body(body: Incoming, headers: &HeaderMap, proxy: &Proxy) -> Result<Bytes, ProxyError> {
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    proxy: &Proxy,
+) -> Result<Bytes, ProxyError> {
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
     let limit = proxy.max_body_bytes;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ProxyError::BodyTooLarge { limit });
     }
@@ -175,7 +194,8 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         u32::from_ne_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::try_from(format!("{seed:08x}-{n:012x}")).expect("hex digits are a valid header value")
+    HeaderValue::try_from(format!("{seed:08x}-{n:012x}"))
+        .expect("hex digits are a valid header value")
 }
 
 #[cfg(test)]
@@ -184,7 +204,14 @@ mod tests {
 
     #[test]
     fn dot_segments_are_found_plain_and_encoded() {
-        for path in ["/..", "/Users/../x", "/./Users", "/%2e%2E/x", "/.%2e", "/%2E"] {
+        for path in [
+            "/..",
+            "/Users/../x",
+            "/./Users",
+            "/%2e%2E/x",
+            "/.%2e",
+            "/%2E",
+        ] {
             assert!(has_dot_segment(path), "{path}");
         }
         for path in ["/Users", "/Users/a.b", "/...", "/Users/..x", ""] {

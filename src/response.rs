@@ -24,7 +24,8 @@ const MAX_DETAIL: usize = 200;
 pub fn full(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -51,15 +52,27 @@ fn fix_media_type(headers: &mut http::HeaderMap) {
     let is_plain_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json"));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
     if is_plain_json {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
     }
 }
 
 fn rewrite_location(response: &mut Response<Body>, ctx: &Answer<'_>) {
-    let Some(upstream_base) = ctx.upstream_base else { return };
-    let Some(location) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()) else {
+    let Some(upstream_base) = ctx.upstream_base else {
+        return;
+    };
+    let Some(location) = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+    else {
         return;
     };
     if let Some(rest) = location.strip_prefix(upstream_base) {
@@ -72,7 +85,11 @@ fn rewrite_location(response: &mut Response<Body>, ctx: &Answer<'_>) {
 
 async fn rewrite_error(response: Response<Body>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // An unreadable or oversized error body still yields a SCIM Error, just without its text.
     let bytes = match Limited::new(body, MAX_ERROR_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -85,13 +102,19 @@ async fn rewrite_error(response: Response<Body>) -> Response<Body> {
         s => s,
     };
     let doc = match parts.status {
-        StatusCode::UNAUTHORIZED => ScimError::new(502, "the application refused the proxy's upstream credential").to_json(),
+        StatusCode::UNAUTHORIZED => ScimError::new(
+            502,
+            "the application refused the proxy's upstream credential",
+        )
+        .to_json(),
         _ => scim_error_body(status.as_u16(), content_type.as_deref(), &bytes),
     };
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::WWW_AUTHENTICATE);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
     Response::from_parts(parts, Either::Right(Full::new(Bytes::from(doc))))
 }
 
@@ -111,13 +134,21 @@ pub fn scim_error_body(status: u16, content_type: Option<&str>, body: &[u8]) -> 
 fn is_scim_error(doc: &Map<String, Value>) -> bool {
     doc.get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(urn::ERROR))))
+        .is_some_and(|s| {
+            s.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(urn::ERROR))
+            })
+        })
 }
 
 fn normalize_scim_error(status: u16, mut doc: Map<String, Value>) -> Vec<u8> {
     doc.insert("status".into(), Value::String(status.to_string()));
     if !doc.contains_key("scimType") {
-        let text = doc.get("detail").and_then(Value::as_str).unwrap_or_default();
+        let text = doc
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if let Some(t) = infer_scim_type(status, text) {
             doc.insert("scimType".into(), Value::String(t.as_str().into()));
         }
@@ -127,7 +158,16 @@ fn normalize_scim_error(status: u16, mut doc: Map<String, Value>) -> Vec<u8> {
 
 /// The message a framework put in its own error JSON, under the names they commonly use.
 fn json_message(doc: &Map<String, Value>) -> Option<&str> {
-    ["detail", "message", "error_description", "error", "title", "errorMessage"].iter().find_map(|k| match doc.get(*k)? {
+    [
+        "detail",
+        "message",
+        "error_description",
+        "error",
+        "title",
+        "errorMessage",
+    ]
+    .iter()
+    .find_map(|k| match doc.get(*k)? {
         Value::String(s) => Some(s.as_str()),
         Value::Object(inner) => inner.get("message").and_then(Value::as_str),
         _ => None,
@@ -135,7 +175,8 @@ fn json_message(doc: &Map<String, Value>) -> Option<&str> {
 }
 
 fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html")) || body.trim_ascii_start().starts_with(b"<")
+    content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html"))
+        || body.trim_ascii_start().starts_with(b"<")
 }
 
 fn wrap(status: u16, text: Option<&str>) -> Vec<u8> {
@@ -143,11 +184,18 @@ fn wrap(status: u16, text: Option<&str>) -> Vec<u8> {
     let detail = match text {
         Some(t) => t.to_owned(),
         None => {
-            let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error");
+            let reason = StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("error");
             format!("the application answered {status} {reason}")
         }
     };
-    let error = ScimError { status, scim_type: infer_scim_type(status, text.unwrap_or_default()), detail };
+    let error = ScimError {
+        status,
+        scim_type: infer_scim_type(status, text.unwrap_or_default()),
+        detail,
+    };
     error.to_json()
 }
 
@@ -163,7 +211,9 @@ fn infer_scim_type(status: u16, text: &str) -> Option<ScimType> {
     let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
     match status {
         409 => Some(ScimType::Uniqueness),
-        400 if says(&["already exist", "duplicate", "not unique", "uniqueness"]) => Some(ScimType::Uniqueness),
+        400 if says(&["already exist", "duplicate", "not unique", "uniqueness"]) => {
+            Some(ScimType::Uniqueness)
+        }
         400 if says(&["filter"]) => Some(ScimType::InvalidFilter),
         400 if says(&["json", "syntax", "parse", "malformed"]) => Some(ScimType::InvalidSyntax),
         400 if says(&["read-only", "readonly", "immutable"]) => Some(ScimType::Mutability),
@@ -181,7 +231,11 @@ mod tests {
 
     #[test]
     fn framework_json_error_becomes_scim_error_with_uniqueness() {
-        let d = doc(409, Some("application/json"), r#"{"error":"user already exists","code":"DUPLICATE"}"#);
+        let d = doc(
+            409,
+            Some("application/json"),
+            r#"{"error":"user already exists","code":"DUPLICATE"}"#,
+        );
         assert_eq!(d["schemas"][0], urn::ERROR);
         assert_eq!(d["status"], "409");
         assert_eq!(d["scimType"], "uniqueness");
@@ -190,24 +244,40 @@ mod tests {
 
     #[test]
     fn html_page_is_not_echoed() {
-        let d = doc(404, Some("text/html"), "<html><body><h1>404 Not Found</h1></body></html>");
+        let d = doc(
+            404,
+            Some("text/html"),
+            "<html><body><h1>404 Not Found</h1></body></html>",
+        );
         assert_eq!(d["status"], "404");
         assert_eq!(d["detail"], "the application answered 404 Not Found");
     }
 
     #[test]
     fn short_plain_text_becomes_detail_and_long_text_does_not() {
-        assert_eq!(doc(400, Some("text/plain"), "bad request")["detail"], "bad request");
+        assert_eq!(
+            doc(400, Some("text/plain"), "bad request")["detail"],
+            "bad request"
+        );
         let long = "x".repeat(500);
-        assert_eq!(doc(500, None, &long)["detail"], "the application answered 500 Internal Server Error");
-        assert_eq!(doc(500, None, "line\u{7}bell")["detail"], "the application answered 500 Internal Server Error");
+        assert_eq!(
+            doc(500, None, &long)["detail"],
+            "the application answered 500 Internal Server Error"
+        );
+        assert_eq!(
+            doc(500, None, "line\u{7}bell")["detail"],
+            "the application answered 500 Internal Server Error"
+        );
     }
 
     #[test]
     fn empty_body_gets_a_default_detail() {
         let d = doc(500, None, "");
         assert_eq!(d["status"], "500");
-        assert_eq!(d["detail"], "the application answered 500 Internal Server Error");
+        assert_eq!(
+            d["detail"],
+            "the application answered 500 Internal Server Error"
+        );
     }
 
     #[test]
@@ -222,15 +292,28 @@ mod tests {
 
     #[test]
     fn nested_framework_message_is_found() {
-        let d = doc(422, None, r#"{"error":{"code":42,"message":"userName is required"}}"#);
+        let d = doc(
+            422,
+            None,
+            r#"{"error":{"code":42,"message":"userName is required"}}"#,
+        );
         assert_eq!(d["detail"], "userName is required");
         assert!(d.get("scimType").is_none());
     }
 
     #[test]
     fn bad_request_texts_map_to_scim_types() {
-        assert_eq!(doc(400, None, r#"{"message":"Invalid filter expression"}"#)["scimType"], "invalidFilter");
-        assert_eq!(doc(400, None, "malformed JSON")["scimType"], "invalidSyntax");
-        assert_eq!(doc(400, None, "email already exists")["scimType"], "uniqueness");
+        assert_eq!(
+            doc(400, None, r#"{"message":"Invalid filter expression"}"#)["scimType"],
+            "invalidFilter"
+        );
+        assert_eq!(
+            doc(400, None, "malformed JSON")["scimType"],
+            "invalidSyntax"
+        );
+        assert_eq!(
+            doc(400, None, "email already exists")["scimType"],
+            "uniqueness"
+        );
     }
 }

@@ -74,12 +74,21 @@ impl Tenants {
             }
         }
         if let Some(tenant) = host.and_then(|h| self.lookup_host(h)) {
-            return Ok(Routed { tenant, prefix_len: 0 });
+            return Ok(Routed {
+                tenant,
+                prefix_len: 0,
+            });
         }
         let trimmed = path.strip_prefix('/').unwrap_or(path);
         let segment = trimmed.split('/').next().unwrap_or_default();
-        let tenant = self.by_prefix.get(segment).ok_or(RouteError::UnknownTenant)?;
-        Ok(Routed { tenant, prefix_len: path.len() - trimmed.len() + segment.len() })
+        let tenant = self
+            .by_prefix
+            .get(segment)
+            .ok_or(RouteError::UnknownTenant)?;
+        Ok(Routed {
+            tenant,
+            prefix_len: path.len() - trimmed.len() + segment.len(),
+        })
     }
 
     fn lookup_host(&self, host: &str) -> Option<&Arc<Tenant>> {
@@ -103,7 +112,12 @@ fn strip_port(host: &str) -> &str {
 
 impl Tenant {
     pub fn from_config(cfg: TenantConfig, upstream: Upstream) -> Self {
-        Self { id: cfg.id, route: cfg.route, auth: cfg.auth, upstream }
+        Self {
+            id: cfg.id,
+            route: cfg.route,
+            auth: cfg.auth,
+            upstream,
+        }
     }
 }
 
@@ -137,16 +151,27 @@ mod tests {
     #[test]
     fn host_routes_whole_path_case_insensitively() {
         let ts = tenants();
-        let r = ts.route(Some("Globex.SCIM.test:443"), None, "/Users").expect("routed");
+        let r = ts
+            .route(Some("Globex.SCIM.test:443"), None, "/Users")
+            .expect("routed");
         assert_eq!((&*r.tenant.id, r.prefix_len), ("globex", 0));
     }
 
     #[test]
     fn unknown_prefix_and_prefix_lookalikes_are_refused() {
         let ts = tenants();
-        assert_eq!(ts.route(None, None, "/other/Users").err(), Some(RouteError::UnknownTenant));
-        assert_eq!(ts.route(None, None, "/acmecorp/Users").err(), Some(RouteError::UnknownTenant));
-        assert_eq!(ts.route(None, None, "/").err(), Some(RouteError::UnknownTenant));
+        assert_eq!(
+            ts.route(None, None, "/other/Users").err(),
+            Some(RouteError::UnknownTenant)
+        );
+        assert_eq!(
+            ts.route(None, None, "/acmecorp/Users").err(),
+            Some(RouteError::UnknownTenant)
+        );
+        assert_eq!(
+            ts.route(None, None, "/").err(),
+            Some(RouteError::UnknownTenant)
+        );
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
                 let proxy = proxy.clone();
                 async move { Ok::<_, Infallible>(route(&proxy, &req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
         });
     }
@@ -46,7 +47,10 @@ async fn route(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readiness(proxy).await,
-        _ => reply(StatusCode::NOT_FOUND, &json!({"error": "not found; try /healthz or /readyz"})),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "not found; try /healthz or /readyz"}),
+        ),
     }
 }
 
@@ -56,13 +60,19 @@ async fn readiness(proxy: &Proxy) -> Response<Full<Bytes>> {
     let mut tenants_by_addr: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for tenant in proxy.tenants.iter() {
         if let Some(addr) = tenant.upstream.probe_address() {
-            tenants_by_addr.entry(addr).or_default().push(tenant.id.to_string());
+            tenants_by_addr
+                .entry(addr)
+                .or_default()
+                .push(tenant.id.to_string());
         }
     }
     let mut probes = JoinSet::new();
     for addr in tenants_by_addr.keys().cloned() {
         probes.spawn(async move {
-            let ok = matches!(tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(&addr)).await, Ok(Ok(_)));
+            let ok = matches!(
+                tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(&addr)).await,
+                Ok(Ok(_))
+            );
             (addr, ok)
         });
     }
@@ -75,13 +85,19 @@ async fn readiness(proxy: &Proxy) -> Response<Full<Bytes>> {
     if unreachable.is_empty() {
         reply(StatusCode::OK, &json!({"status": "ready"}))
     } else {
-        reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "not ready", "unreachable": unreachable}))
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not ready", "unreachable": unreachable}),
+        )
     }
 }
 
 fn reply(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }

@@ -30,7 +30,12 @@ pub(super) fn validate(
     file: &Path,
     base: &Path,
 ) -> Result<Config, Vec<String>> {
-    let mut c = Checker { text, file, base, problems: Vec::new() };
+    let mut c = Checker {
+        text,
+        file,
+        base,
+        problems: Vec::new(),
+    };
     let server = c.server(&raw.server);
     let admin = match &raw.admin {
         Some(a) => c.addr(&a.listen, "admin.listen"),
@@ -38,29 +43,46 @@ pub(super) fn validate(
     };
     let log = Log {
         format: raw.log.format.unwrap_or_default(),
-        level: raw.log.level.as_ref().map_or_else(|| "info".to_owned(), |l| l.get_ref().clone()),
+        level: raw
+            .log
+            .level
+            .as_ref()
+            .map_or_else(|| "info".to_owned(), |l| l.get_ref().clone()),
     };
     let tenants = c.tenants(&raw.tenants);
     match (c.problems.is_empty(), server) {
-        (true, Some(server)) => Ok(Config { server, admin, log, tenants }),
+        (true, Some(server)) => Ok(Config {
+            server,
+            admin,
+            log,
+            tenants,
+        }),
         _ => Err(c.problems),
     }
 }
 
 impl Checker<'_> {
     fn line(&self, span: Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())].matches('\n').count() + 1
+        self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn problem(&mut self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) {
         let line = self.line(span);
-        self.problems.push(format!("{}:{line}: {key}: {msg}", self.file.display()));
+        self.problems
+            .push(format!("{}:{line}: {key}: {msg}", self.file.display()));
     }
 
     fn addr(&mut self, v: &Spanned<String>, key: &str) -> Option<SocketAddr> {
         let parsed = v.get_ref().parse();
         if parsed.is_err() {
-            self.problem(v.span(), key, "expected an address and port such as \"127.0.0.1:8443\"");
+            self.problem(
+                v.span(),
+                key,
+                "expected an address and port such as \"127.0.0.1:8443\"",
+            );
         }
         parsed.ok()
     }
@@ -70,7 +92,11 @@ impl Checker<'_> {
         match humantime::parse_duration(v.get_ref()) {
             Ok(d) if !d.is_zero() => d,
             _ => {
-                self.problem(v.span(), key, "expected a positive duration such as \"10s\" or \"250ms\"");
+                self.problem(
+                    v.span(),
+                    key,
+                    "expected a positive duration such as \"10s\" or \"250ms\"",
+                );
                 default
             }
         }
@@ -90,7 +116,11 @@ impl Checker<'_> {
     fn file_path(&mut self, v: &Spanned<PathBuf>, key: &str) -> PathBuf {
         let path = self.base.join(v.get_ref());
         if !path.is_file() {
-            self.problem(v.span(), key, format_args!("no readable file at {}", path.display()));
+            self.problem(
+                v.span(),
+                key,
+                format_args!("no readable file at {}", path.display()),
+            );
         }
         path
     }
@@ -100,7 +130,10 @@ impl Checker<'_> {
         let tls = s.tls.as_ref().map(|t| TlsFiles {
             cert: self.file_path(&t.cert, "server.tls.cert"),
             key: self.file_path(&t.key, "server.tls.key"),
-            client_ca: t.client_ca.as_ref().map(|c| self.file_path(c, "server.tls.client_ca")),
+            client_ca: t
+                .client_ca
+                .as_ref()
+                .map(|c| self.file_path(c, "server.tls.client_ca")),
         });
         Some(Server {
             tls,
@@ -111,8 +144,16 @@ impl Checker<'_> {
                 "server.read_timeout",
                 Duration::from_secs(10),
             ),
-            idle_timeout: self.duration(&s.idle_timeout, "server.idle_timeout", Duration::from_secs(60)),
-            shutdown_grace: self.duration(&s.shutdown_grace, "server.shutdown_grace", Duration::from_secs(30)),
+            idle_timeout: self.duration(
+                &s.idle_timeout,
+                "server.idle_timeout",
+                Duration::from_secs(60),
+            ),
+            shutdown_grace: self.duration(
+                &s.shutdown_grace,
+                "server.shutdown_grace",
+                Duration::from_secs(30),
+            ),
             listen: listen?,
         })
     }
@@ -124,21 +165,38 @@ impl Checker<'_> {
         for t in raw {
             let id = t.id.get_ref();
             if !valid_id(id) {
-                self.problem(t.id.span(), "tenant.id", "expected letters, digits, '-' or '_' (1-64 characters)");
+                self.problem(
+                    t.id.span(),
+                    "tenant.id",
+                    "expected letters, digits, '-' or '_' (1-64 characters)",
+                );
             } else if !ids.insert(id.clone()) {
-                self.problem(t.id.span(), "tenant.id", format_args!("tenant \"{id}\" is defined twice"));
+                self.problem(
+                    t.id.span(),
+                    "tenant.id",
+                    format_args!("tenant \"{id}\" is defined twice"),
+                );
             }
             let ctx = format!("tenant \"{id}\"");
             let route = self.route(&t.route, &ctx, t.id.span());
             if let Some(r) = &route {
                 if !routes.insert(r.clone()) {
-                    self.problem(t.id.span(), &format!("{ctx}: route"), "another tenant has the same route");
+                    self.problem(
+                        t.id.span(),
+                        &format!("{ctx}: route"),
+                        "another tenant has the same route",
+                    );
                 }
             }
             let upstream = self.upstream(&t.upstream, &ctx);
             let auth = self.auth(&t.auth, &ctx, t.id.span());
             if let (Some(route), Some(upstream)) = (route, upstream) {
-                out.push(TenantConfig { id: id.as_str().into(), route, upstream, auth });
+                out.push(TenantConfig {
+                    id: id.as_str().into(),
+                    route,
+                    upstream,
+                    auth,
+                });
             }
         }
         if raw.is_empty() {
@@ -155,7 +213,11 @@ impl Checker<'_> {
             (Some(p), None) => {
                 let seg = p.get_ref().trim_matches('/');
                 if seg.is_empty() || seg.contains('/') || !seg.is_ascii() {
-                    self.problem(p.span(), &format!("{ctx}: route.path_prefix"), "expected one path segment such as \"/acme\"");
+                    self.problem(
+                        p.span(),
+                        &format!("{ctx}: route.path_prefix"),
+                        "expected one path segment such as \"/acme\"",
+                    );
                     return None;
                 }
                 Some(Route::PathPrefix(seg.to_owned()))
@@ -163,13 +225,21 @@ impl Checker<'_> {
             (None, Some(h)) => {
                 let host = h.get_ref().to_ascii_lowercase();
                 if host.is_empty() || host.contains([':', '/', ' ']) {
-                    self.problem(h.span(), &format!("{ctx}: route.host"), "expected a host name without port, such as \"acme.scim.example.com\"");
+                    self.problem(
+                        h.span(),
+                        &format!("{ctx}: route.host"),
+                        "expected a host name without port, such as \"acme.scim.example.com\"",
+                    );
                     return None;
                 }
                 Some(Route::Host(host))
             }
             _ => {
-                self.problem(at, &format!("{ctx}: route"), "expected exactly one of path_prefix or host");
+                self.problem(
+                    at,
+                    &format!("{ctx}: route"),
+                    "expected exactly one of path_prefix or host",
+                );
                 None
             }
         }
@@ -180,7 +250,11 @@ impl Checker<'_> {
         let target = self.upstream_target(&u.url, &key("url"));
         let credential = match (&u.token_env, &u.token_file) {
             (Some(_), Some(f)) => {
-                self.problem(f.span(), &key("token_file"), "give token_env or token_file, not both");
+                self.problem(
+                    f.span(),
+                    &key("token_file"),
+                    "give token_env or token_file, not both",
+                );
                 None
             }
             (Some(env), None) => match std::env::var(env.get_ref()) {
@@ -201,7 +275,11 @@ impl Checker<'_> {
         Some(UpstreamConfig {
             credential,
             ca: u.ca.as_ref().map(|c| self.file_path(c, &key("ca"))),
-            connect_timeout: self.duration(&u.connect_timeout, &key("connect_timeout"), Duration::from_secs(3)),
+            connect_timeout: self.duration(
+                &u.connect_timeout,
+                &key("connect_timeout"),
+                Duration::from_secs(3),
+            ),
             timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
             target: target?,
         })
@@ -235,20 +313,40 @@ impl Checker<'_> {
                 Some(v)
             }
             _ => {
-                self.problem(at, key, "the upstream token is empty or has characters a header cannot carry");
+                self.problem(
+                    at,
+                    key,
+                    "the upstream token is empty or has characters a header cannot carry",
+                );
                 None
             }
         }
     }
 
     fn auth(&mut self, a: &RawAuth, ctx: &str, at: Range<usize>) -> AuthConfig {
-        let bearer = a.bearer.iter().enumerate().filter_map(|(i, b)| self.bearer(b, &format!("{ctx}: auth.bearer[{i}]"))).collect();
-        let mtls = a.mtls.as_ref().map(|m| MtlsRule { subject_cn: m.subject_cn.clone(), san: m.san.clone() });
+        let bearer = a
+            .bearer
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| self.bearer(b, &format!("{ctx}: auth.bearer[{i}]")))
+            .collect();
+        let mtls = a.mtls.as_ref().map(|m| MtlsRule {
+            subject_cn: m.subject_cn.clone(),
+            san: m.san.clone(),
+        });
         if matches!(&mtls, Some(m) if m.subject_cn.is_empty() && m.san.is_empty()) {
-            self.problem(at.clone(), &format!("{ctx}: auth.mtls"), "list at least one subject_cn or san to accept");
+            self.problem(
+                at.clone(),
+                &format!("{ctx}: auth.mtls"),
+                "list at least one subject_cn or san to accept",
+            );
         }
         if a.bearer.is_empty() && a.mtls.is_none() {
-            self.problem(at, &format!("{ctx}: auth"), "configure auth.bearer or auth.mtls: a tenant is never open to anyone");
+            self.problem(
+                at,
+                &format!("{ctx}: auth"),
+                "configure auth.bearer or auth.mtls: a tenant is never open to anyone",
+            );
         }
         AuthConfig { bearer, mtls }
     }
@@ -256,7 +354,8 @@ impl Checker<'_> {
     fn bearer(&mut self, b: &RawBearer, key: &str) -> Option<BearerToken> {
         let mut sha256 = [0u8; 32];
         if hex::decode_to_slice(b.sha256.get_ref(), &mut sha256).is_err() {
-            let msg = "expected the token's SHA-256 as 64 hex characters (see `scimgate token new`)";
+            let msg =
+                "expected the token's SHA-256 as 64 hex characters (see `scimgate token new`)";
             self.problem(b.sha256.span(), &format!("{key}.sha256"), msg);
             return None;
         }
@@ -276,5 +375,8 @@ impl Checker<'_> {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -107,15 +107,24 @@ async fn drain(permits: &Semaphore, max: usize, grace: Duration) {
         Ok(_) => tracing::info!("all connections finished"),
         Err(_) => {
             let open = max - permits.available_permits();
-            tracing::warn!(open, "shutdown grace period over; closing remaining connections");
+            tracing::warn!(
+                open,
+                "shutdown grace period over; closing remaining connections"
+            );
         }
     }
 }
 
 fn http_builder(read_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
     builder
 }
 
@@ -129,7 +138,12 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::default());
     let Some(acceptor) = &shared.tls else {
-        let conn = ConnInfo { remote, tls: None, overloaded, activity };
+        let conn = ConnInfo {
+            remote,
+            tls: None,
+            overloaded,
+            activity,
+        };
         return serve_connection(stream, conn, shared, shutdown).await;
     };
     let stream = match tokio::time::timeout(shared.read_timeout, acceptor.accept(stream)).await {
@@ -140,14 +154,26 @@ async fn connection(
     let (_, session) = stream.get_ref();
     let tls = TlsInfo {
         sni: session.server_name().map(|s| s.to_ascii_lowercase().into()),
-        peer: session.peer_certificates().and_then(|c| c.first()).and_then(peer_identity),
+        peer: session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(peer_identity),
     };
-    let conn = ConnInfo { remote, tls: Some(tls), overloaded, activity };
+    let conn = ConnInfo {
+        remote,
+        tls: Some(tls),
+        overloaded,
+        activity,
+    };
     serve_connection(stream, conn, shared, shutdown).await;
 }
 
-async fn serve_connection<S>(stream: S, conn: ConnInfo, shared: &Arc<Shared>, mut shutdown: watch::Receiver<bool>)
-where
+async fn serve_connection<S>(
+    stream: S,
+    conn: ConnInfo,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = Arc::new(conn);

@@ -35,7 +35,8 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = read_certs(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| file_error(&files.key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let builder = match &files.client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
@@ -60,13 +61,19 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_error(path, e))?;
     if certs.is_empty() {
-        return Err(TlsError::File { path: path.display().to_string(), reason: "no PEM certificate in it".into() });
+        return Err(TlsError::File {
+            path: path.display().to_string(),
+            reason: "no PEM certificate in it".into(),
+        });
     }
     Ok(certs)
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
-    TlsError::File { path: path.display().to_string(), reason: e.to_string() }
+    TlsError::File {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Reads the names out of a certificate the TLS layer has already verified.
@@ -83,7 +90,9 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<PeerIdentity> {
             .general_names
             .iter()
             .filter_map(|name| match name {
-                GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => Some((*s).to_owned()),
+                GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
+                    Some((*s).to_owned())
+                }
                 _ => None,
             })
             .collect(),

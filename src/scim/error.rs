@@ -48,11 +48,19 @@ pub struct ScimError {
 
 impl ScimError {
     pub fn new(status: u16, detail: impl Into<String>) -> Self {
-        Self { status, scim_type: None, detail: detail.into() }
+        Self {
+            status,
+            scim_type: None,
+            detail: detail.into(),
+        }
     }
 
     pub fn with_type(status: u16, scim_type: ScimType, detail: impl Into<String>) -> Self {
-        Self { status, scim_type: Some(scim_type), detail: detail.into() }
+        Self {
+            status,
+            scim_type: Some(scim_type),
+            detail: detail.into(),
+        }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -93,7 +101,11 @@ mod tests {
     #[test]
     fn error_document_matches_rfc_7644_example() {
         // RFC 7644 §3.12: the 409 example, status as a string.
-        let e = ScimError::with_type(409, ScimType::Uniqueness, "One or more of the attribute values are already in use or are reserved.");
+        let e = ScimError::with_type(
+            409,
+            ScimType::Uniqueness,
+            "One or more of the attribute values are already in use or are reserved.",
+        );
         let v: serde_json::Value = serde_json::from_slice(&e.to_json()).expect("valid JSON");
         assert_eq!(v["schemas"][0], urn::ERROR);
         assert_eq!(v["status"], "409");

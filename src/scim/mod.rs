@@ -1,8 +1,10 @@
 //! The SCIM 2.0 protocol itself (RFC 7643, RFC 7644): resources, requests, errors, lists and
 //! the in-memory reference store. Nothing here knows about HTTP, sockets or tenants.
 
+pub mod discovery;
 pub mod error;
-#[path = "memory_stub.rs"]
+pub mod json;
+pub mod list;
 pub mod memory;
 pub mod request;
 pub mod urn;

@@ -68,7 +68,10 @@ impl Endpoint {
 
     /// Whether `/{endpoint}/{id}` is meaningful: resources, and single discovery documents.
     fn takes_id(self) -> bool {
-        matches!(self, Self::Users | Self::Groups | Self::Schemas | Self::ResourceTypes)
+        matches!(
+            self,
+            Self::Users | Self::Groups | Self::Schemas | Self::ResourceTypes
+        )
     }
 
     /// Whether `POST /{endpoint}/.search` is meaningful (RFC 7644 §3.4.3).
@@ -94,7 +97,11 @@ pub fn classify(path: &str) -> Option<Target<'_>> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
     if trimmed.is_empty() {
-        return Some(Target { endpoint: Endpoint::Root, id: None, search: false });
+        return Some(Target {
+            endpoint: Endpoint::Root,
+            id: None,
+            search: false,
+        });
     }
     let mut segments = trimmed.split('/');
     let first = segments.next()?;
@@ -111,14 +118,24 @@ pub fn classify(path: &str) -> Option<Target<'_>> {
         return None;
     }
     match second {
-        None => Some(Target { endpoint, id: None, search: false }),
+        None => Some(Target {
+            endpoint,
+            id: None,
+            search: false,
+        }),
         // ".search" is never an id, even where no search is defined.
-        Some(".search") => {
-            endpoint.takes_search().then_some(Target { endpoint, id: None, search: true })
-        }
+        Some(".search") => endpoint.takes_search().then_some(Target {
+            endpoint,
+            id: None,
+            search: true,
+        }),
         Some(raw) if endpoint.takes_id() && !raw.is_empty() => {
             let id = percent_decode(raw)?;
-            Some(Target { endpoint, id: Some(id), search: false })
+            Some(Target {
+                endpoint,
+                id: Some(id),
+                search: false,
+            })
         }
         Some(_) => None,
     }
@@ -168,8 +185,14 @@ mod tests {
     fn collection_and_resource_paths() {
         assert_eq!(target("/Users"), (Endpoint::Users, None, false));
         assert_eq!(target("/Users/"), (Endpoint::Users, None, false));
-        assert_eq!(target("/Groups/abc"), (Endpoint::Groups, Some("abc".into()), false));
-        assert_eq!(target("/Users/abc/"), (Endpoint::Users, Some("abc".into()), false));
+        assert_eq!(
+            target("/Groups/abc"),
+            (Endpoint::Groups, Some("abc".into()), false)
+        );
+        assert_eq!(
+            target("/Users/abc/"),
+            (Endpoint::Users, Some("abc".into()), false)
+        );
     }
 
     #[test]
@@ -185,18 +208,34 @@ mod tests {
     fn discovery_paths_take_urns_and_names() {
         assert_eq!(
             target("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"),
-            (Endpoint::Schemas, Some(crate::scim::urn::USER.into()), false)
+            (
+                Endpoint::Schemas,
+                Some(crate::scim::urn::USER.into()),
+                false
+            )
         );
-        assert_eq!(target("/ResourceTypes/User"), (Endpoint::ResourceTypes, Some("User".into()), false));
-        assert_eq!(target("/ServiceProviderConfig"), (Endpoint::ServiceProviderConfig, None, false));
+        assert_eq!(
+            target("/ResourceTypes/User"),
+            (Endpoint::ResourceTypes, Some("User".into()), false)
+        );
+        assert_eq!(
+            target("/ServiceProviderConfig"),
+            (Endpoint::ServiceProviderConfig, None, false)
+        );
         assert!(classify("/ServiceProviderConfig/x").is_none());
         assert!(classify("/Bulk/1").is_none());
     }
 
     #[test]
     fn ids_are_percent_decoded_but_plus_is_kept() {
-        assert_eq!(target("/Users/a%20b+c"), (Endpoint::Users, Some("a b+c".into()), false));
-        assert_eq!(target("/Users/%C3%A9"), (Endpoint::Users, Some("é".into()), false));
+        assert_eq!(
+            target("/Users/a%20b+c"),
+            (Endpoint::Users, Some("a b+c".into()), false)
+        );
+        assert_eq!(
+            target("/Users/%C3%A9"),
+            (Endpoint::Users, Some("é".into()), false)
+        );
     }
 
     #[test]

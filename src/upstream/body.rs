@@ -28,7 +28,10 @@ pin_project! {
 
 impl UpstreamBody {
     pub fn new(inner: Incoming, deadline: Instant) -> Self {
-        Self { inner, deadline: tokio::time::sleep_until(deadline) }
+        Self {
+            inner,
+            deadline: tokio::time::sleep_until(deadline),
+        }
     }
 }
 

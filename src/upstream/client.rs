@@ -34,14 +34,21 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn get(&mut self, ca: Option<&Path>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+    pub fn get(
+        &mut self,
+        ca: Option<&Path>,
+        connect_timeout: Duration,
+    ) -> Result<HttpClient, ClientError> {
         let key = (ca.map(Path::to_owned), connect_timeout);
         if let Some(client) = self.built.get(&key) {
             return Ok(client.clone());
         }
         let roots = match ca {
             Some(path) => Arc::new(roots_from_file(path)?),
-            None => self.native_roots.get_or_insert_with(|| Arc::new(native_roots())).clone(),
+            None => self
+                .native_roots
+                .get_or_insert_with(|| Arc::new(native_roots()))
+                .clone(),
         };
         let client = build(roots, connect_timeout)?;
         self.built.insert(key, client.clone());
@@ -72,7 +79,10 @@ fn build(roots: Arc<RootCertStore>, connect_timeout: Duration) -> Result<HttpCli
 }
 
 fn roots_from_file(path: &Path) -> Result<RootCertStore, ClientError> {
-    let err = |reason: String| ClientError::Ca { path: path.to_owned(), reason };
+    let err = |reason: String| ClientError::Ca {
+        path: path.to_owned(),
+        reason,
+    };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| err(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()

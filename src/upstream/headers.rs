@@ -51,7 +51,11 @@ pub struct Forwarded<'a> {
 
 /// Rewrites a request's headers for the upstream: hygiene, the upstream credential in place of
 /// the IdP's, and the forwarding headers.
-pub fn prepare_request(headers: &mut HeaderMap, credential: Option<&HeaderValue>, fwd: &Forwarded<'_>) {
+pub fn prepare_request(
+    headers: &mut HeaderMap,
+    credential: Option<&HeaderValue>,
+    fwd: &Forwarded<'_>,
+) {
     strip_hop_by_hop(headers);
     // The upstream's Host comes from its URL; the body length is set from the body we send.
     headers.remove(header::HOST);
@@ -87,7 +91,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("value"));
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
         }
         h
     }
@@ -138,7 +145,13 @@ mod tests {
     fn without_upstream_credential_no_authorization_is_sent() {
         let mut h = headers(&[("authorization", "Bearer idp-token")]);
         let id = HeaderValue::from_static("r");
-        let fwd = Forwarded { client_ip: [127, 0, 0, 1].into(), https: false, host: None, tenant: "t", request_id: &id };
+        let fwd = Forwarded {
+            client_ip: [127, 0, 0, 1].into(),
+            https: false,
+            host: None,
+            tenant: "t",
+            request_id: &id,
+        };
         prepare_request(&mut h, None, &fwd);
         assert!(!h.contains_key("authorization"));
     }

@@ -22,6 +22,8 @@ use crate::scim::memory::{MemoryStore, StoreRequest};
 use crate::scim::{self, request::Method as ScimMethod};
 
 /// Where one tenant's requests go.
+// One per tenant, built once and never moved on the request path: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Upstream {
     Http(HttpUpstream),
@@ -40,7 +42,9 @@ pub struct HttpUpstream {
 
 impl std::fmt::Debug for HttpUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpUpstream").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("HttpUpstream")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +77,10 @@ impl Upstream {
         };
         Ok(Self::Http(HttpUpstream {
             base: base.to_string().trim_end_matches('/').into(),
-            authority: base.authority().expect("validated: an http(s) URL has an authority").clone(),
+            authority: base
+                .authority()
+                .expect("validated: an http(s) URL has an authority")
+                .clone(),
             https: base.scheme_str() == Some("https"),
             client: clients.get(cfg.ca.as_deref(), cfg.connect_timeout)?,
             credential: cfg.credential.clone(),
@@ -96,7 +103,10 @@ impl Upstream {
     /// `host:port` to probe for readiness; `None` for the in-process store, which is always up.
     pub fn probe_address(&self) -> Option<String> {
         let Self::Http(up) = self else { return None };
-        let port = up.authority.port_u16().unwrap_or(if up.https { 443 } else { 80 });
+        let port = up
+            .authority
+            .port_u16()
+            .unwrap_or(if up.https { 443 } else { 80 });
         Some(format!("{}:{port}", up.authority.host()))
     }
 
@@ -142,16 +152,32 @@ impl HttpUpstream {
 }
 
 /// Hands the request to the in-process store and turns its answer into an HTTP response.
-fn memory_forward(store: &MemoryStore, method: &Method, body: Bytes, out: &Outbound<'_>) -> Response<Body> {
+fn memory_forward(
+    store: &MemoryStore,
+    method: &Method,
+    body: Bytes,
+    out: &Outbound<'_>,
+) -> Response<Body> {
     let (path, query) = match out.path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (out.path_and_query, None),
     };
     let answer = match ScimMethod::parse(method.as_str()) {
-        Some(method) => store.handle(&StoreRequest { method, path, query, body: &body, base_url: out.public_base }),
+        Some(method) => store.handle(&StoreRequest {
+            method,
+            path,
+            query,
+            body: &body,
+            base_url: out.public_base,
+        }),
         None => {
             let e = scim::error::ScimError::new(405, format!("{method} is not a SCIM method"));
-            scim::memory::StoreResponse { status: 405, body: e.to_json(), location: None, etag: None }
+            scim::memory::StoreResponse {
+                status: 405,
+                body: e.to_json(),
+                location: None,
+                etag: None,
+            }
         }
     };
     let mut response = Response::builder().status(answer.status);

@@ -1,0 +1,277 @@
+//! Attribute definitions (RFC 7643 §2, §7) parsed once from the bundled schema files, and
+//! the lookup of one attribute by resource type and (possibly URN-qualified) name.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{resource_type_def, ResourceTypeDef};
+
+/// An attribute's data type (RFC 7643 §2.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttrType {
+    #[default]
+    String,
+    Boolean,
+    Decimal,
+    Integer,
+    DateTime,
+    Binary,
+    Reference,
+    Complex,
+}
+
+/// When a client may write an attribute (RFC 7643 §7, "mutability").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mutability {
+    ReadOnly,
+    #[default]
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+/// When an attribute is returned (RFC 7643 §7, "returned").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Returned {
+    Always,
+    Never,
+    #[default]
+    Default,
+    Request,
+}
+
+/// How unique a value must be (RFC 7643 §7, "uniqueness").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Uniqueness {
+    #[default]
+    None,
+    Server,
+    Global,
+}
+
+/// One attribute definition; absent properties take the defaults of RFC 7643 §7.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeDef {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: AttrType,
+    #[serde(default)]
+    pub multi_valued: bool,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub case_exact: bool,
+    #[serde(default)]
+    pub mutability: Mutability,
+    #[serde(default)]
+    pub returned: Returned,
+    #[serde(default)]
+    pub uniqueness: Uniqueness,
+    #[serde(default)]
+    pub canonical_values: Vec<String>,
+    #[serde(default)]
+    pub reference_types: Vec<String>,
+    #[serde(default)]
+    pub sub_attributes: Vec<AttributeDef>,
+}
+
+impl AttributeDef {
+    /// Attribute names are case-insensitive (RFC 7643 §2.1).
+    pub fn sub_attribute(&self, name: &str) -> Option<&AttributeDef> {
+        find(&self.sub_attributes, name)
+    }
+}
+
+/// A schema: its URN and its attributes (RFC 7643 §7).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SchemaDef {
+    pub id: String,
+    pub name: String,
+    pub attributes: Vec<AttributeDef>,
+}
+
+impl SchemaDef {
+    pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
+        find(&self.attributes, name)
+    }
+}
+
+fn find<'a>(attrs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
+    attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+}
+
+struct Registry {
+    /// The published schemas, in the order `/Schemas` lists them, with their JSON text parsed.
+    published: Vec<(SchemaDef, Value)>,
+    /// The common attributes of RFC 7643 §3.1 (id, externalId, meta, schemas).
+    common: SchemaDef,
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Registry {
+        published: vec![
+            load(include_str!("../schemas/user.json")),
+            load(include_str!("../schemas/group.json")),
+            load(include_str!("../schemas/enterprise_user.json")),
+            // RFC 7643 §8.7.2: the discovery resources describe themselves too.
+            load(include_str!("../schemas/service_provider_config.json")),
+            load(include_str!("../schemas/resource_type.json")),
+            load(include_str!("../schemas/schema.json")),
+        ],
+        common: load(include_str!("../schemas/common.json")).0,
+    })
+}
+
+fn load(text: &str) -> (SchemaDef, Value) {
+    let value: Value = serde_json::from_str(text).expect("bundled schema files are valid JSON");
+    let def = SchemaDef::deserialize(&value).expect("bundled schema files match SchemaDef");
+    (def, value)
+}
+
+/// The definition of a published schema, by URN (case-insensitive).
+pub fn schema_def(urn: &str) -> Option<&'static SchemaDef> {
+    let found = registry()
+        .published
+        .iter()
+        .find(|(d, _)| d.id.eq_ignore_ascii_case(urn));
+    found.map(|(d, _)| d)
+}
+
+/// The common attributes every resource has (RFC 7643 §3.1).
+pub fn common_attributes() -> &'static [AttributeDef] {
+    &registry().common.attributes
+}
+
+/// Looks up an attribute of a resource type: `userName`, `name.givenName`, `meta.created`,
+/// or URN-qualified (`urn:…:enterprise:2.0:User:manager.value`), all case-insensitive.
+/// Extension attributes must carry their URN (RFC 7644 §3.10).
+pub fn attribute(resource_type: &str, path: &str) -> Option<&'static AttributeDef> {
+    let rt = resource_type_def(resource_type)?;
+    let (schema, rest) = split_urn(rt, path);
+    let (name, sub) = match rest.split_once('.') {
+        Some((name, sub)) => (name, Some(sub)),
+        None => (rest, None),
+    };
+    let top = match schema {
+        Some(urn) if !urn.eq_ignore_ascii_case(rt.schema) => schema_def(urn)?.attribute(name),
+        _ => find(common_attributes(), name).or_else(|| schema_def(rt.schema)?.attribute(name)),
+    }?;
+    match sub {
+        Some(sub) => top.sub_attribute(sub),
+        None => Some(top),
+    }
+}
+
+/// Splits a schema URN prefix off an attribute path (RFC 7644 §3.10), if it names one of the
+/// resource type's schemas.
+pub fn split_urn<'p>(rt: &ResourceTypeDef, path: &'p str) -> (Option<&'static str>, &'p str) {
+    for urn in std::iter::once(&rt.schema).chain(rt.extensions) {
+        let prefix = path
+            .get(..urn.len())
+            .filter(|p| p.eq_ignore_ascii_case(urn));
+        if let Some(rest) = prefix.and_then(|_| path[urn.len()..].strip_prefix(':')) {
+            return (Some(urn), rest);
+        }
+    }
+    (None, path)
+}
+
+/// The published schemas with their documents, in the order `/Schemas` lists them.
+pub(super) fn published() -> &'static [(SchemaDef, Value)] {
+    &registry().published
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::urn;
+
+    #[test]
+    fn user_name_is_server_unique_and_case_insensitive() {
+        let a = attribute("User", "userName").expect("userName");
+        assert_eq!(
+            (a.kind, a.required, a.case_exact),
+            (AttrType::String, true, false)
+        );
+        assert_eq!(a.uniqueness, Uniqueness::Server);
+    }
+
+    #[test]
+    fn names_and_resource_types_match_case_insensitively() {
+        assert!(attribute("user", "USERNAME").is_some());
+        let given = attribute("User", "Name.GivenName").expect("sub-attribute");
+        assert_eq!(given.name, "givenName");
+    }
+
+    #[test]
+    fn common_attributes_are_found_for_every_type() {
+        let id = attribute("Group", "id").expect("id");
+        assert_eq!(
+            (id.mutability, id.returned, id.case_exact),
+            (Mutability::ReadOnly, Returned::Always, true)
+        );
+        assert_eq!(
+            attribute("User", "meta.lastModified").map(|a| a.kind),
+            Some(AttrType::DateTime)
+        );
+        assert!(attribute("User", "externalId").is_some_and(|a| a.case_exact));
+    }
+
+    #[test]
+    fn urn_qualified_paths_reach_core_and_extension() {
+        let core = format!("{}:userName", urn::USER);
+        assert_eq!(
+            attribute("User", &core).map(|a| a.name.as_str()),
+            Some("userName")
+        );
+        let ext = format!("{}:manager.displayName", urn::ENTERPRISE_USER);
+        let m = attribute("User", &ext).expect("manager.displayName");
+        assert_eq!(m.mutability, Mutability::ReadOnly);
+        // Extension attributes are only reachable through their URN (RFC 7644 §3.10).
+        assert!(attribute("User", "employeeNumber").is_none());
+        assert!(attribute("Group", &ext).is_none());
+    }
+
+    #[test]
+    fn password_is_write_only_and_never_returned() {
+        let p = attribute("User", "password").expect("password");
+        assert_eq!(
+            (p.mutability, p.returned),
+            (Mutability::WriteOnly, Returned::Never)
+        );
+    }
+
+    #[test]
+    fn groups_are_read_only_and_members_immutable() {
+        assert_eq!(
+            attribute("User", "groups").map(|a| a.mutability),
+            Some(Mutability::ReadOnly)
+        );
+        let v = attribute("Group", "members.value").expect("members.value");
+        assert_eq!(v.mutability, Mutability::Immutable);
+        assert!(attribute("Group", "members").is_some_and(|m| m.multi_valued));
+    }
+
+    #[test]
+    fn canonical_values_come_from_the_rfc() {
+        let t = attribute("User", "phoneNumbers.type").expect("type");
+        assert!(t.canonical_values.iter().any(|v| v == "pager"));
+        let r = attribute("User", "groups.$ref").expect("$ref");
+        assert_eq!((r.kind, r.reference_types.len()), (AttrType::Reference, 2));
+    }
+
+    #[test]
+    fn unknown_names_are_none() {
+        assert!(attribute("User", "shoeSize").is_none());
+        assert!(attribute("User", "name.nope").is_none());
+        assert!(attribute("Device", "id").is_none());
+    }
+}

@@ -1,0 +1,226 @@
+//! Routes a store request to its operation (RFC 7644 §3.2 Figure 1) and builds the answer:
+//! resource CRUD, lists and searches, and the discovery endpoints.
+
+use serde_json::Value;
+
+use super::projection::project;
+use super::render::{location, render};
+use super::store::{Kind, Stored, Tables};
+use super::{invalid, not_found, syntax, validate, MemoryStore, StoreRequest, StoreResponse};
+use crate::scim::discovery;
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::list::{ListParams, ListResponse, MAX_COUNT};
+use crate::scim::request::{classify, Endpoint, Method, Target};
+
+pub(super) fn route(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+) -> Result<StoreResponse, ScimError> {
+    let target = classify(req.path)
+        .ok_or_else(|| ScimError::new(404, format!("no SCIM endpoint at {:?}", req.path)))?;
+    if let Some(kind) = Kind::from_endpoint(target.endpoint) {
+        return resource(store, req, kind, target.id.as_deref(), target.search);
+    }
+    let all = [Kind::User, Kind::Group];
+    match (target.endpoint, req.method) {
+        // RFC 7644 §3.4.2.1: a query at the service root spans every resource type.
+        (Endpoint::Root, Method::Get) if !target.search => {
+            list(store, req, &all, ListParams::from_query(req.query)?)
+        }
+        (Endpoint::Root, Method::Post) if target.search => search(store, req, &all),
+        (
+            Endpoint::ServiceProviderConfig | Endpoint::Schemas | Endpoint::ResourceTypes,
+            Method::Get,
+        ) => discovery(req, &target),
+        // RFC 7644 §3.12: 501 when the service provider does not support an operation.
+        (Endpoint::Bulk, Method::Post) => Err(ScimError::new(501, "Bulk is not supported")),
+        // RFC 7644 §3.11: /Me needs an authenticated subject this store does not have.
+        (Endpoint::Me, _) => Err(ScimError::new(501, "/Me is not supported")),
+        _ => Err(method_not_allowed(req)),
+    }
+}
+
+fn resource(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kind: Kind,
+    id: Option<&str>,
+    search_path: bool,
+) -> Result<StoreResponse, ScimError> {
+    match (req.method, id, search_path) {
+        (Method::Get, None, false) => list(store, req, &[kind], ListParams::from_query(req.query)?),
+        (Method::Post, None, true) => search(store, req, &[kind]),
+        (Method::Post, None, false) => create(store, req, kind),
+        (Method::Get, Some(id), _) => {
+            let params = ListParams::from_query(req.query)?;
+            one(&store.read(), kind, id, req, &params, 200)
+        }
+        (Method::Put, Some(id), _) => replace(store, req, kind, id),
+        (Method::Delete, Some(id), _) => {
+            store.write().delete(kind, id)?;
+            Ok(StoreResponse::empty(204))
+        }
+        (Method::Patch, Some(_), _) => Err(ScimError::new(501, "PATCH is not supported yet")),
+        _ => Err(method_not_allowed(req)),
+    }
+}
+
+/// POST (RFC 7644 §3.3): 201 with the resource, its `Location` and its ETag.
+fn create(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kind: Kind,
+) -> Result<StoreResponse, ScimError> {
+    let attrs = validate::resource(kind.def(), req.body)?;
+    let params = ListParams::from_query(req.query)?;
+    let mut tables = store.write();
+    let id = tables.create(kind, attrs)?;
+    let mut response = one(&tables, kind, &id, req, &params, 201)?;
+    response.location = Some(location(kind, &id, req.base_url));
+    Ok(response)
+}
+
+/// PUT (RFC 7644 §3.5.1): 200 with the replaced resource; 404 if there is none to replace.
+fn replace(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kind: Kind,
+    id: &str,
+) -> Result<StoreResponse, ScimError> {
+    let attrs = validate::resource(kind.def(), req.body)?;
+    let params = ListParams::from_query(req.query)?;
+    let mut tables = store.write();
+    tables.replace(kind, id, attrs)?;
+    one(&tables, kind, id, req, &params, 200)
+}
+
+/// One resource, projected per `attributes`/`excludedAttributes` (RFC 7644 §3.9).
+fn one(
+    tables: &Tables,
+    kind: Kind,
+    id: &str,
+    req: &StoreRequest<'_>,
+    params: &ListParams,
+    status: u16,
+) -> Result<StoreResponse, ScimError> {
+    let stored = tables
+        .table(kind)
+        .get(id)
+        .ok_or_else(|| not_found(kind, id))?;
+    let doc = render(tables, kind, stored, req.base_url);
+    let doc = project(
+        kind.def(),
+        doc,
+        &params.attributes,
+        &params.excluded_attributes,
+    );
+    let mut response = StoreResponse::json(status, &doc);
+    response.etag = Some(stored.etag());
+    Ok(response)
+}
+
+/// POST `.search` (RFC 7644 §3.4.3): the parameters come in a SearchRequest body.
+fn search(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kinds: &[Kind],
+) -> Result<StoreResponse, ScimError> {
+    let body: Value = serde_json::from_slice(req.body)
+        .map_err(|e| syntax(format!("the body is not valid JSON: {e}")))?;
+    list(store, req, kinds, ListParams::from_search_body(&body)?)
+}
+
+/// A list (RFC 7644 §3.4.2): `totalResults` counts every match, the page holds `count` of them
+/// from `startIndex`, in creation order.
+fn list(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kinds: &[Kind],
+    params: ListParams,
+) -> Result<StoreResponse, ScimError> {
+    let tables = store.read();
+    let selected = select(&tables, kinds, &params)?;
+    let resources = params
+        .page(&selected, MAX_COUNT)
+        .iter()
+        .map(|(kind, stored)| {
+            let doc = render(&tables, *kind, stored, req.base_url);
+            project(
+                kind.def(),
+                doc,
+                &params.attributes,
+                &params.excluded_attributes,
+            )
+        })
+        .collect();
+    let list = ListResponse {
+        total_results: selected.len(),
+        start_index: params.start_index,
+        resources,
+    };
+    Ok(StoreResponse::json(200, &list.to_value()))
+}
+
+/// THE PLUG POINT for `scim::filter` (RFC 7644 §3.4.2.2) and sorting (§3.4.2.3): picks and
+/// orders the resources a list returns. Until the evaluator lands, a filter or sortBy is
+/// refused rather than ignored, since ignoring it would return resources that do not match.
+fn select<'t>(
+    tables: &'t Tables,
+    kinds: &[Kind],
+    params: &ListParams,
+) -> Result<Vec<(Kind, &'t Stored)>, ScimError> {
+    if params.filter.is_some() {
+        return Err(ScimError::with_type(
+            400,
+            ScimType::InvalidFilter,
+            "filtering is not supported yet",
+        ));
+    }
+    if params.sort_by.is_some() {
+        return Err(invalid("sorting is not supported yet"));
+    }
+    Ok(kinds
+        .iter()
+        .flat_map(|k| tables.table(*k).iter().map(move |s| (*k, s)))
+        .collect())
+}
+
+/// The discovery endpoints (RFC 7644 §4), read-only and the same for every caller.
+fn discovery(req: &StoreRequest<'_>, target: &Target<'_>) -> Result<StoreResponse, ScimError> {
+    let params = ListParams::from_query(req.query)?;
+    // RFC 7644 §4: a filter here SHOULD get 403, so that no client believes it was applied.
+    if params.filter.is_some() {
+        return Err(ScimError::new(
+            403,
+            "discovery endpoints do not support filtering",
+        ));
+    }
+    let base = req.base_url;
+    let doc = match (target.endpoint, target.id.as_deref()) {
+        (Endpoint::Schemas, None) => list_of(discovery::schemas(base)),
+        (Endpoint::Schemas, Some(urn)) => discovery::schema(urn, base)
+            .ok_or_else(|| ScimError::new(404, format!("no schema {urn:?}")))?,
+        (Endpoint::ResourceTypes, None) => list_of(discovery::resource_types(base)),
+        (Endpoint::ResourceTypes, Some(name)) => discovery::resource_type(name, base)
+            .ok_or_else(|| ScimError::new(404, format!("no resource type {name:?}")))?,
+        _ => discovery::service_provider_config(&MemoryStore::capabilities(), base),
+    };
+    Ok(StoreResponse::json(200, &doc))
+}
+
+/// Discovery lists are small and fixed, so they come whole, on one page.
+fn list_of(resources: Vec<Value>) -> Value {
+    ListResponse {
+        total_results: resources.len(),
+        start_index: 1,
+        resources,
+    }
+    .to_value()
+}
+
+fn method_not_allowed(req: &StoreRequest<'_>) -> ScimError {
+    ScimError::new(
+        405,
+        format!("{} is not allowed on {:?}", req.method.as_str(), req.path),
+    )
+}

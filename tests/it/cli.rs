@@ -1,0 +1,125 @@
+//! The command line: check, token, certs, and serve's refusal of a bad configuration.
+
+use crate::support::*;
+
+fn write(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn check_explains_a_valid_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        &format!("{}{}", server(""), tenant("acme", "memory:", "t")),
+    );
+    let (code, out, _) = run_cli(&["check", "--config", &path]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("valid"));
+    assert!(
+        out.contains("tenant   acme: path /acme → the embedded memory store; 1 bearer token(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}{}upstreem = 1\n",
+        server(""),
+        tenant("acme", "memory:", "t")
+    );
+    let path = write(&dir, &text);
+    let (code, _, err) = run_cli(&["check", "--config", &path]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `upstreem`"), "{err}");
+    assert!(err.contains("line 14"), "{err}");
+    let (code, _, _) = run_cli(&["serve", "--config", &path]);
+    assert_eq!(code, 64);
+}
+
+#[test]
+fn every_invalid_value_is_reported_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[server]\nlisten = \"nowhere\"\nidle_timeout = \"soon\"\n\n[[tenant]]\nid = \"a b\"\nroute = {}\nupstream = { url = \"ftp://x\" }\nauth.bearer = [{ sha256 = \"abc\", not_after = \"tomorrow\" }]\n";
+    let path = write(&dir, text);
+    let (code, _, err) = run_cli(&["check", "--config", &path]);
+    assert_eq!(code, 1);
+    for expected in [
+        "c.toml:2: server.listen: expected an address",
+        "c.toml:3: server.idle_timeout: expected a positive duration",
+        "c.toml:6: tenant.id: expected letters",
+        "route: expected exactly one of path_prefix or host",
+        "c.toml:8: tenant \"a b\": upstream.url: expected \"memory:\" or an http(s) base URL",
+        "c.toml:9: tenant \"a b\": auth.bearer[0].sha256: expected the token's SHA-256",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn missing_upstream_token_variable_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"http://127.0.0.1:1\", token_env = \"SCIMGATE_TEST_UNSET_VAR\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("t")
+    );
+    let (code, _, err) = run_cli(&["check", "--config", &write(&dir, &text)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("environment variable SCIMGATE_TEST_UNSET_VAR is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_new_prints_a_token_and_its_hash() {
+    let (code, out, _) = run_cli(&["token", "new"]);
+    assert_eq!(code, 0);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let token = field("token:");
+    assert!(token.len() > 40);
+    assert_eq!(field("sha256:"), hash(&token));
+    let (_, again, _) = run_cli(&["token", "new"]);
+    assert_ne!(out, again);
+}
+
+#[test]
+fn certs_dev_writes_a_usable_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dev");
+    let (code, stdout, err) = run_cli(&[
+        "certs",
+        "dev",
+        "--out",
+        out.to_str().unwrap(),
+        "--client-cn",
+        "okta",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for f in [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client-okta.pem",
+        "client-okta.key",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing: {stdout}");
+    }
+    let tls =
+        "tls = { cert = \"dev/server.pem\", key = \"dev/server.key\", client_ca = \"dev/ca.pem\" }";
+    let text = format!("{}{}", server(tls), tenant("a", "memory:", "t"));
+    let (code, stdout, err) = run_cli(&["check", "--config", &write(&dir, &text)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("https://127.0.0.1:0"), "{stdout}");
+}

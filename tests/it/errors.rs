@@ -1,0 +1,233 @@
+//! Every answer is a SCIM Error: the legacy app's odd errors rewritten, and an upstream that is
+//! down, slow or rude answered 502/503/504.
+
+use crate::support::*;
+
+async fn proxy_to_legacy(upstream_token: &str) -> Proxy {
+    let legacy = legacy_app("legacy-secret").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("upstream.token"),
+        format!("{upstream_token}\n"),
+    )
+    .unwrap();
+    let config = format!(
+        "{}[[tenant]]\nid = \"acme\"\nroute = {{ path_prefix = \"/acme\" }}\nupstream = {{ url = \"http://{legacy}/scim/v2\", token_file = \"upstream.token\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("idp-token"),
+    );
+    Proxy::start_in(dir, &config).await
+}
+
+#[tokio::test]
+async fn legacy_app_crud_works_through_the_proxy_with_scim_media_type() {
+    let proxy = proxy_to_legacy("legacy-secret").await;
+    let c = client();
+    let user = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bjensen"});
+    let resp = c
+        .post(proxy.url("/acme/Users"))
+        .bearer_auth("idp-token")
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["content-type"], "application/scim+json");
+    let created: serde_json::Value = resp.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let resp = c
+        .get(proxy.url(&format!("/acme/Users/{id}")))
+        .bearer_auth("idp-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = c
+        .delete(proxy.url(&format!("/acme/Users/{id}")))
+        .bearer_auth("idp-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = c
+        .get(proxy.url(&format!("/acme/Users/{id}")))
+        .bearer_auth("idp-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim_error(resp, 404).await["detail"], "not found");
+}
+
+#[tokio::test]
+async fn legacy_errors_become_scim_errors() {
+    let proxy = proxy_to_legacy("legacy-secret").await;
+    let c = client();
+    let user = serde_json::json!({"userName": "dup"});
+    c.post(proxy.url("/acme/Users"))
+        .bearer_auth("idp-token")
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    let resp = c
+        .post(proxy.url("/acme/Users"))
+        .bearer_auth("idp-token")
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    let e = scim_error(resp, 409).await;
+    assert_eq!(
+        (e["scimType"].as_str(), e["detail"].as_str()),
+        (Some("uniqueness"), Some("user already exists"))
+    );
+
+    let resp = c
+        .post(proxy.url("/acme/Users"))
+        .bearer_auth("idp-token")
+        .json(&serde_json::json!({"displayName": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scim_error(resp, 422).await["detail"],
+        "userName is required"
+    );
+
+    // HTML pages are not echoed.
+    let resp = c
+        .patch(proxy.url("/acme/Users/1"))
+        .bearer_auth("idp-token")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scim_error(resp, 405).await["detail"],
+        "the application answered 405 Method Not Allowed"
+    );
+    let resp = c
+        .get(proxy.url("/acme/Schemas"))
+        .bearer_auth("idp-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scim_error(resp, 404).await["detail"],
+        "the application answered 404 Not Found"
+    );
+
+    // A JSON body the proxy accepts but the app refuses with plain text.
+    let resp = c
+        .post(proxy.url("/acme/Users"))
+        .bearer_auth("idp-token")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim_error(resp, 400).await["detail"], "bad request");
+}
+
+#[tokio::test]
+async fn empty_500_and_custom_statuses_become_scim_errors() {
+    let legacy = legacy_app("legacy-secret").await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        tenant("t", &format!("http://{legacy}/_test"), "idp-token")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let resp = c
+        .get(proxy.url("/t/empty500"))
+        .bearer_auth("idp-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scim_error(resp, 500).await["detail"],
+        "the application answered 500 Internal Server Error"
+    );
+    let url = proxy.url("/t/status?code=503&type=text/plain&body=maintenance%20window");
+    let resp = c.get(url).bearer_auth("idp-token").send().await.unwrap();
+    assert_eq!(scim_error(resp, 503).await["detail"], "maintenance window");
+}
+
+#[tokio::test]
+async fn upstream_refusing_the_proxy_credential_is_a_502_not_a_401() {
+    let proxy = proxy_to_legacy("stale-upstream-token").await;
+    let resp = client()
+        .get(proxy.url("/acme/Users"))
+        .bearer_auth("idp-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("www-authenticate").is_none());
+    assert!(scim_error(resp, 502).await["detail"]
+        .as_str()
+        .unwrap()
+        .contains("upstream credential"));
+}
+
+async fn proxy_to(addr: std::net::SocketAddr) -> Proxy {
+    let config = format!(
+        "{}[[tenant]]\nid = \"t\"\nroute = {{ path_prefix = \"/t\" }}\nupstream = {{ url = \"http://{addr}\", timeout = \"500ms\", connect_timeout = \"500ms\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("tok"),
+    );
+    Proxy::start(&config).await
+}
+
+#[tokio::test]
+async fn upstream_down_is_503_with_retry_after() {
+    let proxy = proxy_to(closed_port().await).await;
+    let resp = client()
+        .get(proxy.url("/t/Users"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["retry-after"], "5");
+    scim_error(resp, 503).await;
+    assert!(proxy.logs().contains("request failed"));
+}
+
+#[tokio::test]
+async fn silent_upstream_is_504() {
+    let proxy = proxy_to(rude_upstream(Rude::Silent).await).await;
+    let resp = client()
+        .get(proxy.url("/t/Users"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 504).await;
+}
+
+#[tokio::test]
+async fn reset_and_garbage_are_502() {
+    for kind in [Rude::Reset, Rude::Garbage] {
+        let proxy = proxy_to(rude_upstream(kind).await).await;
+        let resp = client()
+            .get(proxy.url("/t/Users"))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap();
+        scim_error(resp, 502).await;
+    }
+}
+
+#[tokio::test]
+async fn upstream_stalling_mid_body_is_cut_at_the_deadline() {
+    let proxy = proxy_to(rude_upstream(Rude::StallsMidBody).await).await;
+    let resp = client()
+        .get(proxy.url("/t/Users"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // The head was already sent; the body ends in an error instead of hanging.
+    assert!(resp.bytes().await.is_err());
+}

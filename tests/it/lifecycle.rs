@@ -1,0 +1,163 @@
+//! The listener's limits and life: connection cap, read and idle timeouts, health endpoints and
+//! graceful shutdown.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn shutdown_finishes_the_request_in_flight_then_exits() {
+    let legacy = legacy_app("legacy-secret").await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        tenant("t", &format!("http://{legacy}/_test"), "tok")
+    );
+    let mut proxy = Proxy::start(&config).await;
+    let c = client();
+    let slow = tokio::spawn(
+        c.get(proxy.url("/t/sleep?ms=800"))
+            .bearer_auth("tok")
+            .send(),
+    );
+    // Let the request reach the upstream before the signal.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.terminate();
+    let resp = slow.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(proxy.wait().await.success());
+    assert!(
+        TcpStream::connect(proxy.addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+    assert!(proxy.logs().contains("all connections finished"));
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_503() {
+    let config = format!(
+        "{}{}",
+        server("max_connections = 1"),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let held = client();
+    assert_eq!(
+        held.get(proxy.url("/t/Users"))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // `held` keeps its connection open; a second client needs another.
+    let resp = client()
+        .get(proxy.url("/t/Users"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["retry-after"], "5");
+    scim_error(resp, 503).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let config = format!(
+        "{}{}",
+        server("read_timeout = \"300ms\""),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /t/Users HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(read, Ok(0) | Err(_)) || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408")
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408() {
+    let config = format!(
+        "{}{}",
+        server("read_timeout = \"300ms\""),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let answer = raw_exchange(
+        proxy.addr,
+        b"POST /t/Users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer tok\r\ncontent-length: 100\r\n\r\n{\"userName\":",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let config = format!(
+        "{}{}",
+        server("idle_timeout = \"200ms\""),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /t/Users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer tok\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Then silence: the proxy closes the connection on its own.
+    let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)));
+}
+
+#[tokio::test]
+async fn health_and_readiness_follow_the_upstreams() {
+    let legacy = legacy_app("s").await;
+    let down = closed_port().await;
+    let up_only = format!(
+        "{}{}{}",
+        server(""),
+        tenant("a", &format!("http://{legacy}"), "t"),
+        tenant("m", "memory:", "t")
+    );
+    let proxy = Proxy::start(&up_only).await;
+    let c = client();
+    let admin = |p: &str| format!("http://{}{p}", proxy.admin);
+    assert_eq!(c.get(admin("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(admin("/readyz")).send().await.unwrap().status(), 200);
+
+    let with_down = format!("{}{}", up_only, tenant("b", &format!("http://{down}"), "t"));
+    let proxy = Proxy::start(&with_down).await;
+    let resp = c
+        .get(format!("http://{}/readyz", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["unreachable"][0]["tenants"][0], "b");
+    assert_eq!(
+        c.get(format!("http://{}/healthz", proxy.admin))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real binary in front of real upstreams, over loopback sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../examples/legacy_app.rs"]
+mod legacy_app;
+mod support;
+
+mod cli;
+mod errors;
+mod forwarding;
+mod lifecycle;
+mod memory;
+mod routing_auth;
+mod tls;

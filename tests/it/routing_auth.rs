@@ -1,0 +1,139 @@
+//! Routing requests to tenants and authenticating them.
+
+use crate::support::*;
+
+async fn two_tenants() -> Proxy {
+    let config = format!(
+        "{}{}{}[[tenant]]\nid = \"globex\"\nroute = {{ host = \"globex.scim.test\" }}\nupstream = {{ url = \"memory:\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}, {{ sha256 = \"{}\", not_after = \"2020-01-01T00:00:00Z\" }}, {{ sha256 = \"{}\", not_after = \"2999-01-01T00:00:00Z\" }}]\n",
+        server(""),
+        tenant("acme", "memory:", "acme-token"),
+        tenant("initech", "memory:", "initech-token"),
+        hash("globex-token"),
+        hash("globex-expired"),
+        hash("globex-next"),
+    );
+    Proxy::start(&config).await
+}
+
+#[tokio::test]
+async fn path_prefix_routes_to_the_tenant() {
+    let proxy = two_tenants().await;
+    let resp = client()
+        .get(proxy.url("/acme/Users"))
+        .bearer_auth("acme-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/scim+json");
+}
+
+#[tokio::test]
+async fn host_routes_to_the_tenant() {
+    let proxy = two_tenants().await;
+    let c = reqwest::Client::builder()
+        .resolve("globex.scim.test", proxy.addr)
+        .build()
+        .unwrap();
+    let url = format!("http://globex.scim.test:{}/Users", proxy.addr.port());
+    let resp = c
+        .get(&url)
+        .bearer_auth("globex-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A rotated-in token with a future expiry works alongside the current one.
+    let resp = c.get(&url).bearer_auth("globex-next").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn unknown_tenant_is_a_404_scim_error() {
+    let proxy = two_tenants().await;
+    let resp = client()
+        .get(proxy.url("/nobody/Users"))
+        .bearer_auth("acme-token")
+        .send()
+        .await
+        .unwrap();
+    let e = scim_error(resp, 404).await;
+    assert!(e["detail"].as_str().unwrap().contains("no tenant"));
+}
+
+#[tokio::test]
+async fn a_token_of_one_tenant_never_opens_another() {
+    let proxy = two_tenants().await;
+    let resp = client()
+        .get(proxy.url("/initech/Users"))
+        .bearer_auth("acme-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer realm=\"scim\"");
+    scim_error(resp, 401).await;
+}
+
+#[tokio::test]
+async fn missing_wrong_and_expired_tokens_are_401_and_never_logged() {
+    let proxy = two_tenants().await;
+    let c = client();
+    let resp = c.get(proxy.url("/acme/Users")).send().await.unwrap();
+    assert!(scim_error(resp, 401).await["detail"]
+        .as_str()
+        .unwrap()
+        .contains("required"));
+    let resp = c
+        .get(proxy.url("/acme/Users"))
+        .bearer_auth("wrong-secret-value")
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 401).await;
+    let resp = c
+        .get(proxy.url("/acme/Users"))
+        .basic_auth("user", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 401).await;
+
+    let g = reqwest::Client::builder()
+        .resolve("globex.scim.test", proxy.addr)
+        .build()
+        .unwrap();
+    let url = format!("http://globex.scim.test:{}/Users", proxy.addr.port());
+    let resp = g
+        .get(&url)
+        .bearer_auth("globex-expired")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scim_error(resp, 401).await["detail"],
+        "the bearer token has expired"
+    );
+
+    let logs = proxy.logs();
+    assert!(logs.contains("\"status\":401"), "{logs}");
+    for secret in ["wrong-secret-value", "globex-expired", "acme-token"] {
+        assert!(!logs.contains(secret), "a token reached the log");
+    }
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let proxy = two_tenants().await;
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = c
+        .get(proxy.url("/acme/Users"))
+        .bearer_auth("acme-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+}

@@ -1,0 +1,330 @@
+//! Test support: starts the real `scimgate` binary and real upstreams on 127.0.0.1:0, and
+//! builds HTTP clients to talk to them. No fixed ports; readiness is read from the proxy's log.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_scimgate");
+/// Every wait in the tests is bounded by this.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// The SHA-256 the configuration wants for a token.
+pub fn hash(token: &str) -> String {
+    scimgate::auth::token_hash(token)
+}
+
+/// A tenant routed by path prefix to `upstream`, opened by `token`.
+pub fn tenant(id: &str, upstream: &str, token: &str) -> String {
+    format!(
+        "[[tenant]]\nid = \"{id}\"\nroute = {{ path_prefix = \"/{id}\" }}\nupstream = {{ url = \"{upstream}\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        hash(token)
+    )
+}
+
+/// The `[server]` table with short timeouts, so failure paths are quick to reach.
+pub fn server(extra: &str) -> String {
+    format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"info\"\n")
+}
+
+pub struct Proxy {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub dir: tempfile::TempDir,
+    pub scheme: &'static str,
+}
+
+impl Proxy {
+    /// Writes `config` into a fresh folder (where relative paths in it resolve) and starts the
+    /// binary on it, returning once it logs that it listens.
+    pub async fn start(config: &str) -> Proxy {
+        Self::start_in(tempfile::tempdir().unwrap(), config).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, config: &str) -> Proxy {
+        let path = dir.path().join("scimgate.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("\"listening\"") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line.clone());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let line = match tokio::time::timeout(LIMIT, rx).await {
+            Ok(Ok(line)) => line,
+            _ => {
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err).await;
+                panic!("proxy did not start: {err}");
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let addr = v["addr"].as_str().unwrap().parse().unwrap();
+        let admin = v["admin"].as_str().unwrap().parse().unwrap();
+        let scheme = if v["tls"] == true { "https" } else { "http" };
+        Proxy {
+            child,
+            addr,
+            admin,
+            logs,
+            dir,
+            scheme,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.addr.port())
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, as an orchestrator stops a container.
+    pub fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(LIMIT, self.child.wait())
+            .await
+            .expect("proxy exits in time")
+            .unwrap()
+    }
+}
+
+/// A plain HTTP client with a bounded timeout.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(LIMIT).build().unwrap()
+}
+
+/// Runs `scimgate` with `args` to completion, returning (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN).args(args).output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+/// Development certificates from the library's own generator: a CA, a server certificate for
+/// localhost/127.0.0.1 and the given host names, and one client certificate per CN.
+pub fn certs(dir: &Path, hosts: &[&str], client_cns: &[&str]) -> PathBuf {
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    names.extend(hosts.iter().map(|h| h.to_string()));
+    let cns: Vec<String> = client_cns.iter().map(|c| c.to_string()).collect();
+    let names = scimgate::certs::DevNames {
+        server_names: &names,
+        client_cns: &cns,
+    };
+    scimgate::certs::write_dev_certs(dir, &names).unwrap();
+    dir.to_owned()
+}
+
+/// A client that trusts the CA in `certs` and, if given, presents `client-<cn>`.
+pub fn tls_client(certs: &Path, cn: Option<&str>) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.pem")).unwrap()).unwrap();
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(LIMIT)
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca);
+    if let Some(cn) = cn {
+        let mut pem = std::fs::read(certs.join(format!("client-{cn}.pem"))).unwrap();
+        pem.extend(std::fs::read(certs.join(format!("client-{cn}.key"))).unwrap());
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    b
+}
+
+/// An upstream that answers every request with what it received, as JSON:
+/// `{method, path, query, headers: {name: value}, body}`; the status can be chosen with the
+/// request header `x-echo-status`.
+pub async fn echo_upstream() -> SocketAddr {
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| async move {
+                    let (parts, body) = req.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    let headers: serde_json::Map<String, serde_json::Value> = parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").into()))
+                        .collect();
+                    let status = parts
+                        .headers
+                        .get("x-echo-status")
+                        .and_then(|s| s.to_str().ok()?.parse().ok())
+                        .unwrap_or(200u16);
+                    let doc = serde_json::json!({
+                        "method": parts.method.as_str(),
+                        "path": parts.uri.path(),
+                        "query": parts.uri.query(),
+                        "headers": headers,
+                        "body": String::from_utf8_lossy(&body),
+                    });
+                    let body = if status == 204 {
+                        Vec::new()
+                    } else {
+                        doc.to_string().into_bytes()
+                    };
+                    let resp = hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/scim+json")
+                        .header("connection", "x-upstream-hop")
+                        .header("x-upstream-hop", "1")
+                        .header("location", format!("http://{addr}/scim/v2/Users/42"))
+                        .body(Full::new(bytes::Bytes::from(body)))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(resp)
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+/// Misbehaving upstreams, each on its own port.
+pub enum Rude {
+    /// Accepts and closes at once.
+    Reset,
+    /// Accepts, reads, never answers.
+    Silent,
+    /// Answers bytes that are not HTTP.
+    Garbage,
+    /// Sends headers and part of the body, then stalls.
+    StallsMidBody,
+}
+
+pub async fn rude_upstream(kind: Rude) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+            match kind {
+                Rude::Reset => drop(stream),
+                Rude::Silent => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(LIMIT).await;
+                        drop(stream);
+                    });
+                }
+                Rude::Garbage => {
+                    let _ = stream.write_all(b"\x00\x01 this is not http\r\n\r\n").await;
+                }
+                Rude::StallsMidBody => {
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: 100\r\n\r\n{\"partial\":";
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(LIMIT).await;
+                        drop(stream);
+                    });
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// An address where nothing listens.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// The legacy partial SCIM app of `examples/`, in-process.
+pub async fn legacy_app(token: &str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = crate::legacy_app::LegacyConfig {
+        base_path: "/scim/v2".into(),
+        token: token.into(),
+    };
+    tokio::spawn(crate::legacy_app::serve(listener, config));
+    addr
+}
+
+/// Parses a response as JSON after checking it is a SCIM Error with `status`.
+pub async fn scim_error(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    assert_eq!(resp.headers()["content-type"], "application/scim+json");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{v}"
+    );
+    assert_eq!(v["status"], status.to_string(), "{v}");
+    v
+}
+
+/// Writes `request` on a fresh connection and reads until the server closes it or
+/// stops sending for a moment; returns what came back as text.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before it has read everything: a failed write is fine.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
