@@ -3,9 +3,12 @@
 
 pub mod discovery;
 pub mod error;
+pub mod filter;
 pub mod json;
 pub mod list;
 pub mod memory;
+pub mod patch;
+pub mod path;
 pub mod request;
 pub mod urn;
 

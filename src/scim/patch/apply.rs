@@ -1,0 +1,241 @@
+//! One PATCH operation: path-less values split into per-attribute writes, whole-extension
+//! paths, and the mutability rules (RFC 7643 §2.2) checked before anything is written.
+
+use serde_json::{Map, Value};
+
+use super::values::{container_mut, is_extension, remove_extension};
+use super::{target, OpKind, PatchError, PatchOperation};
+use crate::scim::filter::{AttributeInfo, Mutability};
+use crate::scim::path::{self, get_ci, AttrPath, PatchPath};
+
+pub(super) fn operation(
+    res: &mut Value,
+    op: &PatchOperation,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    if !res.is_object() {
+        return Err(PatchError::NoTarget(
+            "the resource is not a JSON object".into(),
+        ));
+    }
+    let value = || {
+        op.value.clone().ok_or_else(|| {
+            PatchError::InvalidValue(format!("{} requires a \"value\"", op.op.as_str()))
+        })
+    };
+    match (&op.path, op.op) {
+        // RFC 7644 §3.5.2.2: "If "path" is unspecified, the operation fails … noTarget".
+        (None, OpKind::Remove) => Err(PatchError::NoTarget("remove requires a \"path\"".into())),
+        (None, kind) => without_path(res, kind, value()?, info),
+        (Some(path), OpKind::Remove) => remove(res, path, info),
+        (Some(path), kind) => set(res, path, kind, value()?, info),
+    }
+}
+
+/// Without a path the value is a set of attributes, each applied as if named by a path
+/// (RFC 7644 §3.5.2.1, §3.5.2.3); extension attributes sit in an object keyed by the schema
+/// URN (RFC 7643 §3.3). Dotted or URN-qualified keys are not attribute names and are refused.
+fn without_path(
+    res: &mut Value,
+    kind: OpKind,
+    value: Value,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    let Value::Object(fields) = value else {
+        return Err(PatchError::InvalidValue(
+            "without a \"path\", \"value\" must be an object of attributes".into(),
+        ));
+    };
+    for (name, v) in fields {
+        if name
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
+            let Value::Object(ext) = v else {
+                return Err(PatchError::InvalidValue(format!(
+                    "{name:.120} must hold an object of attributes"
+                )));
+            };
+            set_extension(res, &name, kind, ext, info)?;
+        } else {
+            let attr = plain_attr(None, &name)?;
+            set(
+                res,
+                &PatchPath {
+                    attr,
+                    filter: None,
+                    sub: None,
+                },
+                kind,
+                v,
+                info,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn plain_attr(urn: Option<&str>, name: &str) -> Result<AttrPath, PatchError> {
+    match AttrPath::parse(name) {
+        Ok(attr) if attr.urn.is_none() && attr.sub.is_none() => Ok(AttrPath {
+            urn: urn.map(str::to_string),
+            ..attr
+        }),
+        _ => Err(PatchError::InvalidValue(format!(
+            "{name:.120} is not an attribute name"
+        ))),
+    }
+}
+
+fn set_extension(
+    res: &mut Value,
+    urn: &str,
+    kind: OpKind,
+    attrs: Map<String, Value>,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    for (name, v) in attrs {
+        let attr = plain_attr(Some(urn), &name)?;
+        set(
+            res,
+            &PatchPath {
+                attr,
+                filter: None,
+                sub: None,
+            },
+            kind,
+            v,
+            info,
+        )?;
+    }
+    Ok(())
+}
+
+/// The URN a path names if it is a whole extension object (`urn:…:enterprise:2.0:User`).
+fn whole_extension(res: &Value, path: &PatchPath) -> Option<String> {
+    let urn = path
+        .filter
+        .is_none()
+        .then(|| path.attr.as_urn())
+        .flatten()?;
+    is_extension(res, &urn).then_some(urn)
+}
+
+fn set(
+    res: &mut Value,
+    path: &PatchPath,
+    kind: OpKind,
+    value: Value,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    if let Some(urn) = whole_extension(res, path) {
+        let Value::Object(attrs) = value else {
+            return Err(PatchError::InvalidValue(format!(
+                "{urn} must be set to an object of attributes"
+            )));
+        };
+        return set_extension(res, &urn, kind, attrs, info);
+    }
+    if check_write(res, path, &value, info)? == Verdict::Unchanged {
+        return Ok(());
+    }
+    target::set(res, path, kind, value, info)
+}
+
+fn remove(res: &mut Value, path: &PatchPath, info: &dyn AttributeInfo) -> Result<(), PatchError> {
+    if let Some(urn) = whole_extension(res, path) {
+        if let Some(top) = res.as_object_mut() {
+            remove_extension(top, &urn);
+        }
+        return Ok(());
+    }
+    let target = path.target();
+    if matches!(
+        mutability(&target, info),
+        Mutability::ReadOnly | Mutability::Immutable
+    ) {
+        return Err(PatchError::Mutability(format!(
+            "{target} cannot be removed"
+        )));
+    }
+    // RFC 7644 §3.5.2.3: a required attribute that becomes unassigned is a mutability error.
+    if path.filter.is_none() && info.required(&target) {
+        return Err(PatchError::Mutability(format!("{target} is required")));
+    }
+    target::remove(res, path, info)?;
+    if let Some(urn) = path.attr.urn.as_deref() {
+        prune_extension(res, urn);
+    }
+    Ok(())
+}
+
+/// An extension left without attributes is unassigned, and leaves `schemas` too.
+fn prune_extension(res: &mut Value, urn: &str) {
+    let empty = !path::is_core_urn(res, urn)
+        && container_mut(res, Some(urn), false).is_some_and(|c| c.is_empty());
+    if let (true, Some(top)) = (empty, res.as_object_mut()) {
+        remove_extension(top, urn);
+    }
+}
+
+#[derive(PartialEq)]
+enum Verdict {
+    Write,
+    /// A readOnly attribute given its current value: nothing to do (Okta repeats `id`).
+    Unchanged,
+}
+
+/// RFC 7643 §2.2: readOnly attributes "SHALL NOT be modified"; immutable ones may be set
+/// once. Writing a readOnly attribute's current value is a no-op rather than an error, so
+/// a client echoing `id` back is not refused. Unassigning a required one is refused too.
+fn check_write(
+    res: &Value,
+    path: &PatchPath,
+    value: &Value,
+    info: &dyn AttributeInfo,
+) -> Result<Verdict, PatchError> {
+    let target = path.target();
+    let unassigns = value.is_null() || value.as_array().is_some_and(Vec::is_empty);
+    if unassigns && path.filter.is_none() && info.required(&target) {
+        return Err(PatchError::Mutability(format!("{target} is required")));
+    }
+    let mutability = mutability(&target, info);
+    if !matches!(mutability, Mutability::ReadOnly | Mutability::Immutable) {
+        return Ok(Verdict::Write);
+    }
+    let current = path
+        .filter
+        .is_none()
+        .then(|| current_value(res, &target))
+        .flatten();
+    match current {
+        Some(current) if current == value => Ok(Verdict::Unchanged),
+        None if mutability == Mutability::Immutable && path.filter.is_none() => Ok(Verdict::Write),
+        _ => Err(PatchError::Mutability(format!(
+            "{target} is {}",
+            if mutability == Mutability::Immutable {
+                "immutable"
+            } else {
+                "readOnly"
+            }
+        ))),
+    }
+}
+
+/// A sub-attribute inherits its parent's restriction (`meta` makes `meta.version` readOnly).
+fn mutability(target: &AttrPath, info: &dyn AttributeInfo) -> Mutability {
+    match (info.mutability(target), info.mutability(&target.parent())) {
+        (Mutability::ReadOnly, _) | (_, Mutability::ReadOnly) => Mutability::ReadOnly,
+        (Mutability::Immutable, _) | (_, Mutability::Immutable) => Mutability::Immutable,
+        (own, _) => own,
+    }
+}
+
+fn current_value<'a>(res: &'a Value, target: &AttrPath) -> Option<&'a Value> {
+    let attr = path::attribute(res, target)?;
+    match &target.sub {
+        Some(sub) => attr.as_object().and_then(|o| get_ci(o, sub)),
+        None => Some(attr),
+    }
+    .filter(|v| !v.is_null())
+}
