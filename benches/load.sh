@@ -12,7 +12,8 @@ UP=$PORT_BASE NGX=$((PORT_BASE + 1)) SG=$((PORT_BASE + 2)) ADMIN=$((PORT_BASE + 
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
 fi
-cargo build --release --quiet
+BIN=${SCIMGATE_BIN:-target/release/scimgate}
+[ -n "${SCIMGATE_BIN:-}" ] || cargo build --release --quiet
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
@@ -59,7 +60,7 @@ TOML
 
 taskset -c 1 nginx -c "$tmp/upstream.conf" & pids+=($!)
 taskset -c 0 nginx -c "$tmp/proxy.conf" & pids+=($!)
-taskset -c 0 target/release/scimgate serve --config "$tmp/scimgate.toml" > "$tmp/scimgate.log" & pids+=($!)
+taskset -c 0 "$BIN" serve --config "$tmp/scimgate.toml" > "$tmp/scimgate.log" & pids+=($!)
 for port in $UP $NGX $SG; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
