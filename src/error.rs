@@ -35,6 +35,9 @@ pub enum ProxyError {
     Upstream(#[from] UpstreamError),
     #[error("the proxy has reached its connection limit")]
     Overloaded,
+    /// A refusal already phrased as a SCIM Error (a bad filter, a PATCH that cannot apply).
+    #[error("{}", .0.detail)]
+    Scim(ScimError),
 }
 
 impl ProxyError {
@@ -52,6 +55,9 @@ impl ProxyError {
             Self::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(UpstreamError::Broken(_)) => StatusCode::BAD_GATEWAY,
             Self::Upstream(UpstreamError::BadPath(_)) => StatusCode::BAD_REQUEST,
+            Self::Scim(e) => {
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -61,6 +67,7 @@ impl ProxyError {
             Self::DotSegments | Self::Upstream(UpstreamError::BadPath(_)) => {
                 Some(ScimType::InvalidPath)
             }
+            Self::Scim(e) => e.scim_type,
             _ => None,
         }
     }

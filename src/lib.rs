@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth; // 3. authenticate
+pub mod emulate; // 8. fill gaps
 pub mod listener; // 1. listen
 pub mod response;
 pub mod tenant; // 2. route

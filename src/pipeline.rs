@@ -18,8 +18,8 @@ use crate::listener::ConnInfo;
 use crate::response::{self, Answer, Body};
 use crate::tenant::Tenants;
 use crate::upstream::headers::X_REQUEST_ID;
-use crate::upstream::{Forwarded, Outbound, Upstream};
-use crate::{auth, scim};
+use crate::upstream::{CallContext, Forwarded, Outbound};
+use crate::{auth, emulate, scim};
 
 /// Everything a request needs that outlives it: the routed tenants and the request limits.
 #[derive(Debug)]
@@ -41,8 +41,13 @@ pub async fn handle(proxy: &Proxy, conn: &ConnInfo, req: Request<Incoming>) -> R
         Ok(response) => response,
         Err(e) => {
             if e.is_server_side() {
-                let cause = std::error::Error::source(&e).map(ToString::to_string);
-                tracing::warn!(request_id = ?request_id, tenant = tenant.as_deref(), error = %e, cause, "request failed");
+                tracing::warn!(
+                    request_id = request_id.to_str().unwrap_or_default(),
+                    tenant = tenant.as_deref().unwrap_or("-"),
+                    error = %e,
+                    cause = causes(&e),
+                    "request failed"
+                );
             }
             error::respond(&e)
         }
@@ -97,39 +102,76 @@ async fn run(
 
     // 5. classify. Dot segments could climb out of the upstream's base path once it
     // normalizes them (RFC 3986 §5.2.4), so they never leave the proxy.
-    if has_dot_segment(&uri.path()[prefix_len..]) {
+    let rest = &uri.path()[prefix_len..];
+    if has_dot_segment(rest) {
         return Err(ProxyError::DotSegments);
     }
     let body = read_body(body, &parts.headers, proxy).await?;
     if !body.is_empty() {
         scim::json::check(&body)?;
     }
+    let target = scim::request::classify(rest);
 
-    // 9. forward, then 10. answer.
     let public_base = || public_base(conn, host, &uri.path()[..prefix_len]);
-    let memory_base = matches!(tenant.upstream, Upstream::Memory(_)).then(public_base);
-    let path_and_query = match uri.query() {
-        Some(q) => format!("{}?{q}", &uri.path()[prefix_len..]),
-        None => uri.path()[prefix_len..].to_owned(),
-    };
     let forwarded = Forwarded {
         client_ip: conn.remote.ip(),
         https: conn.tls.is_some(),
-        host: host_header.clone(),
+        host: host_header
+            .clone()
+            .or_else(|| HeaderValue::from_str(host?).ok()),
         tenant: &tenant.id,
         request_id,
     };
-    let out = Outbound {
-        path_and_query: &path_and_query,
-        public_base: memory_base.as_deref().unwrap_or_default(),
-        forwarded,
+    let ctx = CallContext {
+        forwarded: &forwarded,
+        public_base: &public_base,
     };
-    let response = tenant.upstream.forward(parts, body, out).await?;
     let answer = Answer {
         upstream_base: tenant.upstream.base_url(),
         public_base: &public_base,
     };
+
+    // 8. fill gaps: what the upstream cannot do is answered here, with its help.
+    if let Some(target) = &target {
+        let req = emulate::Request {
+            method: &parts.method,
+            target,
+            path: rest,
+            query: uri.query(),
+            body: &body,
+            ctx: &ctx,
+        };
+        if let Some(response) = emulate::fill(tenant, &req).await? {
+            return Ok(response::answer(response, answer).await);
+        }
+    }
+
+    // 9. forward, then 10. answer.
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    let out = Outbound {
+        path_and_query: &path_and_query,
+        ctx: &ctx,
+    };
+    let response = tenant.upstream.forward(parts, body, out).await?;
     Ok(response::answer(response, answer).await)
+}
+
+/// The chain of causes under an error, for the log: "client error (Connect): tcp connect
+/// error: Connection refused".
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 /// Reads a request body whole, within the size limit and the read timeout. SCIM bodies are

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{AuthConfig, Route, TenantConfig};
+use crate::emulate::Gaps;
 use crate::upstream::Upstream;
 
 /// A tenant as the pipeline uses it: compiled configuration plus its upstream handle.
@@ -14,6 +15,7 @@ pub struct Tenant {
     pub route: Route,
     pub auth: AuthConfig,
     pub upstream: Upstream,
+    pub gaps: Gaps,
 }
 
 /// The outcome of routing: the tenant, and how much of the path is its public prefix.
@@ -112,11 +114,13 @@ fn strip_port(host: &str) -> &str {
 
 impl Tenant {
     pub fn from_config(cfg: TenantConfig, upstream: Upstream) -> Self {
+        let gaps = Gaps::new(cfg.upstream.supports, cfg.soft_delete);
         Self {
             id: cfg.id,
             route: cfg.route,
             auth: cfg.auth,
             upstream,
+            gaps,
         }
     }
 }
@@ -131,6 +135,7 @@ mod tests {
             route,
             auth: AuthConfig::default(),
             upstream: Upstream::memory(),
+            gaps: Gaps::new(Default::default(), false),
         };
         Tenants::new([
             t("acme", Route::PathPrefix("acme".into())),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::{HeaderValue, Uri};
 use time::OffsetDateTime;
 
-pub use raw::LogFormat;
+pub use raw::{LogFormat, Supports};
 
 /// A problem that stops a configuration from being used.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,8 @@ pub struct TenantConfig {
     pub route: Route,
     pub upstream: UpstreamConfig,
     pub auth: AuthConfig,
+    /// DELETE of a User deactivates it (`active: false`) instead.
+    pub soft_delete: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,6 +88,7 @@ pub struct UpstreamConfig {
     pub ca: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    pub supports: Supports,
 }
 
 #[derive(Debug, Clone)]

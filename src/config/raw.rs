@@ -65,6 +65,8 @@ pub struct RawTenant {
     pub route: RawRoute,
     pub upstream: RawUpstream,
     pub auth: RawAuth,
+    #[serde(default)]
+    pub soft_delete: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +85,25 @@ pub struct RawUpstream {
     pub ca: Option<Spanned<PathBuf>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub supports: Supports,
+}
+
+/// What the upstream does itself. A key left out is read from the upstream's own
+/// ServiceProviderConfig (false when it has none); `uniqueness` cannot be discovered and
+/// defaults to true.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supports {
+    pub patch: Option<bool>,
+    pub filter: Option<bool>,
+    pub sort: Option<bool>,
+    pub bulk: Option<bool>,
+    pub etag: Option<bool>,
+    /// Serves /ServiceProviderConfig, /Schemas and /ResourceTypes.
+    pub discovery: Option<bool>,
+    /// Refuses a second resource with the same userName or externalId.
+    pub uniqueness: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

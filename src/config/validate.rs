@@ -196,6 +196,7 @@ impl Checker<'_> {
                     route,
                     upstream,
                     auth,
+                    soft_delete: t.soft_delete,
                 });
             }
         }
@@ -281,6 +282,7 @@ impl Checker<'_> {
                 Duration::from_secs(3),
             ),
             timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
+            supports: u.supports,
             target: target?,
         })
     }

@@ -2,6 +2,7 @@
 //! the embedded memory store) within the tenant's deadline, and classifies what went wrong.
 
 mod body;
+mod call;
 mod client;
 pub mod headers;
 
@@ -13,6 +14,7 @@ use http_body_util::{Either, Full};
 use tokio::time::Instant;
 
 pub use body::{BodyTimeout, BoxError, UpstreamBody};
+pub use call::{Call, CallContext, Reply};
 pub use client::{ClientError, Clients, HttpClient};
 pub use headers::Forwarded;
 
@@ -64,9 +66,7 @@ pub enum UpstreamError {
 pub struct Outbound<'a> {
     /// The path below the tenant's base, with its query: `/Users?startIndex=1`.
     pub path_and_query: &'a str,
-    /// The public base URL of the tenant's SCIM endpoint, for resources' `meta.location`.
-    pub public_base: &'a str,
-    pub forwarded: Forwarded<'a>,
+    pub ctx: &'a CallContext<'a>,
 }
 
 impl Upstream {
@@ -134,10 +134,24 @@ impl HttpUpstream {
         parts.uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
         // The client picks HTTP/1.1 or h2 per connection; the client side's version is not ours.
         parts.version = Version::HTTP_11;
-        headers::prepare_request(&mut parts.headers, self.credential.as_ref(), &out.forwarded);
+        headers::prepare_request(
+            &mut parts.headers,
+            self.credential.as_ref(),
+            out.ctx.forwarded,
+        );
         let request = Request::from_parts(parts, Full::new(body));
         let deadline = Instant::now() + self.timeout;
-        let response = tokio::time::timeout_at(deadline, self.client.request(request))
+        let response = self.send(request, deadline).await?;
+        Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline))))
+    }
+
+    /// Sends a request and waits for the head of the answer, at most until `deadline`.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+        tokio::time::timeout_at(deadline, self.client.request(request))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
             .map_err(|e| {
@@ -146,8 +160,7 @@ impl HttpUpstream {
                 } else {
                     UpstreamError::Broken(e.into())
                 }
-            })?;
-        Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline))))
+            })
     }
 }
 
@@ -162,13 +175,14 @@ fn memory_forward(
         Some((p, q)) => (p, Some(q)),
         None => (out.path_and_query, None),
     };
+    let base_url = (out.ctx.public_base)();
     let answer = match ScimMethod::parse(method.as_str()) {
         Some(method) => store.handle(&StoreRequest {
             method,
             path,
             query,
             body: &body,
-            base_url: out.public_base,
+            base_url: &base_url,
         }),
         None => {
             let e = scim::error::ScimError::new(405, format!("{method} is not a SCIM method"));

@@ -94,9 +94,9 @@ async fn legacy_errors_become_scim_errors() {
         "userName is required"
     );
 
-    // HTML pages are not echoed.
+    // HTML pages are not echoed. (The app has no PUT on a collection.)
     let resp = c
-        .patch(proxy.url("/acme/Users/1"))
+        .put(proxy.url("/acme/Users"))
         .bearer_auth("idp-token")
         .json(&serde_json::json!({}))
         .send()
@@ -107,7 +107,7 @@ async fn legacy_errors_become_scim_errors() {
         "the application answered 405 Method Not Allowed"
     );
     let resp = c
-        .get(proxy.url("/acme/Schemas"))
+        .get(proxy.url("/acme/Printers"))
         .bearer_auth("idp-token")
         .send()
         .await

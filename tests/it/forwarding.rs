@@ -6,7 +6,7 @@ async fn proxy_to_echo() -> (Proxy, std::net::SocketAddr) {
     let echo = echo_upstream().await;
     std::env::set_var("ECHO_UPSTREAM_TOKEN", "upstream-secret");
     let config = format!(
-        "{}[[tenant]]\nid = \"acme\"\nroute = {{ path_prefix = \"/acme\" }}\nupstream = {{ url = \"http://{echo}/scim/v2\", token_env = \"ECHO_UPSTREAM_TOKEN\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        "{}[[tenant]]\nid = \"acme\"\nroute = {{ path_prefix = \"/acme\" }}\nupstream = {{ url = \"http://{echo}/scim/v2\", token_env = \"ECHO_UPSTREAM_TOKEN\", supports = {{ patch = true, filter = true, sort = true, bulk = true, discovery = true }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
         server("max_body_bytes = 1024"),
         hash("idp-token"),
     );

@@ -6,6 +6,7 @@ mod legacy_app;
 mod support;
 
 mod cli;
+mod emulate;
 mod errors;
 mod forwarding;
 mod lifecycle;

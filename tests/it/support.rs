@@ -173,7 +173,7 @@ pub fn tls_client(certs: &Path, cn: Option<&str>) -> reqwest::ClientBuilder {
 
 /// An upstream that answers every request with what it received, as JSON:
 /// `{method, path, query, headers: {name: value}, body}`; the status can be chosen with the
-/// request header `x-echo-status`.
+/// request header `x-echo-status` (or, on writes, the query parameter `echo_status`).
 pub async fn echo_upstream() -> SocketAddr {
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
@@ -197,10 +197,21 @@ pub async fn echo_upstream() -> SocketAddr {
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").into()))
                         .collect();
+                    // A header chooses the status; for writes a query parameter can too, so
+                    // requests the proxy makes on its own can be steered as well.
+                    let from_query = || {
+                        let q = parts.uri.query()?;
+                        let v = q
+                            .split('&')
+                            .find_map(|kv| kv.strip_prefix("echo_status="))?;
+                        (parts.method != hyper::Method::GET).then_some(v)
+                    };
                     let status = parts
                         .headers
                         .get("x-echo-status")
-                        .and_then(|s| s.to_str().ok()?.parse().ok())
+                        .and_then(|s| s.to_str().ok())
+                        .or_else(from_query)
+                        .and_then(|s| s.parse().ok())
                         .unwrap_or(200u16);
                     let doc = serde_json::json!({
                         "method": parts.method.as_str(),

@@ -1,0 +1,136 @@
+//! What each tenant's upstream does itself: declared in the configuration, or read once from
+//! its own ServiceProviderConfig the first time it matters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Mutex, OnceCell};
+
+use super::get;
+use crate::config::Supports;
+use crate::error::ProxyError;
+use crate::upstream::{CallContext, Upstream};
+
+/// The upstream's own abilities; every `false` is a gap the proxy fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub patch: bool,
+    pub filter: bool,
+    pub sort: bool,
+    pub bulk: bool,
+    pub etag: bool,
+    pub discovery: bool,
+    pub uniqueness: bool,
+}
+
+impl Capabilities {
+    /// What the embedded store announces of itself.
+    fn of_memory_store() -> Self {
+        let own = crate::scim::memory::MemoryStore::capabilities();
+        Self {
+            patch: own.patch,
+            filter: own.filter,
+            sort: own.sort,
+            bulk: own.bulk,
+            etag: own.etag,
+            discovery: true,
+            uniqueness: true,
+        }
+    }
+}
+
+/// A tenant's gap-filling state: its upstream's capabilities and the per-resource locks that
+/// keep emulated read-modify-writes from losing updates.
+pub struct Gaps {
+    declared: Supports,
+    discovered: OnceCell<Capabilities>,
+    locks: moka::sync::Cache<String, Arc<Mutex<()>>>,
+    pub soft_delete: bool,
+}
+
+impl std::fmt::Debug for Gaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gaps")
+            .field("declared", &self.declared)
+            .field("discovered", &self.discovered.get())
+            .finish()
+    }
+}
+
+impl Gaps {
+    pub fn new(declared: Supports, soft_delete: bool) -> Self {
+        let locks = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            // Longer than any upstream exchange, so a lock cannot expire while it is held.
+            .time_to_idle(Duration::from_secs(600))
+            .build();
+        Self {
+            declared,
+            discovered: OnceCell::new(),
+            locks,
+            soft_delete,
+        }
+    }
+
+    pub async fn capabilities(
+        &self,
+        upstream: &Upstream,
+        ctx: &CallContext<'_>,
+    ) -> Result<Capabilities, ProxyError> {
+        if matches!(upstream, Upstream::Memory(_)) {
+            return Ok(Capabilities::of_memory_store());
+        }
+        let found = self
+            .discovered
+            .get_or_try_init(|| discover(upstream, ctx))
+            .await?;
+        Ok(self.with_declared(*found))
+    }
+
+    fn with_declared(&self, found: Capabilities) -> Capabilities {
+        let d = &self.declared;
+        Capabilities {
+            patch: d.patch.unwrap_or(found.patch),
+            filter: d.filter.unwrap_or(found.filter),
+            sort: d.sort.unwrap_or(found.sort),
+            bulk: d.bulk.unwrap_or(found.bulk),
+            etag: d.etag.unwrap_or(found.etag),
+            discovery: d.discovery.unwrap_or(found.discovery),
+            uniqueness: d.uniqueness.unwrap_or(true),
+        }
+    }
+
+    /// The lock for one key (a resource path, a unique value). Held across the upstream calls
+    /// of one emulated operation.
+    pub fn lock(&self, key: &str) -> Arc<Mutex<()>> {
+        self.locks.get_with_by_ref(key, || Arc::new(Mutex::new(())))
+    }
+}
+
+/// Reads the upstream's ServiceProviderConfig (RFC 7643 §5). An upstream without one
+/// supports nothing optional; an unreachable one is asked again next time.
+async fn discover(upstream: &Upstream, ctx: &CallContext<'_>) -> Result<Capabilities, ProxyError> {
+    let reply = upstream.call(get("/ServiceProviderConfig"), ctx).await?;
+    let doc: Option<Value> = reply
+        .status
+        .is_success()
+        .then(|| serde_json::from_slice(&reply.body).ok())
+        .flatten();
+    let supported = |key: &str| {
+        doc.as_ref()
+            .and_then(|d| d.get(key)?.get("supported")?.as_bool())
+            .unwrap_or(false)
+    };
+    let caps = Capabilities {
+        patch: supported("patch"),
+        filter: supported("filter"),
+        sort: supported("sort"),
+        bulk: supported("bulk"),
+        etag: supported("etag"),
+        discovery: doc.is_some(),
+        uniqueness: true,
+    };
+    tracing::info!(?caps, "read the upstream's capabilities");
+    Ok(caps)
+}

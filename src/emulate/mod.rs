@@ -1,0 +1,183 @@
+//! Stage 8, fill gaps: what the upstream cannot do, the proxy does with what it can. PATCH
+//! becomes GET + PUT, a filter becomes a scan of the list, discovery is answered locally, a
+//! create is checked for duplicates, and DELETE becomes deactivation where the tenant asks.
+//! A request the upstream handles itself passes through untouched.
+
+mod caps;
+mod discovery;
+mod list;
+mod patch;
+mod unique;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::{Either, Full};
+use serde_json::Value;
+
+pub use caps::{Capabilities, Gaps};
+
+use crate::error::ProxyError;
+use crate::response::Body;
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::request::{Endpoint, Target};
+use crate::scim::MEDIA_TYPE;
+use crate::tenant::Tenant;
+use crate::upstream::{Call, CallContext, Reply};
+
+/// One request as this stage sees it.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub target: &'a Target<'a>,
+    /// The path below the tenant's base, without the query: `/Users/2819c223`.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub body: &'a Bytes,
+    pub ctx: &'a CallContext<'a>,
+}
+
+/// Answers the request when the upstream needs help with it; `None` lets it pass through.
+pub async fn fill(
+    tenant: &Tenant,
+    req: &Request<'_>,
+) -> Result<Option<Response<Body>>, ProxyError> {
+    let Some(need) = need(tenant, req) else {
+        return Ok(None);
+    };
+    let caps = tenant.gaps.capabilities(&tenant.upstream, req.ctx).await?;
+    let answer = match need {
+        Need::Discovery => discovery::answer(tenant, req, &caps).await?,
+        Need::Patch if !caps.patch => Some(patch::via_put(tenant, req, &caps).await?),
+        Need::Patch => patch::native_with_readback(tenant, req).await?,
+        Need::List => list::answer(tenant, req, &caps).await?,
+        Need::Create if !caps.uniqueness => Some(unique::create(tenant, req, &caps).await?),
+        Need::Delete => Some(patch::deactivate(tenant, req, &caps).await?),
+        Need::Create => None,
+    };
+    Ok(answer)
+}
+
+/// The kinds of request that may need help, decided from the request alone so that plain
+/// traffic costs no capability lookup.
+enum Need {
+    Discovery,
+    Patch,
+    List,
+    Create,
+    Delete,
+}
+
+fn need(tenant: &Tenant, req: &Request<'_>) -> Option<Need> {
+    let t = req.target;
+    let resource = matches!(t.endpoint, Endpoint::Users | Endpoint::Groups);
+    match *req.method {
+        Method::GET => match t.endpoint {
+            Endpoint::ServiceProviderConfig | Endpoint::Schemas | Endpoint::ResourceTypes => {
+                Some(Need::Discovery)
+            }
+            Endpoint::Users | Endpoint::Groups | Endpoint::Root
+                if t.id.is_none() && list::asks_for_more(req.query) =>
+            {
+                Some(Need::List)
+            }
+            _ => None,
+        },
+        Method::POST if t.search && t.id.is_none() => Some(Need::List),
+        Method::POST if resource && t.id.is_none() => Some(Need::Create),
+        Method::PATCH if resource && t.id.is_some() => Some(Need::Patch),
+        Method::DELETE
+            if tenant.gaps.soft_delete && t.endpoint == Endpoint::Users && t.id.is_some() =>
+        {
+            Some(Need::Delete)
+        }
+        _ => None,
+    }
+}
+
+/// Calls the upstream on the request's behalf.
+async fn call(tenant: &Tenant, req: &Request<'_>, call: Call<'_>) -> Result<Reply, ProxyError> {
+    Ok(tenant.upstream.call(call, req.ctx).await?)
+}
+
+fn get(path_and_query: &str) -> Call<'_> {
+    Call {
+        method: Method::GET,
+        path_and_query,
+        body: Bytes::new(),
+        if_match: None,
+    }
+}
+
+/// An upstream reply handed on as the answer; stage 10 rewrites it if it is an error.
+fn relay(reply: Reply) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(reply.body)));
+    *response.status_mut() = reply.status;
+    for name in [header::CONTENT_TYPE, header::LOCATION, header::ETAG] {
+        if let Some(v) = reply.headers.get(&name) {
+            response.headers_mut().insert(name, v.clone());
+        }
+    }
+    response
+}
+
+/// A JSON answer the proxy composed.
+fn json(status: StatusCode, doc: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(doc).expect("a JSON value always serializes");
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    response
+}
+
+/// The upstream answered 2xx with something that is not the JSON it should be.
+fn unreadable(what: &str) -> ProxyError {
+    ProxyError::Scim(ScimError::new(
+        502,
+        format!("the application's answer to {what} is not valid SCIM JSON"),
+    ))
+}
+
+/// Applies `attributes`/`excludedAttributes` (RFC 7644 §3.4.2.5) to a resource the proxy
+/// composed an answer from.
+fn project(endpoint: Endpoint, doc: Value, attributes: &[String], excluded: &[String]) -> Value {
+    if attributes.is_empty() && excluded.is_empty() {
+        return doc;
+    }
+    let kind = match endpoint {
+        Endpoint::Groups => "Group",
+        Endpoint::Users => "User",
+        _ => doc
+            .pointer("/meta/resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("User"),
+    };
+    match crate::scim::discovery::resource_type_def(kind) {
+        Some(rt) => crate::scim::memory::projection::project(rt, doc, attributes, excluded),
+        None => doc,
+    }
+}
+
+/// The projection a query asks for.
+fn project_by_query(req: &Request<'_>, doc: Value) -> Value {
+    match crate::scim::list::ListParams::from_query(req.query) {
+        Ok(p) => project(
+            req.target.endpoint,
+            doc,
+            &p.attributes,
+            &p.excluded_attributes,
+        ),
+        Err(_) => doc,
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ProxyError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ProxyError::Scim(ScimError::with_type(
+            400,
+            ScimType::InvalidSyntax,
+            format!("the request body is not valid JSON: {e}"),
+        ))
+    })
+}

@@ -1,0 +1,127 @@
+//! Requests the proxy makes on its own behalf while filling an upstream's gaps (a GET before
+//! a PUT, a page of a list): buffered, bounded in size and time, and carrying the same
+//! credential and forwarding headers as the IdP request that caused them.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::time::Instant;
+
+use super::{headers, Forwarded, HttpUpstream, Upstream, UpstreamError};
+use crate::scim::memory::{MemoryStore, StoreRequest};
+use crate::scim::request::Method as ScimMethod;
+use crate::scim::MEDIA_TYPE;
+
+/// The largest reply read from the upstream: a page of a list is the biggest thing asked for.
+const MAX_REPLY: usize = 32 << 20;
+
+pub struct Call<'a> {
+    pub method: Method,
+    /// Below the upstream's base: `/Users/2819c223`, `/Users?startIndex=101&count=100`.
+    pub path_and_query: &'a str,
+    pub body: Bytes,
+    pub if_match: Option<&'a str>,
+}
+
+/// Who the call is made for: the same forwarding headers as the request that caused it.
+pub struct CallContext<'a> {
+    pub forwarded: &'a Forwarded<'a>,
+    /// The tenant's public base URL, for `meta.location` in documents the proxy or the
+    /// memory store composes. Made only when needed.
+    pub public_base: &'a (dyn Fn() -> String + Sync),
+}
+
+/// A whole upstream answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Upstream {
+    pub async fn call(
+        &self,
+        call: Call<'_>,
+        ctx: &CallContext<'_>,
+    ) -> Result<Reply, UpstreamError> {
+        match self {
+            Self::Http(up) => up.call(call, ctx.forwarded).await,
+            Self::Memory(store) => Ok(memory_call(store, &call, &(ctx.public_base)())),
+        }
+    }
+}
+
+impl HttpUpstream {
+    async fn call(
+        &self,
+        call: Call<'_>,
+        forwarded: &Forwarded<'_>,
+    ) -> Result<Reply, UpstreamError> {
+        let uri = Uri::try_from(format!("{}{}", self.base, call.path_and_query))
+            .map_err(UpstreamError::BadPath)?;
+        let mut request = Request::builder()
+            .method(call.method)
+            .uri(uri)
+            .version(Version::HTTP_11);
+        let headers = request.headers_mut().expect("the builder has no error yet");
+        headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE));
+        if !call.body.is_empty() {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+        }
+        if let Some(tag) = call.if_match.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(header::IF_MATCH, tag);
+        }
+        headers::prepare_request(headers, self.credential.as_ref(), forwarded);
+        let request = request
+            .body(Full::new(call.body))
+            .expect("method, URI and headers are valid");
+        let deadline = Instant::now() + self.timeout;
+        let response = self.send(request, deadline).await?;
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout_at(deadline, Limited::new(body, MAX_REPLY).collect())
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+            .map_err(UpstreamError::Broken)?
+            .to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+fn memory_call(store: &MemoryStore, call: &Call<'_>, base_url: &str) -> Reply {
+    let (path, query) = match call.path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (call.path_and_query, None),
+    };
+    let Some(method) = ScimMethod::parse(call.method.as_str()) else {
+        return Reply {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+    };
+    let answer = store.handle(&StoreRequest {
+        method,
+        path,
+        query,
+        body: &call.body,
+        base_url,
+    });
+    let mut headers = HeaderMap::new();
+    if let Some(etag) = answer.etag.and_then(|e| HeaderValue::try_from(e).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Some(location) = answer.location.and_then(|l| HeaderValue::try_from(l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    Reply {
+        status: StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        headers,
+        body: Bytes::from(answer.body),
+    }
+}

@@ -1,0 +1,462 @@
+//! Filling the legacy app's gaps through the proxy, checked against the memory upstream: the
+//! same operations must leave both in the same state.
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// One proxy with two tenants: "legacy" (the partial app) and "memory" (the reference).
+async fn both(extra: &str) -> Proxy {
+    let legacy = legacy_app("legacy-secret").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("legacy.token"), "legacy-secret").unwrap();
+    let config = format!(
+        "{}[[tenant]]\nid = \"legacy\"\nroute = {{ path_prefix = \"/legacy\" }}\nupstream = {{ url = \"http://{legacy}/scim/v2\", token_file = \"legacy.token\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n{extra}\n{}",
+        server(""),
+        hash("tok"),
+        tenant("memory", "memory:", "tok"),
+    );
+    Proxy::start_in(dir, &config).await
+}
+
+fn user(name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "externalId": format!("ext-{name}"),
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}],
+        "active": true,
+    })
+}
+
+async fn create(c: &reqwest::Client, proxy: &Proxy, t: &str, path: &str, doc: &Value) -> String {
+    let resp = c
+        .post(proxy.url(&format!("/{t}{path}")))
+        .bearer_auth("tok")
+        .json(doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{t}");
+    resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The parts of a resource both servers must agree on: no ids, no meta, members by display.
+fn comparable(mut doc: Value) -> Value {
+    let map = doc.as_object_mut().unwrap();
+    for k in ["id", "meta", "groups", "schemas"] {
+        map.remove(k);
+    }
+    doc
+}
+
+#[tokio::test]
+async fn patch_is_emulated_with_the_same_result_as_a_native_patch() {
+    let proxy = both("").await;
+    let c = client();
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [
+            {"op": "Replace", "path": "name.givenName", "value": "Babs"},
+            {"op": "add", "path": "emails", "value": [{"value": "babs@home.example", "type": "home"}]},
+            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b.jensen@example.com"},
+            {"op": "add", "value": {"nickName": "Babs", "title": "Tour Guide"}},
+            {"op": "remove", "path": "externalId"},
+            {"op": "replace", "path": "active", "value": false},
+        ]
+    });
+    let mut results = Vec::new();
+    for t in ["legacy", "memory"] {
+        let id = create(&c, &proxy, t, "/Users", &user("bjensen")).await;
+        let url = proxy.url(&format!("/{t}/Users/{id}"));
+        let resp = c
+            .patch(&url)
+            .bearer_auth("tok")
+            .json(&patch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{t}");
+        let patched: Value = resp.json().await.unwrap();
+        let read: Value = c
+            .get(&url)
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            comparable(patched),
+            comparable(read.clone()),
+            "{t}: PATCH answer and later GET differ"
+        );
+        results.push(comparable(read));
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0]["name"]["givenName"], "Babs");
+    assert!(results[0].get("externalId").is_none());
+}
+
+#[tokio::test]
+async fn concurrent_emulated_patches_lose_no_member() {
+    let proxy = both("").await;
+    let c = client();
+    let group = create(&c, &proxy, "legacy", "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Tour Guides"})).await;
+    let mut members = Vec::new();
+    for i in 0..12 {
+        members.push(create(&c, &proxy, "legacy", "/Users", &user(&format!("guide{i}"))).await);
+    }
+    let url = proxy.url(&format!("/legacy/Groups/{group}"));
+    let tasks: Vec<_> = members
+        .iter()
+        .map(|m| {
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": m}]}]});
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move { c.patch(&url).bearer_auth("tok").json(&body).send().await.unwrap().status() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let read: Value = c
+        .get(&url)
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        read["members"].as_array().unwrap().len(),
+        members.len(),
+        "{read}"
+    );
+}
+
+#[tokio::test]
+async fn bad_patches_are_refused_and_change_nothing() {
+    let proxy = both("").await;
+    let c = client();
+    let id = create(&c, &proxy, "legacy", "/Users", &user("kept")).await;
+    let url = proxy.url(&format!("/legacy/Users/{id}"));
+    let before: Value = c
+        .get(&url)
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bad_path = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "replace", "path": "displayName", "value": "Changed"},
+        {"op": "replace", "path": "emails[type eq", "value": "x"}]});
+    let resp = c
+        .patch(&url)
+        .bearer_auth("tok")
+        .json(&bad_path)
+        .send()
+        .await
+        .unwrap();
+    let e = scim_error(resp, 400).await;
+    assert_eq!(e["scimType"], "invalidPath", "{e}");
+    let no_schema = json!({"Operations": [{"op": "replace", "path": "displayName", "value": "x"}]});
+    let resp = c
+        .patch(&url)
+        .bearer_auth("tok")
+        .json(&no_schema)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim_error(resp, 400).await["scimType"], "invalidSyntax");
+    let after: Value = c
+        .get(&url)
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    let missing = proxy.url("/legacy/Users/no-such-id");
+    let ok = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]});
+    scim_error(
+        c.patch(&missing)
+            .bearer_auth("tok")
+            .json(&ok)
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn filters_are_evaluated_by_the_proxy_for_an_app_that_ignores_them() {
+    let proxy = both("").await;
+    let c = client();
+    for t in ["legacy", "memory"] {
+        for name in ["alice", "bob", "carol", "Dave", "erin"] {
+            create(&c, &proxy, t, "/Users", &user(name)).await;
+        }
+    }
+    let cases = [
+        ("userName eq \"dave\"", 1),
+        ("userName sw \"a\" or userName ew \"n\"", 2),
+        ("emails[type eq \"work\" and value co \"@example.com\"]", 5),
+        ("not (userName eq \"bob\")", 4),
+        ("userName eq \"nobody\"", 0),
+    ];
+    for (filter, expected) in cases {
+        let mut totals = Vec::new();
+        for t in ["legacy", "memory"] {
+            let resp = c
+                .get(proxy.url(&format!("/{t}/Users")))
+                .query(&[("filter", filter)])
+                .bearer_auth("tok")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{t} {filter}");
+            let list: Value = resp.json().await.unwrap();
+            assert_eq!(
+                list["schemas"][0],
+                "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+            );
+            totals.push(list["totalResults"].as_u64().unwrap());
+            assert_eq!(
+                list["Resources"].as_array().unwrap().len() as u64,
+                list["totalResults"].as_u64().unwrap()
+            );
+        }
+        assert_eq!(totals, [expected, expected], "{filter}");
+    }
+    // A window into the filtered results, and the same through POST /.search.
+    let page: Value = c
+        .get(proxy.url("/legacy/Users"))
+        .query(&[
+            ("filter", "userName pr"),
+            ("startIndex", "2"),
+            ("count", "2"),
+            ("attributes", "userName"),
+        ])
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            page["totalResults"].as_u64(),
+            page["startIndex"].as_u64(),
+            page["itemsPerPage"].as_u64()
+        ),
+        (Some(5), Some(2), Some(2))
+    );
+    assert_eq!(page["Resources"][0]["userName"], "bob");
+    assert!(page["Resources"][0].get("emails").is_none());
+    let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName eq \"carol\""});
+    for t in ["legacy", "memory"] {
+        let found: Value = c
+            .post(proxy.url(&format!("/{t}/Users/.search")))
+            .bearer_auth("tok")
+            .json(&search)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(found["totalResults"], 1, "{t}: {found}");
+        assert_eq!(found["Resources"][0]["userName"], "carol");
+    }
+    let resp = c
+        .get(proxy.url("/legacy/Users"))
+        .query(&[("filter", "userName eq")])
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim_error(resp, 400).await["scimType"], "invalidFilter");
+}
+
+#[tokio::test]
+async fn discovery_is_served_for_an_app_without_it() {
+    let proxy = both("").await;
+    let c = client();
+    let spc: Value = c
+        .get(proxy.url("/legacy/ServiceProviderConfig"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            spc["patch"]["supported"].as_bool(),
+            spc["filter"]["supported"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        spc["meta"]["location"],
+        proxy.url("/legacy/ServiceProviderConfig")
+    );
+    let schemas: Value = c
+        .get(proxy.url("/legacy/Schemas"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(schemas["totalResults"].as_u64().unwrap() >= 3);
+    let user_type: Value = c
+        .get(proxy.url("/legacy/ResourceTypes/User"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user_type["endpoint"], "/Users");
+    scim_error(
+        c.get(proxy.url("/legacy/ResourceTypes/Printer"))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_deliveries_of_one_create_make_one_resource() {
+    // The legacy app refuses a second userName itself but not a second externalId.
+    let proxy = both("").await;
+    let dedup = format!(
+        "{}[[tenant]]\nid = \"dedup\"\nroute = {{ path_prefix = \"/dedup\" }}\nupstream = {{ url = \"{}\", token_file = \"legacy.token\", supports = {{ uniqueness = false }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        legacy_url(&proxy).await,
+        hash("tok"),
+    );
+    std::fs::write(proxy.dir.path().join("legacy.token"), "legacy-secret").unwrap();
+    let dedup = Proxy::start_in(tempdir_with_token(), &dedup).await;
+    let c = client();
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let mut doc = user(&format!("twin{i}"));
+            doc["externalId"] = json!("same-external-id");
+            let (c, url) = (c.clone(), dedup.url("/dedup/Users"));
+            tokio::spawn(async move {
+                c.post(url)
+                    .bearer_auth("tok")
+                    .json(&doc)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409]);
+}
+
+/// The legacy app behind `proxy`'s "legacy" tenant, read back from its configuration.
+async fn legacy_url(proxy: &Proxy) -> String {
+    let text = std::fs::read_to_string(proxy.dir.path().join("scimgate.toml")).unwrap();
+    let start = text.find("url = \"http://").unwrap() + 7;
+    text[start..start + text[start..].find('"').unwrap()].to_owned()
+}
+
+fn tempdir_with_token() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("legacy.token"), "legacy-secret").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn soft_delete_deactivates_instead() {
+    let proxy = both("soft_delete = true").await;
+    let c = client();
+    let id = create(&c, &proxy, "legacy", "/Users", &user("leaver")).await;
+    let url = proxy.url(&format!("/legacy/Users/{id}"));
+    assert_eq!(
+        c.delete(&url)
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let kept: Value = c
+        .get(&url)
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["active"], false);
+    assert_eq!(kept["userName"], "leaver");
+}
+
+#[tokio::test]
+async fn native_patch_answered_204_is_read_back_when_attributes_are_asked() {
+    let echo = echo_upstream().await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, discovery = true }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("tok"),
+    );
+    let proxy = Proxy::start(&config).await;
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let c = client();
+    // Without attributes the 204 passes through as the RFC allows.
+    let resp = c
+        .patch(proxy.url("/e/Users/1"))
+        .bearer_auth("tok")
+        .header("x-echo-status", "204")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = c
+        .patch(proxy.url("/e/Users/1?attributes=active&echo_status=204"))
+        .bearer_auth("tok")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let read: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (read["method"].as_str(), read["path"].as_str()),
+        (Some("GET"), Some("/scim/v2/Users/1"))
+    );
+}
