@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the SCIM 2.0 conformance suite scim2-tester (through scim2-cli) against scimgate in front
-# of its embedded in-memory upstream, on loopback only, and exits non-zero if any check errors.
+# Runs the SCIM 2.0 conformance suite scim2-tester (through scim2-cli) against scimgate, on
+# loopback only, and exits non-zero if any check errors. The upstream behind the proxy is the
+# embedded memory store (`memory`, the default) or the partial legacy app of examples/
+# (`legacy`), whose gaps the proxy fills.
 #
-#   scripts/conformance.sh            # build with cargo, then test
-#   SCIMGATE_BIN=path/to/scimgate scripts/conformance.sh
+#   scripts/conformance.sh [memory|legacy]   # build with cargo, then test
+#   SCIMGATE_BIN=path/to/scimgate LEGACY_BIN=path/to/legacy_app scripts/conformance.sh legacy
 #   CONFORMANCE_VERBOSE=1 scripts/conformance.sh   # also print each failing check's data
 #
 # The full report and the proxy's log are kept in a temp folder whose path is printed at the end.
@@ -18,6 +20,8 @@ SCIM2_MODELS_VERSION=0.12.3
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv-conformance"
 TOKEN="conformance-token"
+TARGET=${1:-memory}
+case "$TARGET" in memory | legacy) ;; *) echo "usage: $0 [memory|legacy]" >&2; exit 2 ;; esac
 SUITE_TIMEOUT=${CONFORMANCE_TIMEOUT:-300}
 
 log() { printf 'conformance: %s\n' "$*" >&2; }
@@ -31,18 +35,64 @@ if [[ ! -x "$VENV/bin/scim2" ]]; then
         "scim2-client==$SCIM2_CLIENT_VERSION" "scim2-models==$SCIM2_MODELS_VERSION"
 fi
 
-# 2. The binary: given, or built.
+# 2. The binaries: given, or built.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if [[ -n "${SCIMGATE_BIN:-}" ]]; then
     BIN=$SCIMGATE_BIN
 else
     log "building scimgate"
     (cd "$ROOT" && timeout 1800 cargo build --quiet --bin scimgate)
-    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/scimgate"
+    BIN="$TARGET_DIR/debug/scimgate"
 fi
 [[ -x "$BIN" ]] || { log "no executable at $BIN"; exit 2; }
 
-# 3. A config with one memory tenant on free loopback ports.
+# The address in the first line of FILE that matches PATTERN, waited for up to 10 s.
+wait_for_addr() { # file, pid, extract-command
+    for _ in $(seq 100); do
+        local addr
+        addr=$("$3" <"$1" || true)
+        if [[ -n "$addr" ]]; then echo "$addr"; return; fi
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "no address from pid $2; its output:"
+    cat "$1" >&2
+    exit 2
+}
+proxy_addr() { python3 -c 'import json,sys
+for l in sys.stdin:
+    if "\"listening\"" in l: print(json.loads(l)["addr"]); break'; }
+legacy_addr() { sed -n 's|^legacy app listening on http://\([^/]*\).*|\1|p' | head -n1; }
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/scimgate-conformance.XXXXXX")
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+
+UPSTREAM='url = "memory:"'
+if [[ "$TARGET" == legacy ]]; then
+    if [[ -n "${LEGACY_BIN:-}" ]]; then
+        LEGACY=$LEGACY_BIN
+    else
+        log "building the legacy app"
+        (cd "$ROOT" && timeout 1800 cargo build --quiet --example legacy_app)
+        LEGACY="$TARGET_DIR/debug/examples/legacy_app"
+    fi
+    LEGACY_TOKEN=legacy-secret "$LEGACY" --listen 127.0.0.1:0 >"$WORK/legacy.log" 2>&1 &
+    PIDS+=($!)
+    LEGACY_ADDR=$(wait_for_addr "$WORK/legacy.log" "$!" legacy_addr)
+    export LEGACY_TOKEN=legacy-secret
+    UPSTREAM="url = \"http://$LEGACY_ADDR/scim/v2\", token_env = \"LEGACY_TOKEN\""
+fi
+
+# 3. A config with one tenant on free loopback ports.
 HASH=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
 cat >"$WORK/scimgate.toml" <<EOF
 [server]
@@ -58,38 +108,14 @@ level = "info"
 [[tenant]]
 id = "demo"
 route = { path_prefix = "/demo" }
-upstream = { url = "memory:" }
+upstream = { $UPSTREAM }
 auth.bearer = [{ sha256 = "$HASH" }]
 EOF
 
-# 4. Start the proxy; stop it whatever happens next.
+# 4. Start the proxy; it is stopped on exit whatever happens next.
 "$BIN" serve --config "$WORK/scimgate.toml" >"$WORK/proxy.log" 2>&1 &
-PID=$!
-cleanup() {
-    if kill -0 "$PID" 2>/dev/null; then
-        kill -TERM "$PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$PID" 2>/dev/null || true
-    fi
-    wait "$PID" 2>/dev/null || true
-}
-trap cleanup EXIT
-
-ADDR=""
-for _ in $(seq 100); do
-    LINE=$(grep -m1 '"listening"' "$WORK/proxy.log" || true)
-    if [[ -n "$LINE" ]]; then
-        ADDR=$(jq -r '.addr' <<<"$LINE")
-        break
-    fi
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z "$ADDR" || "$ADDR" == null ]]; then
-    log "proxy did not start; its log:"
-    cat "$WORK/proxy.log" >&2
-    exit 2
-fi
+PIDS+=($!)
+ADDR=$(wait_for_addr "$WORK/proxy.log" "$!" proxy_addr)
 case "$ADDR" in
 127.*) ;;
 *) log "refusing non-loopback address $ADDR"; exit 2 ;;
@@ -120,7 +146,7 @@ for s in SUCCESS COMPLIANT ACCEPTABLE DEVIATION ERROR CRITICAL SKIPPED; do
     TOTAL=$((TOTAL + COUNT[$s]))
 done
 echo
-echo "conformance: $TOTAL checks: ${COUNT[SUCCESS]} SUCCESS, ${COUNT[COMPLIANT]} COMPLIANT," \
+echo "conformance ($TARGET): $TOTAL checks: ${COUNT[SUCCESS]} SUCCESS, ${COUNT[COMPLIANT]} COMPLIANT," \
     "${COUNT[ACCEPTABLE]} ACCEPTABLE, ${COUNT[DEVIATION]} DEVIATION, ${COUNT[ERROR]} ERROR," \
     "${COUNT[CRITICAL]} CRITICAL, ${COUNT[SKIPPED]} SKIPPED"
 echo "conformance: report and proxy log in $WORK"

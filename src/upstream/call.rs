@@ -113,6 +113,9 @@ fn memory_call(store: &MemoryStore, call: &Call<'_>, base_url: &str) -> Reply {
         base_url,
     });
     let mut headers = HeaderMap::new();
+    if !answer.body.is_empty() {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    }
     if let Some(etag) = answer.etag.and_then(|e| HeaderValue::try_from(e).ok()) {
         headers.insert(header::ETAG, etag);
     }
