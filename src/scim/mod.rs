@@ -1,6 +1,7 @@
 //! The SCIM 2.0 protocol itself (RFC 7643, RFC 7644): resources, requests, errors, lists and
 //! the in-memory reference store. Nothing here knows about HTTP, sockets or tenants.
 
+pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod filter;

@@ -143,7 +143,7 @@ pub fn classify(path: &str) -> Option<Target<'_>> {
 
 /// Decodes `%XX` escapes (RFC 3986 §2.1). Unlike form decoding, `+` stays a plus. Malformed
 /// escapes and escapes that do not decode to UTF-8 answer `None`.
-fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
+pub(crate) fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
     if !raw.contains('%') {
         return Some(Cow::Borrowed(raw));
     }
