@@ -132,21 +132,22 @@ async fn run(
     };
 
     // 8. fill gaps: what the upstream cannot do is answered here, with its help.
-    if let Some(target) = &target {
-        let req = emulate::Request {
-            method: &parts.method,
-            target,
-            path: rest,
-            query: uri.query(),
-            body: &body,
-            ctx: &ctx,
-        };
-        if let Some(response) = emulate::fill(tenant, &req).await? {
+    let method = parts.method.clone();
+    let gap = target.as_ref().map(|target| emulate::Request {
+        method: &method,
+        target,
+        path: rest,
+        query: uri.query(),
+        body: &body,
+        ctx: &ctx,
+    });
+    if let Some(req) = &gap {
+        if let Some(response) = emulate::fill(tenant, req).await? {
             return Ok(response::answer(response, answer).await);
         }
     }
 
-    // 9. forward, then 10. answer.
+    // 9. forward, then 10. answer (after what the upstream left undone in its answer).
     let path_and_query = match uri.query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_owned(),
@@ -155,7 +156,10 @@ async fn run(
         path_and_query: &path_and_query,
         ctx: &ctx,
     };
-    let response = tenant.upstream.forward(parts, body, out).await?;
+    let mut response = tenant.upstream.forward(parts, body.clone(), out).await?;
+    if let Some(req) = &gap {
+        response = emulate::finish(tenant, req, response).await?;
+    }
     Ok(response::answer(response, answer).await)
 }
 

@@ -19,6 +19,16 @@ pub async fn answer(
     req: &Request<'_>,
     caps: &Capabilities,
 ) -> Result<Option<Response<Body>>, ProxyError> {
+    if *req.method != http::Method::GET {
+        // Discovery documents are read-only (RFC 7644 §4).
+        if caps.discovery {
+            return Ok(None);
+        }
+        return Err(ProxyError::Scim(ScimError::new(
+            405,
+            format!("{} is not allowed on this endpoint", req.method),
+        )));
+    }
     let base = (req.ctx.public_base)();
     let id = req.target.id.as_deref();
     match req.target.endpoint {
@@ -57,16 +67,16 @@ fn provided(caps: &Capabilities) -> docs::Capabilities {
         sort: caps.sort,
         etag: caps.etag,
         change_password: false,
-        bulk: caps.bulk,
-        bulk_max_operations: 0,
-        bulk_max_payload_size: 0,
+        bulk: true,
+        bulk_max_operations: super::bulk::MAX_OPERATIONS as u32,
+        bulk_max_payload_size: super::bulk::MAX_PAYLOAD_BYTES as u64,
         authentication_schemes: vec![AuthenticationScheme::oauth_bearer_token()],
     }
 }
 
 /// Marks in the upstream's own document what the proxy adds.
-fn announce(doc: &mut Value, _caps: &Capabilities) {
-    for key in ["patch", "filter"] {
+fn announce(doc: &mut Value, caps: &Capabilities) {
+    for key in ["patch", "filter", "bulk"] {
         if let Some(section) = doc.get_mut(key).and_then(Value::as_object_mut) {
             section.insert("supported".into(), Value::Bool(true));
         } else if let Some(map) = doc.as_object_mut() {
@@ -75,6 +85,18 @@ fn announce(doc: &mut Value, _caps: &Capabilities) {
     }
     if let Some(filter) = doc.get_mut("filter").and_then(Value::as_object_mut) {
         filter.entry("maxResults").or_insert(Value::from(MAX_COUNT));
+    }
+    if !caps.bulk {
+        if let Some(bulk) = doc.get_mut("bulk").and_then(Value::as_object_mut) {
+            bulk.insert(
+                "maxOperations".into(),
+                Value::from(super::bulk::MAX_OPERATIONS),
+            );
+            bulk.insert(
+                "maxPayloadSize".into(),
+                Value::from(super::bulk::MAX_PAYLOAD_BYTES),
+            );
+        }
     }
 }
 

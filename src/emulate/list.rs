@@ -56,20 +56,21 @@ pub async fn answer(
         return Err(ProxyError::Scim(e));
     }
     let collections = collections(req.target.endpoint);
-    match (&params.filter, caps.filter) {
-        (Some(text), false) => {
-            let filter = filter::parse(text).map_err(|e| ProxyError::Scim(e.into()))?;
-            Ok(Some(
-                scan(tenant, req, collections, &params, &filter).await?,
-            ))
-        }
-        // The upstream filters itself: a search becomes the GET it understands.
-        _ if req.target.search => {
-            let path = format!("{}?{}", search_path(req), to_query(&params));
-            Ok(Some(relay(call(tenant, req, get(&path)).await?)))
-        }
-        _ => Ok(None),
+    let filter = match &params.filter {
+        Some(text) => Some(filter::parse(text).map_err(|e| ProxyError::Scim(e.into()))?),
+        None => None,
+    };
+    if !caps.filter && (filter.is_some() || req.target.search) {
+        return Ok(Some(
+            scan(tenant, req, collections, &params, filter.as_ref()).await?,
+        ));
     }
+    if !req.target.search {
+        return Ok(None);
+    }
+    // The upstream filters itself: a search becomes the GET it understands.
+    let path = format!("{}?{}", search_path(req), to_query(&params));
+    Ok(Some(relay(call(tenant, req, get(&path)).await?)))
 }
 
 /// The collections a request covers: the service root lists every resource type (§3.4.2.1).
@@ -94,7 +95,7 @@ async fn scan(
     req: &Request<'_>,
     collections: &[(&str, CoreSchema)],
     params: &ListParams,
-    filter: &Filter,
+    filter: Option<&Filter>,
 ) -> Result<Response<Body>, ProxyError> {
     let mut window = Window::new(params.start_index, params.page_size(MAX_COUNT));
     for (collection, info) in collections {
@@ -150,7 +151,7 @@ async fn scan_collection(
     req: &Request<'_>,
     collection: &str,
     info: &CoreSchema,
-    filter: &Filter,
+    filter: Option<&Filter>,
     window: &mut Window,
 ) -> Result<Option<Response<Body>>, ProxyError> {
     let mut start = 1;
@@ -177,7 +178,13 @@ async fn scan_collection(
         }
         start += resources.len();
         for resource in resources {
-            if filter::matches(filter, &resource, info).map_err(|e| ProxyError::Scim(e.into()))? {
+            let matched = match filter {
+                Some(f) => {
+                    filter::matches(f, &resource, info).map_err(|e| ProxyError::Scim(e.into()))?
+                }
+                None => true,
+            };
+            if matched {
                 window.offer(resource);
             }
         }
@@ -257,6 +264,6 @@ pub async fn exists(
         }
     }
     let mut window = Window::new(1, 1);
-    scan_collection(tenant, req, collection, info, filter, &mut window).await?;
+    scan_collection(tenant, req, collection, info, Some(filter), &mut window).await?;
     Ok(window.matched > 0)
 }

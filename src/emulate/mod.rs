@@ -3,6 +3,7 @@
 //! create is checked for duplicates, and DELETE becomes deactivation where the tenant asks.
 //! A request the upstream handles itself passes through untouched.
 
+mod bulk;
 mod caps;
 mod discovery;
 mod list;
@@ -12,7 +13,7 @@ mod unique;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full};
 use serde_json::Value;
 
 pub use caps::{Capabilities, Gaps};
@@ -52,6 +53,8 @@ pub async fn fill(
         Need::List => list::answer(tenant, req, &caps).await?,
         Need::Create if !caps.uniqueness => Some(unique::create(tenant, req, &caps).await?),
         Need::Delete => Some(patch::deactivate(tenant, req, &caps).await?),
+        Need::Bulk if !caps.bulk => Some(bulk::run(tenant, req, &caps).await?),
+        Need::Bulk => None,
         Need::Create => None,
     };
     Ok(answer)
@@ -65,16 +68,19 @@ enum Need {
     List,
     Create,
     Delete,
+    Bulk,
 }
 
 fn need(tenant: &Tenant, req: &Request<'_>) -> Option<Need> {
     let t = req.target;
     let resource = matches!(t.endpoint, Endpoint::Users | Endpoint::Groups);
+    let discovery = matches!(
+        t.endpoint,
+        Endpoint::ServiceProviderConfig | Endpoint::Schemas | Endpoint::ResourceTypes
+    );
     match *req.method {
+        _ if discovery => Some(Need::Discovery),
         Method::GET => match t.endpoint {
-            Endpoint::ServiceProviderConfig | Endpoint::Schemas | Endpoint::ResourceTypes => {
-                Some(Need::Discovery)
-            }
             Endpoint::Users | Endpoint::Groups | Endpoint::Root
                 if t.id.is_none() && list::asks_for_more(req.query) =>
             {
@@ -83,6 +89,7 @@ fn need(tenant: &Tenant, req: &Request<'_>) -> Option<Need> {
             _ => None,
         },
         Method::POST if t.search && t.id.is_none() => Some(Need::List),
+        Method::POST if t.endpoint == Endpoint::Bulk => Some(Need::Bulk),
         Method::POST if resource && t.id.is_none() => Some(Need::Create),
         Method::PATCH if resource && t.id.is_some() => Some(Need::Patch),
         Method::DELETE
@@ -92,6 +99,74 @@ fn need(tenant: &Tenant, req: &Request<'_>) -> Option<Need> {
         }
         _ => None,
     }
+}
+
+/// What the upstream left undone in a successful answer it gave itself: the projection the
+/// request asked for (RFC 7644 §3.4.2.5), and, from an app without discovery documents (so
+/// not trusted to apply its schema's `returned` rules), `returned: never` attributes such as
+/// `password` removed. Projecting an answer the upstream already projected changes nothing.
+pub async fn finish(
+    tenant: &Tenant,
+    req: &Request<'_>,
+    response: Response<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let status = response.status();
+    let resources = matches!(
+        req.target.endpoint,
+        Endpoint::Users | Endpoint::Groups | Endpoint::Root
+    );
+    if !status.is_success() || status == StatusCode::NO_CONTENT || !resources {
+        return Ok(response);
+    }
+    if !list::asks_for_projection(req.query) {
+        if matches!(tenant.upstream, crate::upstream::Upstream::Memory(_)) {
+            return Ok(response);
+        }
+        if tenant
+            .gaps
+            .capabilities(&tenant.upstream, req.ctx)
+            .await?
+            .discovery
+        {
+            return Ok(response);
+        }
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = http_body_util::Limited::new(body, MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| ProxyError::Upstream(crate::upstream::UpstreamError::Broken(e)))?
+        .to_bytes();
+    let body = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(doc) => {
+            let doc = project_answer(req, doc);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"))
+        }
+        // Not JSON: stage 10 and the IdP see it as it came.
+        Err(_) => bytes,
+    };
+    Ok(Response::from_parts(parts, Either::Right(Full::new(body))))
+}
+
+/// The largest upstream answer `finish` reads to rework it.
+const MAX_ANSWER: usize = 32 << 20;
+
+/// A resource or each resource of a ListResponse, projected as the query asks.
+fn project_answer(req: &Request<'_>, mut doc: Value) -> Value {
+    let params = crate::scim::list::ListParams::from_query(req.query).unwrap_or_default();
+    let (attrs, excluded) = (&params.attributes, &params.excluded_attributes);
+    let listed = doc.as_object_mut().and_then(|m| {
+        m.iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Resources"))
+    });
+    if let Some((_, Value::Array(items))) = listed {
+        for item in items.iter_mut() {
+            *item = project(req.target.endpoint, item.take(), attrs, excluded);
+        }
+        return doc;
+    }
+    project(req.target.endpoint, doc, attrs, excluded)
 }
 
 /// Calls the upstream on the request's behalf.
@@ -122,7 +197,13 @@ fn relay(reply: Reply) -> Response<Body> {
 
 /// A JSON answer the proxy composed.
 fn json(status: StatusCode, doc: &Value) -> Response<Body> {
-    let body = serde_json::to_vec(doc).expect("a JSON value always serializes");
+    json_bytes(
+        status,
+        serde_json::to_vec(doc).expect("a JSON value always serializes"),
+    )
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     response
@@ -141,10 +222,9 @@ fn unreadable(what: &str) -> ProxyError {
 
 /// Applies `attributes`/`excludedAttributes` (RFC 7644 §3.4.2.5) to a resource the proxy
 /// composed an answer from.
+/// Always applied, because it also drops `returned: never` attributes such as `password`
+/// (RFC 7643 §7) that a partial app may send back.
 fn project(endpoint: Endpoint, doc: Value, attributes: &[String], excluded: &[String]) -> Value {
-    if attributes.is_empty() && excluded.is_empty() {
-        return doc;
-    }
     let kind = match endpoint {
         Endpoint::Groups => "Group",
         Endpoint::Users => "User",

@@ -150,7 +150,8 @@ async fn apply(
             attempt += 1;
             continue;
         }
-        if written.status == StatusCode::OK && super::list::asks_for_projection(req.query) {
+        // The proxy answers for the PATCH: what it returns gets the PATCH's projection.
+        if written.status == StatusCode::OK {
             let doc: Value =
                 serde_json::from_slice(&written.body).map_err(|_| unreadable("a PUT"))?;
             return Ok(json(StatusCode::OK, &super::project_by_query(req, doc)));

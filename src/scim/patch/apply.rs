@@ -95,6 +95,12 @@ fn set_extension(
     info: &dyn AttributeInfo,
 ) -> Result<(), PatchError> {
     for (name, v) in attrs {
+        // An extension object serialized from a typed model may carry its own `schemas`; it
+        // names the extension, not an attribute of it (the resource's `schemas` is kept right
+        // by the write itself).
+        if name.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
         let attr = plain_attr(Some(urn), &name)?;
         set(
             res,

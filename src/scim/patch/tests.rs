@@ -322,6 +322,19 @@ fn whole_extension_paths_add_and_remove_the_extension_object() {
 }
 
 #[test]
+fn schemas_inside_an_extension_value_is_not_an_attribute_of_it() {
+    // scim2-tester sends an extension model with its own `schemas` member.
+    let ops = json!([{"op": "add", "path": urn::ENTERPRISE_USER, "value": {
+        "schemas": [urn::ENTERPRISE_USER], "employeeNumber": "701984"}}]);
+    let out = apply_to(&user(), ops, CoreSchema::User).expect("applies");
+    assert_eq!(
+        out[urn::ENTERPRISE_USER],
+        json!({"employeeNumber": "701984"})
+    );
+    assert_eq!(out["schemas"], json!([urn::USER, urn::ENTERPRISE_USER]));
+}
+
+#[test]
 fn enterprise_attributes_are_single_valued() {
     let path = format!("{}:manager", urn::ENTERPRISE_USER);
     let ops = json!([{"op": "add", "path": path, "value": [{"value": "m1"}]}]);
