@@ -161,10 +161,7 @@ fn explain(config: &Config) {
             tls.display()
         );
     }
-    match config.admin {
-        Some(a) => println!("  admin    http://{a} (/healthz, /readyz)"),
-        None => println!("  admin    off"),
-    }
+    println!("  admin    http://{} (/healthz, /readyz)", config.admin);
     for t in &config.tenants {
         let route = match &t.route {
             Route::PathPrefix(p) => format!("path /{p}"),

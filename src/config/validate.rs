@@ -2,7 +2,7 @@
 //! and each names the file, the line and the key, and says what is expected.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +15,8 @@ use toml::Spanned;
 use super::raw::*;
 use super::*;
 
-const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+/// Loopback only: the admin listener has no authentication.
+const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
 struct Checker<'a> {
     text: &'a str,
@@ -38,8 +39,8 @@ pub(super) fn validate(
     };
     let server = c.server(&raw.server);
     let admin = match &raw.admin {
-        Some(a) => c.addr(&a.listen, "admin.listen"),
-        None => DEFAULT_ADMIN.parse().ok(),
+        Some(a) => c.addr(&a.listen, "admin.listen").unwrap_or(DEFAULT_ADMIN),
+        None => DEFAULT_ADMIN,
     };
     let log = Log {
         format: raw.log.format.unwrap_or_default(),

@@ -123,3 +123,18 @@ fn certs_dev_writes_a_usable_set() {
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("https://127.0.0.1:0"), "{stdout}");
 }
+
+#[test]
+fn without_an_admin_table_the_admin_listener_is_on_loopback_9090() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        tenant("a", "memory:", "t")
+    );
+    let (code, out, err) = run_cli(&["check", "--config", &write(&dir, &text)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("admin    http://127.0.0.1:9090 (/healthz, /readyz)"),
+        "{out}"
+    );
+}
