@@ -137,3 +137,6 @@ impl Config {
             .map_err(|problems| ConfigError::Invalid { problems })
     }
 }
+
+#[cfg(test)]
+mod tests;

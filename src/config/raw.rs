@@ -90,7 +90,7 @@ pub struct RawUpstream {
 pub struct RawAuth {
     #[serde(default)]
     pub bearer: Vec<RawBearer>,
-    pub mtls: Option<RawMtls>,
+    pub mtls: Option<Spanned<RawMtls>>,
 }
 
 #[derive(Debug, Deserialize)]

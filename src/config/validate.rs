@@ -22,6 +22,8 @@ struct Checker<'a> {
     text: &'a str,
     file: &'a Path,
     base: &'a Path,
+    /// Whether the listener asks for client certificates at all: `auth.mtls` needs it.
+    client_ca: bool,
     problems: Vec<String>,
 }
 
@@ -35,6 +37,11 @@ pub(super) fn validate(
         text,
         file,
         base,
+        client_ca: raw
+            .server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca.is_some()),
         problems: Vec::new(),
     };
     let server = c.server(&raw.server);
@@ -331,17 +338,7 @@ impl Checker<'_> {
             .enumerate()
             .filter_map(|(i, b)| self.bearer(b, &format!("{ctx}: auth.bearer[{i}]")))
             .collect();
-        let mtls = a.mtls.as_ref().map(|m| MtlsRule {
-            subject_cn: m.subject_cn.clone(),
-            san: m.san.clone(),
-        });
-        if matches!(&mtls, Some(m) if m.subject_cn.is_empty() && m.san.is_empty()) {
-            self.problem(
-                at.clone(),
-                &format!("{ctx}: auth.mtls"),
-                "list at least one subject_cn or san to accept",
-            );
-        }
+        let mtls = a.mtls.as_ref().map(|m| self.mtls(m, ctx));
         if a.bearer.is_empty() && a.mtls.is_none() {
             self.problem(
                 at,
@@ -350,6 +347,27 @@ impl Checker<'_> {
             );
         }
         AuthConfig { bearer, mtls }
+    }
+
+    fn mtls(&mut self, m: &Spanned<RawMtls>, ctx: &str) -> MtlsRule {
+        let key = format!("{ctx}: auth.mtls");
+        if m.get_ref().subject_cn.is_empty() && m.get_ref().san.is_empty() {
+            self.problem(
+                m.span(),
+                &key,
+                "list at least one subject_cn or san to accept",
+            );
+        }
+        if !self.client_ca {
+            // Without it the handshake never asks for a certificate, so every request to the
+            // tenant would be refused.
+            let msg = "needs server.tls.client_ca: without it no client certificate reaches the proxy and every request to this tenant is refused";
+            self.problem(m.span(), &key, msg);
+        }
+        MtlsRule {
+            subject_cn: m.get_ref().subject_cn.clone(),
+            san: m.get_ref().san.clone(),
+        }
     }
 
     fn bearer(&mut self, b: &RawBearer, key: &str) -> Option<BearerToken> {

@@ -1,0 +1,54 @@
+//! Validation scenarios: bad configuration strings in, and the exact problem text out.
+
+use std::path::Path;
+
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("c.toml"))
+}
+
+/// Every problem the text has, one per line; panics if it is valid.
+fn problems(text: &str) -> String {
+    match load(text) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn tenant_with(auth: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"memory:\" }}\n{auth}\n"
+    )
+}
+
+#[test]
+fn mtls_without_a_client_ca_is_refused_with_the_tenant_and_line() {
+    let text = tenant_with("auth.mtls = { subject_cn = [\"okta\"] }");
+    let err = problems(&text);
+    assert!(
+        err.contains("c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca"),
+        "{err}"
+    );
+    // Written as a table of its own, the line is that of its header.
+    let text = tenant_with("[tenant.auth.mtls]\nsan = [\"okta\"]");
+    let err = problems(&text);
+    assert!(
+        err.contains("c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mtls_with_a_client_ca_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["s.pem", "s.key", "ca.pem"] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    let text = tenant_with("auth.mtls = { subject_cn = [\"okta\"] }").replace(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\ntls = { cert = \"s.pem\", key = \"s.key\", client_ca = \"ca.pem\" }\n",
+    );
+    let config = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
+    assert!(config.tenants[0].auth.mtls.is_some());
+}
