@@ -52,3 +52,41 @@ fn mtls_with_a_client_ca_is_accepted() {
     let config = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
     assert!(config.tenants[0].auth.mtls.is_some());
 }
+
+fn with_level(level: &str) -> String {
+    tenant_with("auth.bearer = [{ sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\" }]")
+        .replace("\n\n[[tenant]]", &format!("\n[log]\nlevel = \"{level}\"\n\n[[tenant]]"))
+}
+
+#[test]
+fn a_misspelt_log_level_is_refused_with_its_line() {
+    for level in [
+        "infoo",
+        "scimgate=loud",
+        "info,warnn",
+        "[unclosed=info",
+        "",
+        // Valid to EnvFilter (everything from scimgate), but not told apart from a typo.
+        "scimgate",
+    ] {
+        let err = problems(&with_level(level));
+        assert!(
+            err.contains("c.toml:4: log.level: expected a level such as \"info\" or \"warn\""),
+            "{level:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn log_levels_and_per_target_directives_are_accepted() {
+    for level in [
+        "info",
+        "WARN",
+        "off",
+        "scimgate=debug",
+        "warn,scimgate::upstream=trace",
+    ] {
+        let config = load(&with_level(level)).unwrap();
+        assert_eq!(config.log.level, level);
+    }
+}

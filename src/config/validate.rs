@@ -11,6 +11,7 @@ use http::{HeaderValue, Uri};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use toml::Spanned;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 use super::raw::*;
 use super::*;
@@ -51,11 +52,7 @@ pub(super) fn validate(
     };
     let log = Log {
         format: raw.log.format.unwrap_or_default(),
-        level: raw
-            .log
-            .level
-            .as_ref()
-            .map_or_else(|| "info".to_owned(), |l| l.get_ref().clone()),
+        level: c.log_level(raw.log.level.as_ref()),
     };
     let tenants = c.tenants(&raw.tenants);
     match (c.problems.is_empty(), server) {
@@ -164,6 +161,15 @@ impl Checker<'_> {
             ),
             listen: listen?,
         })
+    }
+
+    fn log_level(&mut self, v: Option<&Spanned<String>>) -> String {
+        let Some(v) = v else { return "info".to_owned() };
+        if !valid_log_filter(v.get_ref()) {
+            let msg = "expected a level such as \"info\" or \"warn\", or levels per module such as \"warn,scimgate=debug\"";
+            self.problem(v.span(), "log.level", msg);
+        }
+        v.get_ref().clone()
     }
 
     fn tenants(&mut self, raw: &[RawTenant]) -> Vec<TenantConfig> {
@@ -391,6 +397,23 @@ impl Checker<'_> {
         };
         Some(BearerToken { sha256, not_after })
     }
+}
+
+/// A filter `tracing_subscriber` accepts in which every directive ends in a level. A bare word
+/// that is not a level is valid to `EnvFilter` as a module name: a typo such as `infoo` would
+/// enable logs of a module that does not exist and silence all others.
+fn valid_log_filter(filter: &str) -> bool {
+    let mut directives = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .peekable();
+    directives.peek().is_some()
+        && directives.all(|d| {
+            let level = d.rsplit_once('=').map_or(d, |(_, level)| level);
+            level.parse::<LevelFilter>().is_ok()
+        })
+        && EnvFilter::try_new(filter).is_ok()
 }
 
 fn valid_id(id: &str) -> bool {
