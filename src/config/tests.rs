@@ -90,3 +90,23 @@ fn log_levels_and_per_target_directives_are_accepted() {
         assert_eq!(config.log.level, level);
     }
 }
+
+#[test]
+fn a_tenant_without_auth_gets_the_validation_message_not_a_parse_error() {
+    let err = problems(&tenant_with(""));
+    assert!(
+        err.contains("c.toml:5: tenant \"a\": auth: configure auth.bearer or auth.mtls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tenant_without_route_gets_the_validation_message_not_a_parse_error() {
+    let text = tenant_with("auth.bearer = []").replace("route = { path_prefix = \"/a\" }\n", "");
+    let err = problems(&text);
+    assert!(
+        err.contains("c.toml:5: tenant \"a\": route: expected exactly one of path_prefix or host"),
+        "{err}"
+    );
+    assert!(err.contains("configure auth.bearer or auth.mtls"), "{err}");
+}
