@@ -110,3 +110,33 @@ fn a_tenant_without_route_gets_the_validation_message_not_a_parse_error() {
     );
     assert!(err.contains("configure auth.bearer or auth.mtls"), "{err}");
 }
+
+#[test]
+fn upstream_credentials_and_ca_on_the_memory_store_are_refused() {
+    let bearer = "auth.bearer = [{ sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\" }]";
+    let text = tenant_with(bearer).replace(
+        "upstream = { url = \"memory:\" }\n",
+        "[tenant.upstream]\nurl = \"memory:\"\ntoken_env = \"PATH\"\nca = \"c.toml\"\n[tenant.auth]\n",
+    ).replace("auth.bearer", "bearer");
+    let err = problems(&text);
+    for key in [
+        "c.toml:9: tenant \"a\": upstream.token_env",
+        "c.toml:10: tenant \"a\": upstream.ca",
+    ] {
+        assert!(
+            err.contains(&format!("{key}: has no effect with url = \"memory:\"")),
+            "{key}: {err}"
+        );
+    }
+    let text = tenant_with(bearer).replace(
+        "url = \"memory:\"",
+        "url = \"memory:\", token_file = \"c.toml\"",
+    );
+    let err = problems(&text);
+    assert!(
+        err.contains(
+            "c.toml:7: tenant \"a\": upstream.token_file: has no effect with url = \"memory:\""
+        ),
+        "{err}"
+    );
+}

@@ -262,7 +262,44 @@ impl Checker<'_> {
     fn upstream(&mut self, u: &RawUpstream, ctx: &str) -> Option<UpstreamConfig> {
         let key = |k: &str| format!("{ctx}: upstream.{k}");
         let target = self.upstream_target(&u.url, &key("url"));
-        let credential = match (&u.token_env, &u.token_file) {
+        let (credential, ca) = if matches!(target, Some(UpstreamTarget::Memory)) {
+            self.unused_by_memory(u, ctx);
+            (None, None)
+        } else {
+            let ca = u.ca.as_ref().map(|c| self.file_path(c, &key("ca")));
+            (self.upstream_credential(u, ctx), ca)
+        };
+        Some(UpstreamConfig {
+            credential,
+            ca,
+            connect_timeout: self.duration(
+                &u.connect_timeout,
+                &key("connect_timeout"),
+                Duration::from_secs(3),
+            ),
+            timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
+            target: target?,
+        })
+    }
+
+    /// The embedded store is called in-process: no credential is sent and no TLS is spoken,
+    /// so these keys would be silently ignored.
+    fn unused_by_memory(&mut self, u: &RawUpstream, ctx: &str) {
+        let msg = "has no effect with url = \"memory:\"";
+        if let Some(v) = &u.token_env {
+            self.problem(v.span(), &format!("{ctx}: upstream.token_env"), msg);
+        }
+        if let Some(v) = &u.token_file {
+            self.problem(v.span(), &format!("{ctx}: upstream.token_file"), msg);
+        }
+        if let Some(v) = &u.ca {
+            self.problem(v.span(), &format!("{ctx}: upstream.ca"), msg);
+        }
+    }
+
+    fn upstream_credential(&mut self, u: &RawUpstream, ctx: &str) -> Option<HeaderValue> {
+        let key = |k: &str| format!("{ctx}: upstream.{k}");
+        match (&u.token_env, &u.token_file) {
             (Some(_), Some(f)) => {
                 self.problem(
                     f.span(),
@@ -285,18 +322,7 @@ impl Checker<'_> {
                 self.credential(token.trim(), f.span(), &key("token_file"))
             }
             (None, None) => None,
-        };
-        Some(UpstreamConfig {
-            credential,
-            ca: u.ca.as_ref().map(|c| self.file_path(c, &key("ca"))),
-            connect_timeout: self.duration(
-                &u.connect_timeout,
-                &key("connect_timeout"),
-                Duration::from_secs(3),
-            ),
-            timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
-            target: target?,
-        })
+        }
     }
 
     fn upstream_target(&mut self, url: &Spanned<String>, key: &str) -> Option<UpstreamTarget> {
