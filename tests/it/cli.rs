@@ -138,3 +138,20 @@ fn without_an_admin_table_the_admin_listener_is_on_loopback_9090() {
         "{out}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn certs_dev_writes_private_keys_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dev");
+    // A key left by an earlier run with open permissions is tightened too.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("server.key"), "old").unwrap();
+    std::fs::set_permissions(out.join("server.key"), PermissionsExt::from_mode(0o644)).unwrap();
+    let (code, _, err) = run_cli(&["certs", "dev", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mode = |f: &str| std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("server.key"), 0o600);
+    assert_eq!(mode("client-idp-client.key"), 0o600);
+}
