@@ -155,3 +155,11 @@ fn certs_dev_writes_private_keys_readable_by_the_owner_only() {
     assert_eq!(mode("server.key"), 0o600);
     assert_eq!(mode("client-idp-client.key"), 0o600);
 }
+
+#[tokio::test]
+async fn pretty_logs_have_no_colour_codes_when_stdout_is_not_a_terminal() {
+    let config = format!("{}{}", server(""), tenant("a", "memory:", "t"))
+        .replace("format = \"json\"", "format = \"pretty\"");
+    let out = serve_output_until(&config, "listening").await;
+    assert!(!out.contains('\u{1b}'), "ANSI escape in: {out:?}");
+}
