@@ -163,3 +163,23 @@ async fn pretty_logs_have_no_colour_codes_when_stdout_is_not_a_terminal() {
     let out = serve_output_until(&config, "listening").await;
     assert!(!out.contains('\u{1b}'), "ANSI escape in: {out:?}");
 }
+
+#[test]
+fn every_example_configuration_is_valid() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let path = path.display().to_string();
+        // sidecar.toml reads the legacy app's token from here, as its comment says.
+        let env = [("LEGACY_TOKEN", "legacy-secret")];
+        let (code, out, err) = run_cli_env(&["check", "--config", &path], &env);
+        assert_eq!(code, 0, "{path}:\n{out}{err}");
+        assert!(out.contains(": valid"), "{path}: {out}");
+        checked.push(path);
+    }
+    assert!(checked.len() >= 2, "examples not found: {checked:?}");
+}

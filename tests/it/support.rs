@@ -173,6 +173,21 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// As [`run_cli`], with `env` added to the child's environment.
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
 /// Development certificates from the library's own generator: a CA, a server certificate for
 /// localhost/127.0.0.1 and the given host names, and one client certificate per CN.
 pub fn certs(dir: &Path, hosts: &[&str], client_cns: &[&str]) -> PathBuf {
