@@ -178,6 +178,30 @@ async fn an_idle_keep_alive_connection_is_closed() {
     assert!(matches!(read, Ok(0) | Err(_)));
 }
 
+/// hyper times the next HTTP/1 request head from the end of the previous answer, so a
+/// keep-alive connection waits at most `read_timeout` for it (docs/config.md, "Timeouts").
+#[tokio::test]
+async fn a_keep_alive_http1_connection_waits_read_timeout_for_its_next_request() {
+    let config = format!(
+        "{}{}",
+        server("read_timeout = \"300ms\"\nidle_timeout = \"1h\""),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /t/Users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer tok\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
+        .await
+        .expect("closed long before idle_timeout");
+    assert!(matches!(read, Ok(0) | Err(_)));
+}
+
 #[tokio::test]
 async fn health_and_readiness_follow_the_upstreams() {
     let legacy = legacy_app("s").await;
