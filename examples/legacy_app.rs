@@ -394,44 +394,76 @@ fn duplicate(kind: Kind) -> Resp {
     json_resp(StatusCode::CONFLICT, &body)
 }
 
-/// `legacy_app [--listen ADDR] [--base-path PATH] [--token TOKEN]`; the token defaults to
-/// `$LEGACY_TOKEN`, then `legacy-secret`.
-#[allow(dead_code)] // unused when the integration tests include this file as a module
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+const USAGE: &str = "usage: legacy_app [--listen ADDR] [--base-path PATH] [--token TOKEN]
+
+  --listen ADDR      where to listen (default 127.0.0.1:3000)
+  --base-path PATH   where the SCIM endpoints are (default /scim/v2)
+  --token TOKEN      the bearer token to accept (default $LEGACY_TOKEN, else legacy-secret)";
+
+/// What the command line asks for.
+#[derive(Debug)]
+enum Args {
+    Help,
+    Run {
+        listen: String,
+        config: LegacyConfig,
+    },
+}
+
+/// `legacy_app [--listen ADDR] [--base-path PATH] [--token TOKEN]` or `--help`; `token` is the
+/// default token (from `$LEGACY_TOKEN`, else `legacy-secret`).
+fn parse_args(args: impl IntoIterator<Item = String>, token: String) -> Result<Args, String> {
     let mut listen = "127.0.0.1:3000".to_owned();
-    let token = std::env::var("LEGACY_TOKEN").unwrap_or_else(|_| "legacy-secret".into());
     let mut config = LegacyConfig {
         base_path: "/scim/v2".into(),
         token,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| usage(&format!("{flag} needs a value")))?;
-        match flag.as_str() {
-            "--listen" => listen = value,
-            "--base-path" => config.base_path = value,
-            "--token" => config.token = value,
-            _ => return Err(usage(&format!("unknown argument {flag}"))),
+        if matches!(flag.as_str(), "--help" | "-h") {
+            return Ok(Args::Help);
         }
+        let slot = match flag.as_str() {
+            "--listen" => &mut listen,
+            "--base-path" => &mut config.base_path,
+            "--token" => &mut config.token,
+            _ => return Err(format!("unknown argument {flag}")),
+        };
+        *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
     }
-    let listener = TcpListener::bind(&listen).await?;
-    let base = normalize_base(&config.base_path);
-    println!(
-        "legacy app listening on http://{}{base}",
-        listener.local_addr()?
-    );
-    serve(listener, config).await;
-    Ok(())
+    Ok(Args::Run { listen, config })
 }
 
-#[allow(dead_code)] // see `main`
-fn usage(problem: &str) -> std::io::Error {
-    let text =
-        format!("{problem}\nusage: legacy_app [--listen ADDR] [--base-path PATH] [--token TOKEN]");
-    std::io::Error::new(std::io::ErrorKind::InvalidInput, text)
+#[allow(dead_code)] // unused when the integration tests include this file as a module
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let token = std::env::var("LEGACY_TOKEN").unwrap_or_else(|_| "legacy-secret".into());
+    let (listen, config) = match parse_args(std::env::args().skip(1), token) {
+        Ok(Args::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Args::Run { listen, config }) => (listen, config),
+        Err(problem) => {
+            eprintln!("legacy_app: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("legacy_app: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = normalize_base(&config.base_path);
+    let shown = listener
+        .local_addr()
+        .map_or_else(|_| listen.clone(), |a| a.to_string());
+    println!("legacy app listening on http://{shown}{base}");
+    serve(listener, config).await;
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]
@@ -469,6 +501,40 @@ mod tests {
         assert_eq!(query_param(query, "body").as_deref(), Some(r#"{"a":1}"#));
         assert_eq!(query_param(query, "msg").as_deref(), Some("hello world"));
         assert_eq!(query_param(query, "missing"), None);
+    }
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse_args(list.iter().map(|s| s.to_string()), "env-token".into())
+    }
+
+    #[test]
+    fn help_is_not_a_flag_that_wants_a_value() {
+        assert!(matches!(args(&["--help"]), Ok(Args::Help)));
+        assert!(matches!(args(&["--listen", "x", "-h"]), Ok(Args::Help)));
+    }
+
+    #[test]
+    fn argument_problems_read_as_sentences() {
+        assert_eq!(args(&["--listen"]).unwrap_err(), "--listen needs a value");
+        assert_eq!(
+            args(&["--port", "1"]).unwrap_err(),
+            "unknown argument --port"
+        );
+    }
+
+    #[test]
+    fn options_override_the_defaults() {
+        let Ok(Args::Run { listen, config }) = args(&["--token", "t", "--listen", "0.0.0.0:1"])
+        else {
+            panic!("expected a run");
+        };
+        assert_eq!(listen, "0.0.0.0:1");
+        assert_eq!(config.token, "t");
+        assert_eq!(config.base_path, "/scim/v2");
+        let Ok(Args::Run { config, .. }) = args(&[]) else {
+            panic!("expected a run");
+        };
+        assert_eq!(config.token, "env-token");
     }
 
     #[test]

@@ -67,26 +67,20 @@ impl App {
     pub async fn run(self) -> std::io::Result<()> {
         let server = &self.config.server;
         let listener = TcpListener::bind(server.listen).await?;
-        let admin = match self.config.admin {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
-            None => None,
-        };
-        let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+        let admin = TcpListener::bind(self.config.admin).await?;
         tracing::info!(
             addr = %listener.local_addr()?,
-            admin = admin_addr.map(|a| a.to_string()),
+            admin = %admin.local_addr()?,
             tls = self.tls.is_some(),
             tenants = self.proxy.tenants.iter().count(),
             "listening"
         );
         let (stop, stopped) = watch::channel(false);
-        if let Some(admin) = admin {
-            tokio::spawn(crate::admin::serve(
-                admin,
-                self.proxy.clone(),
-                stopped.clone(),
-            ));
-        }
+        tokio::spawn(crate::admin::serve(
+            admin,
+            self.proxy.clone(),
+            stopped.clone(),
+        ));
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: no new connections, finishing requests in flight");

@@ -60,9 +60,34 @@ pub fn write_dev_certs(
     }
     let mut written = Vec::new();
     for (name, pem) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, pem)?;
+        let path = dir.join(&name);
+        if name.ends_with(".key") {
+            write_private(&path, pem.as_bytes())?;
+        } else {
+            std::fs::write(&path, pem)?;
+        }
         written.push(path.display().to_string());
     }
     Ok(written)
+}
+
+/// Writes a private key readable and writable by its owner only (0600), also when it replaces
+/// a file an earlier run left with wider permissions: the mode is fixed before the key is in it.
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(data)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
 }

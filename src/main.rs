@@ -131,8 +131,15 @@ fn init_logs(format: LogFormat, level: &str) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Pretty => builder.init(),
+        LogFormat::Pretty => builder.with_ansi(colours_wanted()).init(),
     }
+}
+
+/// Colour codes only for a terminal (a file or a log collector would keep them as noise), and
+/// not when `NO_COLOR` asks for none (no-color.org).
+fn colours_wanted() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn check(path: PathBuf) -> ExitCode {
@@ -161,10 +168,7 @@ fn explain(config: &Config) {
             tls.display()
         );
     }
-    match config.admin {
-        Some(a) => println!("  admin    http://{a} (/healthz, /readyz)"),
-        None => println!("  admin    off"),
-    }
+    println!("  admin    http://{} (/healthz, /readyz)", config.admin);
     for t in &config.tenants {
         let route = match &t.route {
             Route::PathPrefix(p) => format!("path /{p}"),

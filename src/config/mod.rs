@@ -33,7 +33,8 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub struct Config {
     pub server: Server,
-    pub admin: Option<SocketAddr>,
+    /// The admin listener; always on, `127.0.0.1:9090` unless `[admin]` says otherwise.
+    pub admin: SocketAddr,
     pub log: Log,
     pub tenants: Vec<TenantConfig>,
 }
@@ -139,3 +140,6 @@ impl Config {
             .map_err(|problems| ConfigError::Invalid { problems })
     }
 }
+
+#[cfg(test)]
+mod tests;

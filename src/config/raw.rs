@@ -62,14 +62,18 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct RawTenant {
     pub id: Spanned<String>,
+    // Missing `route` or `auth` tables default to empty, so validation's message (which says
+    // what to write) is shown instead of toml's bare "missing field".
+    #[serde(default)]
     pub route: RawRoute,
     pub upstream: RawUpstream,
+    #[serde(default)]
     pub auth: RawAuth,
     #[serde(default)]
     pub soft_delete: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub path_prefix: Option<Spanned<String>>,
@@ -111,7 +115,7 @@ pub struct Supports {
 pub struct RawAuth {
     #[serde(default)]
     pub bearer: Vec<RawBearer>,
-    pub mtls: Option<RawMtls>,
+    pub mtls: Option<Spanned<RawMtls>>,
 }
 
 #[derive(Debug, Deserialize)]

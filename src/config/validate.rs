@@ -2,7 +2,7 @@
 //! and each names the file, the line and the key, and says what is expected.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,16 +11,20 @@ use http::{HeaderValue, Uri};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use toml::Spanned;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 use super::raw::*;
 use super::*;
 
-const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+/// Loopback only: the admin listener has no authentication.
+const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
 struct Checker<'a> {
     text: &'a str,
     file: &'a Path,
     base: &'a Path,
+    /// Whether the listener asks for client certificates at all: `auth.mtls` needs it.
+    client_ca: bool,
     problems: Vec<String>,
 }
 
@@ -34,20 +38,21 @@ pub(super) fn validate(
         text,
         file,
         base,
+        client_ca: raw
+            .server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca.is_some()),
         problems: Vec::new(),
     };
     let server = c.server(&raw.server);
     let admin = match &raw.admin {
-        Some(a) => c.addr(&a.listen, "admin.listen"),
-        None => DEFAULT_ADMIN.parse().ok(),
+        Some(a) => c.addr(&a.listen, "admin.listen").unwrap_or(DEFAULT_ADMIN),
+        None => DEFAULT_ADMIN,
     };
     let log = Log {
         format: raw.log.format.unwrap_or_default(),
-        level: raw
-            .log
-            .level
-            .as_ref()
-            .map_or_else(|| "info".to_owned(), |l| l.get_ref().clone()),
+        level: c.log_level(raw.log.level.as_ref()),
     };
     let tenants = c.tenants(&raw.tenants);
     match (c.problems.is_empty(), server) {
@@ -158,6 +163,15 @@ impl Checker<'_> {
         })
     }
 
+    fn log_level(&mut self, v: Option<&Spanned<String>>) -> String {
+        let Some(v) = v else { return "info".to_owned() };
+        if !valid_log_filter(v.get_ref()) {
+            let msg = "expected a level such as \"info\" or \"warn\", or levels per module such as \"warn,scimgate=debug\"";
+            self.problem(v.span(), "log.level", msg);
+        }
+        v.get_ref().clone()
+    }
+
     fn tenants(&mut self, raw: &[RawTenant]) -> Vec<TenantConfig> {
         let mut ids = HashSet::new();
         let mut routes = HashSet::new();
@@ -249,7 +263,50 @@ impl Checker<'_> {
     fn upstream(&mut self, u: &RawUpstream, ctx: &str) -> Option<UpstreamConfig> {
         let key = |k: &str| format!("{ctx}: upstream.{k}");
         let target = self.upstream_target(&u.url, &key("url"));
-        let credential = match (&u.token_env, &u.token_file) {
+        let (credential, ca) = if matches!(target, Some(UpstreamTarget::Memory)) {
+            self.unused_by_memory(u, ctx);
+            (None, None)
+        } else {
+            let ca = u.ca.as_ref().map(|c| self.file_path(c, &key("ca")));
+            (self.upstream_credential(u, ctx), ca)
+        };
+        Some(UpstreamConfig {
+            credential,
+            ca,
+            connect_timeout: self.duration(
+                &u.connect_timeout,
+                &key("connect_timeout"),
+                Duration::from_secs(3),
+            ),
+            timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
+            supports: u.supports,
+            target: target?,
+        })
+    }
+
+    /// The embedded store is called in-process: no credential is sent and no TLS is spoken,
+    /// so these keys would be silently ignored.
+    fn unused_by_memory(&mut self, u: &RawUpstream, ctx: &str) {
+        let msg = "has no effect with url = \"memory:\"";
+        if let Some(v) = &u.token_env {
+            self.problem(v.span(), &format!("{ctx}: upstream.token_env"), msg);
+        }
+        if let Some(v) = &u.token_file {
+            self.problem(v.span(), &format!("{ctx}: upstream.token_file"), msg);
+        }
+        if let Some(v) = &u.ca {
+            self.problem(v.span(), &format!("{ctx}: upstream.ca"), msg);
+        }
+        if u.supports != Supports::default() {
+            // No span survives the table's deserialization; the URL's line is the upstream's.
+            let msg = "has no effect with url = \"memory:\": the store does everything itself";
+            self.problem(u.url.span(), &format!("{ctx}: upstream.supports"), msg);
+        }
+    }
+
+    fn upstream_credential(&mut self, u: &RawUpstream, ctx: &str) -> Option<HeaderValue> {
+        let key = |k: &str| format!("{ctx}: upstream.{k}");
+        match (&u.token_env, &u.token_file) {
             (Some(_), Some(f)) => {
                 self.problem(
                     f.span(),
@@ -272,19 +329,7 @@ impl Checker<'_> {
                 self.credential(token.trim(), f.span(), &key("token_file"))
             }
             (None, None) => None,
-        };
-        Some(UpstreamConfig {
-            credential,
-            ca: u.ca.as_ref().map(|c| self.file_path(c, &key("ca"))),
-            connect_timeout: self.duration(
-                &u.connect_timeout,
-                &key("connect_timeout"),
-                Duration::from_secs(3),
-            ),
-            timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
-            supports: u.supports,
-            target: target?,
-        })
+        }
     }
 
     fn upstream_target(&mut self, url: &Spanned<String>, key: &str) -> Option<UpstreamTarget> {
@@ -332,17 +377,7 @@ impl Checker<'_> {
             .enumerate()
             .filter_map(|(i, b)| self.bearer(b, &format!("{ctx}: auth.bearer[{i}]")))
             .collect();
-        let mtls = a.mtls.as_ref().map(|m| MtlsRule {
-            subject_cn: m.subject_cn.clone(),
-            san: m.san.clone(),
-        });
-        if matches!(&mtls, Some(m) if m.subject_cn.is_empty() && m.san.is_empty()) {
-            self.problem(
-                at.clone(),
-                &format!("{ctx}: auth.mtls"),
-                "list at least one subject_cn or san to accept",
-            );
-        }
+        let mtls = a.mtls.as_ref().map(|m| self.mtls(m, ctx));
         if a.bearer.is_empty() && a.mtls.is_none() {
             self.problem(
                 at,
@@ -351,6 +386,27 @@ impl Checker<'_> {
             );
         }
         AuthConfig { bearer, mtls }
+    }
+
+    fn mtls(&mut self, m: &Spanned<RawMtls>, ctx: &str) -> MtlsRule {
+        let key = format!("{ctx}: auth.mtls");
+        if m.get_ref().subject_cn.is_empty() && m.get_ref().san.is_empty() {
+            self.problem(
+                m.span(),
+                &key,
+                "list at least one subject_cn or san to accept",
+            );
+        }
+        if !self.client_ca {
+            // Without it the handshake never asks for a certificate, so every request to the
+            // tenant would be refused.
+            let msg = "needs server.tls.client_ca: without it no client certificate reaches the proxy and every request to this tenant is refused";
+            self.problem(m.span(), &key, msg);
+        }
+        MtlsRule {
+            subject_cn: m.get_ref().subject_cn.clone(),
+            san: m.get_ref().san.clone(),
+        }
     }
 
     fn bearer(&mut self, b: &RawBearer, key: &str) -> Option<BearerToken> {
@@ -374,6 +430,23 @@ impl Checker<'_> {
         };
         Some(BearerToken { sha256, not_after })
     }
+}
+
+/// A filter `tracing_subscriber` accepts in which every directive ends in a level. A bare word
+/// that is not a level is valid to `EnvFilter` as a module name: a typo such as `infoo` would
+/// enable logs of a module that does not exist and silence all others.
+fn valid_log_filter(filter: &str) -> bool {
+    let mut directives = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .peekable();
+    directives.peek().is_some()
+        && directives.all(|d| {
+            let level = d.rsplit_once('=').map_or(d, |(_, level)| level);
+            level.parse::<LevelFilter>().is_ok()
+        })
+        && EnvFilter::try_new(filter).is_ok()
 }
 
 fn valid_id(id: &str) -> bool {

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 pub use io::{Activity, InFlight};
@@ -54,6 +54,8 @@ struct Shared {
     proxy: Arc<Proxy>,
     tls: Option<TlsAcceptor>,
     http: auto::Builder<TokioExecutor>,
+    /// For connections past the cap: HTTP/1 answers with `Connection: close`.
+    http_overloaded: auto::Builder<TokioExecutor>,
     read_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -70,12 +72,14 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         proxy,
         tls: tls.map(TlsAcceptor::from),
-        http: http_builder(server.read_timeout),
+        http: http_builder(server.read_timeout, true),
+        http_overloaded: http_builder(server.read_timeout, false),
         read_timeout: server.read_timeout,
         idle_timeout: server.idle_timeout,
     });
     let max = server.max_connections;
     let permits = Arc::new(Semaphore::new(max));
+    let overflow = Arc::new(Semaphore::new(max / 8 + 1));
     loop {
         let (stream, remote) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -89,16 +93,33 @@ pub async fn serve(
                 }
             },
         };
-        let permit = permits.clone().try_acquire_owned().ok();
+        let Some((permit, overloaded)) = admit(&permits, &overflow) else {
+            // Past both caps: no TLS handshake, no answer, no task; just the socket closed.
+            tracing::debug!(%remote, "over the connection and overflow caps; dropped");
+            continue;
+        };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            connection(stream, remote, permit.is_none(), &shared, shutdown).await;
+            connection(stream, remote, overloaded, &shared, shutdown).await;
             drop(permit);
         });
     }
     drop(listener);
     drain(&permits, max, server.shutdown_grace).await;
+}
+
+/// A place among the `max_connections`, else among the overflow connections that are told 503
+/// and closed (overloaded = true), else none. The overflow cap bounds what a flood can cost:
+/// each overflow connection still takes a task, a TLS handshake and a response.
+fn admit(
+    permits: &Arc<Semaphore>,
+    overflow: &Arc<Semaphore>,
+) -> Option<(OwnedSemaphorePermit, bool)> {
+    match permits.clone().try_acquire_owned() {
+        Ok(permit) => Some((permit, false)),
+        Err(_) => Some((overflow.clone().try_acquire_owned().ok()?, true)),
+    }
 }
 
 async fn drain(permits: &Semaphore, max: usize, grace: Duration) {
@@ -115,11 +136,12 @@ async fn drain(permits: &Semaphore, max: usize, grace: Duration) {
     }
 }
 
-fn http_builder(read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+fn http_builder(read_timeout: Duration, keep_alive: bool) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
+        .keep_alive(keep_alive)
         .header_read_timeout(read_timeout);
     builder
         .http2()
@@ -180,14 +202,28 @@ async fn serve_connection<S>(
     let io = TokioIo::new(io::MarkedIo::new(stream, conn.activity.clone()));
     let proxy = shared.proxy.clone();
     let info = conn.clone();
+    // Set once a request has its answer; an overloaded connection then closes (for HTTP/2,
+    // where `Connection: close` does not exist, with a GOAWAY).
+    let answered = Arc::new(Notify::new());
+    let answered_in_service = answered.clone();
     let service = service_fn(move |req| {
         let (proxy, conn) = (proxy.clone(), info.clone());
+        let answered = answered_in_service.clone();
         async move {
             let _in_flight = conn.activity.request();
-            Ok::<_, Infallible>(pipeline::handle(&proxy, &conn, req).await)
+            let response = pipeline::handle(&proxy, &conn, req).await;
+            if conn.overloaded {
+                answered.notify_one();
+            }
+            Ok::<_, Infallible>(response)
         }
     });
-    let served = shared.http.serve_connection(io, service);
+    let http = if conn.overloaded {
+        &shared.http_overloaded
+    } else {
+        &shared.http
+    };
+    let served = http.serve_connection(io, service);
     tokio::pin!(served);
     let mut idle = tokio::time::interval(shared.idle_timeout);
     idle.reset();
@@ -201,6 +237,10 @@ async fn serve_connection<S>(
                 return;
             }
             _ = shutdown.changed(), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            _ = answered.notified(), if conn.overloaded && !closing => {
                 closing = true;
                 served.as_mut().graceful_shutdown();
             }

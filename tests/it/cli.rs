@@ -123,3 +123,63 @@ fn certs_dev_writes_a_usable_set() {
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("https://127.0.0.1:0"), "{stdout}");
 }
+
+#[test]
+fn without_an_admin_table_the_admin_listener_is_on_loopback_9090() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        tenant("a", "memory:", "t")
+    );
+    let (code, out, err) = run_cli(&["check", "--config", &write(&dir, &text)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("admin    http://127.0.0.1:9090 (/healthz, /readyz)"),
+        "{out}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn certs_dev_writes_private_keys_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dev");
+    // A key left by an earlier run with open permissions is tightened too.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("server.key"), "old").unwrap();
+    std::fs::set_permissions(out.join("server.key"), PermissionsExt::from_mode(0o644)).unwrap();
+    let (code, _, err) = run_cli(&["certs", "dev", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mode = |f: &str| std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("server.key"), 0o600);
+    assert_eq!(mode("client-idp-client.key"), 0o600);
+}
+
+#[tokio::test]
+async fn pretty_logs_have_no_colour_codes_when_stdout_is_not_a_terminal() {
+    let config = format!("{}{}", server(""), tenant("a", "memory:", "t"))
+        .replace("format = \"json\"", "format = \"pretty\"");
+    let out = serve_output_until(&config, "listening").await;
+    assert!(!out.contains('\u{1b}'), "ANSI escape in: {out:?}");
+}
+
+#[test]
+fn every_example_configuration_is_valid() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let path = path.display().to_string();
+        // sidecar.toml reads the legacy app's token from here, as its comment says.
+        let env = [("LEGACY_TOKEN", "legacy-secret")];
+        let (code, out, err) = run_cli_env(&["check", "--config", &path], &env);
+        assert_eq!(code, 0, "{path}:\n{out}{err}");
+        assert!(out.contains(": valid"), "{path}: {out}");
+        checked.push(path);
+    }
+    assert!(checked.len() >= 2, "examples not found: {checked:?}");
+}

@@ -54,15 +54,67 @@ async fn connections_past_the_cap_get_503() {
             .status(),
         200
     );
-    // `held` keeps its connection open; a second client needs another.
-    let resp = client()
+    // `held` keeps its connection open; this one is past the cap. Its 503 ends the
+    // connection, so an overflow connection is not kept (and answered 503) for as long as its
+    // client likes.
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /t/Users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer tok\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(LIMIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("the proxy closes the connection after the 503")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(answer.contains("\r\nretry-after: 5\r\n"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(
+        answer.contains("\r\ncontent-type: application/scim+json\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("urn:ietf:params:scim:api:messages:2.0:error"),
+        "{answer}"
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn overflow_connections_are_bounded_too() {
+    let config = format!(
+        "{}{}",
+        server("max_connections = 1"),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let held = client();
+    let resp = held
         .get(proxy.url("/t/Users"))
         .bearer_auth("tok")
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.headers()["retry-after"], "5");
-    scim_error(resp, 503).await;
+    assert_eq!(resp.status(), 200);
+    // One overflow connection is allowed for max_connections = 1 (1/8 + 1); it sends nothing
+    // and so keeps its place until the read timeout.
+    let _overflow = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut past = TcpStream::connect(proxy.addr).await.unwrap();
+    let _ = past
+        .write_all(b"GET /t/Users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer tok\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(LIMIT, past.read_to_end(&mut answer))
+        .await
+        .expect("dropped in time");
+    assert!(
+        read.is_err() || answer.is_empty(),
+        "answered instead of dropped: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(held);
 }
 
 #[tokio::test]
@@ -123,6 +175,30 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
         .await
         .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)));
+}
+
+/// hyper times the next HTTP/1 request head from the end of the previous answer, so a
+/// keep-alive connection waits at most `read_timeout` for it (docs/config.md, "Timeouts").
+#[tokio::test]
+async fn a_keep_alive_http1_connection_waits_read_timeout_for_its_next_request() {
+    let config = format!(
+        "{}{}",
+        server("read_timeout = \"300ms\"\nidle_timeout = \"1h\""),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /t/Users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer tok\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
+        .await
+        .expect("closed long before idle_timeout");
     assert!(matches!(read, Ok(0) | Err(_)));
 }
 

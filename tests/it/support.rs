@@ -125,6 +125,38 @@ impl Proxy {
     }
 }
 
+/// Runs `scimgate serve` on `config` with standard output piped (so not a terminal) and
+/// returns what it printed up to the first line containing `needle`; the process is then killed.
+pub async fn serve_output_until(config: &str, needle: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scimgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            out.push_str(&line);
+            out.push('\n');
+            if line.contains(needle) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(LIMIT, read)
+        .await
+        .expect("the line is printed in time");
+    out
+}
+
 /// A plain HTTP client with a bounded timeout.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(LIMIT).build().unwrap()
@@ -133,6 +165,21 @@ pub fn client() -> reqwest::Client {
 /// Runs `scimgate` with `args` to completion, returning (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(BIN).args(args).output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+/// As [`run_cli`], with `env` added to the child's environment.
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (
         out.status.code().unwrap_or(-1),

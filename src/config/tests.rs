@@ -1,0 +1,142 @@
+//! Validation scenarios: bad configuration strings in, and the exact problem text out.
+
+use std::path::Path;
+
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("c.toml"))
+}
+
+/// Every problem the text has, one per line; panics if it is valid.
+fn problems(text: &str) -> String {
+    match load(text) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn tenant_with(auth: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"memory:\" }}\n{auth}\n"
+    )
+}
+
+#[test]
+fn mtls_without_a_client_ca_is_refused_with_the_tenant_and_line() {
+    let text = tenant_with("auth.mtls = { subject_cn = [\"okta\"] }");
+    let err = problems(&text);
+    assert!(
+        err.contains("c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca"),
+        "{err}"
+    );
+    // Written as a table of its own, the line is that of its header.
+    let text = tenant_with("[tenant.auth.mtls]\nsan = [\"okta\"]");
+    let err = problems(&text);
+    assert!(
+        err.contains("c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mtls_with_a_client_ca_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["s.pem", "s.key", "ca.pem"] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    let text = tenant_with("auth.mtls = { subject_cn = [\"okta\"] }").replace(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\ntls = { cert = \"s.pem\", key = \"s.key\", client_ca = \"ca.pem\" }\n",
+    );
+    let config = Config::from_toml(&text, &dir.path().join("c.toml")).unwrap();
+    assert!(config.tenants[0].auth.mtls.is_some());
+}
+
+fn with_level(level: &str) -> String {
+    tenant_with("auth.bearer = [{ sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\" }]")
+        .replace("\n\n[[tenant]]", &format!("\n[log]\nlevel = \"{level}\"\n\n[[tenant]]"))
+}
+
+#[test]
+fn a_misspelt_log_level_is_refused_with_its_line() {
+    for level in [
+        "infoo",
+        "scimgate=loud",
+        "info,warnn",
+        "[unclosed=info",
+        "",
+        // Valid to EnvFilter (everything from scimgate), but not told apart from a typo.
+        "scimgate",
+    ] {
+        let err = problems(&with_level(level));
+        assert!(
+            err.contains("c.toml:4: log.level: expected a level such as \"info\" or \"warn\""),
+            "{level:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn log_levels_and_per_target_directives_are_accepted() {
+    for level in [
+        "info",
+        "WARN",
+        "off",
+        "scimgate=debug",
+        "warn,scimgate::upstream=trace",
+    ] {
+        let config = load(&with_level(level)).unwrap();
+        assert_eq!(config.log.level, level);
+    }
+}
+
+#[test]
+fn a_tenant_without_auth_gets_the_validation_message_not_a_parse_error() {
+    let err = problems(&tenant_with(""));
+    assert!(
+        err.contains("c.toml:5: tenant \"a\": auth: configure auth.bearer or auth.mtls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tenant_without_route_gets_the_validation_message_not_a_parse_error() {
+    let text = tenant_with("auth.bearer = []").replace("route = { path_prefix = \"/a\" }\n", "");
+    let err = problems(&text);
+    assert!(
+        err.contains("c.toml:5: tenant \"a\": route: expected exactly one of path_prefix or host"),
+        "{err}"
+    );
+    assert!(err.contains("configure auth.bearer or auth.mtls"), "{err}");
+}
+
+#[test]
+fn upstream_credentials_and_ca_on_the_memory_store_are_refused() {
+    let bearer = "auth.bearer = [{ sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\" }]";
+    let text = tenant_with(bearer).replace(
+        "upstream = { url = \"memory:\" }\n",
+        "[tenant.upstream]\nurl = \"memory:\"\ntoken_env = \"PATH\"\nca = \"c.toml\"\n[tenant.auth]\n",
+    ).replace("auth.bearer", "bearer");
+    let err = problems(&text);
+    for key in [
+        "c.toml:9: tenant \"a\": upstream.token_env",
+        "c.toml:10: tenant \"a\": upstream.ca",
+    ] {
+        assert!(
+            err.contains(&format!("{key}: has no effect with url = \"memory:\"")),
+            "{key}: {err}"
+        );
+    }
+    let text = tenant_with(bearer).replace(
+        "url = \"memory:\"",
+        "url = \"memory:\", token_file = \"c.toml\"",
+    );
+    let err = problems(&text);
+    assert!(
+        err.contains(
+            "c.toml:7: tenant \"a\": upstream.token_file: has no effect with url = \"memory:\""
+        ),
+        "{err}"
+    );
+}
