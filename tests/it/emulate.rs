@@ -460,3 +460,89 @@ async fn native_patch_answered_204_is_read_back_when_attributes_are_asked() {
         (Some("GET"), Some("/scim/v2/Users/1"))
     );
 }
+
+#[tokio::test]
+async fn bulk_runs_in_order_and_resolves_bulk_ids_on_an_app_without_bulk() {
+    let proxy = both("").await;
+    let c = client();
+    // RFC 7644 §3.7.2: a group whose member is a user created in the same request.
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "failOnErrors": 2,
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "qwerty", "data": user("alice")},
+            {"method": "POST", "path": "/Groups", "bulkId": "ytrewq", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Tour Guides",
+                "members": [{"type": "User", "value": "bulkId:qwerty"}]}},
+            {"method": "PATCH", "path": "/Users/bulkId:qwerty", "data": {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "Alice"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": user("alice")},
+            {"method": "DELETE", "path": "/Users/no-such-user"},
+            {"method": "POST", "path": "/Users", "bulkId": "never", "data": user("zed")},
+        ]
+    });
+    let resp = c
+        .post(proxy.url("/legacy/Bulk"))
+        .bearer_auth("tok")
+        .json(&bulk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(
+        answer["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+    );
+    let ops = answer["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = ops.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    // failOnErrors 2: the duplicate and the missing user are the two errors; "zed" never runs.
+    assert_eq!(statuses, ["201", "201", "200", "409", "404"], "{answer}");
+    let user_id = ops[0]["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let group: Value = c
+        .get(ops[1]["location"].as_str().unwrap())
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(group["members"][0]["value"], user_id);
+    let alice: Value = c
+        .get(proxy.url(&format!("/legacy/Users/{user_id}")))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alice["displayName"], "Alice");
+    let zed = c
+        .get(proxy.url("/legacy/Users"))
+        .query(&[("filter", "userName eq \"zed\"")])
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zed.json::<Value>().await.unwrap()["totalResults"], 0);
+
+    let too_many = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": (0..1001).map(|_| json!({"method": "DELETE", "path": "/Users/x"})).collect::<Vec<_>>()});
+    let resp = c
+        .post(proxy.url("/legacy/Bulk"))
+        .bearer_auth("tok")
+        .json(&too_many)
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 413).await;
+}
