@@ -20,7 +20,8 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 user='{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"2819c223-7f76-453a-919d-413861904646","externalId":"bjensen","userName":"bjensen@example.com","name":{"formatted":"Ms. Barbara J Jensen III","familyName":"Jensen","givenName":"Barbara"},"emails":[{"value":"bjensen@example.com","type":"work","primary":true}],"active":true,"meta":{"resourceType":"User","created":"2010-01-23T04:56:22Z","lastModified":"2011-05-13T04:42:34Z","version":"W/\"3694e05e9dff591\"","location":"https://example.com/v2/Users/2819c223-7f76-453a-919d-413861904646"}}'
-printf '%s' "$user" > "$tmp/user.json"
+# A complete app: it announces its abilities, so scimgate passes everything through.
+spc='{"schemas":["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],"patch":{"supported":true},"bulk":{"supported":true,"maxOperations":1000,"maxPayloadSize":1048576},"filter":{"supported":true,"maxResults":200},"changePassword":{"supported":false},"sort":{"supported":true},"etag":{"supported":false},"authenticationSchemes":[]}'
 
 nginx_conf() { # name, body of the server block
   cat > "$tmp/$1.conf" <<NGINX
@@ -36,8 +37,10 @@ http {
 NGINX
 }
 nginx_conf upstream "server { listen 127.0.0.1:$UP; keepalive_requests 100000;
-  location / { default_type application/scim+json; alias $tmp/user.json; }
-  location = /scim/v2/Users { return 201 '$user'; } }"
+  default_type application/scim+json;
+  location / { return 200 '$user'; }
+  location = /scim/v2/Users { return 201 '$user'; }
+  location = /scim/v2/ServiceProviderConfig { return 200 '$spc'; } }"
 nginx_conf proxy "server { listen 127.0.0.1:$NGX; keepalive_requests 100000;
   location /bench/ { proxy_pass http://app/scim/v2/; proxy_http_version 1.1;
     proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$remote_addr; } }"

@@ -115,6 +115,17 @@ pub async fn finish(
         req.target.endpoint,
         Endpoint::Users | Endpoint::Groups | Endpoint::Root
     );
+    let listing = resources && req.target.id.is_none() && *req.method == Method::GET;
+    if status == StatusCode::NOT_FOUND && listing && list::asks_for_more(req.query) {
+        // A filter that matches nothing is an empty list, not a 404 (RFC 7644 §3.4.2; Entra
+        // quarantines an app that answers 404 here).
+        let empty = crate::scim::list::ListResponse {
+            total_results: 0,
+            start_index: 1,
+            resources: Vec::new(),
+        };
+        return Ok(json(StatusCode::OK, &empty.to_value()));
+    }
     if !status.is_success() || status == StatusCode::NO_CONTENT || !resources {
         return Ok(response);
     }

@@ -110,7 +110,13 @@ async fn apply(
         Endpoint::Groups => CoreSchema::Group,
         _ => CoreSchema::User,
     };
-    let lock = tenant.gaps.lock(req.path);
+    // Keyed by resource, not by path text: `/Users/a%62` and `/Users/ab` are one resource.
+    let key = format!(
+        "{:?}/{}",
+        req.target.endpoint,
+        req.target.id.as_deref().unwrap_or_default()
+    );
+    let lock = tenant.gaps.lock(&key);
     let _held = lock.lock().await;
     let mut attempt = 1;
     loop {

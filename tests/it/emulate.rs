@@ -546,3 +546,40 @@ async fn bulk_runs_in_order_and_resolves_bulk_ids_on_an_app_without_bulk() {
         .unwrap();
     scim_error(resp, 413).await;
 }
+
+#[tokio::test]
+async fn a_filtered_list_answered_404_becomes_an_empty_list() {
+    let echo = echo_upstream().await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, discovery = true }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("tok"),
+    );
+    let proxy = Proxy::start(&config).await;
+    let resp = client()
+        .get(proxy.url("/e/Users"))
+        .query(&[("filter", "userName eq \"nobody\"")])
+        .bearer_auth("tok")
+        .header("x-echo-status", "404")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let list: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            list["totalResults"].as_u64(),
+            list["Resources"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    // A 404 for one resource stays a 404.
+    let resp = client()
+        .get(proxy.url("/e/Users/gone"))
+        .bearer_auth("tok")
+        .header("x-echo-status", "404")
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 404).await;
+}
