@@ -4,11 +4,12 @@
 use serde_json::Value;
 
 use super::projection::project;
+use super::query;
 use super::render::{location, render};
-use super::store::{Kind, Stored, Tables};
-use super::{invalid, not_found, syntax, validate, MemoryStore, StoreRequest, StoreResponse};
+use super::store::{Kind, Tables};
+use super::{not_found, syntax, validate, MemoryStore, StoreRequest, StoreResponse};
 use crate::scim::discovery;
-use crate::scim::error::{ScimError, ScimType};
+use crate::scim::error::ScimError;
 use crate::scim::list::{ListParams, ListResponse, MAX_COUNT};
 use crate::scim::request::{classify, Endpoint, Method, Target};
 
@@ -131,7 +132,7 @@ fn search(
 }
 
 /// A list (RFC 7644 §3.4.2): `totalResults` counts every match, the page holds `count` of them
-/// from `startIndex`, in creation order.
+/// from `startIndex`, after filtering and sorting.
 fn list(
     store: &MemoryStore,
     req: &StoreRequest<'_>,
@@ -139,14 +140,17 @@ fn list(
     params: ListParams,
 ) -> Result<StoreResponse, ScimError> {
     let tables = store.read();
-    let selected = select(&tables, kinds, &params)?;
+    let selected = query::select(&tables, kinds, &params, req.base_url)?;
     let resources = params
         .page(&selected, MAX_COUNT)
         .iter()
-        .map(|(kind, stored)| {
-            let doc = render(&tables, *kind, stored, req.base_url);
+        .map(|row| {
+            let doc = match &row.doc {
+                Some(doc) => doc.clone(),
+                None => render(&tables, row.kind, row.stored, req.base_url),
+            };
             project(
-                kind.def(),
+                row.kind.def(),
                 doc,
                 &params.attributes,
                 &params.excluded_attributes,
@@ -159,30 +163,6 @@ fn list(
         resources,
     };
     Ok(StoreResponse::json(200, &list.to_value()))
-}
-
-/// THE PLUG POINT for `scim::filter` (RFC 7644 §3.4.2.2) and sorting (§3.4.2.3): picks and
-/// orders the resources a list returns. Until the evaluator lands, a filter or sortBy is
-/// refused rather than ignored, since ignoring it would return resources that do not match.
-fn select<'t>(
-    tables: &'t Tables,
-    kinds: &[Kind],
-    params: &ListParams,
-) -> Result<Vec<(Kind, &'t Stored)>, ScimError> {
-    if params.filter.is_some() {
-        return Err(ScimError::with_type(
-            400,
-            ScimType::InvalidFilter,
-            "filtering is not supported yet",
-        ));
-    }
-    if params.sort_by.is_some() {
-        return Err(invalid("sorting is not supported yet"));
-    }
-    Ok(kinds
-        .iter()
-        .flat_map(|k| tables.table(*k).iter().map(move |s| (*k, s)))
-        .collect())
 }
 
 /// The discovery endpoints (RFC 7644 §4), read-only and the same for every caller.

@@ -4,6 +4,7 @@
 
 mod handlers;
 pub mod projection;
+mod query;
 mod render;
 mod store;
 mod validate;
@@ -95,15 +96,16 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// What this store really supports, as its ServiceProviderConfig announces it. Filtering,
-    /// sorting and PATCH arrive with `scim::{filter, patch}`; conditional requests would need
-    /// the `If-Match` header, which `StoreRequest` does not carry.
+    /// What this store really supports, as its ServiceProviderConfig announces it. A filtered
+    /// list returns at most one page, so `filter.maxResults` is the largest page. PATCH
+    /// arrives with `scim::patch`; conditional requests need `If-Match`, which `StoreRequest`
+    /// does not carry yet.
     pub fn capabilities() -> Capabilities {
         Capabilities {
             patch: false,
-            filter: false,
+            filter: true,
             max_results: MAX_COUNT,
-            sort: false,
+            sort: true,
             etag: false,
             change_password: true,
             bulk: false,

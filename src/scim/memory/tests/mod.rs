@@ -1,6 +1,8 @@
 //! Scenario tests of the memory store through `handle`, including the RFC 7643 §8 examples:
-//! shared helpers here, resource writes in `resources.rs`, reads and endpoints in `reads.rs`.
+//! shared helpers here, resource writes in `resources.rs`, reads and endpoints in `reads.rs`,
+//! filters and sorting in `query.rs`.
 
+mod query;
 mod reads;
 mod resources;
 
