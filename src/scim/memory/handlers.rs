@@ -11,6 +11,7 @@ use super::{not_found, syntax, validate, MemoryStore, StoreRequest, StoreRespons
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list::{ListParams, ListResponse, MAX_COUNT};
+use crate::scim::patch::PatchRequest;
 use crate::scim::request::{classify, Endpoint, Method, Target};
 
 pub(super) fn route(
@@ -61,7 +62,7 @@ fn resource(
             store.write().delete(kind, id)?;
             Ok(StoreResponse::empty(204))
         }
-        (Method::Patch, Some(_), _) => Err(ScimError::new(501, "PATCH is not supported yet")),
+        (Method::Patch, Some(id), _) => patch(store, req, kind, id),
         _ => Err(method_not_allowed(req)),
     }
 }
@@ -92,6 +93,22 @@ fn replace(
     let params = ListParams::from_query(req.query)?;
     let mut tables = store.write();
     tables.replace(kind, id, attrs)?;
+    one(&tables, kind, id, req, &params, 200)
+}
+
+/// PATCH (RFC 7644 §3.5.2): 200 with the patched resource, projected like any read.
+fn patch(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kind: Kind,
+    id: &str,
+) -> Result<StoreResponse, ScimError> {
+    let body: Value = serde_json::from_slice(req.body)
+        .map_err(|e| syntax(format!("the body is not valid JSON: {e}")))?;
+    let patch = PatchRequest::from_json(&body)?;
+    let params = ListParams::from_query(req.query)?;
+    let mut tables = store.write();
+    tables.patch(kind, id, &patch, req.base_url)?;
     one(&tables, kind, id, req, &params, 200)
 }
 

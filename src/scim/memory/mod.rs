@@ -97,12 +97,11 @@ impl MemoryStore {
     }
 
     /// What this store really supports, as its ServiceProviderConfig announces it. A filtered
-    /// list returns at most one page, so `filter.maxResults` is the largest page. PATCH
-    /// arrives with `scim::patch`; conditional requests need `If-Match`, which `StoreRequest`
-    /// does not carry yet.
+    /// list returns at most one page, so `filter.maxResults` is the largest page. Conditional
+    /// requests need `If-Match`, which `StoreRequest` does not carry yet.
     pub fn capabilities() -> Capabilities {
         Capabilities {
-            patch: false,
+            patch: true,
             filter: true,
             max_results: MAX_COUNT,
             sort: true,

@@ -1,7 +1,8 @@
 //! Scenario tests of the memory store through `handle`, including the RFC 7643 §8 examples:
 //! shared helpers here, resource writes in `resources.rs`, reads and endpoints in `reads.rs`,
-//! filters and sorting in `query.rs`.
+//! filters and sorting in `query.rs`, PATCH in `patch.rs`.
 
+mod patch;
 mod query;
 mod reads;
 mod resources;
