@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::precondition::{self, Outcome};
 use super::projection::project;
 use super::query;
 use super::render::{location, render};
@@ -53,13 +54,12 @@ fn resource(
         (Method::Get, None, false) => list(store, req, &[kind], ListParams::from_query(req.query)?),
         (Method::Post, None, true) => search(store, req, &[kind]),
         (Method::Post, None, false) => create(store, req, kind),
-        (Method::Get, Some(id), _) => {
-            let params = ListParams::from_query(req.query)?;
-            one(&store.read(), kind, id, req, &params, 200)
-        }
+        (Method::Get, Some(id), _) => read(store, req, kind, id),
         (Method::Put, Some(id), _) => replace(store, req, kind, id),
         (Method::Delete, Some(id), _) => {
-            store.write().delete(kind, id)?;
+            let mut tables = store.write();
+            let _ = precondition(&tables, kind, id, req)?;
+            tables.delete(kind, id)?;
             Ok(StoreResponse::empty(204))
         }
         (Method::Patch, Some(id), _) => patch(store, req, kind, id),
@@ -82,16 +82,38 @@ fn create(
     Ok(response)
 }
 
+/// GET of one resource (RFC 7644 §3.4.1); 304 without a body when `If-None-Match` names the
+/// current version (RFC 7644 §3.14).
+fn read(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kind: Kind,
+    id: &str,
+) -> Result<StoreResponse, ScimError> {
+    let params = ListParams::from_query(req.query)?;
+    let tables = store.read();
+    match precondition(&tables, kind, id, req)? {
+        (Outcome::NotModified, etag) => {
+            let mut response = StoreResponse::empty(304);
+            response.etag = Some(etag);
+            Ok(response)
+        }
+        (Outcome::Proceed, _) => one(&tables, kind, id, req, &params, 200),
+    }
+}
+
 /// PUT (RFC 7644 §3.5.1): 200 with the replaced resource; 404 if there is none to replace.
+/// Preconditions are checked before the body, as RFC 9110 §13.2.1 orders them.
 fn replace(
     store: &MemoryStore,
     req: &StoreRequest<'_>,
     kind: Kind,
     id: &str,
 ) -> Result<StoreResponse, ScimError> {
-    let attrs = validate::resource(kind.def(), req.body)?;
     let params = ListParams::from_query(req.query)?;
     let mut tables = store.write();
+    let _ = precondition(&tables, kind, id, req)?;
+    let attrs = validate::resource(kind.def(), req.body)?;
     tables.replace(kind, id, attrs)?;
     one(&tables, kind, id, req, &params, 200)
 }
@@ -103,13 +125,32 @@ fn patch(
     kind: Kind,
     id: &str,
 ) -> Result<StoreResponse, ScimError> {
+    let params = ListParams::from_query(req.query)?;
+    let mut tables = store.write();
+    let _ = precondition(&tables, kind, id, req)?;
     let body: Value = serde_json::from_slice(req.body)
         .map_err(|e| syntax(format!("the body is not valid JSON: {e}")))?;
     let patch = PatchRequest::from_json(&body)?;
-    let params = ListParams::from_query(req.query)?;
-    let mut tables = store.write();
     tables.patch(kind, id, &patch, req.base_url)?;
     one(&tables, kind, id, req, &params, 200)
+}
+
+/// The preconditions of `req` on the current version of a resource that must exist (a
+/// missing one is 404 before any precondition, RFC 9110 §13.2.1). Writes hold the write lock
+/// across the check and the write, so no other write can slip in between. Answers the
+/// outcome and the current entity tag.
+fn precondition(
+    tables: &Tables,
+    kind: Kind,
+    id: &str,
+    req: &StoreRequest<'_>,
+) -> Result<(Outcome, String), ScimError> {
+    let etag = tables
+        .table(kind)
+        .get(id)
+        .ok_or_else(|| not_found(kind, id))?
+        .etag();
+    Ok((precondition::evaluate(req, &etag)?, etag))
 }
 
 /// One resource, projected per `attributes`/`excludedAttributes` (RFC 7644 §3.9).

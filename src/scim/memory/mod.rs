@@ -3,6 +3,7 @@
 //! discovery endpoints describing exactly what it supports.
 
 mod handlers;
+mod precondition;
 pub mod projection;
 mod query;
 mod render;
@@ -30,6 +31,10 @@ pub struct StoreRequest<'a> {
     pub body: &'a [u8],
     /// The public base URL of this SCIM endpoint, for `meta.location` and `Location`.
     pub base_url: &'a str,
+    /// The `If-Match` header: entity tags a write (or read) of one resource requires.
+    pub if_match: Option<&'a str>,
+    /// The `If-None-Match` header: entity tags for which a GET answers 304 Not Modified.
+    pub if_none_match: Option<&'a str>,
 }
 
 /// The store's answer. `body` is SCIM JSON (`application/scim+json`) unless empty.
@@ -97,15 +102,14 @@ impl MemoryStore {
     }
 
     /// What this store really supports, as its ServiceProviderConfig announces it. A filtered
-    /// list returns at most one page, so `filter.maxResults` is the largest page. Conditional
-    /// requests need `If-Match`, which `StoreRequest` does not carry yet.
+    /// list returns at most one page, so `filter.maxResults` is the largest page.
     pub fn capabilities() -> Capabilities {
         Capabilities {
             patch: true,
             filter: true,
             max_results: MAX_COUNT,
             sort: true,
-            etag: false,
+            etag: true,
             change_password: true,
             bulk: false,
             bulk_max_operations: 0,

@@ -386,6 +386,8 @@ fn bad_patch_requests() {
         query: None,
         body: b"{not json",
         base_url: BASE,
+        if_match: None,
+        if_none_match: None,
     };
     let r = store.handle(&req);
     assert_eq!(r.status, 400);
