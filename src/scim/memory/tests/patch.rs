@@ -215,6 +215,14 @@ fn extension_attributes_added_by_patch_declare_their_schema() {
     ));
     assert_eq!(doc["schemas"], json!([urn::USER]));
     assert!(doc.get(urn::ENTERPRISE_USER).is_none());
+    // The whole extension as one value, describing itself the way scim2-models sends it.
+    let value = json!({"schemas": [urn::ENTERPRISE_USER], "costCenter": "4130"});
+    let doc = ok(patch(
+        &store,
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "path": urn::ENTERPRISE_USER, "value": value}]),
+    ));
+    assert_eq!(doc[urn::ENTERPRISE_USER], json!({"costCenter": "4130"}));
 }
 
 #[test]
