@@ -58,7 +58,7 @@ fn resource(
         (Method::Put, Some(id), _) => replace(store, req, kind, id),
         (Method::Delete, Some(id), _) => {
             let mut tables = store.write();
-            let _ = precondition(&tables, kind, id, req)?;
+            check_write(&tables, kind, id, req)?;
             tables.delete(kind, id)?;
             Ok(StoreResponse::empty(204))
         }
@@ -112,7 +112,7 @@ fn replace(
 ) -> Result<StoreResponse, ScimError> {
     let params = ListParams::from_query(req.query)?;
     let mut tables = store.write();
-    let _ = precondition(&tables, kind, id, req)?;
+    check_write(&tables, kind, id, req)?;
     let attrs = validate::resource(kind.def(), req.body)?;
     tables.replace(kind, id, attrs)?;
     one(&tables, kind, id, req, &params, 200)
@@ -127,12 +127,23 @@ fn patch(
 ) -> Result<StoreResponse, ScimError> {
     let params = ListParams::from_query(req.query)?;
     let mut tables = store.write();
-    let _ = precondition(&tables, kind, id, req)?;
+    check_write(&tables, kind, id, req)?;
     let body: Value = serde_json::from_slice(req.body)
         .map_err(|e| syntax(format!("the body is not valid JSON: {e}")))?;
     let patch = PatchRequest::from_json(&body)?;
     tables.patch(kind, id, &patch, req.base_url)?;
     one(&tables, kind, id, req, &params, 200)
+}
+
+/// The preconditions of a write: they hold, or the write is refused (404, 412); only a GET
+/// can be answered 304.
+fn check_write(
+    tables: &Tables,
+    kind: Kind,
+    id: &str,
+    req: &StoreRequest<'_>,
+) -> Result<(), ScimError> {
+    precondition(tables, kind, id, req).map(|_| ())
 }
 
 /// The preconditions of `req` on the current version of a resource that must exist (a
