@@ -3,6 +3,7 @@
 //! rules of §2.2 look up by resource type and attribute name.
 
 mod attributes;
+mod info;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -13,6 +14,7 @@ pub use attributes::{
     attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Mutability,
     Returned, SchemaDef, Uniqueness,
 };
+pub use info::SchemaInfo;
 
 /// A resource type (RFC 7643 §6): its endpoint, core schema and schema extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -111,6 +111,8 @@ fn memory_call(store: &MemoryStore, call: &Call<'_>, base_url: &str) -> Reply {
         query,
         body: &call.body,
         base_url,
+        if_match: call.if_match,
+        if_none_match: None,
     });
     let mut headers = HeaderMap::new();
     if !answer.body.is_empty() {

@@ -118,7 +118,7 @@ impl Upstream {
     ) -> Result<Response<Body>, UpstreamError> {
         match self {
             Self::Http(up) => up.forward(parts, body, out).await,
-            Self::Memory(store) => Ok(memory_forward(store, &parts.method, body, &out)),
+            Self::Memory(store) => Ok(memory_forward(store, &parts, body, &out)),
         }
     }
 }
@@ -167,15 +167,29 @@ impl HttpUpstream {
 /// Hands the request to the in-process store and turns its answer into an HTTP response.
 fn memory_forward(
     store: &MemoryStore,
-    method: &Method,
+    parts: &http::request::Parts,
     body: Bytes,
     out: &Outbound<'_>,
 ) -> Response<Body> {
+    let method: &Method = &parts.method;
     let (path, query) = match out.path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (out.path_and_query, None),
     };
     let base_url = (out.ctx.public_base)();
+    // Repeated header lines form one list (RFC 9110 §5.3). Bytes that are not text are kept,
+    // garbled: an If-Match the store cannot read must fail, not be dropped.
+    let list = |name: header::HeaderName| {
+        let lines: Vec<_> = parts.headers.get_all(name).iter().collect();
+        (!lines.is_empty()).then(|| {
+            lines
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    let (if_match, if_none_match) = (list(header::IF_MATCH), list(header::IF_NONE_MATCH));
     let answer = match ScimMethod::parse(method.as_str()) {
         Some(method) => store.handle(&StoreRequest {
             method,
@@ -183,6 +197,8 @@ fn memory_forward(
             query,
             body: &body,
             base_url: &base_url,
+            if_match: if_match.as_deref(),
+            if_none_match: if_none_match.as_deref(),
         }),
         None => {
             let e = scim::error::ScimError::new(405, format!("{method} is not a SCIM method"));

@@ -14,6 +14,8 @@ fn perform(store: &MemoryStore, op: &PlannedOp) -> OpOutcome {
         query: None,
         body: op.data.as_deref().unwrap_or_default(),
         base_url: BASE,
+        if_match: op.version.as_deref(),
+        if_none_match: None,
     });
     OpOutcome {
         status: response.status,

@@ -3,13 +3,16 @@
 
 use serde_json::Value;
 
+use super::precondition::{self, Outcome};
 use super::projection::project;
+use super::query;
 use super::render::{location, render};
-use super::store::{Kind, Stored, Tables};
-use super::{invalid, not_found, syntax, validate, MemoryStore, StoreRequest, StoreResponse};
+use super::store::{Kind, Tables};
+use super::{not_found, syntax, validate, MemoryStore, StoreRequest, StoreResponse};
 use crate::scim::discovery;
-use crate::scim::error::{ScimError, ScimType};
+use crate::scim::error::ScimError;
 use crate::scim::list::{ListParams, ListResponse, MAX_COUNT};
+use crate::scim::patch::PatchRequest;
 use crate::scim::request::{classify, Endpoint, Method, Target};
 
 pub(super) fn route(
@@ -51,16 +54,15 @@ fn resource(
         (Method::Get, None, false) => list(store, req, &[kind], ListParams::from_query(req.query)?),
         (Method::Post, None, true) => search(store, req, &[kind]),
         (Method::Post, None, false) => create(store, req, kind),
-        (Method::Get, Some(id), _) => {
-            let params = ListParams::from_query(req.query)?;
-            one(&store.read(), kind, id, req, &params, 200)
-        }
+        (Method::Get, Some(id), _) => read(store, req, kind, id),
         (Method::Put, Some(id), _) => replace(store, req, kind, id),
         (Method::Delete, Some(id), _) => {
-            store.write().delete(kind, id)?;
+            let mut tables = store.write();
+            check_write(&tables, kind, id, req)?;
+            tables.delete(kind, id)?;
             Ok(StoreResponse::empty(204))
         }
-        (Method::Patch, Some(_), _) => Err(ScimError::new(501, "PATCH is not supported yet")),
+        (Method::Patch, Some(id), _) => patch(store, req, kind, id),
         _ => Err(method_not_allowed(req)),
     }
 }
@@ -80,18 +82,86 @@ fn create(
     Ok(response)
 }
 
+/// GET of one resource (RFC 7644 §3.4.1); 304 without a body when `If-None-Match` names the
+/// current version (RFC 7644 §3.14).
+fn read(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kind: Kind,
+    id: &str,
+) -> Result<StoreResponse, ScimError> {
+    let params = ListParams::from_query(req.query)?;
+    let tables = store.read();
+    match precondition(&tables, kind, id, req)? {
+        (Outcome::NotModified, etag) => {
+            let mut response = StoreResponse::empty(304);
+            response.etag = Some(etag);
+            Ok(response)
+        }
+        (Outcome::Proceed, _) => one(&tables, kind, id, req, &params, 200),
+    }
+}
+
 /// PUT (RFC 7644 §3.5.1): 200 with the replaced resource; 404 if there is none to replace.
+/// Preconditions are checked before the body, as RFC 9110 §13.2.1 orders them.
 fn replace(
     store: &MemoryStore,
     req: &StoreRequest<'_>,
     kind: Kind,
     id: &str,
 ) -> Result<StoreResponse, ScimError> {
-    let attrs = validate::resource(kind.def(), req.body)?;
     let params = ListParams::from_query(req.query)?;
     let mut tables = store.write();
+    check_write(&tables, kind, id, req)?;
+    let attrs = validate::resource(kind.def(), req.body)?;
     tables.replace(kind, id, attrs)?;
     one(&tables, kind, id, req, &params, 200)
+}
+
+/// PATCH (RFC 7644 §3.5.2): 200 with the patched resource, projected like any read.
+fn patch(
+    store: &MemoryStore,
+    req: &StoreRequest<'_>,
+    kind: Kind,
+    id: &str,
+) -> Result<StoreResponse, ScimError> {
+    let params = ListParams::from_query(req.query)?;
+    let mut tables = store.write();
+    check_write(&tables, kind, id, req)?;
+    let body: Value = serde_json::from_slice(req.body)
+        .map_err(|e| syntax(format!("the body is not valid JSON: {e}")))?;
+    let patch = PatchRequest::from_json(&body)?;
+    tables.patch(kind, id, &patch, req.base_url)?;
+    one(&tables, kind, id, req, &params, 200)
+}
+
+/// The preconditions of a write: they hold, or the write is refused (404, 412); only a GET
+/// can be answered 304.
+fn check_write(
+    tables: &Tables,
+    kind: Kind,
+    id: &str,
+    req: &StoreRequest<'_>,
+) -> Result<(), ScimError> {
+    precondition(tables, kind, id, req).map(|_| ())
+}
+
+/// The preconditions of `req` on the current version of a resource that must exist (a
+/// missing one is 404 before any precondition, RFC 9110 §13.2.1). Writes hold the write lock
+/// across the check and the write, so no other write can slip in between. Answers the
+/// outcome and the current entity tag.
+fn precondition(
+    tables: &Tables,
+    kind: Kind,
+    id: &str,
+    req: &StoreRequest<'_>,
+) -> Result<(Outcome, String), ScimError> {
+    let etag = tables
+        .table(kind)
+        .get(id)
+        .ok_or_else(|| not_found(kind, id))?
+        .etag();
+    Ok((precondition::evaluate(req, &etag)?, etag))
 }
 
 /// One resource, projected per `attributes`/`excludedAttributes` (RFC 7644 §3.9).
@@ -131,7 +201,7 @@ fn search(
 }
 
 /// A list (RFC 7644 §3.4.2): `totalResults` counts every match, the page holds `count` of them
-/// from `startIndex`, in creation order.
+/// from `startIndex`, after filtering and sorting.
 fn list(
     store: &MemoryStore,
     req: &StoreRequest<'_>,
@@ -139,14 +209,17 @@ fn list(
     params: ListParams,
 ) -> Result<StoreResponse, ScimError> {
     let tables = store.read();
-    let selected = select(&tables, kinds, &params)?;
+    let selected = query::select(&tables, kinds, &params, req.base_url)?;
     let resources = params
         .page(&selected, MAX_COUNT)
         .iter()
-        .map(|(kind, stored)| {
-            let doc = render(&tables, *kind, stored, req.base_url);
+        .map(|row| {
+            let doc = match &row.doc {
+                Some(doc) => doc.clone(),
+                None => render(&tables, row.kind, row.stored, req.base_url),
+            };
             project(
-                kind.def(),
+                row.kind.def(),
                 doc,
                 &params.attributes,
                 &params.excluded_attributes,
@@ -159,30 +232,6 @@ fn list(
         resources,
     };
     Ok(StoreResponse::json(200, &list.to_value()))
-}
-
-/// THE PLUG POINT for `scim::filter` (RFC 7644 §3.4.2.2) and sorting (§3.4.2.3): picks and
-/// orders the resources a list returns. Until the evaluator lands, a filter or sortBy is
-/// refused rather than ignored, since ignoring it would return resources that do not match.
-fn select<'t>(
-    tables: &'t Tables,
-    kinds: &[Kind],
-    params: &ListParams,
-) -> Result<Vec<(Kind, &'t Stored)>, ScimError> {
-    if params.filter.is_some() {
-        return Err(ScimError::with_type(
-            400,
-            ScimType::InvalidFilter,
-            "filtering is not supported yet",
-        ));
-    }
-    if params.sort_by.is_some() {
-        return Err(invalid("sorting is not supported yet"));
-    }
-    Ok(kinds
-        .iter()
-        .flat_map(|k| tables.table(*k).iter().map(move |s| (*k, s)))
-        .collect())
 }
 
 /// The discovery endpoints (RFC 7644 §4), read-only and the same for every caller.

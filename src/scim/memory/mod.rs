@@ -3,7 +3,9 @@
 //! discovery endpoints describing exactly what it supports.
 
 mod handlers;
+mod precondition;
 pub mod projection;
+mod query;
 mod render;
 mod store;
 mod validate;
@@ -29,6 +31,10 @@ pub struct StoreRequest<'a> {
     pub body: &'a [u8],
     /// The public base URL of this SCIM endpoint, for `meta.location` and `Location`.
     pub base_url: &'a str,
+    /// The `If-Match` header: entity tags a write (or read) of one resource requires.
+    pub if_match: Option<&'a str>,
+    /// The `If-None-Match` header: entity tags for which a GET answers 304 Not Modified.
+    pub if_none_match: Option<&'a str>,
 }
 
 /// The store's answer. `body` is SCIM JSON (`application/scim+json`) unless empty.
@@ -95,16 +101,15 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// What this store really supports, as its ServiceProviderConfig announces it. Filtering,
-    /// sorting and PATCH arrive with `scim::{filter, patch}`; conditional requests would need
-    /// the `If-Match` header, which `StoreRequest` does not carry.
+    /// What this store really supports, as its ServiceProviderConfig announces it. A filtered
+    /// list returns at most one page, so `filter.maxResults` is the largest page.
     pub fn capabilities() -> Capabilities {
         Capabilities {
-            patch: false,
-            filter: false,
+            patch: true,
+            filter: true,
             max_results: MAX_COUNT,
-            sort: false,
-            etag: false,
+            sort: true,
+            etag: true,
             change_password: true,
             bulk: false,
             bulk_max_operations: 0,

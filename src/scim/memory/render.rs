@@ -19,16 +19,7 @@ pub(super) fn render(tables: &Tables, kind: Kind, stored: &Stored, base_url: &st
         }
     }
     doc.insert("id".into(), Value::from(stored.id.as_str()));
-    doc.insert(
-        "meta".into(),
-        json!({
-            "resourceType": rt.name,
-            "created": stored.created,
-            "lastModified": stored.last_modified,
-            "location": location(kind, &stored.id, base_url),
-            "version": stored.etag(),
-        }),
-    );
+    doc.insert("meta".into(), meta(kind, stored, base_url));
     match kind {
         Kind::User => {
             let groups = memberships(tables, &stored.id, base_url);
@@ -45,6 +36,17 @@ pub(super) fn render(tables: &Tables, kind: Kind, stored: &Stored, base_url: &st
         }
     }
     Value::Object(doc)
+}
+
+/// The server-maintained `meta` of a resource (RFC 7643 §3.1).
+pub(super) fn meta(kind: Kind, stored: &Stored, base_url: &str) -> Value {
+    json!({
+        "resourceType": kind.def().name,
+        "created": stored.created,
+        "lastModified": stored.last_modified,
+        "location": location(kind, &stored.id, base_url),
+        "version": stored.etag(),
+    })
 }
 
 /// `meta.location`, also the `Location` header of a POST answer (RFC 7644 §3.3).

@@ -1,4 +1,4 @@
-//! The tables of the memory store and the writes on them: create, replace and delete with
+//! The tables of the memory store and the writes on them: create, replace, patch and delete with
 //! server-assigned ids, meta timestamps and versions, and the uniqueness rules of RFC 7643 §2.2.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -7,9 +7,11 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::render::meta;
 use super::{invalid, not_found, validate};
-use crate::scim::discovery::{schema_def, ResourceTypeDef, Uniqueness, GROUP, USER};
+use crate::scim::discovery::{schema_def, ResourceTypeDef, SchemaInfo, Uniqueness, GROUP, USER};
 use crate::scim::error::{ScimError, ScimType};
+use crate::scim::patch::PatchRequest;
 use crate::scim::request::Endpoint;
 
 /// The resource types the store keeps.
@@ -158,6 +160,43 @@ impl Tables {
             .expect("checked present under the same lock");
         stored.attrs = attrs;
         stored.touch();
+        Ok(())
+    }
+
+    /// PATCH (RFC 7644 §3.5.2): the operations apply to the resource as the client knows it,
+    /// `id` and `meta` included so that a client echoing them unchanged is not refused; the
+    /// result must then pass what a PUT of it would (schema, uniqueness, members), or nothing
+    /// changes. The version moves only if the stored resource really changed (§3.5.2.1 lets a
+    /// no-op PATCH leave `meta.lastModified` alone).
+    pub(super) fn patch(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        patch: &PatchRequest,
+        base_url: &str,
+    ) -> Result<(), ScimError> {
+        let old = self
+            .table(kind)
+            .get(id)
+            .ok_or_else(|| not_found(kind, id))?;
+        let mut doc = old.attrs.clone();
+        doc.insert("id".into(), Value::from(id));
+        doc.insert("meta".into(), meta(kind, old, base_url));
+        let mut doc = Value::Object(doc);
+        if !patch.apply(&mut doc, &SchemaInfo::new(kind.def()))? {
+            return Ok(());
+        }
+        let mut attrs = validate::document(kind.def(), &doc)?;
+        self.check_unique(kind, &attrs, Some(id))?;
+        Self::normalize_members(kind, &mut attrs)?;
+        let stored = self
+            .table_mut(kind)
+            .get_mut(id)
+            .expect("checked present under the same lock");
+        if stored.attrs != attrs {
+            stored.attrs = attrs;
+            stored.touch();
+        }
         Ok(())
     }
 

@@ -17,13 +17,22 @@ use crate::scim::error::{ScimError, ScimType};
 pub(super) fn resource(rt: &ResourceTypeDef, body: &[u8]) -> Result<Map<String, Value>, ScimError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| syntax(format!("the body is not valid JSON: {e}")))?;
+    document(rt, &value)
+}
+
+/// Validates a resource representation: a parsed body, or the result of a PATCH, which must
+/// pass the same checks as a PUT of it would.
+pub(super) fn document(
+    rt: &ResourceTypeDef,
+    value: &Value,
+) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(obj) = value else {
         return Err(syntax("the body must be a JSON object"));
     };
     let schemas = declared_schemas(rt, obj.get("schemas"))?;
     let core = schema_def(rt.schema).expect("every resource type's core schema is bundled");
     let mut out = Map::new();
-    for (key, value) in &obj {
+    for (key, value) in obj {
         if key == "schemas" {
             continue;
         }

@@ -87,6 +87,10 @@ fn plain_attr(urn: Option<&str>, name: &str) -> Result<AttrPath, PatchError> {
     }
 }
 
+/// Sets the attributes of extension `urn`. A `schemas` member naming only that extension is
+/// the object describing itself, as client libraries that model extensions as resources
+/// (scim2-models) serialize it; it is not an attribute, and the extension's URN reaches the
+/// resource's own `schemas` when the first attribute is written.
 fn set_extension(
     res: &mut Value,
     urn: &str,
@@ -95,10 +99,7 @@ fn set_extension(
     info: &dyn AttributeInfo,
 ) -> Result<(), PatchError> {
     for (name, v) in attrs {
-        // An extension object serialized from a typed model may carry its own `schemas`; it
-        // names the extension, not an attribute of it (the resource's `schemas` is kept right
-        // by the write itself).
-        if name.eq_ignore_ascii_case("schemas") {
+        if name.eq_ignore_ascii_case("schemas") && names_only(&v, urn) {
             continue;
         }
         let attr = plain_attr(Some(urn), &name)?;
@@ -115,6 +116,15 @@ fn set_extension(
         )?;
     }
     Ok(())
+}
+
+/// Whether `v` is an array of schema URNs, each of them `urn`.
+fn names_only(v: &Value, urn: &str) -> bool {
+    v.as_array().is_some_and(|items| {
+        items
+            .iter()
+            .all(|i| i.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
+    })
 }
 
 /// The URN a path names if it is a whole extension object (`urn:…:enterprise:2.0:User`).

@@ -322,16 +322,27 @@ fn whole_extension_paths_add_and_remove_the_extension_object() {
 }
 
 #[test]
-fn schemas_inside_an_extension_value_is_not_an_attribute_of_it() {
-    // scim2-tester sends an extension model with its own `schemas` member.
-    let ops = json!([{"op": "add", "path": urn::ENTERPRISE_USER, "value": {
-        "schemas": [urn::ENTERPRISE_USER], "employeeNumber": "701984"}}]);
-    let out = apply_to(&user(), ops, CoreSchema::User).expect("applies");
+fn extension_values_naming_their_own_schema_set_only_their_attributes() {
+    // scim2-models serializes an extension value with its own `schemas`; that member
+    // describes the object and is not an attribute of the extension.
+    let value = json!({"schemas": [urn::ENTERPRISE_USER], "employeeNumber": "7"});
+    for (path, value) in [
+        (Some(urn::ENTERPRISE_USER), value.clone()),
+        (None, json!({(urn::ENTERPRISE_USER): value})),
+    ] {
+        let ops = json!([{"op": "add", "path": path, "value": value}]);
+        let out = apply_to(&user(), ops, CoreSchema::User).expect("applies");
+        assert_eq!(out[urn::ENTERPRISE_USER], json!({"employeeNumber": "7"}));
+        assert_eq!(out["schemas"], json!([urn::USER, urn::ENTERPRISE_USER]));
+    }
+    // Naming another schema there is no self-description: it is an attribute like any other,
+    // here one the enterprise schema has as singular, so it is refused, not dropped.
+    let other = json!({"schemas": [urn::USER], "employeeNumber": "7"});
+    let ops = json!([{"op": "add", "path": urn::ENTERPRISE_USER, "value": other}]);
     assert_eq!(
-        out[urn::ENTERPRISE_USER],
-        json!({"employeeNumber": "701984"})
+        scim_type(apply_to(&user(), ops, CoreSchema::User)),
+        ScimType::InvalidValue
     );
-    assert_eq!(out["schemas"], json!([urn::USER, urn::ENTERPRISE_USER]));
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! Scenario tests of the memory store through `handle`, including the RFC 7643 §8 examples:
-//! shared helpers here, resource writes in `resources.rs`, reads and endpoints in `reads.rs`.
+//! shared helpers here, resource writes in `resources.rs`, reads and endpoints in `reads.rs`,
+//! filters and sorting in `query.rs`, PATCH in `patch.rs`, conditional requests in `etag.rs`.
 
+mod etag;
+mod patch;
+mod query;
 mod reads;
 mod resources;
 
@@ -23,6 +27,23 @@ pub(super) fn call(
     target: &str,
     body: Option<Value>,
 ) -> Answer {
+    call_if(store, method, target, body, Conditions::default())
+}
+
+/// The conditional-request headers of a call (RFC 7644 §3.14).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Conditions<'a> {
+    pub(super) if_match: Option<&'a str>,
+    pub(super) if_none_match: Option<&'a str>,
+}
+
+pub(super) fn call_if(
+    store: &MemoryStore,
+    method: Method,
+    target: &str,
+    body: Option<Value>,
+    conditions: Conditions<'_>,
+) -> Answer {
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
@@ -34,6 +55,8 @@ pub(super) fn call(
         query,
         body: body.as_bytes(),
         base_url: BASE,
+        if_match: conditions.if_match,
+        if_none_match: conditions.if_none_match,
     };
     let r = store.handle(&req);
     let doc = if r.body.is_empty() {

@@ -145,6 +145,8 @@ fn bad_bodies_are_refused_with_the_right_scim_type() {
         query: None,
         body: b"{not json",
         base_url: BASE,
+        if_match: None,
+        if_none_match: None,
     };
     let r = store.handle(&req);
     assert_eq!(r.status, 400);
