@@ -1,6 +1,8 @@
-//! Filtering for an upstream without it (RFC 7644 §3.4.2.2): page through the upstream's
-//! list, keep what the filter matches, and answer a ListResponse of the requested window.
-//! Memory stays bounded by one upstream page plus the window, whatever the directory's size.
+//! Filtering and sorting for an upstream without them (RFC 7644 §3.4.2.2, §3.4.2.3): page
+//! through the upstream's list, keep what the filter matches, and answer a ListResponse of
+//! the requested window. Without sorting, memory stays bounded by one upstream page plus the
+//! window, whatever the directory's size; sorting must hold every match, so it is refused
+//! past `MAX_SORTED` matches with `tooMany`.
 
 use http::{Response, StatusCode};
 use serde_json::Value;
@@ -8,10 +10,12 @@ use serde_json::Value;
 use super::{call, get, json, parse_body, relay, unreadable, Capabilities, Request};
 use crate::error::ProxyError;
 use crate::response::Body;
+use crate::scim::discovery::{ResourceTypeDef, SchemaInfo, GROUP, USER};
 use crate::scim::error::{ScimError, ScimType};
-use crate::scim::filter::{self, CoreSchema, Filter};
-use crate::scim::list::{ListParams, ListResponse, MAX_COUNT};
+use crate::scim::filter::{self, Filter};
+use crate::scim::list::{ListParams, ListResponse, SortOrder, MAX_COUNT};
 use crate::scim::request::Endpoint;
+use crate::scim::sort::{sort, SortSpec};
 use crate::tenant::Tenant;
 
 /// Resources asked of the upstream per page while scanning.
@@ -19,6 +23,8 @@ const PAGE: usize = 100;
 /// A scan stops after this many pages even if the upstream keeps answering: 1,000,000
 /// resources at `PAGE` per page.
 const MAX_PAGES: usize = 10_000;
+/// The most matches the proxy holds to sort them.
+const MAX_SORTED: usize = 10_000;
 
 /// Whether a list request asks for something a plain upstream list may not do.
 pub fn asks_for_more(query: Option<&str>) -> bool {
@@ -47,23 +53,24 @@ pub async fn answer(
         ListParams::from_query(req.query)
     }
     .map_err(ProxyError::Scim)?;
-    if params.sort_by.is_some() && !caps.sort {
-        let e = ScimError::with_type(
-            400,
-            ScimType::InvalidValue,
-            "sorting is not supported for this application",
-        );
-        return Err(ProxyError::Scim(e));
-    }
-    let collections = collections(req.target.endpoint);
     let filter = match &params.filter {
         Some(text) => Some(filter::parse(text).map_err(|e| ProxyError::Scim(e.into()))?),
         None => None,
     };
-    if !caps.filter && (filter.is_some() || req.target.search) {
-        return Ok(Some(
-            scan(tenant, req, collections, &params, filter.as_ref()).await?,
-        ));
+    let sorting = match &params.sort_by {
+        Some(by) if !caps.sort => {
+            Some(SortSpec::parse(by, params.sort_order).map_err(ProxyError::Scim)?)
+        }
+        _ => None,
+    };
+    let unfiltered = !caps.filter && (filter.is_some() || req.target.search);
+    if unfiltered || sorting.is_some() {
+        let scan = Scan {
+            collections: collections(req.target.endpoint),
+            params: &params,
+            filter: filter.as_ref(),
+        };
+        return Ok(Some(scan.run(tenant, req, sorting.as_ref()).await?));
     }
     if !req.target.search {
         return Ok(None);
@@ -74,11 +81,11 @@ pub async fn answer(
 }
 
 /// The collections a request covers: the service root lists every resource type (§3.4.2.1).
-fn collections(endpoint: Endpoint) -> &'static [(&'static str, CoreSchema)] {
+fn collections(endpoint: Endpoint) -> &'static [(&'static str, &'static ResourceTypeDef)] {
     match endpoint {
-        Endpoint::Users => &[("/Users", CoreSchema::User)],
-        Endpoint::Groups => &[("/Groups", CoreSchema::Group)],
-        _ => &[("/Users", CoreSchema::User), ("/Groups", CoreSchema::Group)],
+        Endpoint::Users => &[("/Users", &USER)],
+        Endpoint::Groups => &[("/Groups", &GROUP)],
+        _ => &[("/Users", &USER), ("/Groups", &GROUP)],
     }
 }
 
@@ -89,59 +96,103 @@ fn search_path<'a>(req: &Request<'a>) -> &'a str {
         .unwrap_or(req.path)
 }
 
-/// Counts the matches of `filter` in the collections and keeps the requested window.
-async fn scan(
-    tenant: &Tenant,
-    req: &Request<'_>,
-    collections: &[(&str, CoreSchema)],
-    params: &ListParams,
-    filter: Option<&Filter>,
-) -> Result<Response<Body>, ProxyError> {
-    let mut window = Window::new(params.start_index, params.page_size(MAX_COUNT));
-    for (collection, info) in collections {
-        if let Some(refused) =
-            scan_collection(tenant, req, collection, info, filter, &mut window).await?
-        {
-            return Ok(refused);
-        }
-    }
-    let (attributes, excluded) = (&params.attributes, &params.excluded_attributes);
-    let endpoint = req.target.endpoint;
-    let resources = window
-        .kept
-        .into_iter()
-        .map(|r| super::project(endpoint, r, attributes, excluded))
-        .collect();
-    let list = ListResponse {
-        total_results: window.matched,
-        start_index: params.start_index,
-        resources,
-    };
-    Ok(json(StatusCode::OK, &list.to_value()))
+/// One scan of the upstream's lists on behalf of a list or search request.
+struct Scan<'a> {
+    collections: &'static [(&'static str, &'static ResourceTypeDef)],
+    params: &'a ListParams,
+    filter: Option<&'a Filter>,
 }
 
+impl Scan<'_> {
+    async fn run(
+        &self,
+        tenant: &Tenant,
+        req: &Request<'_>,
+        sorting: Option<&SortSpec>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let size = self.params.page_size(MAX_COUNT);
+        let mut window = Window::new(self.params.start_index, size, sorting.is_some());
+        for (collection, rt) in self.collections {
+            if let Some(refused) =
+                scan_collection(tenant, req, collection, rt, self.filter, &mut window).await?
+            {
+                return Ok(refused);
+            }
+        }
+        let matched = window.matched;
+        let kept = match sorting {
+            Some(spec) => window.sorted(spec)?,
+            None => window.kept,
+        };
+        let (attributes, excluded) = (&self.params.attributes, &self.params.excluded_attributes);
+        let resources = kept
+            .into_iter()
+            .map(|(r, rt)| super::project_as(rt, r, attributes, excluded))
+            .collect();
+        let list = ListResponse {
+            total_results: matched,
+            start_index: self.params.start_index,
+            resources,
+        };
+        Ok(json(StatusCode::OK, &list.to_value()))
+    }
+}
+
+/// What a scan keeps: the requested window of matches, or every match when they must be
+/// sorted first.
 struct Window {
     from: usize,
     size: usize,
+    keep_all: bool,
     matched: usize,
-    kept: Vec<Value>,
+    kept: Vec<(Value, &'static ResourceTypeDef)>,
 }
 
 impl Window {
-    fn new(from: usize, size: usize) -> Self {
+    fn new(from: usize, size: usize, keep_all: bool) -> Self {
         Self {
             from,
             size,
+            keep_all,
             matched: 0,
             kept: Vec::with_capacity(size.min(PAGE)),
         }
     }
 
-    fn offer(&mut self, resource: Value) {
+    fn offer(&mut self, resource: Value, rt: &'static ResourceTypeDef) -> Result<(), ProxyError> {
         self.matched += 1;
-        if self.matched >= self.from && self.kept.len() < self.size {
-            self.kept.push(resource);
+        if self.keep_all {
+            if self.kept.len() >= MAX_SORTED {
+                let detail = format!(
+                    "more than {MAX_SORTED} resources match; narrow the filter to sort them"
+                );
+                return Err(ProxyError::Scim(ScimError::with_type(
+                    400,
+                    ScimType::TooMany,
+                    detail,
+                )));
+            }
+            self.kept.push((resource, rt));
+        } else if self.matched >= self.from && self.kept.len() < self.size {
+            self.kept.push((resource, rt));
         }
+        Ok(())
+    }
+
+    fn sorted(
+        mut self,
+        spec: &SortSpec,
+    ) -> Result<Vec<(Value, &'static ResourceTypeDef)>, ProxyError> {
+        sort(&mut self.kept, spec, |(doc, rt)| {
+            Some((doc, SchemaInfo::new(rt)))
+        })
+        .map_err(ProxyError::Scim)?;
+        Ok(self
+            .kept
+            .into_iter()
+            .skip(self.from - 1)
+            .take(self.size)
+            .collect())
     }
 }
 
@@ -150,10 +201,11 @@ async fn scan_collection(
     tenant: &Tenant,
     req: &Request<'_>,
     collection: &str,
-    info: &CoreSchema,
+    rt: &'static ResourceTypeDef,
     filter: Option<&Filter>,
     window: &mut Window,
 ) -> Result<Option<Response<Body>>, ProxyError> {
+    let info = SchemaInfo::new(rt);
     let mut start = 1;
     for _ in 0..MAX_PAGES {
         let reply = call(
@@ -180,12 +232,12 @@ async fn scan_collection(
         for resource in resources {
             let matched = match filter {
                 Some(f) => {
-                    filter::matches(f, &resource, info).map_err(|e| ProxyError::Scim(e.into()))?
+                    filter::matches(f, &resource, &info).map_err(|e| ProxyError::Scim(e.into()))?
                 }
                 None => true,
             };
             if matched {
-                window.offer(resource);
+                window.offer(resource, rt)?;
             }
         }
         if total.is_some_and(|t| start > t) {
@@ -219,7 +271,7 @@ fn to_query(p: &ListParams) -> String {
     if let Some(o) = p.sort_order {
         q.append_pair(
             "sortOrder",
-            if o == crate::scim::list::SortOrder::Descending {
+            if o == SortOrder::Descending {
                 "descending"
             } else {
                 "ascending"
@@ -243,9 +295,10 @@ pub async fn exists(
     req: &Request<'_>,
     caps: &Capabilities,
     collection: &str,
-    info: &CoreSchema,
+    rt: &'static ResourceTypeDef,
     filter: &Filter,
 ) -> Result<bool, ProxyError> {
+    let info = SchemaInfo::new(rt);
     if caps.filter {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("filter", &filter.to_string())
@@ -258,12 +311,12 @@ pub async fn exists(
                 .and_then(Value::as_array)
                 .is_some_and(|rs| {
                     rs.iter()
-                        .any(|r| filter::matches(filter, r, info).unwrap_or(false))
+                        .any(|r| filter::matches(filter, r, &info).unwrap_or(false))
                 });
             return Ok(found);
         }
     }
-    let mut window = Window::new(1, 1);
-    scan_collection(tenant, req, collection, info, Some(filter), &mut window).await?;
+    let mut window = Window::new(1, 1, false);
+    scan_collection(tenant, req, collection, rt, Some(filter), &mut window).await?;
     Ok(window.matched > 0)
 }

@@ -20,6 +20,7 @@ pub use caps::{Capabilities, Gaps};
 
 use crate::error::ProxyError;
 use crate::response::Body;
+use crate::scim::discovery::{ResourceTypeDef, GROUP, USER};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::request::{Endpoint, Target};
 use crate::scim::MEDIA_TYPE;
@@ -232,22 +233,27 @@ fn unreadable(what: &str) -> ProxyError {
 }
 
 /// Applies `attributes`/`excludedAttributes` (RFC 7644 §3.4.2.5) to a resource the proxy
-/// composed an answer from.
-/// Always applied, because it also drops `returned: never` attributes such as `password`
-/// (RFC 7643 §7) that a partial app may send back.
+/// composed an answer from. Always applied, because it also drops `returned: never`
+/// attributes such as `password` (RFC 7643 §7) that a partial app may send back.
 fn project(endpoint: Endpoint, doc: Value, attributes: &[String], excluded: &[String]) -> Value {
-    let kind = match endpoint {
-        Endpoint::Groups => "Group",
-        Endpoint::Users => "User",
-        _ => doc
-            .pointer("/meta/resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or("User"),
+    let rt = match endpoint {
+        Endpoint::Groups => &GROUP,
+        Endpoint::Users => &USER,
+        _ => match doc.pointer("/meta/resourceType").and_then(Value::as_str) {
+            Some("Group") => &GROUP,
+            _ => &USER,
+        },
     };
-    match crate::scim::discovery::resource_type_def(kind) {
-        Some(rt) => crate::scim::memory::projection::project(rt, doc, attributes, excluded),
-        None => doc,
-    }
+    project_as(rt, doc, attributes, excluded)
+}
+
+fn project_as(
+    rt: &'static ResourceTypeDef,
+    doc: Value,
+    attributes: &[String],
+    excluded: &[String],
+) -> Value {
+    crate::scim::memory::projection::project(rt, doc, attributes, excluded)
 }
 
 /// The projection a query asks for.

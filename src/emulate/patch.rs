@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{call, get, json, parse_body, relay, unreadable, Capabilities, Request};
 use crate::error::ProxyError;
 use crate::response::Body;
-use crate::scim::filter::CoreSchema;
+use crate::scim::discovery::{SchemaInfo, GROUP, USER};
 use crate::scim::patch::PatchRequest;
 use crate::scim::request::Endpoint;
 use crate::scim::urn;
@@ -106,10 +106,10 @@ async fn apply(
     caps: &Capabilities,
     patch: &PatchRequest,
 ) -> Result<Response<Body>, ProxyError> {
-    let info = match req.target.endpoint {
-        Endpoint::Groups => CoreSchema::Group,
-        _ => CoreSchema::User,
-    };
+    let info = SchemaInfo::new(match req.target.endpoint {
+        Endpoint::Groups => &GROUP,
+        _ => &USER,
+    });
     // Keyed by resource, not by path text: `/Users/a%62` and `/Users/ab` are one resource.
     let key = format!(
         "{:?}/{}",

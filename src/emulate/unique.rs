@@ -8,8 +8,9 @@ use serde_json::Value;
 use super::{call, parse_body, relay, Capabilities, Request};
 use crate::error::ProxyError;
 use crate::response::Body;
+use crate::scim::discovery::{GROUP, USER};
 use crate::scim::error::{ScimError, ScimType};
-use crate::scim::filter::{CompValue, CompareOp, CoreSchema, Filter};
+use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::path::AttrPath;
 use crate::scim::request::Endpoint;
 use crate::tenant::Tenant;
@@ -20,9 +21,9 @@ pub async fn create(
     req: &Request<'_>,
     caps: &Capabilities,
 ) -> Result<Response<Body>, ProxyError> {
-    let (collection, info, attrs): (&str, CoreSchema, &[&str]) = match req.target.endpoint {
-        Endpoint::Groups => ("/Groups", CoreSchema::Group, &["externalId"]),
-        _ => ("/Users", CoreSchema::User, &["userName", "externalId"]),
+    let (collection, rt, attrs): (&str, _, &[&str]) = match req.target.endpoint {
+        Endpoint::Groups => ("/Groups", &GROUP, &["externalId"]),
+        _ => ("/Users", &USER, &["userName", "externalId"]),
     };
     let doc = parse_body(req.body)?;
     let mut keys: Vec<(&str, String)> = attrs
@@ -54,7 +55,7 @@ pub async fn create(
             op: CompareOp::Eq,
             value: CompValue::Str(value),
         };
-        if super::list::exists(tenant, req, caps, collection, &info, &filter).await? {
+        if super::list::exists(tenant, req, caps, collection, rt, &filter).await? {
             let detail = format!("a resource with this {attr} already exists");
             return Err(ProxyError::Scim(ScimError::with_type(
                 409,

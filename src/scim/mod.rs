@@ -11,6 +11,7 @@ pub mod memory;
 pub mod patch;
 pub mod path;
 pub mod request;
+pub mod sort;
 pub mod urn;
 
 /// The media type of every SCIM message (RFC 7644 §3.1).

@@ -583,3 +583,53 @@ async fn a_filtered_list_answered_404_becomes_an_empty_list() {
         .unwrap();
     scim_error(resp, 404).await;
 }
+
+#[tokio::test]
+async fn sorting_is_done_by_the_proxy_as_the_memory_store_does_it() {
+    let proxy = both("").await;
+    let c = client();
+    for t in ["legacy", "memory"] {
+        for name in ["carol", "alice", "Dave", "bob", "erin"] {
+            create(&c, &proxy, t, "/Users", &user(name)).await;
+        }
+    }
+    let query = [
+        ("sortBy", "userName"),
+        ("sortOrder", "descending"),
+        ("startIndex", "2"),
+        ("count", "3"),
+        ("filter", "userName ne \"erin\""),
+    ];
+    let mut orders = Vec::new();
+    for t in ["legacy", "memory"] {
+        let list: Value = c
+            .get(proxy.url(&format!("/{t}/Users")))
+            .query(&query)
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["totalResults"], 4, "{t}: {list}");
+        let names: Vec<String> = list["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_owned())
+            .collect();
+        orders.push(names);
+    }
+    // Case-insensitive: "Dave" sorts between "carol" and "erin".
+    assert_eq!(orders[0], ["carol", "bob", "alice"]);
+    assert_eq!(orders[0], orders[1]);
+    let resp = c
+        .get(proxy.url("/legacy/Users"))
+        .query(&[("sortBy", "name")])
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scim_error(resp, 400).await["scimType"], "invalidValue");
+}
