@@ -24,21 +24,13 @@ pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
 }
 
 /// The deepest nesting of `[` and `{` outside strings. Malformed input gives some number;
-/// the syntax check that follows refuses it.
+/// the syntax check that follows refuses it. Most of a SCIM document is string content, which
+/// is skipped with `memchr` rather than byte by byte.
 fn depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i = string_end(bytes, i + 1),
             b'[' | b'{' => {
                 depth += 1;
                 max = max.max(depth);
@@ -46,8 +38,22 @@ fn depth(bytes: &[u8]) -> usize {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     max
+}
+
+/// The index of the quote that closes a string whose content starts at `from` (or the end of
+/// input for an unterminated one).
+fn string_end(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(off) = memchr::memchr2(b'"', b'\\', &bytes[from.min(bytes.len())..]) {
+        let at = from + off;
+        if bytes[at] == b'"' {
+            return at;
+        }
+        from = at + 2; // an escape: skip the escaped byte
+    }
+    bytes.len()
 }
 
 #[cfg(test)]
@@ -58,6 +64,10 @@ mod tests {
     fn brackets_inside_strings_do_not_count() {
         assert_eq!(depth(br#"{"a":"[[[{{{\"[[["}"#), 1);
         assert_eq!(depth(br#"{"a":[{"b":[1]}]}"#), 4);
+        assert_eq!(depth(br#"["\\", ["x"]]"#), 2, "an escaped backslash ends before the quote");
+        assert_eq!(depth(br#"["\"[[[", ["x"]]"#), 2, "an escaped quote does not end the string");
+        assert_eq!(depth(br#"["unterminated [[[["#), 1);
+        assert_eq!(depth(b"[\"ends with a backslash\\"), 1);
     }
 
     #[test]

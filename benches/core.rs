@@ -1,0 +1,103 @@
+//! Micro-benchmarks of the pure work on the request path, on realistic SCIM payloads:
+//! token check, JSON guard, filter parse and evaluation, PATCH application, error rewriting.
+//! Run with `cargo bench --bench core`; figures go in BENCHMARKS.md.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use scimgate::config::{AuthConfig, BearerToken};
+use scimgate::scim::discovery::{SchemaInfo, USER};
+use scimgate::scim::{filter, json as scim_json, patch::PatchRequest};
+
+/// RFC 7643 §8.2: the full representation of a user, the size an IdP sends on create.
+fn user() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "id": "2819c223-7f76-453a-919d-413861904646",
+        "externalId": "701984",
+        "userName": "bjensen@example.com",
+        "name": {"formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "givenName": "Barbara",
+                 "middleName": "Jane", "honorificPrefix": "Ms.", "honorificSuffix": "III"},
+        "displayName": "Babs Jensen",
+        "nickName": "Babs",
+        "profileUrl": "https://login.example.com/bjensen",
+        "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true},
+                   {"value": "babs@jensen.org", "type": "home"}],
+        "addresses": [{"type": "work", "streetAddress": "100 Universal City Plaza", "locality": "Hollywood",
+                       "region": "CA", "postalCode": "91608", "country": "USA", "primary": true}],
+        "phoneNumbers": [{"value": "555-555-5555", "type": "work"}, {"value": "555-555-4444", "type": "mobile"}],
+        "userType": "Employee",
+        "title": "Tour Guide",
+        "preferredLanguage": "en-US",
+        "locale": "en-US",
+        "timezone": "America/Los_Angeles",
+        "active": true,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "employeeNumber": "701984", "costCenter": "4130", "organization": "Universal Studios",
+            "division": "Theme Park", "department": "Tour Operations",
+            "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d", "displayName": "John Smith"}},
+        "meta": {"resourceType": "User", "created": "2010-01-23T04:56:22Z", "lastModified": "2011-05-13T04:42:34Z",
+                 "version": "W/\"3694e05e9dff591\"",
+                 "location": "https://example.com/v2/Users/2819c223-7f76-453a-919d-413861904646"}
+    })
+}
+
+fn auth(c: &mut Criterion) {
+    let tokens: Vec<BearerToken> = ["old-token", "current-token"]
+        .iter()
+        .map(|t| BearerToken { sha256: Sha256::digest(t.as_bytes()).into(), not_after: None })
+        .collect();
+    let cfg = AuthConfig { bearer: tokens, mtls: None };
+    let now = time::OffsetDateTime::now_utc();
+    c.bench_function("auth: bearer token against 2 hashes", |b| {
+        b.iter(|| scimgate::auth::authenticate(&cfg, Some(black_box(b"Bearer current-token")), None, now))
+    });
+}
+
+fn json_guard(c: &mut Criterion) {
+    let body = serde_json::to_vec(&user()).expect("serializes");
+    c.bench_function(&format!("json guard: depth + syntax, {} B user", body.len()), |b| {
+        b.iter(|| scim_json::check(black_box(&body)))
+    });
+}
+
+fn filters(c: &mut Criterion) {
+    let text = r#"userName eq "bjensen@example.com" and emails[type eq "work" and value co "@example.com"]"#;
+    c.bench_function("filter: parse a two-clause filter", |b| b.iter(|| filter::parse(black_box(text))));
+    let parsed = filter::parse(text).expect("valid filter");
+    let doc = user();
+    let info = SchemaInfo::new(&USER);
+    c.bench_function("filter: evaluate it on the RFC user", |b| {
+        b.iter(|| filter::matches(&parsed, black_box(&doc), &info))
+    });
+}
+
+fn patches(c: &mut Criterion) {
+    // Entra's default user PATCH, RFC-clean.
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b.jensen@example.com"},
+        {"op": "replace", "path": "name.familyName", "value": "Jensen-Smith"},
+        {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Ops"},
+        {"op": "replace", "path": "active", "value": false}]});
+    let info = SchemaInfo::new(&USER);
+    let doc = user();
+    c.bench_function("patch: parse + apply 4 operations to the RFC user", |b| {
+        b.iter(|| {
+            let patch = PatchRequest::from_json(black_box(&body)).expect("valid patch");
+            let mut target = doc.clone();
+            patch.apply(&mut target, &info)
+        })
+    });
+}
+
+fn error_rewrite(c: &mut Criterion) {
+    let body = br#"{"error":"user already exists","code":"DUPLICATE"}"#;
+    c.bench_function("answer: rewrite a framework 409 into a SCIM Error", |b| {
+        b.iter(|| scimgate::response::scim_error_body(409, Some("application/json"), black_box(body)))
+    });
+}
+
+criterion_group!(benches, auth, json_guard, filters, patches, error_rewrite);
+criterion_main!(benches);
