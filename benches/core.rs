@@ -47,25 +47,36 @@ fn user() -> Value {
 fn auth(c: &mut Criterion) {
     let tokens: Vec<BearerToken> = ["old-token", "current-token"]
         .iter()
-        .map(|t| BearerToken { sha256: Sha256::digest(t.as_bytes()).into(), not_after: None })
+        .map(|t| BearerToken {
+            sha256: Sha256::digest(t.as_bytes()).into(),
+            not_after: None,
+        })
         .collect();
-    let cfg = AuthConfig { bearer: tokens, mtls: None };
+    let cfg = AuthConfig {
+        bearer: tokens,
+        mtls: None,
+    };
     let now = time::OffsetDateTime::now_utc();
     c.bench_function("auth: bearer token against 2 hashes", |b| {
-        b.iter(|| scimgate::auth::authenticate(&cfg, Some(black_box(b"Bearer current-token")), None, now))
+        b.iter(|| {
+            scimgate::auth::authenticate(&cfg, Some(black_box(b"Bearer current-token")), None, now)
+        })
     });
 }
 
 fn json_guard(c: &mut Criterion) {
     let body = serde_json::to_vec(&user()).expect("serializes");
-    c.bench_function(&format!("json guard: depth + syntax, {} B user", body.len()), |b| {
-        b.iter(|| scim_json::check(black_box(&body)))
-    });
+    c.bench_function(
+        &format!("json guard: depth + syntax, {} B user", body.len()),
+        |b| b.iter(|| scim_json::check(black_box(&body))),
+    );
 }
 
 fn filters(c: &mut Criterion) {
     let text = r#"userName eq "bjensen@example.com" and emails[type eq "work" and value co "@example.com"]"#;
-    c.bench_function("filter: parse a two-clause filter", |b| b.iter(|| filter::parse(black_box(text))));
+    c.bench_function("filter: parse a two-clause filter", |b| {
+        b.iter(|| filter::parse(black_box(text)))
+    });
     let parsed = filter::parse(text).expect("valid filter");
     let doc = user();
     let info = SchemaInfo::new(&USER);
@@ -95,7 +106,9 @@ fn patches(c: &mut Criterion) {
 fn error_rewrite(c: &mut Criterion) {
     let body = br#"{"error":"user already exists","code":"DUPLICATE"}"#;
     c.bench_function("answer: rewrite a framework 409 into a SCIM Error", |b| {
-        b.iter(|| scimgate::response::scim_error_body(409, Some("application/json"), black_box(body)))
+        b.iter(|| {
+            scimgate::response::scim_error_body(409, Some("application/json"), black_box(body))
+        })
     });
 }
 

@@ -1,6 +1,6 @@
 //! A stand-in for a legacy app with a *partial* SCIM server: Users and Groups CRUD, but no PATCH,
 //! no filtering (it returns everything), no discovery, `application/json` and non-SCIM error
-//! bodies. scimgate is tested in front of it to prove it papers over these gaps (QUIRKS.md §8).
+//! bodies. scimgate is tested in front of it to prove it papers over these gaps.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

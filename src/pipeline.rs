@@ -133,16 +133,20 @@ async fn run(
 
     // 8. fill gaps: what the upstream cannot do is answered here, with its help.
     let method = parts.method.clone();
+    let if_match = parts.headers.get(header::IF_MATCH).cloned();
     let gap = target.as_ref().map(|target| emulate::Request {
         method: &method,
         target,
         path: rest,
         query: uri.query(),
         body: &body,
+        if_match: if_match.as_ref().and_then(|v| v.to_str().ok()),
         ctx: &ctx,
     });
     if let Some(req) = &gap {
         if let Some(response) = emulate::fill(tenant, req).await? {
+            // Answers relayed from the upstream get the same finishing as forwarded ones.
+            let response = emulate::finish(tenant, req, response).await?;
             return Ok(response::answer(response, answer).await);
         }
     }

@@ -299,7 +299,8 @@ impl Checker<'_> {
         }
         if u.supports != Supports::default() {
             // No span survives the table's deserialization; the URL's line is the upstream's.
-            let msg = "has no effect with url = \"memory:\": the store does everything itself";
+            let msg =
+                "has no effect with url = \"memory:\": the store announces what it does itself";
             self.problem(u.url.span(), &format!("{ctx}: upstream.supports"), msg);
         }
     }

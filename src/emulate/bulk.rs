@@ -10,6 +10,7 @@ use super::{json_bytes, Capabilities, Request};
 use crate::error::{self, ProxyError};
 use crate::response::{self, Body};
 use crate::scim::bulk::{BulkLimits, BulkRun, OpOutcome, PlannedOp};
+use crate::scim::error::ScimError;
 use crate::scim::request::classify;
 use crate::tenant::Tenant;
 use crate::upstream::Call;
@@ -42,10 +43,8 @@ async fn perform(tenant: &Tenant, req: &Request<'_>, op: &PlannedOp) -> OpOutcom
     let method = Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or(Method::POST);
     let body = Bytes::from(op.data.clone().unwrap_or_default());
     let Some(target) = classify(&op.path) else {
-        return outcome(error::respond(&ProxyError::Scim(
-            crate::scim::error::ScimError::new(404, "no such endpoint"),
-        )))
-        .await;
+        let missing = ProxyError::Scim(ScimError::new(404, "no such endpoint"));
+        return outcome(tenant, req, error::respond(&missing)).await;
     };
     let sub = Request {
         method: &method,
@@ -53,6 +52,7 @@ async fn perform(tenant: &Tenant, req: &Request<'_>, op: &PlannedOp) -> OpOutcom
         path: &op.path,
         query: None,
         body: &body,
+        if_match: op.version.as_deref(),
         ctx: req.ctx,
     };
     // Boxed: a Bulk operation goes back through the stage that is running the Bulk.
@@ -62,8 +62,8 @@ async fn perform(tenant: &Tenant, req: &Request<'_>, op: &PlannedOp) -> OpOutcom
             let call = Call {
                 method: method.clone(),
                 path_and_query: &op.path,
-                body,
-                if_match: op.version.as_deref(),
+                body: body.clone(),
+                if_match: sub.if_match,
             };
             tenant
                 .upstream
@@ -74,16 +74,18 @@ async fn perform(tenant: &Tenant, req: &Request<'_>, op: &PlannedOp) -> OpOutcom
         }
         Err(e) => Err(e),
     };
-    match answer {
-        Ok(response) => outcome(response).await,
-        Err(e) => outcome(error::respond(&e)).await,
-    }
+    let response = match answer {
+        Ok(response) => response,
+        Err(e) => error::respond(&e),
+    };
+    outcome(tenant, req, response).await
 }
 
-async fn outcome(response: Response<Body>) -> OpOutcome {
+async fn outcome(tenant: &Tenant, req: &Request<'_>, response: Response<Body>) -> OpOutcome {
+    // The upstream's own Location must not reach the IdP, in a BulkResponse either.
     let answer = response::Answer {
-        upstream_base: None,
-        public_base: &String::new,
+        upstream_base: tenant.upstream.base_url(),
+        public_base: req.ctx.public_base,
     };
     let (parts, body) = response::answer(response, answer).await.into_parts();
     let header = |name| {

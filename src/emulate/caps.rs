@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::StatusCode;
 use serde_json::Value;
 use tokio::sync::{Mutex, OnceCell};
 
@@ -81,11 +82,22 @@ impl Gaps {
         if matches!(upstream, Upstream::Memory(_)) {
             return Ok(Capabilities::of_memory_store());
         }
-        let found = self
-            .discovered
-            .get_or_try_init(|| discover(upstream, ctx))
-            .await?;
-        Ok(self.with_declared(*found))
+        let d = &self.declared;
+        let all_declared = [d.patch, d.filter, d.sort, d.bulk, d.etag, d.discovery]
+            .iter()
+            .all(Option::is_some);
+        if all_declared {
+            return Ok(self.with_declared(NOTHING));
+        }
+        if let Some(found) = self.discovered.get() {
+            return Ok(self.with_declared(*found));
+        }
+        let (found, lasting) = discover(upstream, ctx).await?;
+        if lasting {
+            // Two first requests may both have asked; either answer is the same.
+            let _ = self.discovered.set(found);
+        }
+        Ok(self.with_declared(found))
     }
 
     fn with_declared(&self, found: Capabilities) -> Capabilities {
@@ -108,18 +120,39 @@ impl Gaps {
     }
 }
 
-/// Reads the upstream's ServiceProviderConfig (RFC 7643 §5). An upstream without one
-/// supports nothing optional; an unreachable one is asked again next time.
-async fn discover(upstream: &Upstream, ctx: &CallContext<'_>) -> Result<Capabilities, ProxyError> {
+/// An upstream that does nothing optional.
+const NOTHING: Capabilities = Capabilities {
+    patch: false,
+    filter: false,
+    sort: false,
+    bulk: false,
+    etag: false,
+    discovery: false,
+    uniqueness: true,
+};
+
+/// Reads the upstream's ServiceProviderConfig (RFC 7643 §5), and says whether the answer
+/// lasts: a document, or a plain "no such endpoint" (an upstream without one supports nothing
+/// optional), is kept; a server error or an unreachable upstream is asked again next time.
+async fn discover(
+    upstream: &Upstream,
+    ctx: &CallContext<'_>,
+) -> Result<(Capabilities, bool), ProxyError> {
     let reply = upstream.call(get("/ServiceProviderConfig"), ctx).await?;
     let doc: Option<Value> = reply
         .status
         .is_success()
         .then(|| serde_json::from_slice(&reply.body).ok())
         .flatten();
+    let lasting = doc.is_some()
+        || reply.status.is_client_error()
+        || reply.status == StatusCode::NOT_IMPLEMENTED;
+    let Some(doc) = doc else {
+        return Ok((NOTHING, lasting));
+    };
     let supported = |key: &str| {
-        doc.as_ref()
-            .and_then(|d| d.get(key)?.get("supported")?.as_bool())
+        doc.get(key)
+            .and_then(|k| k.get("supported")?.as_bool())
             .unwrap_or(false)
     };
     let caps = Capabilities {
@@ -128,9 +161,9 @@ async fn discover(upstream: &Upstream, ctx: &CallContext<'_>) -> Result<Capabili
         sort: supported("sort"),
         bulk: supported("bulk"),
         etag: supported("etag"),
-        discovery: doc.is_some(),
+        discovery: true,
         uniqueness: true,
     };
     tracing::info!(?caps, "read the upstream's capabilities");
-    Ok(caps)
+    Ok((caps, lasting))
 }

@@ -64,7 +64,7 @@ fn provided(caps: &Capabilities) -> docs::Capabilities {
         patch: true,
         filter: true,
         max_results: MAX_COUNT,
-        sort: caps.sort,
+        sort: true,
         etag: caps.etag,
         change_password: false,
         bulk: true,
@@ -76,7 +76,7 @@ fn provided(caps: &Capabilities) -> docs::Capabilities {
 
 /// Marks in the upstream's own document what the proxy adds.
 fn announce(doc: &mut Value, caps: &Capabilities) {
-    for key in ["patch", "filter", "bulk"] {
+    for key in ["patch", "filter", "sort", "bulk"] {
         if let Some(section) = doc.get_mut(key).and_then(Value::as_object_mut) {
             section.insert("supported".into(), Value::Bool(true));
         } else if let Some(map) = doc.as_object_mut() {

@@ -217,16 +217,20 @@ async fn scan_collection(
         if !reply.status.is_success() {
             return Ok(Some(relay(reply)));
         }
-        let page: Value =
+        let mut page: Value =
             serde_json::from_slice(&reply.body).map_err(|_| unreadable("a list request"))?;
         let total = member(&page, "totalResults")
             .and_then(Value::as_u64)
             .map(|t| t as usize);
-        let Some(Value::Array(resources)) = member(&page, "Resources").cloned() else {
-            break;
+        let resources = match page.as_object_mut().and_then(|m| {
+            m.iter_mut()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Resources"))
+        }) {
+            Some((_, Value::Array(items))) => std::mem::take(items),
+            _ => return Ok(None),
         };
         if resources.is_empty() {
-            break;
+            return Ok(None);
         }
         start += resources.len();
         for resource in resources {
@@ -241,10 +245,20 @@ async fn scan_collection(
             }
         }
         if total.is_some_and(|t| start > t) {
-            break;
+            return Ok(None);
         }
     }
-    Ok(None)
+    // Out of pages before the upstream ran out of resources: a partial count would be a
+    // wrong answer, so the request is refused instead.
+    let detail = format!(
+        "{collection} holds more than {} resources; too many to filter by scanning",
+        MAX_PAGES * PAGE
+    );
+    Err(ProxyError::Scim(ScimError::with_type(
+        400,
+        ScimType::TooMany,
+        detail,
+    )))
 }
 
 /// A ListResponse member by name, in any case: legacy servers send `resources` too.

@@ -35,6 +35,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub body: &'a Bytes,
+    /// The client's `If-Match` (RFC 7644 §3.14), honoured when the proxy does the write.
+    pub if_match: Option<&'a str>,
     pub ctx: &'a CallContext<'a>,
 }
 

@@ -10,6 +10,7 @@ use super::{call, get, json, parse_body, relay, unreadable, Capabilities, Reques
 use crate::error::ProxyError;
 use crate::response::Body;
 use crate::scim::discovery::{SchemaInfo, GROUP, USER};
+use crate::scim::error::ScimError;
 use crate::scim::patch::PatchRequest;
 use crate::scim::request::Endpoint;
 use crate::scim::urn;
@@ -126,11 +127,17 @@ async fn apply(
         }
         let mut resource: Value =
             serde_json::from_slice(&current.body).map_err(|_| unreadable("a GET"))?;
-        let etag = if caps.etag {
-            etag_of(&current, &resource)
-        } else {
-            None
-        };
+        let version = etag_of(&current, &resource);
+        if let Some(wanted) = req.if_match {
+            if !version_matches(wanted, version.as_deref()) {
+                let e = ScimError::new(
+                    412,
+                    "the resource has changed since the version given in If-Match",
+                );
+                return Err(ProxyError::Scim(e));
+            }
+        }
+        let etag = if caps.etag { version } else { None };
         let changed = patch
             .apply(&mut resource, &info)
             .map_err(|e| ProxyError::Scim(e.into()))?;
@@ -163,6 +170,16 @@ async fn apply(
             return Ok(json(StatusCode::OK, &super::project_by_query(req, doc)));
         }
         return Ok(relay(written));
+    }
+}
+
+/// RFC 9110 §13.1.1 with weak comparison, as RFC 7644 §3.14 versions are weak tags.
+fn version_matches(wanted: &str, current: Option<&str>) -> bool {
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    match current {
+        _ if wanted.trim() == "*" => true,
+        Some(current) => wanted.split(',').any(|w| weak(w) == weak(current)),
+        None => false,
     }
 }
 

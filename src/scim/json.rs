@@ -64,8 +64,16 @@ mod tests {
     fn brackets_inside_strings_do_not_count() {
         assert_eq!(depth(br#"{"a":"[[[{{{\"[[["}"#), 1);
         assert_eq!(depth(br#"{"a":[{"b":[1]}]}"#), 4);
-        assert_eq!(depth(br#"["\\", ["x"]]"#), 2, "an escaped backslash ends before the quote");
-        assert_eq!(depth(br#"["\"[[[", ["x"]]"#), 2, "an escaped quote does not end the string");
+        assert_eq!(
+            depth(br#"["\\", ["x"]]"#),
+            2,
+            "an escaped backslash ends before the quote"
+        );
+        assert_eq!(
+            depth(br#"["\"[[[", ["x"]]"#),
+            2,
+            "an escaped quote does not end the string"
+        );
         assert_eq!(depth(br#"["unterminated [[[["#), 1);
         assert_eq!(depth(b"[\"ends with a backslash\\"), 1);
     }

@@ -447,7 +447,7 @@ async fn native_patch_answered_204_is_read_back_when_attributes_are_asked() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     let resp = c
-        .patch(proxy.url("/e/Users/1?attributes=active&echo_status=204"))
+        .patch(proxy.url("/e/Users/1?excludedAttributes=emails&echo_status=204"))
         .bearer_auth("tok")
         .json(&body)
         .send()
@@ -632,4 +632,52 @@ async fn sorting_is_done_by_the_proxy_as_the_memory_store_does_it() {
         .await
         .unwrap();
     assert_eq!(scim_error(resp, 400).await["scimType"], "invalidValue");
+}
+
+#[tokio::test]
+async fn emulated_writes_honour_the_clients_if_match_and_never_echo_passwords() {
+    let proxy = both("").await;
+    let c = client();
+    let mut doc = user("guarded");
+    doc["password"] = json!("t1meMa$heen");
+    let resp = c
+        .post(proxy.url("/legacy/Users"))
+        .bearer_auth("tok")
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    assert!(
+        created.get("password").is_none(),
+        "the app echoed the password and it got through: {created}"
+    );
+    let url = proxy.url(&format!(
+        "/legacy/Users/{}",
+        created["id"].as_str().unwrap()
+    ));
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "Boss"}]});
+    // The app keeps no versions, so no version the client names can be the current one.
+    let resp = c
+        .patch(&url)
+        .bearer_auth("tok")
+        .header("if-match", "W/\"3694e05e9dff591\"")
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 412).await;
+    let resp = c
+        .patch(&url)
+        .bearer_auth("tok")
+        .header("if-match", "*")
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let patched: Value = resp.json().await.unwrap();
+    assert_eq!(patched["title"], "Boss");
+    assert!(patched.get("password").is_none());
 }

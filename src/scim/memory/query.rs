@@ -23,7 +23,8 @@ pub(super) struct Row<'t> {
 
 /// The resources of `kinds` that match the filter, in sort order (creation order without
 /// `sortBy`, and for ties: the sort is stable). A filter that does not parse, or that orders
-/// a boolean or complex attribute, is a 400 `invalidFilter`.
+/// a boolean or complex attribute, is a 400 `invalidFilter`; a `sortBy` naming a singular
+/// complex attribute is a 400 `invalidValue`.
 pub(super) fn select<'t>(
     tables: &'t Tables,
     kinds: &[Kind],
