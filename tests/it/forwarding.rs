@@ -173,3 +173,45 @@ async fn dot_segments_never_reach_the_upstream() {
         assert!(answer.contains("invalidPath"), "{answer}");
     }
 }
+
+#[tokio::test]
+async fn https_upstreams_are_reached_with_a_configured_ca_and_h2() {
+    let dir = tempfile::tempdir().unwrap();
+    certs(dir.path(), &[], &[]);
+    let upstream = tls_echo_upstream(dir.path()).await;
+    let supports = "supports = { patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }";
+    let config = format!(
+        "{}[[tenant]]\nid = \"tls\"\nroute = {{ path_prefix = \"/tls\" }}\nupstream = {{ url = \"https://localhost:{}/scim/v2\", ca = \"ca.pem\", {supports} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n\
+         [[tenant]]\nid = \"untrusted\"\nroute = {{ path_prefix = \"/untrusted\" }}\nupstream = {{ url = \"https://localhost:{}/scim/v2\", {supports} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        upstream.port(),
+        hash("tok"),
+        upstream.port(),
+        hash("tok"),
+    );
+    let proxy = Proxy::start_in(dir, &config).await;
+    let resp = client()
+        .get(proxy.url("/tls/Users/1"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        (echo["path"].as_str(), echo["version"].as_str()),
+        (Some("/scim/v2/Users/1"), Some("HTTP/2.0"))
+    );
+    // The system's trust store does not know the development CA: no connection is made.
+    let resp = client()
+        .get(proxy.url("/untrusted/Users/1"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 503).await;
+    assert!(
+        proxy.logs().contains("certificate"),
+        "the log names the TLS failure"
+    );
+}

@@ -222,74 +222,111 @@ pub fn tls_client(certs: &Path, cn: Option<&str>) -> reqwest::ClientBuilder {
 /// `{method, path, query, headers: {name: value}, body}`; the status can be chosen with the
 /// request header `x-echo-status` (or, on writes, the query parameter `echo_status`).
 pub async fn echo_upstream() -> SocketAddr {
-    use http_body_util::{BodyExt, Full};
-    use hyper::service::service_fn;
+    echo_upstream_with(None).await
+}
+
+/// The echo upstream over TLS (h2 or HTTP/1.1 by ALPN), with the server certificate of a
+/// `certs` folder (see [`certs`]).
+pub async fn tls_echo_upstream(certs: &Path) -> SocketAddr {
+    let files = scimgate::config::TlsFiles {
+        cert: certs.join("server.pem"),
+        key: certs.join("server.key"),
+        client_ca: None,
+    };
+    echo_upstream_with(Some(scimgate::listener::server_config(&files).unwrap())).await
+}
+
+async fn echo_upstream_with(tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let service = service_fn(
-                move |req: hyper::Request<hyper::body::Incoming>| async move {
-                    let (parts, body) = req.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|c| c.to_bytes())
-                        .unwrap_or_default();
-                    let headers: serde_json::Map<String, serde_json::Value> = parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").into()))
-                        .collect();
-                    // A header chooses the status; for writes a query parameter can too, so
-                    // requests the proxy makes on its own can be steered as well.
-                    let from_query = || {
-                        let q = parts.uri.query()?;
-                        let v = q
-                            .split('&')
-                            .find_map(|kv| kv.strip_prefix("echo_status="))?;
-                        (parts.method != hyper::Method::GET).then_some(v)
-                    };
-                    let status = parts
-                        .headers
-                        .get("x-echo-status")
-                        .and_then(|s| s.to_str().ok())
-                        .or_else(from_query)
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(200u16);
-                    let doc = serde_json::json!({
-                        "method": parts.method.as_str(),
-                        "path": parts.uri.path(),
-                        "query": parts.uri.query(),
-                        "headers": headers,
-                        "body": String::from_utf8_lossy(&body),
-                    });
-                    let body = if status == 204 {
-                        Vec::new()
-                    } else {
-                        doc.to_string().into_bytes()
-                    };
-                    let resp = hyper::Response::builder()
-                        .status(status)
-                        .header("content-type", "application/scim+json")
-                        .header("connection", "x-upstream-hop")
-                        .header("x-upstream-hop", "1")
-                        .header("location", format!("http://{addr}/scim/v2/Users/42"))
-                        .body(Full::new(bytes::Bytes::from(body)))
-                        .unwrap();
-                    Ok::<_, std::convert::Infallible>(resp)
-                },
-            );
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-            );
+            let service = hyper::service::service_fn(move |req| echo(req, addr));
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let builder = auto::Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            });
         }
     });
     addr
+}
+
+/// The echo upstream's answer: what it received, as JSON.
+async fn echo(
+    req: hyper::Request<hyper::body::Incoming>,
+    addr: SocketAddr,
+) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").into()))
+        .collect();
+    // A header chooses the status; for writes a query parameter can too, so requests the
+    // proxy makes on its own can be steered as well.
+    let from_query = || {
+        let q = parts.uri.query()?;
+        let v = q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("echo_status="))?;
+        (parts.method != hyper::Method::GET).then_some(v)
+    };
+    let status = parts
+        .headers
+        .get("x-echo-status")
+        .and_then(|s| s.to_str().ok())
+        .or_else(from_query)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200u16);
+    let doc = serde_json::json!({
+        "method": parts.method.as_str(),
+        "version": format!("{:?}", parts.version),
+        "path": parts.uri.path(),
+        "query": parts.uri.query(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let body = if status == 204 {
+        Vec::new()
+    } else {
+        doc.to_string().into_bytes()
+    };
+    let resp = hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/scim+json")
+        .header("connection", "x-upstream-hop")
+        .header("x-upstream-hop", "1")
+        .header("location", format!("http://{addr}/scim/v2/Users/42"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    Ok(resp)
 }
 
 /// Misbehaving upstreams, each on its own port.
