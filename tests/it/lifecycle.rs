@@ -23,8 +23,21 @@ async fn shutdown_finishes_the_request_in_flight_then_exits() {
             .bearer_auth("tok")
             .send(),
     );
-    // Let the request reach the upstream before the signal.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The signal comes once the request is in the app's hands: the app records the headers
+    // of the last request it received.
+    let seen = format!("http://{legacy}/_debug/last-headers");
+    let arrived = async {
+        loop {
+            let last: serde_json::Value = c.get(&seen).send().await.unwrap().json().await.unwrap();
+            if last["x-scimgate-tenant"] == "t" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, arrived)
+        .await
+        .expect("the request reaches the app");
     proxy.terminate();
     let resp = slow.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
@@ -155,11 +168,12 @@ async fn a_body_that_never_arrives_is_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
-#[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed() {
+/// Sends one request on a fresh connection, reads its answer, then waits for the proxy to
+/// close the quiet connection on its own.
+async fn closes_after_one_request(server_settings: &str) {
     let config = format!(
         "{}{}",
-        server("idle_timeout = \"200ms\""),
+        server(server_settings),
         tenant("t", "memory:", "tok")
     );
     let proxy = Proxy::start(&config).await;
@@ -171,35 +185,22 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let mut buf = vec![0u8; 64 * 1024];
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    // Then silence: the proxy closes the connection on its own.
     let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
         .await
         .expect("closed in time");
     assert!(matches!(read, Ok(0) | Err(_)));
 }
 
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    closes_after_one_request("idle_timeout = \"200ms\"").await;
+}
+
 /// hyper times the next HTTP/1 request head from the end of the previous answer, so a
 /// keep-alive connection waits at most `read_timeout` for it (docs/config.md, "Timeouts").
 #[tokio::test]
 async fn a_keep_alive_http1_connection_waits_read_timeout_for_its_next_request() {
-    let config = format!(
-        "{}{}",
-        server("read_timeout = \"300ms\"\nidle_timeout = \"1h\""),
-        tenant("t", "memory:", "tok")
-    );
-    let proxy = Proxy::start(&config).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(b"GET /t/Users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer tok\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    let read = tokio::time::timeout(LIMIT, stream.read(&mut buf))
-        .await
-        .expect("closed long before idle_timeout");
-    assert!(matches!(read, Ok(0) | Err(_)));
+    closes_after_one_request("read_timeout = \"300ms\"\nidle_timeout = \"1h\"").await;
 }
 
 #[tokio::test]
