@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use scimgate::app::App;
-use scimgate::config::{Config, LogFormat, Route, UpstreamTarget};
+use scimgate::config::{Config, LogFormat, Route, Supports, UpstreamTarget};
 
 /// EX_CONFIG from sysexits(3): the configuration is wrong.
 const EXIT_BAD_CONFIG: u8 = 64;
@@ -194,7 +194,45 @@ fn explain(config: &Config) {
             t.id,
             t.auth.bearer.len()
         );
+        if matches!(t.upstream.target, UpstreamTarget::Http(_)) {
+            println!(
+                "           upstream: {}",
+                describe_supports(&t.upstream.supports)
+            );
+        }
+        if t.soft_delete {
+            println!("           DELETE of a User deactivates it (soft_delete)");
+        }
     }
+}
+
+/// `patch: no, filter: yes as declared; the rest from its ServiceProviderConfig; uniqueness: yes`
+fn describe_supports(s: &Supports) -> String {
+    let keys = [
+        ("patch", s.patch),
+        ("filter", s.filter),
+        ("sort", s.sort),
+        ("bulk", s.bulk),
+        ("etag", s.etag),
+        ("discovery", s.discovery),
+    ];
+    let yes_no = |v: bool| if v { "yes" } else { "no" };
+    let declared: Vec<String> = keys
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}: {}", yes_no(v))))
+        .collect();
+    let read = match declared.len() {
+        0 => "all read from its ServiceProviderConfig".to_owned(),
+        6 => format!("{} as declared", declared.join(", ")),
+        _ => format!(
+            "{} as declared; the rest from its ServiceProviderConfig",
+            declared.join(", ")
+        ),
+    };
+    format!(
+        "{read}; uniqueness: {}",
+        yes_no(s.uniqueness.unwrap_or(true))
+    )
 }
 
 fn token_new() -> ExitCode {

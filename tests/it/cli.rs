@@ -183,3 +183,17 @@ fn every_example_configuration_is_valid() {
     }
     assert!(checked.len() >= 2, "examples not found: {checked:?}");
 }
+
+#[test]
+fn check_explains_what_the_proxy_will_do_for_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nsoft_delete = true\nupstream = {{ url = \"http://127.0.0.1:1/scim\", supports = {{ patch = false, uniqueness = false }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("t")
+    );
+    let (code, out, err) = run_cli(&["check", "--config", &write(&dir, &text)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("upstream: patch: no as declared; the rest from its ServiceProviderConfig; uniqueness: no"), "{out}");
+    assert!(out.contains("DELETE of a User deactivates it"), "{out}");
+}
