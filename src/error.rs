@@ -12,6 +12,9 @@ use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
 use crate::upstream::UpstreamError;
 
+/// The methods SCIM uses (RFC 7644 §3.2); nothing else is forwarded.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
+
 /// Seconds an IdP is asked to wait before retrying when the upstream is unavailable.
 const RETRY_AFTER_SECS: &str = "5";
 
@@ -21,8 +24,12 @@ pub enum ProxyError {
     Route(#[from] RouteError),
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("the request path has '.' or '..' segments")]
-    DotSegments,
+    #[error("the request path has segments that could reach outside the tenant's SCIM base ('.', '..', ';', '\\' or an encoded slash)")]
+    UnsafePath,
+    #[error("there is no SCIM endpoint at this path")]
+    NoEndpoint,
+    #[error("{0} is not a SCIM method")]
+    MethodNotAllowed(http::Method),
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("the request body did not arrive in time")]
@@ -46,13 +53,17 @@ impl ProxyError {
             Self::Route(RouteError::UnknownTenant) => StatusCode::NOT_FOUND,
             Self::Route(RouteError::Misdirected) => StatusCode::MISDIRECTED_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::DotSegments | Self::InvalidJson(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::UnsafePath | Self::InvalidJson(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::NoEndpoint => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Upstream(UpstreamError::Unavailable(_)) | Self::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream(UpstreamError::Timeout(_) | UpstreamError::SlowBody) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             Self::Upstream(UpstreamError::Broken(_)) => StatusCode::BAD_GATEWAY,
             Self::Upstream(UpstreamError::BadPath(_)) => StatusCode::BAD_REQUEST,
             Self::Scim(e) => {
@@ -64,7 +75,7 @@ impl ProxyError {
     fn scim_type(&self) -> Option<ScimType> {
         match self {
             Self::InvalidJson(_) => Some(ScimType::InvalidSyntax),
-            Self::DotSegments | Self::Upstream(UpstreamError::BadPath(_)) => {
+            Self::UnsafePath | Self::Upstream(UpstreamError::BadPath(_)) => {
                 Some(ScimType::InvalidPath)
             }
             Self::Scim(e) => e.scim_type,
@@ -104,6 +115,10 @@ pub fn respond(err: &ProxyError) -> Response<Body> {
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
+        }
+        // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
+        ProxyError::MethodNotAllowed(_) => {
+            headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
         ProxyError::BodyTooLarge { .. } | ProxyError::BodyTimeout => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -111,6 +111,7 @@ async fn rewrite_error(response: Response<Body>) -> Response<Body> {
     };
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.remove(header::WWW_AUTHENTICATE);
     parts
         .headers

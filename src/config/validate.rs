@@ -94,13 +94,16 @@ impl Checker<'_> {
 
     fn duration(&mut self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
         let Some(v) = v else { return default };
+        // A day bounds every wait the proxy has; it also keeps deadline arithmetic far from
+        // overflowing.
+        const MAX: Duration = Duration::from_secs(24 * 60 * 60);
         match humantime::parse_duration(v.get_ref()) {
-            Ok(d) if !d.is_zero() => d,
+            Ok(d) if !d.is_zero() && d <= MAX => d,
             _ => {
                 self.problem(
                     v.span(),
                     key,
-                    "expected a positive duration such as \"10s\" or \"250ms\"",
+                    "expected a positive duration of at most a day, such as \"10s\" or \"250ms\"",
                 );
                 default
             }

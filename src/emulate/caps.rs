@@ -1,8 +1,10 @@
 //! What each tenant's upstream does itself: declared in the configuration, or read once from
 //! its own ServiceProviderConfig the first time it matters.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, Weak};
+
+use sha2::{Digest, Sha256};
 
 use http::StatusCode;
 use serde_json::Value;
@@ -46,7 +48,7 @@ impl Capabilities {
 pub struct Gaps {
     declared: Supports,
     discovered: OnceCell<Capabilities>,
-    locks: moka::sync::Cache<String, Arc<Mutex<()>>>,
+    locks: std::sync::Mutex<Locks>,
     pub soft_delete: bool,
 }
 
@@ -61,15 +63,10 @@ impl std::fmt::Debug for Gaps {
 
 impl Gaps {
     pub fn new(declared: Supports, soft_delete: bool) -> Self {
-        let locks = moka::sync::Cache::builder()
-            .max_capacity(100_000)
-            // Longer than any upstream exchange, so a lock cannot expire while it is held.
-            .time_to_idle(Duration::from_secs(600))
-            .build();
         Self {
             declared,
             discovered: OnceCell::new(),
-            locks,
+            locks: std::sync::Mutex::default(),
             soft_delete,
         }
     }
@@ -113,10 +110,38 @@ impl Gaps {
         }
     }
 
-    /// The lock for one key (a resource path, a unique value). Held across the upstream calls
-    /// of one emulated operation.
+    /// The lock for one key (a resource, a unique value), held across the upstream calls of
+    /// one emulated operation. A lock lives as long as someone holds or waits for it, so it
+    /// can never be dropped while held; keys are hashed, so their size costs nothing.
     pub fn lock(&self, key: &str) -> Arc<Mutex<()>> {
-        self.locks.get_with_by_ref(key, || Arc::new(Mutex::new(())))
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lock) = locks.by_key.get(&digest).and_then(Weak::upgrade) {
+            return lock;
+        }
+        locks.prune();
+        let lock = Arc::new(Mutex::new(()));
+        locks.by_key.insert(digest, Arc::downgrade(&lock));
+        lock
+    }
+}
+
+/// The live per-key locks of one tenant.
+#[derive(Default)]
+struct Locks {
+    by_key: HashMap<[u8; 32], Weak<Mutex<()>>>,
+    /// Entries no one holds are swept when the map reaches this size, which then doubles
+    /// past what is still held, so sweeping costs O(1) per lock on average.
+    prune_at: usize,
+}
+
+impl Locks {
+    fn prune(&mut self) {
+        if self.by_key.len() < self.prune_at.max(1024) {
+            return;
+        }
+        self.by_key.retain(|_, lock| lock.strong_count() > 0);
+        self.prune_at = 2 * self.by_key.len();
     }
 }
 
@@ -144,9 +169,12 @@ async fn discover(
         .is_success()
         .then(|| serde_json::from_slice(&reply.body).ok())
         .flatten();
-    let lasting = doc.is_some()
-        || reply.status.is_client_error()
-        || reply.status == StatusCode::NOT_IMPLEMENTED;
+    let absent = [
+        StatusCode::NOT_FOUND,
+        StatusCode::METHOD_NOT_ALLOWED,
+        StatusCode::NOT_IMPLEMENTED,
+    ];
+    let lasting = doc.is_some() || absent.contains(&reply.status);
     let Some(doc) = doc else {
         return Ok((NOTHING, lasting));
     };
@@ -166,4 +194,34 @@ async fn discover(
     };
     tracing::info!(?caps, "read the upstream's capabilities");
     Ok((caps, lasting))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_gets_one_lock_while_it_is_held() {
+        let gaps = Gaps::new(Supports::default(), false);
+        let held = gaps.lock("Users/1");
+        assert!(Arc::ptr_eq(&held, &gaps.lock("Users/1")));
+        assert!(!Arc::ptr_eq(&held, &gaps.lock("Users/2")));
+    }
+
+    #[test]
+    fn locks_no_one_holds_are_swept() {
+        let gaps = Gaps::new(Supports::default(), false);
+        let kept = gaps.lock("kept");
+        for i in 0..5000 {
+            drop(gaps.lock(&format!("Users/{i}")));
+        }
+        let locks = gaps.locks.lock().expect("not poisoned");
+        assert!(
+            locks.by_key.len() < 1100,
+            "{} entries left",
+            locks.by_key.len()
+        );
+        drop(locks);
+        assert!(Arc::ptr_eq(&kept, &gaps.lock("kept")));
+    }
 }

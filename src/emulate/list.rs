@@ -331,6 +331,16 @@ pub async fn exists(
         }
     }
     let mut window = Window::new(1, 1, false);
-    scan_collection(tenant, req, collection, rt, Some(filter), &mut window).await?;
+    if scan_collection(tenant, req, collection, rt, Some(filter), &mut window)
+        .await?
+        .is_some()
+    {
+        // Not knowing is not "no duplicate": the create fails closed, and the IdP retries.
+        let e = ScimError::new(
+            503,
+            "the application could not be searched for a duplicate; try again",
+        );
+        return Err(ProxyError::Scim(e));
+    }
     Ok(window.matched > 0)
 }

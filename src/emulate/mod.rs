@@ -136,12 +136,15 @@ pub async fn finish(
         if matches!(tenant.upstream, crate::upstream::Upstream::Memory(_)) {
             return Ok(response);
         }
-        if tenant
+        // The upstream has already acted on the request: not knowing its capabilities now
+        // must not turn its answer into an error, so the answer is finished as for a partial
+        // app.
+        let trusted = tenant
             .gaps
             .capabilities(&tenant.upstream, req.ctx)
-            .await?
-            .discovery
-        {
+            .await
+            .is_ok_and(|c| c.discovery);
+        if trusted {
             return Ok(response);
         }
     }
@@ -149,12 +152,13 @@ pub async fn finish(
     let bytes = http_body_util::Limited::new(body, MAX_ANSWER)
         .collect()
         .await
-        .map_err(|e| ProxyError::Upstream(crate::upstream::UpstreamError::Broken(e)))?
+        .map_err(|e| ProxyError::Upstream(crate::upstream::UpstreamError::reading(e)))?
         .to_bytes();
     let body = match serde_json::from_slice::<Value>(&bytes) {
         Ok(doc) => {
             let doc = project_answer(req, doc);
             parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.remove(header::CONTENT_ENCODING);
             Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"))
         }
         // Not JSON: stage 10 and the IdP see it as it came.

@@ -51,7 +51,7 @@ pub async fn native_with_readback(
         method: Method::PATCH,
         path_and_query: &path,
         body: req.body.clone(),
-        if_match: None,
+        if_match: req.if_match,
     };
     let patched = call(tenant, req, patch).await?;
     if patched.status != StatusCode::NO_CONTENT {
@@ -81,7 +81,7 @@ pub async fn deactivate(
                     method: Method::PATCH,
                     path_and_query: req.path,
                     body,
-                    if_match: None,
+                    if_match: req.if_match,
                 },
             )
             .await?,

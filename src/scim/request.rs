@@ -91,6 +91,35 @@ pub struct Target<'a> {
     pub search: bool,
 }
 
+/// Whether `path` can be sent to an upstream as it is, without any server on the way able to
+/// read it as a path outside the base it is appended to. Refused: `.`/`..` segments (also
+/// percent-encoded), encoded slashes and backslashes (`%2F`, `%5C`: some servers decode them
+/// before resolving dot segments), raw backslashes (some treat them as `/`), `;` (path
+/// parameters: `..;/` resolves as `..` on some servers), and NUL.
+pub fn is_safe_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.iter().any(|b| matches!(b, b'\\' | b';' | 0)) {
+        return false;
+    }
+    let encoded = |b: &[u8]| {
+        matches!(
+            b,
+            [b'%', b'2', b'f' | b'F'] | [b'%', b'5', b'c' | b'C'] | [b'%', b'0', b'0']
+        )
+    };
+    if bytes.windows(3).any(encoded) {
+        return false;
+    }
+    !path.split('/').any(|seg| {
+        let seg = if seg.contains('%') {
+            seg.to_ascii_lowercase().replace("%2e", ".")
+        } else {
+            seg.to_owned()
+        };
+        seg == "." || seg == ".."
+    })
+}
+
 /// Classifies `path`, relative to the SCIM base ("/Users/abc"). A trailing slash is tolerated;
 /// anything else that is not a SCIM endpoint answers `None` (the caller's 404).
 pub fn classify(path: &str) -> Option<Target<'_>> {
@@ -131,6 +160,10 @@ pub fn classify(path: &str) -> Option<Target<'_>> {
         }),
         Some(raw) if endpoint.takes_id() && !raw.is_empty() => {
             let id = percent_decode(raw)?;
+            // A decoded id is a name, never a path: it is put back into paths the proxy builds.
+            if id.contains(['/', '\\']) || id == "." || id == ".." {
+                return None;
+            }
             Some(Target {
                 endpoint,
                 id: Some(id),
@@ -253,5 +286,47 @@ mod tests {
         assert!(classify("/users").is_none());
         assert!(classify("/serviceproviderconfig").is_none());
         assert!(classify("/Nope").is_none());
+    }
+
+    #[test]
+    fn paths_that_could_leave_the_base_are_unsafe() {
+        for path in [
+            "/..",
+            "/Users/../x",
+            "/./Users",
+            "/%2e%2E/x",
+            "/.%2e",
+            "/%2E",
+            "/Users/..;/..;/other",
+            "/Users/..%2F..%2Fother",
+            "/Users/..%2f",
+            "/Users/..\\x",
+            "/Users/%5c",
+            "/Users/a%00",
+            "/Users/x;jsessionid=1",
+        ] {
+            assert!(!is_safe_path(path), "{path}");
+        }
+        for path in [
+            "/Users",
+            "/Users/a.b",
+            "/...",
+            "/Users/..x",
+            "",
+            "/Users/2819c223%2D7f76",
+        ] {
+            assert!(is_safe_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn an_id_that_decodes_to_a_path_is_not_an_id() {
+        assert!(classify("/Users/..%2Fx").is_none());
+        assert!(classify("/Users/%2e%2e").is_none());
+        assert!(classify("/Users/a%5Cb").is_none());
+        assert_eq!(
+            classify("/Users/a%20b").and_then(|t| t.id).as_deref(),
+            Some("a b")
+        );
     }
 }

@@ -83,7 +83,7 @@ impl HttpUpstream {
         let body = tokio::time::timeout_at(deadline, Limited::new(body, MAX_REPLY).collect())
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
-            .map_err(UpstreamError::Broken)?
+            .map_err(UpstreamError::reading)?
             .to_bytes();
         Ok(Reply {
             status: parts.status,

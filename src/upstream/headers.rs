@@ -49,23 +49,41 @@ pub struct Forwarded<'a> {
     pub request_id: &'a HeaderValue,
 }
 
-/// Rewrites a request's headers for the upstream: hygiene, the upstream credential in place of
-/// the IdP's, and the forwarding headers.
+/// The IdP's headers that reach the upstream: what a SCIM request needs to be understood, and
+/// trace context. Everything else stays at the proxy: method overrides and URL rewrites that
+/// would let a request become another one, cookies and proxy headers a caller could spoof,
+/// and `Accept-Encoding`, because the proxy reads and rewrites answers.
+const FORWARDED_HEADERS: [HeaderName; 8] = [
+    header::ACCEPT,
+    header::ACCEPT_LANGUAGE,
+    header::CONTENT_TYPE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::USER_AGENT,
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
+
+/// Rewrites a request's headers for the upstream: only the allowed ones of the IdP's, the
+/// upstream credential in place of the IdP's, and the forwarding headers. `Host` comes from
+/// the upstream URL and the body length from the body sent.
 pub fn prepare_request(
     headers: &mut HeaderMap,
     credential: Option<&HeaderValue>,
     fwd: &Forwarded<'_>,
 ) {
-    strip_hop_by_hop(headers);
-    // The upstream's Host comes from its URL; the body length is set from the body we send.
-    headers.remove(header::HOST);
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::AUTHORIZATION);
+    let incoming = std::mem::take(headers);
+    headers.reserve(FORWARDED_HEADERS.len() + 6);
+    for name in &FORWARDED_HEADERS {
+        for value in incoming.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
     if let Some(credential) = credential {
         headers.insert(header::AUTHORIZATION, credential.clone());
     }
     let ip = fwd.client_ip.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+    let xff = match incoming.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {ip}"),
         None => ip,
     };
@@ -74,10 +92,9 @@ pub fn prepare_request(
     }
     let proto = if fwd.https { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    match &fwd.host {
-        Some(host) => headers.insert(X_FORWARDED_HOST, host.clone()),
-        None => headers.remove(X_FORWARDED_HOST),
-    };
+    if let Some(host) = &fwd.host {
+        headers.insert(X_FORWARDED_HOST, host.clone());
+    }
     if let Ok(v) = HeaderValue::from_str(fwd.tenant) {
         headers.insert(X_SCIMGATE_TENANT, v);
     }
@@ -121,6 +138,12 @@ mod tests {
             ("host", "proxy.example"),
             ("x-forwarded-for", "203.0.113.9"),
             ("x-scimgate-tenant", "spoofed"),
+            ("x-http-method-override", "DELETE"),
+            ("x-original-url", "/admin"),
+            ("accept-encoding", "gzip"),
+            ("cookie", "session=1"),
+            ("accept", "application/scim+json"),
+            ("if-match", "W/\"3\""),
         ]);
         let id = HeaderValue::from_static("req-1");
         let fwd = Forwarded {
@@ -139,6 +162,16 @@ mod tests {
         assert_eq!(h["x-scimgate-tenant"], "acme");
         assert_eq!(h["x-request-id"], "req-1");
         assert!(!h.contains_key("host"));
+        for gone in [
+            "x-http-method-override",
+            "x-original-url",
+            "accept-encoding",
+            "cookie",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} was forwarded");
+        }
+        assert_eq!(h["accept"], "application/scim+json");
+        assert_eq!(h["if-match"], "W/\"3\"");
     }
 
     #[test]

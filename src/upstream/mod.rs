@@ -58,6 +58,8 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("the application broke off the exchange")]
     Broken(#[source] BoxError),
+    #[error("the application did not finish its answer in time")]
+    SlowBody,
     #[error("the request path cannot be sent upstream")]
     BadPath(#[source] http::uri::InvalidUri),
 }
@@ -67,6 +69,17 @@ pub struct Outbound<'a> {
     /// The path below the tenant's base, with its query: `/Users?startIndex=1`.
     pub path_and_query: &'a str,
     pub ctx: &'a CallContext<'a>,
+}
+
+impl UpstreamError {
+    /// An error met while reading an upstream body: the deadline, or a broken exchange.
+    pub fn reading(e: BoxError) -> Self {
+        if e.is::<BodyTimeout>() {
+            Self::SlowBody
+        } else {
+            Self::Broken(e)
+        }
+    }
 }
 
 impl Upstream {

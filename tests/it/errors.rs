@@ -112,9 +112,10 @@ async fn legacy_errors_become_scim_errors() {
         .send()
         .await
         .unwrap();
+    // A path that is no SCIM endpoint never reaches the app.
     assert_eq!(
         scim_error(resp, 404).await["detail"],
-        "the application answered 404 Not Found"
+        "there is no SCIM endpoint at this path"
     );
 
     // A JSON body the proxy accepts but the app refuses with plain text.
@@ -130,16 +131,18 @@ async fn legacy_errors_become_scim_errors() {
 
 #[tokio::test]
 async fn empty_500_and_custom_statuses_become_scim_errors() {
+    // The app's test hooks ignore what follows their name: the tenants' bases point at them.
     let legacy = legacy_app("legacy-secret").await;
     let config = format!(
-        "{}{}",
+        "{}{}{}",
         server(""),
-        tenant("t", &format!("http://{legacy}/_test"), "idp-token")
+        tenant("t", &format!("http://{legacy}/_test/empty500"), "idp-token"),
+        tenant("s", &format!("http://{legacy}/_test/status"), "idp-token")
     );
     let proxy = Proxy::start(&config).await;
     let c = client();
     let resp = c
-        .get(proxy.url("/t/empty500"))
+        .get(proxy.url("/t/Users"))
         .bearer_auth("idp-token")
         .send()
         .await
@@ -148,7 +151,7 @@ async fn empty_500_and_custom_statuses_become_scim_errors() {
         scim_error(resp, 500).await["detail"],
         "the application answered 500 Internal Server Error"
     );
-    let url = proxy.url("/t/status?code=503&type=text/plain&body=maintenance%20window");
+    let url = proxy.url("/s/Users?code=503&type=text/plain&body=maintenance%20window");
     let resp = c.get(url).bearer_auth("idp-token").send().await.unwrap();
     assert_eq!(scim_error(resp, 503).await["detail"], "maintenance window");
 }
@@ -220,20 +223,27 @@ async fn reset_and_garbage_are_502() {
 
 #[tokio::test]
 async fn upstream_stalling_mid_body_is_cut_at_the_deadline() {
-    let proxy = proxy_to(rude_upstream(Rude::StallsMidBody).await).await;
-    // Streamed through: the head was already sent, so the body ends in an error, not a hang.
+    let stalls = rude_upstream(Rude::StallsMidBody).await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"t\"\nroute = {{ path_prefix = \"/t\" }}\nupstream = {{ url = \"http://{stalls}\", timeout = \"500ms\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = true, discovery = true }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("tok"),
+    );
+    let proxy = Proxy::start(&config).await;
+    // Streamed through (an app with its own discovery documents): the head was already
+    // sent, so the body ends in an error, not a hang.
     let resp = client()
-        .get(proxy.url("/t/other"))
+        .get(proxy.url("/t/Schemas"))
         .bearer_auth("tok")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().await.is_err());
-    // A resource answer the proxy reads whole (to finish it for a partial app) runs into
-    // the deadline and becomes a SCIM Error.
+    // A resource answer the proxy reads whole (here: to project it) runs into the deadline
+    // and becomes a SCIM Error.
     let resp = client()
-        .get(proxy.url("/t/Users"))
+        .get(proxy.url("/t/Users?attributes=userName"))
         .bearer_auth("tok")
         .send()
         .await

@@ -45,9 +45,8 @@ async fn upstream_statuses_pass_through() {
     let (proxy, _) = proxy_to_echo().await;
     for status in [200u16, 201, 204] {
         let resp = client()
-            .post(proxy.url("/acme/Users"))
+            .post(proxy.url(&format!("/acme/Users?echo_status={status}")))
             .bearer_auth("idp-token")
-            .header("x-echo-status", status.to_string())
             .body("{}")
             .send()
             .await
@@ -56,9 +55,8 @@ async fn upstream_statuses_pass_through() {
     }
     for status in [400u16, 404, 409, 412, 500, 501, 503] {
         let resp = client()
-            .get(proxy.url("/acme/Users"))
+            .get(proxy.url(&format!("/acme/Users?get_status={status}")))
             .bearer_auth("idp-token")
-            .header("x-echo-status", status.to_string())
             .send()
             .await
             .unwrap();
@@ -77,6 +75,9 @@ async fn headers_are_cleaned_and_the_upstream_credential_replaces_the_idps() {
         .header("proxy-authorization", "Basic Zm9vOmJhcg==")
         .header("x-request-id", "trace-abc-123")
         .header("x-scimgate-tenant", "spoofed")
+        .header("x-http-method-override", "DELETE")
+        .header("x-original-url", "/admin")
+        .header("cookie", "session=1")
         .send()
         .await
         .unwrap();
@@ -97,7 +98,13 @@ async fn headers_are_cleaned_and_the_upstream_credential_replaces_the_idps() {
     assert_eq!(h["x-scimgate-tenant"], "acme");
     assert_eq!(h["x-request-id"], "trace-abc-123");
     assert_eq!(h["host"], echo.to_string());
-    for gone in ["x-drop-me", "proxy-authorization"] {
+    for gone in [
+        "x-drop-me",
+        "proxy-authorization",
+        "x-http-method-override",
+        "x-original-url",
+        "cookie",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} was forwarded");
     }
     assert!(!proxy.logs().contains("upstream-secret"));
@@ -163,14 +170,61 @@ async fn oversized_and_malformed_bodies_are_refused_before_the_upstream() {
 }
 
 #[tokio::test]
-async fn dot_segments_never_reach_the_upstream() {
+async fn paths_that_could_leave_the_base_never_reach_the_upstream() {
     let (proxy, _) = proxy_to_echo().await;
-    // Sent raw: an HTTP client library would resolve the segments itself.
-    for path in ["/acme/%2e%2e/admin", "/acme/Users/../../admin"] {
+    // Sent raw: an HTTP client library would resolve or re-encode them itself. Each is a
+    // way some server resolves a path above the tenant's base.
+    for path in [
+        "/acme/%2e%2e/admin",
+        "/acme/Users/../../admin",
+        "/acme/Users/..;/..;/other/Users",
+        "/acme/Users/..%2F..%2Fother%2FUsers",
+        "/acme/Users/..\\..\\other",
+    ] {
         let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer idp-token\r\nconnection: close\r\n\r\n");
         let answer = raw_exchange(proxy.addr, request.as_bytes()).await;
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-        assert!(answer.contains("invalidPath"), "{answer}");
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("invalidPath"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn only_scim_endpoints_and_methods_are_forwarded() {
+    let (proxy, _) = proxy_to_echo().await;
+    let c = client();
+    // Lookalikes of SCIM endpoints would skip what the proxy does for the real ones.
+    for path in [
+        "/acme/users/1",
+        "/acme//Users",
+        "/acme/Users/1/extra",
+        "/acme/admin",
+    ] {
+        let resp = c
+            .get(proxy.url(path))
+            .bearer_auth("idp-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            scim_error(resp, 404).await["detail"],
+            "there is no SCIM endpoint at this path",
+            "{path}"
+        );
+    }
+    // TRACE would echo back the upstream credential the proxy adds.
+    for method in ["TRACE", "OPTIONS", "PROPFIND"] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = c
+            .request(m, proxy.url("/acme/Users"))
+            .bearer_auth("idp-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()["allow"],
+            "GET, HEAD, POST, PUT, PATCH, DELETE"
+        );
+        scim_error(resp, 405).await;
     }
 }
 

@@ -14,12 +14,12 @@ async fn shutdown_finishes_the_request_in_flight_then_exits() {
     let config = format!(
         "{}{}",
         server(""),
-        tenant("t", &format!("http://{legacy}/_test"), "tok")
+        tenant("t", &format!("http://{legacy}/_test/sleep"), "tok")
     );
     let mut proxy = Proxy::start(&config).await;
     let c = client();
     let slow = tokio::spawn(
-        c.get(proxy.url("/t/sleep?ms=800"))
+        c.get(proxy.url("/t/Users?ms=800"))
             .bearer_auth("tok")
             .send(),
     );

@@ -220,7 +220,7 @@ pub fn tls_client(certs: &Path, cn: Option<&str>) -> reqwest::ClientBuilder {
 
 /// An upstream that answers every request with what it received, as JSON:
 /// `{method, path, query, headers: {name: value}, body}`; the status can be chosen with the
-/// request header `x-echo-status` (or, on writes, the query parameter `echo_status`).
+/// query parameter `echo_status` (writes) or `get_status` (reads).
 pub async fn echo_upstream() -> SocketAddr {
     echo_upstream_with(None).await
 }
@@ -289,20 +289,18 @@ async fn echo(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").into()))
         .collect();
-    // A header chooses the status; for writes a query parameter can too, so requests the
-    // proxy makes on its own can be steered as well.
-    let from_query = || {
-        let q = parts.uri.query()?;
-        let v = q
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("echo_status="))?;
-        (parts.method != hyper::Method::GET).then_some(v)
+    // The status to answer comes from the query, so that requests the proxy makes on its
+    // own can be steered too: `echo_status` for writes, `get_status` for reads (a PATCH's
+    // read-back GET carries the PATCH's query).
+    let wanted = if parts.method == hyper::Method::GET {
+        "get_status="
+    } else {
+        "echo_status="
     };
     let status = parts
-        .headers
-        .get("x-echo-status")
-        .and_then(|s| s.to_str().ok())
-        .or_else(from_query)
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(wanted)))
         .and_then(|s| s.parse().ok())
         .unwrap_or(200u16);
     let doc = serde_json::json!({

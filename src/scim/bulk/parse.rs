@@ -165,7 +165,8 @@ fn path(method: Method, raw: String) -> Result<String, ScimError> {
     let bad_segment = |s: &&str| s.is_empty() || matches!(*s, "." | ".." | ".search");
     let bad_char = |c: char| c.is_control() || matches!(c, '?' | '#' | '\\');
     let wanted = if method == Method::Post { 1 } else { 2 };
-    if segments.iter().any(bad_segment) || rest.contains(bad_char) {
+    let unsafe_path = !crate::scim::request::is_safe_path(&raw);
+    if segments.iter().any(bad_segment) || rest.contains(bad_char) || unsafe_path {
         Err(invalid(format!("{raw:?} is not a resource path")))
     } else if segments[0].eq_ignore_ascii_case("Bulk") {
         Err(invalid("a bulk operation cannot target /Bulk"))
