@@ -82,15 +82,7 @@ async fn patch_is_emulated_with_the_same_result_as_a_native_patch() {
             .unwrap();
         assert_eq!(resp.status(), 200, "{t}");
         let patched: Value = resp.json().await.unwrap();
-        let read: Value = c
-            .get(&url)
-            .bearer_auth("tok")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let read: Value = get_json(&c, &url).await;
         assert_eq!(
             comparable(patched),
             comparable(read.clone()),
@@ -124,15 +116,7 @@ async fn concurrent_emulated_patches_lose_no_member() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let read: Value = c
-        .get(&url)
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read: Value = get_json(&c, &url).await;
     assert_eq!(
         read["members"].as_array().unwrap().len(),
         members.len(),
@@ -146,15 +130,7 @@ async fn bad_patches_are_refused_and_change_nothing() {
     let c = client();
     let id = create(&c, &proxy, "legacy", "/Users", &user("kept")).await;
     let url = proxy.url(&format!("/legacy/Users/{id}"));
-    let before: Value = c
-        .get(&url)
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = get_json(&c, &url).await;
     let bad_path = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
         {"op": "replace", "path": "displayName", "value": "Changed"},
         {"op": "replace", "path": "emails[type eq", "value": "x"}]});
@@ -176,15 +152,7 @@ async fn bad_patches_are_refused_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(scim_error(resp, 400).await["scimType"], "invalidSyntax");
-    let after: Value = c
-        .get(&url)
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = get_json(&c, &url).await;
     assert_eq!(before, after);
     let missing = proxy.url("/legacy/Users/no-such-id");
     let ok = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]});
@@ -241,21 +209,13 @@ async fn filters_are_evaluated_by_the_proxy_for_an_app_that_ignores_them() {
         assert_eq!(totals, [expected, expected], "{filter}");
     }
     // A window into the filtered results, and the same through POST /.search.
-    let page: Value = c
-        .get(proxy.url("/legacy/Users"))
-        .query(&[
-            ("filter", "userName pr"),
-            ("startIndex", "2"),
-            ("count", "2"),
-            ("attributes", "userName"),
-        ])
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = json_of(c.get(proxy.url("/legacy/Users")).query(&[
+        ("filter", "userName pr"),
+        ("startIndex", "2"),
+        ("count", "2"),
+        ("attributes", "userName"),
+    ]))
+    .await;
     assert_eq!(
         (
             page["totalResults"].as_u64(),
@@ -295,15 +255,7 @@ async fn filters_are_evaluated_by_the_proxy_for_an_app_that_ignores_them() {
 async fn discovery_is_served_for_an_app_without_it() {
     let proxy = both("").await;
     let c = client();
-    let spc: Value = c
-        .get(proxy.url("/legacy/ServiceProviderConfig"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spc: Value = get_json(&c, proxy.url("/legacy/ServiceProviderConfig")).await;
     assert_eq!(
         (
             spc["patch"]["supported"].as_bool(),
@@ -315,25 +267,9 @@ async fn discovery_is_served_for_an_app_without_it() {
         spc["meta"]["location"],
         proxy.url("/legacy/ServiceProviderConfig")
     );
-    let schemas: Value = c
-        .get(proxy.url("/legacy/Schemas"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let schemas: Value = get_json(&c, proxy.url("/legacy/Schemas")).await;
     assert!(schemas["totalResults"].as_u64().unwrap() >= 3);
-    let user_type: Value = c
-        .get(proxy.url("/legacy/ResourceTypes/User"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user_type: Value = get_json(&c, proxy.url("/legacy/ResourceTypes/User")).await;
     assert_eq!(user_type["endpoint"], "/Users");
     scim_error(
         c.get(proxy.url("/legacy/ResourceTypes/Printer"))
@@ -412,15 +348,7 @@ async fn soft_delete_deactivates_instead() {
             .status(),
         204
     );
-    let kept: Value = c
-        .get(&url)
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kept: Value = get_json(&c, &url).await;
     assert_eq!(kept["active"], false);
     assert_eq!(kept["userName"], "leaver");
 }
@@ -505,25 +433,9 @@ async fn bulk_runs_in_order_and_resolves_bulk_ids_on_an_app_without_bulk() {
         .rsplit('/')
         .next()
         .unwrap();
-    let group: Value = c
-        .get(ops[1]["location"].as_str().unwrap())
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let group: Value = get_json(&c, ops[1]["location"].as_str().unwrap()).await;
     assert_eq!(group["members"][0]["value"], user_id);
-    let alice: Value = c
-        .get(proxy.url(&format!("/legacy/Users/{user_id}")))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alice: Value = get_json(&c, proxy.url(&format!("/legacy/Users/{user_id}"))).await;
     assert_eq!(alice["displayName"], "Alice");
     let zed = c
         .get(proxy.url("/legacy/Users"))
@@ -599,16 +511,7 @@ async fn sorting_is_done_by_the_proxy_as_the_memory_store_does_it() {
     ];
     let mut orders = Vec::new();
     for t in ["legacy", "memory"] {
-        let list: Value = c
-            .get(proxy.url(&format!("/{t}/Users")))
-            .query(&query)
-            .bearer_auth("tok")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = json_of(c.get(proxy.url(&format!("/{t}/Users"))).query(&query)).await;
         assert_eq!(list["totalResults"], 4, "{t}: {list}");
         let names: Vec<String> = list["Resources"]
             .as_array()

@@ -33,15 +33,7 @@ async fn create_read_list_and_delete_a_user() {
     assert_eq!(location, proxy.url(&format!("/demo/Users/{id}")));
     assert_eq!(created["meta"]["location"], location.as_str());
 
-    let got: serde_json::Value = c
-        .get(&location)
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: serde_json::Value = get_json(&c, &location).await;
     assert_eq!(got["userName"], "bjensen@example.com");
 
     let again = c
@@ -53,15 +45,8 @@ async fn create_read_list_and_delete_a_user() {
         .unwrap();
     assert_eq!(scim_error(again, 409).await["scimType"], "uniqueness");
 
-    let list: serde_json::Value = c
-        .get(proxy.url("/demo/Users?startIndex=1&count=10"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value =
+        get_json(&c, proxy.url("/demo/Users?startIndex=1&count=10")).await;
     assert_eq!(
         list["schemas"][0],
         "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -93,38 +78,14 @@ async fn discovery_is_served_by_the_memory_upstream() {
     ))
     .await;
     let c = client();
-    let spc: serde_json::Value = c
-        .get(proxy.url("/demo/ServiceProviderConfig"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spc: serde_json::Value = get_json(&c, proxy.url("/demo/ServiceProviderConfig")).await;
     assert_eq!(
         spc["schemas"][0],
         "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
     );
-    let types: serde_json::Value = c
-        .get(proxy.url("/demo/ResourceTypes"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let types: serde_json::Value = get_json(&c, proxy.url("/demo/ResourceTypes")).await;
     assert_eq!(types["totalResults"], 2);
-    let schemas: serde_json::Value = c
-        .get(proxy.url("/demo/Schemas"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let schemas: serde_json::Value = get_json(&c, proxy.url("/demo/Schemas")).await;
     // User, Group and EnterpriseUser, plus the schemas of the discovery documents (RFC 7643 §8.7.2).
     let ids: Vec<&str> = schemas["Resources"]
         .as_array()

@@ -157,6 +157,22 @@ pub async fn serve_output_until(config: &str, needle: &str) -> String {
     out
 }
 
+/// GET with the token "tok", the answer read as JSON.
+pub async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    json_of(c.get(url)).await
+}
+
+/// Sends `req` with the token "tok" and reads the answer as JSON.
+pub async fn json_of(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A plain HTTP client with a bounded timeout.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(LIMIT).build().unwrap()
