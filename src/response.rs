@@ -143,18 +143,21 @@ fn is_scim_error(doc: &Map<String, Value>) -> bool {
         })
 }
 
-fn normalize_scim_error(status: u16, mut doc: Map<String, Value>) -> Vec<u8> {
-    doc.insert("status".into(), Value::String(status.to_string()));
-    if !doc.contains_key("scimType") {
-        let text = doc
-            .get("detail")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Some(t) = infer_scim_type(status, text) {
-            doc.insert("scimType".into(), Value::String(t.as_str().into()));
-        }
-    }
-    serde_json::to_vec(&doc).expect("a JSON object always serializes")
+fn normalize_scim_error(status: u16, doc: Map<String, Value>) -> Vec<u8> {
+    let member = |name: &str| {
+        doc.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let text = member("detail").and_then(Value::as_str);
+    let declared = member("scimType")
+        .and_then(Value::as_str)
+        .and_then(ScimType::from_keyword);
+    // Only the members RFC 7644 §3.12 defines leave the proxy, and `detail` only when it is
+    // short and printable, like any upstream text.
+    let mut error = ScimError::from_upstream(status, text);
+    error.scim_type = declared.or(error.scim_type);
+    error.to_json()
 }
 
 /// The message a framework put in its own error JSON, under the names they commonly use.
@@ -181,23 +184,30 @@ fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
 }
 
 fn wrap(status: u16, text: Option<&str>) -> Vec<u8> {
-    let text = text.map(str::trim).filter(|t| usable_detail(t));
-    let detail = match text {
-        Some(t) => t.to_owned(),
-        None => {
-            let reason = StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("error");
-            format!("the application answered {status} {reason}")
+    ScimError::from_upstream(status, text).to_json()
+}
+
+impl ScimError {
+    /// The error for an upstream answer: its text as `detail` when usable, else a default
+    /// naming the status, with a `scimType` inferred from both.
+    fn from_upstream(status: u16, text: Option<&str>) -> Self {
+        let text = text.map(str::trim).filter(|t| usable_detail(t));
+        let detail = match text {
+            Some(t) => t.to_owned(),
+            None => {
+                let reason = StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("error");
+                format!("the application answered {status} {reason}")
+            }
+        };
+        ScimError {
+            status,
+            scim_type: infer_scim_type(status, text.unwrap_or_default()),
+            detail,
         }
-    };
-    let error = ScimError {
-        status,
-        scim_type: infer_scim_type(status, text.unwrap_or_default()),
-        detail,
-    };
-    error.to_json()
+    }
 }
 
 /// Only short, printable text is passed on: a stack trace or a page of markup helps no IdP
@@ -289,6 +299,19 @@ mod tests {
         assert_eq!(d["status"], "409");
         assert_eq!(d["scimType"], "uniqueness");
         assert_eq!(d["detail"], "taken");
+    }
+
+    #[test]
+    fn an_upstream_scim_error_keeps_only_the_rfc_members_and_a_usable_detail() {
+        let body = format!(
+            r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidValue","detail":"{}","stack":"at com.example.Internal(…)","internalUrl":"http://10.0.0.7/x"}}"#,
+            "x".repeat(300)
+        );
+        let d = doc(400, Some("application/scim+json"), &body);
+        let keys: Vec<&String> = d.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["detail", "schemas", "scimType", "status"]);
+        assert_eq!(d["scimType"], "invalidValue");
+        assert_eq!(d["detail"], "the application answered 400 Bad Request");
     }
 
     #[test]

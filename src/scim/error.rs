@@ -22,6 +22,24 @@ pub enum ScimType {
 }
 
 impl ScimType {
+    /// The keyword as RFC 7644 §3.12 spells it; `None` for anything else.
+    pub fn from_keyword(word: &str) -> Option<Self> {
+        [
+            Self::InvalidFilter,
+            Self::TooMany,
+            Self::Uniqueness,
+            Self::Mutability,
+            Self::InvalidSyntax,
+            Self::InvalidPath,
+            Self::NoTarget,
+            Self::InvalidValue,
+            Self::InvalidVers,
+            Self::Sensitive,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == word)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidFilter => "invalidFilter",
