@@ -25,7 +25,7 @@ use crate::scim::error::{ScimError, ScimType};
 use crate::scim::request::{Endpoint, Target};
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::Tenant;
-use crate::upstream::{Call, CallContext, Reply};
+use crate::upstream::{Call, CallContext, Reply, UpstreamError};
 
 /// One request as this stage sees it.
 pub struct Request<'a> {
@@ -48,6 +48,19 @@ pub async fn fill(
     let Some(need) = need(tenant, req) else {
         return Ok(None);
     };
+    // One limit on all the upstream calls made for one request (a scan, a Bulk), so a client
+    // that waits forever cannot keep them, and the locks they hold, going.
+    let deadline = tenant.upstream.gap_deadline();
+    tokio::time::timeout(deadline, help(tenant, req, need))
+        .await
+        .map_err(|_| ProxyError::Upstream(UpstreamError::Timeout(deadline)))?
+}
+
+async fn help(
+    tenant: &Tenant,
+    req: &Request<'_>,
+    need: Need,
+) -> Result<Option<Response<Body>>, ProxyError> {
     let caps = tenant.gaps.capabilities(&tenant.upstream, req.ctx).await?;
     let answer = match need {
         Need::Discovery => discovery::answer(tenant, req, &caps).await?,

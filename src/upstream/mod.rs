@@ -113,6 +113,16 @@ impl Upstream {
         }
     }
 
+    /// How long the proxy may work on one request for this tenant when it fills a gap with
+    /// several upstream calls (a scan, a Bulk): ten upstream timeouts. Without a limit, a
+    /// client that waits forever would keep a scan, and the locks it holds, going.
+    pub fn gap_deadline(&self) -> Duration {
+        match self {
+            Self::Http(up) => up.timeout * 10,
+            Self::Memory(_) => Duration::from_secs(300),
+        }
+    }
+
     /// `host:port` to probe for readiness; `None` for the in-process store, which is always up.
     pub fn probe_address(&self) -> Option<String> {
         let Self::Http(up) = self else { return None };

@@ -581,3 +581,26 @@ async fn emulated_writes_honour_the_clients_if_match_and_never_echo_passwords() 
     assert_eq!(patched["title"], "Boss");
     assert!(patched.get("password").is_none());
 }
+
+#[tokio::test]
+async fn a_scan_that_outlasts_its_deadline_is_cut_off() {
+    // Each page takes 50 ms, well within the 200 ms upstream timeout; the whole scan gets ten
+    // of those, 2 s, and the list never ends.
+    let upstream = slow_list_upstream(std::time::Duration::from_millis(50)).await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"t\"\nroute = {{ path_prefix = \"/t\" }}\nupstream = {{ url = \"http://{upstream}\", timeout = \"200ms\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        hash("tok"),
+    );
+    let proxy = Proxy::start(&config).await;
+    let started = std::time::Instant::now();
+    let resp = client()
+        .get(proxy.url("/t/Users"))
+        .query(&[("filter", "userName eq \"nobody\"")])
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 504).await;
+    assert!(started.elapsed() < LIMIT);
+}

@@ -437,3 +437,26 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// An upstream whose every answer is one page of an endless user list, after `delay`.
+pub async fn slow_list_upstream(delay: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |_req| async move {
+                tokio::time::sleep(delay).await;
+                let page =
+                    r#"{"totalResults":1000000,"Resources":[{"id":"u","userName":"someone"}]}"#;
+                let body = http_body_util::Full::new(bytes::Bytes::from_static(page.as_bytes()));
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    addr
+}
