@@ -169,7 +169,7 @@ pub async fn finish(
         .to_bytes();
     let body = match serde_json::from_slice::<Value>(&bytes) {
         Ok(doc) => {
-            let doc = project_answer(req, doc);
+            let doc = project_answer(tenant, req, doc);
             parts.headers.remove(header::CONTENT_LENGTH);
             parts.headers.remove(header::CONTENT_ENCODING);
             Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"))
@@ -184,20 +184,42 @@ pub async fn finish(
 const MAX_ANSWER: usize = 32 << 20;
 
 /// A resource or each resource of a ListResponse, projected as the query asks.
-fn project_answer(req: &Request<'_>, mut doc: Value) -> Value {
+fn project_answer(tenant: &Tenant, req: &Request<'_>, mut doc: Value) -> Value {
     let params = crate::scim::list::ListParams::from_query(req.query).unwrap_or_default();
     let (attrs, excluded) = (&params.attributes, &params.excluded_attributes);
+    let bases = tenant
+        .upstream
+        .base_url()
+        .map(|up| (up, (req.ctx.public_base)()));
+    let finish_one = |item: Value| {
+        let mut item = project(req.target.endpoint, item, attrs, excluded);
+        if let Some((upstream, public)) = &bases {
+            relocate(&mut item, upstream, public);
+        }
+        item
+    };
     let listed = doc.as_object_mut().and_then(|m| {
         m.iter_mut()
             .find(|(k, _)| k.eq_ignore_ascii_case("Resources"))
     });
     if let Some((_, Value::Array(items))) = listed {
         for item in items.iter_mut() {
-            *item = project(req.target.endpoint, item.take(), attrs, excluded);
+            *item = finish_one(item.take());
         }
         return doc;
     }
-    project(req.target.endpoint, doc, attrs, excluded)
+    finish_one(doc)
+}
+
+/// A `meta.location` naming the upstream names the proxy instead, as the `Location` header
+/// does: the IdP is never shown the application's own address.
+fn relocate(resource: &mut Value, upstream: &str, public: &str) {
+    let Some(Value::String(location)) = resource.pointer_mut("/meta/location") else {
+        return;
+    };
+    if let Some(rest) = location.strip_prefix(upstream) {
+        *location = format!("{public}{rest}");
+    }
 }
 
 /// Calls the upstream on the request's behalf.

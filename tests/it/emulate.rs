@@ -604,3 +604,29 @@ async fn a_scan_that_outlasts_its_deadline_is_cut_off() {
     scim_error(resp, 504).await;
     assert!(started.elapsed() < LIMIT);
 }
+
+#[tokio::test]
+async fn a_partial_apps_own_addresses_and_passwords_never_reach_the_idp() {
+    // An app without discovery documents that names itself in meta.location and echoes
+    // the password.
+    let app = json_upstream(|path, own| match path {
+        "/scim/v2/Users/1" => (
+            200,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "1", "userName": "bjensen",
+                   "password": "t1meMa$heen", "meta": {"resourceType": "User", "location": format!("http://{own}/scim/v2/Users/1")}})
+            .to_string(),
+        ),
+        _ => (404, String::new()),
+    })
+    .await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        tenant("t", &format!("http://{app}/scim/v2"), "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let user = get_json(&client(), proxy.url("/t/Users/1")).await;
+    assert_eq!(user["meta"]["location"], proxy.url("/t/Users/1"));
+    assert!(user.get("password").is_none(), "{user}");
+    assert_eq!(user["userName"], "bjensen");
+}

@@ -460,3 +460,30 @@ pub async fn slow_list_upstream(delay: Duration) -> SocketAddr {
     });
     addr
 }
+
+/// An upstream whose answers `answer(path, own address)` decides: a status and a JSON body.
+pub async fn json_upstream(answer: fn(&str, SocketAddr) -> (u16, String)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| async move {
+                    let (status, body) = answer(req.uri().path(), addr);
+                    let resp = hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(resp)
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    addr
+}
