@@ -9,7 +9,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
 
 use super::{headers, Forwarded, HttpUpstream, Upstream, UpstreamError};
-use crate::scim::memory::{MemoryStore, StoreRequest};
+use crate::scim::error::ScimError;
+use crate::scim::memory::{MemoryStore, StoreRequest, StoreResponse};
 use crate::scim::request::Method as ScimMethod;
 use crate::scim::MEDIA_TYPE;
 
@@ -94,26 +95,53 @@ impl HttpUpstream {
 }
 
 fn memory_call(store: &MemoryStore, call: &Call<'_>, base_url: &str) -> Reply {
-    let (path, query) = match call.path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (call.path_and_query, None),
-    };
-    let Some(method) = ScimMethod::parse(call.method.as_str()) else {
-        return Reply {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-        };
-    };
-    let answer = store.handle(&StoreRequest {
-        method,
-        path,
-        query,
+    let ask = MemoryAsk {
+        method: &call.method,
+        path_and_query: call.path_and_query,
         body: &call.body,
         base_url,
         if_match: call.if_match,
         if_none_match: None,
-    });
+    };
+    memory_reply(store, &ask)
+}
+
+/// One request to the in-process store, forwarded or made by the proxy itself.
+pub(super) struct MemoryAsk<'a> {
+    pub method: &'a Method,
+    pub path_and_query: &'a str,
+    pub body: &'a [u8],
+    pub base_url: &'a str,
+    pub if_match: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+}
+
+/// The store's answer as an HTTP answer: status, media type, `Location`, `ETag`.
+pub(super) fn memory_reply(store: &MemoryStore, ask: &MemoryAsk<'_>) -> Reply {
+    let (path, query) = match ask.path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (ask.path_and_query, None),
+    };
+    let answer = match ScimMethod::parse(ask.method.as_str()) {
+        Some(method) => store.handle(&StoreRequest {
+            method,
+            path,
+            query,
+            body: ask.body,
+            base_url: ask.base_url,
+            if_match: ask.if_match,
+            if_none_match: ask.if_none_match,
+        }),
+        None => {
+            let e = ScimError::new(405, format!("{} is not a SCIM method", ask.method));
+            StoreResponse {
+                status: 405,
+                body: e.to_json(),
+                location: None,
+                etag: None,
+            }
+        }
+    };
     let mut headers = HeaderMap::new();
     if !answer.body.is_empty() {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));

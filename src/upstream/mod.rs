@@ -9,7 +9,7 @@ pub mod headers;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, Uri, Version};
+use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{Either, Full};
 use tokio::time::Instant;
 
@@ -20,8 +20,7 @@ pub use headers::Forwarded;
 
 use crate::config::{UpstreamConfig, UpstreamTarget};
 use crate::response::Body;
-use crate::scim::memory::{MemoryStore, StoreRequest};
-use crate::scim::{self, request::Method as ScimMethod};
+use crate::scim::memory::MemoryStore;
 
 /// Where one tenant's requests go.
 // One per tenant, built once and never moved on the request path: its size does not matter.
@@ -194,11 +193,6 @@ fn memory_forward(
     body: Bytes,
     out: &Outbound<'_>,
 ) -> Response<Body> {
-    let method: &Method = &parts.method;
-    let (path, query) = match out.path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (out.path_and_query, None),
-    };
     let base_url = (out.ctx.public_base)();
     // Repeated header lines form one list (RFC 9110 §5.3). Bytes that are not text are kept,
     // garbled: an If-Match the store cannot read must fail, not be dropped.
@@ -213,37 +207,17 @@ fn memory_forward(
         })
     };
     let (if_match, if_none_match) = (list(header::IF_MATCH), list(header::IF_NONE_MATCH));
-    let answer = match ScimMethod::parse(method.as_str()) {
-        Some(method) => store.handle(&StoreRequest {
-            method,
-            path,
-            query,
-            body: &body,
-            base_url: &base_url,
-            if_match: if_match.as_deref(),
-            if_none_match: if_none_match.as_deref(),
-        }),
-        None => {
-            let e = scim::error::ScimError::new(405, format!("{method} is not a SCIM method"));
-            scim::memory::StoreResponse {
-                status: 405,
-                body: e.to_json(),
-                location: None,
-                etag: None,
-            }
-        }
+    let ask = call::MemoryAsk {
+        method: &parts.method,
+        path_and_query: out.path_and_query,
+        body: &body,
+        base_url: &base_url,
+        if_match: if_match.as_deref(),
+        if_none_match: if_none_match.as_deref(),
     };
-    let mut response = Response::builder().status(answer.status);
-    if !answer.body.is_empty() {
-        response = response.header(header::CONTENT_TYPE, scim::MEDIA_TYPE);
-    }
-    if let Some(location) = answer.location.and_then(|l| HeaderValue::try_from(l).ok()) {
-        response = response.header(header::LOCATION, location);
-    }
-    if let Some(etag) = answer.etag.and_then(|e| HeaderValue::try_from(e).ok()) {
-        response = response.header(header::ETAG, etag);
-    }
+    let reply = call::memory_reply(store, &ask);
+    let mut response = Response::new(Either::Right(Full::new(reply.body)));
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
     response
-        .body(Either::Right(Full::new(Bytes::from(answer.body))))
-        .expect("status and headers were validated above")
 }
