@@ -50,17 +50,7 @@ impl Proxy {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, config: &str) -> Proxy {
-        let path = dir.path().join("scimgate.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = spawn_serve(dir.path(), config, Stdio::piped());
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
         let stdout = child.stdout.take().unwrap();
@@ -125,21 +115,26 @@ impl Proxy {
     }
 }
 
-/// Runs `scimgate serve` on `config` with standard output piped (so not a terminal) and
-/// returns what it printed up to the first line containing `needle`; the process is then killed.
-pub async fn serve_output_until(config: &str, needle: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scimgate.toml");
+/// Writes `config` into `dir` and starts `scimgate serve` on it, standard output piped.
+fn spawn_serve(dir: &Path, config: &str, stderr: Stdio) -> Child {
+    let path = dir.join("scimgate.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(BIN)
+    Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&path)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `scimgate serve` on `config` with standard output piped (so not a terminal) and
+/// returns what it printed up to the first line containing `needle`; the process is then killed.
+pub async fn serve_output_until(config: &str, needle: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_serve(dir.path(), config, Stdio::null());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut out = String::new();
     let read = async {
