@@ -49,6 +49,7 @@ fn auth(c: &mut Criterion) {
         .iter()
         .map(|t| BearerToken {
             sha256: Sha256::digest(t.as_bytes()).into(),
+            label: (*t).into(),
             not_after: None,
         })
         .collect();

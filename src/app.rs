@@ -1,121 +1,132 @@
-//! Turns a validated configuration into running listeners: builds the tenants and their
-//! upstreams, binds the ports, serves until SIGTERM or SIGINT, then drains.
+//! Turns a validated configuration into running listeners: builds the runtime, binds the
+//! ports, serves until SIGTERM or SIGINT, then drains. SIGHUP reloads the configuration file.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::listener::{self, TlsError};
-use crate::pipeline::Proxy;
-use crate::tenant::{Tenant, Tenants};
-use crate::upstream::{ClientError, Clients, Upstream};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("server TLS: {0}")]
-    Tls(#[from] TlsError),
-    #[error("tenant \"{tenant}\": {source}")]
-    Upstream {
-        tenant: String,
-        #[source]
-        source: ClientError,
-    },
-}
+use crate::runtime::{BuildError, Runtime};
 
 pub struct App {
-    config: Config,
-    proxy: Arc<Proxy>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    runtime: Arc<Runtime>,
+    /// The file to read again on SIGHUP.
+    config_path: PathBuf,
 }
 
 impl App {
     /// Everything that can fail from the configuration's content happens here, before any
     /// port is bound.
-    pub fn build(mut config: Config) -> Result<Self, BuildError> {
-        let tls = config
-            .server
-            .tls
-            .as_ref()
-            .map(listener::server_config)
-            .transpose()?;
-        let mut clients = Clients::default();
-        let mut tenants = Vec::with_capacity(config.tenants.len());
-        for cfg in std::mem::take(&mut config.tenants) {
-            let upstream = Upstream::build(&cfg.upstream, &mut clients).map_err(|source| {
-                BuildError::Upstream {
-                    tenant: cfg.id.to_string(),
-                    source,
-                }
-            })?;
-            tenants.push(Tenant::from_config(cfg, upstream));
-        }
-        let proxy = Proxy {
-            tenants: Tenants::new(tenants),
-            max_body_bytes: config.server.max_body_bytes,
-            read_timeout: config.server.read_timeout,
-        };
+    pub fn build(config: Config, config_path: PathBuf) -> Result<Self, BuildError> {
         Ok(Self {
-            config,
-            proxy: Arc::new(proxy),
-            tls,
+            runtime: Arc::new(Runtime::build(config)?),
+            config_path,
         })
     }
 
     pub async fn run(self) -> std::io::Result<()> {
-        let server = &self.config.server;
-        let listener = TcpListener::bind(server.listen).await?;
-        let admin = TcpListener::bind(self.config.admin).await?;
+        // Before "listening" is logged: a SIGHUP that arrives once the proxy says it is up
+        // must reload, not take the default action of ending the process.
+        let signals = Signals::install()?;
+        let snapshot = self.runtime.snapshot();
+        let listener = TcpListener::bind(snapshot.server.listen).await?;
+        let admin = TcpListener::bind(snapshot.admin).await?;
         tracing::info!(
             addr = %listener.local_addr()?,
             admin = %admin.local_addr()?,
-            tls = self.tls.is_some(),
-            tenants = self.proxy.tenants.iter().count(),
+            tls = snapshot.tls.is_some(),
+            tenants = snapshot.tenants.iter().count(),
             "listening"
         );
+        drop(snapshot);
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(crate::admin::serve(
             admin,
-            self.proxy.clone(),
+            self.runtime.clone(),
             stopped.clone(),
         ));
+        let (runtime, path) = (self.runtime.clone(), self.config_path.clone());
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.until_stop(&runtime, &path).await;
             tracing::info!("shutting down: no new connections, finishing requests in flight");
             let _ = stop.send(true);
         });
-        listener::serve(
-            listener,
-            self.tls.clone(),
-            self.proxy.clone(),
-            server,
-            stopped,
-        )
-        .await;
+        crate::listener::serve(listener, self.runtime.clone(), stopped).await;
         Ok(())
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
-        self.config.server.listen
+        self.runtime.snapshot().server.listen
     }
 }
 
-async fn wait_for_signal() {
+/// The signals the proxy acts on: SIGHUP reloads, SIGTERM and SIGINT stop.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                hup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
+    async fn until_stop(mut self, runtime: &Runtime, path: &std::path::Path) {
+        #[cfg(unix)]
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = self.hup.recv() => reload(runtime, path),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (runtime, path);
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Reads, validates and puts in force the configuration file again. A file that `scimgate
+/// check` would refuse is refused with the same messages, and the running one keeps serving.
+pub fn reload(runtime: &Runtime, path: &std::path::Path) {
+    let refused = |error: String| {
+        tracing::error!(
+            path = %path.display(),
+            error,
+            "configuration reload refused; the running configuration keeps serving"
+        );
+    };
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => return refused(e.to_string()),
+    };
+    match runtime.reload(config) {
+        Ok(done) => {
+            for key in &done.ignored {
+                tracing::warn!(
+                    key,
+                    "{key} cannot change by reload; the running value stays until a restart"
+                );
+            }
+            tracing::info!(tenants = done.tenants, "configuration reloaded");
+        }
+        Err(e) => refused(e.to_string()),
     }
 }

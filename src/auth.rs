@@ -1,12 +1,30 @@
 //! Stage 3, authenticate: the caller proves it is the tenant's identity provider, with a bearer
 //! token (stored as a SHA-256 hash, compared in constant time) and/or a client certificate.
 
+use std::sync::Arc;
+
+use http::header;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::config::{AuthConfig, MtlsRule};
-use crate::listener::PeerIdentity;
+use crate::conn::PeerIdentity;
+use crate::ctx::{Principal, RequestCtx};
+
+/// Stage 3: the routed tenant's credentials, checked before the body is read, so an unknown
+/// caller costs no more than its headers.
+pub fn check(ctx: &mut RequestCtx) -> Result<(), AuthError> {
+    let authorization = ctx.headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let principal = authenticate(
+        &ctx.tenant().auth,
+        authorization,
+        ctx.conn.peer(),
+        OffsetDateTime::now_utc(),
+    )?;
+    ctx.principal = Some(principal);
+    Ok(())
+}
 
 /// Why a caller was refused. The messages are safe to show the caller: none names a token.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -25,28 +43,30 @@ pub enum AuthError {
     CertificateNotAllowed,
 }
 
-/// Checks every credential the tenant requires: a tenant with both bearer tokens and an mTLS
-/// rule wants both.
+/// Checks every credential the tenant requires (a tenant with both bearer tokens and an mTLS
+/// rule wants both) and names the ones that matched.
 pub fn authenticate(
     auth: &AuthConfig,
     authorization: Option<&[u8]>,
     peer: Option<&PeerIdentity>,
     now: OffsetDateTime,
-) -> Result<(), AuthError> {
+) -> Result<Principal, AuthError> {
+    let mut principal = Principal::default();
     if let Some(rule) = &auth.mtls {
-        check_certificate(rule, peer)?;
+        principal.certificate = Some(check_certificate(rule, peer)?);
     }
     if !auth.bearer.is_empty() {
-        check_bearer(auth, authorization, now)?;
+        principal.token = Some(check_bearer(auth, authorization, now)?);
     }
-    Ok(())
+    Ok(principal)
 }
 
+/// The label of the matching token.
 fn check_bearer(
     auth: &AuthConfig,
     header: Option<&[u8]>,
     now: OffsetDateTime,
-) -> Result<(), AuthError> {
+) -> Result<Arc<str>, AuthError> {
     let header = header.ok_or(AuthError::MissingToken)?;
     let token = bearer_token(header).ok_or(AuthError::NotBearer)?;
     let digest: [u8; 32] = Sha256::digest(token).into();
@@ -61,7 +81,7 @@ fn check_bearer(
     let stored = matched.ok_or(AuthError::UnknownToken)?;
     match stored.not_after {
         Some(t) if now > t => Err(AuthError::ExpiredToken),
-        _ => Ok(()),
+        _ => Ok(stored.label.clone()),
     }
 }
 
@@ -75,18 +95,22 @@ fn bearer_token(header: &[u8]) -> Option<&[u8]> {
     (!token.is_empty()).then_some(token)
 }
 
-fn check_certificate(rule: &MtlsRule, peer: Option<&PeerIdentity>) -> Result<(), AuthError> {
+/// The certificate's name that the rule accepts: a listed subject CN, else a listed SAN.
+fn check_certificate(rule: &MtlsRule, peer: Option<&PeerIdentity>) -> Result<Arc<str>, AuthError> {
     let peer = peer.ok_or(AuthError::MissingCertificate)?;
-    let cn_ok = peer
+    let by_cn = peer
         .subject_cn
         .iter()
-        .any(|cn| rule.subject_cn.contains(cn));
-    let san_ok = peer.sans.iter().any(|san| rule.san.contains(san));
-    if cn_ok || san_ok {
-        Ok(())
-    } else {
-        Err(AuthError::CertificateNotAllowed)
-    }
+        .find(|cn| rule.subject_cn.iter().any(|r| r.as_str() == &***cn));
+    let by_san = || {
+        peer.sans
+            .iter()
+            .find(|san| rule.san.iter().any(|r| r.as_str() == &***san))
+    };
+    by_cn
+        .or_else(by_san)
+        .cloned()
+        .ok_or(AuthError::CertificateNotAllowed)
 }
 
 /// The hex SHA-256 of a token, as written in the configuration.
@@ -105,6 +129,7 @@ mod tests {
             .iter()
             .map(|(t, not_after)| BearerToken {
                 sha256: Sha256::digest(t.as_bytes()).into(),
+                label: (*t).into(),
                 not_after: *not_after,
             })
             .collect();
@@ -116,8 +141,12 @@ mod tests {
     #[test]
     fn any_of_several_rotated_tokens_is_accepted() {
         let auth = tenant(&[("old", None), ("new", None)]);
-        assert_eq!(authenticate(&auth, Some(b"Bearer old"), None, NOW), Ok(()));
-        assert_eq!(authenticate(&auth, Some(b"bearer new"), None, NOW), Ok(()));
+        let label = |header: &[u8]| {
+            authenticate(&auth, Some(header), None, NOW)
+                .map(|p| p.token.as_deref().map(str::to_owned))
+        };
+        assert_eq!(label(b"Bearer old"), Ok(Some("old".to_owned())));
+        assert_eq!(label(b"bearer new"), Ok(Some("new".to_owned())));
     }
 
     #[test]
@@ -176,8 +205,12 @@ mod tests {
             subject_cn: vec!["entra".into()],
             sans: vec![],
         };
-        assert_eq!(authenticate(&auth, None, Some(&by_cn), NOW), Ok(()));
-        assert_eq!(authenticate(&auth, None, Some(&by_san), NOW), Ok(()));
+        let named = |peer: &PeerIdentity| {
+            authenticate(&auth, None, Some(peer), NOW)
+                .map(|p| p.certificate.as_deref().map(str::to_owned))
+        };
+        assert_eq!(named(&by_cn), Ok(Some("okta".to_owned())));
+        assert_eq!(named(&by_san), Ok(Some("idp.example".to_owned())));
         assert_eq!(
             authenticate(&auth, None, Some(&other), NOW),
             Err(AuthError::CertificateNotAllowed)

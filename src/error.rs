@@ -1,13 +1,16 @@
-//! The proxy's own failures, and the one function that turns any of them into a SCIM Error
-//! response: client faults 4xx, upstream faults 502/503/504, each with a `scimType` where one fits.
+//! The proxy's own failures, typed by the stage where they happen, and the one function that
+//! turns any of them into a SCIM Error response: client faults 4xx, upstream faults
+//! 502/503/504, each with a `scimType` where one fits (RFC 7644 §3.12). The IdP gets the
+//! external message; causes stay in the log.
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::auth::AuthError;
-use crate::response::{self, Body};
+use crate::body::{self, Body};
+use crate::classify::ClassifyError;
+use crate::emulate::EmulateError;
 use crate::scim::error::{ScimError, ScimType};
-use crate::scim::json::JsonError;
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
 use crate::upstream::UpstreamError;
@@ -20,87 +23,130 @@ const RETRY_AFTER_SECS: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    #[error("the proxy has reached its connection limit")]
+    Overloaded,
     #[error(transparent)]
     Route(#[from] RouteError),
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("the request path has segments that could reach outside the tenant's SCIM base ('.', '..', ';', '\\' or an encoded slash)")]
-    UnsafePath,
-    #[error("there is no SCIM endpoint at this path")]
-    NoEndpoint,
-    #[error("{0} is not a SCIM method")]
-    MethodNotAllowed(http::Method),
-    #[error("the request body is larger than {limit} bytes")]
-    BodyTooLarge { limit: usize },
-    #[error("the request body did not arrive in time")]
-    BodyTimeout,
-    #[error("the request body could not be read")]
-    BodyRead(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
-    InvalidJson(#[from] JsonError),
+    Classify(#[from] ClassifyError),
+    #[error(transparent)]
+    Emulate(#[from] EmulateError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    #[error("the proxy has reached its connection limit")]
-    Overloaded,
-    /// A refusal already phrased as a SCIM Error (a bad filter, a PATCH that cannot apply).
-    #[error("{}", .0.detail)]
-    Scim(ScimError),
+}
+
+/// How one failure is answered.
+struct Mapped {
+    status: StatusCode,
+    scim_type: Option<ScimType>,
+    /// Transient: the IdP is told when to retry.
+    retry_after: bool,
+}
+
+impl Mapped {
+    fn new(status: StatusCode) -> Self {
+        Self {
+            status,
+            scim_type: None,
+            retry_after: false,
+        }
+    }
+
+    fn typed(status: StatusCode, scim_type: ScimType) -> Self {
+        Self {
+            scim_type: Some(scim_type),
+            ..Self::new(status)
+        }
+    }
+
+    fn retry(status: StatusCode) -> Self {
+        Self {
+            retry_after: true,
+            ..Self::new(status)
+        }
+    }
+}
+
+fn map(err: &ProxyError) -> Mapped {
+    use ClassifyError as C;
+    use EmulateError as E;
+    match err {
+        ProxyError::Overloaded => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
+        ProxyError::Route(RouteError::UnknownTenant) => Mapped::new(StatusCode::NOT_FOUND),
+        ProxyError::Route(RouteError::Misdirected) => Mapped::new(StatusCode::MISDIRECTED_REQUEST),
+        ProxyError::Auth(_) => Mapped::new(StatusCode::UNAUTHORIZED),
+        ProxyError::Classify(e) => match e {
+            C::MethodNotAllowed(_) => Mapped::new(StatusCode::METHOD_NOT_ALLOWED),
+            C::UnsafePath => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidPath),
+            C::NoEndpoint => Mapped::new(StatusCode::NOT_FOUND),
+            C::BulkInBulk => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidValue),
+            C::BodyTooLarge { .. } => Mapped::new(StatusCode::PAYLOAD_TOO_LARGE),
+            C::BodyTimeout => Mapped::new(StatusCode::REQUEST_TIMEOUT),
+            C::BodyRead(_) => Mapped::new(StatusCode::BAD_REQUEST),
+            C::InvalidJson(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidSyntax),
+        },
+        ProxyError::Emulate(e) => match e {
+            E::Upstream(e) => map_upstream(e),
+            E::Scim(e) => Mapped {
+                status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                scim_type: e.scim_type,
+                retry_after: false,
+            },
+            E::BadJson(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidSyntax),
+            E::PreconditionFailed => Mapped::new(StatusCode::PRECONDITION_FAILED),
+            E::Duplicate { .. } => Mapped::typed(StatusCode::CONFLICT, ScimType::Uniqueness),
+            E::DuplicateUnknown => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
+            E::TooManyToSort { .. } | E::TooManyToScan { .. } => {
+                Mapped::typed(StatusCode::BAD_REQUEST, ScimType::TooMany)
+            }
+            E::Unreadable(_) => Mapped::new(StatusCode::BAD_GATEWAY),
+            E::NoSuchDocument => Mapped::new(StatusCode::NOT_FOUND),
+            E::ReadOnly(_) => Mapped::new(StatusCode::METHOD_NOT_ALLOWED),
+            E::Deadline(_) => Mapped::new(StatusCode::GATEWAY_TIMEOUT),
+        },
+        ProxyError::Upstream(e) => map_upstream(e),
+    }
+}
+
+fn map_upstream(e: &UpstreamError) -> Mapped {
+    match e {
+        UpstreamError::Unavailable(_) => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
+        UpstreamError::Timeout(_) | UpstreamError::SlowBody => {
+            Mapped::new(StatusCode::GATEWAY_TIMEOUT)
+        }
+        UpstreamError::Broken(_) => Mapped::new(StatusCode::BAD_GATEWAY),
+        UpstreamError::BadPath(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidPath),
+    }
 }
 
 impl ProxyError {
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::Route(RouteError::UnknownTenant) => StatusCode::NOT_FOUND,
-            Self::Route(RouteError::Misdirected) => StatusCode::MISDIRECTED_REQUEST,
-            Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::UnsafePath | Self::InvalidJson(_) | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
-            Self::NoEndpoint => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Upstream(UpstreamError::Unavailable(_)) | Self::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Upstream(UpstreamError::Timeout(_) | UpstreamError::SlowBody) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            Self::Upstream(UpstreamError::Broken(_)) => StatusCode::BAD_GATEWAY,
-            Self::Upstream(UpstreamError::BadPath(_)) => StatusCode::BAD_REQUEST,
-            Self::Scim(e) => {
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }
-    }
-
-    fn scim_type(&self) -> Option<ScimType> {
-        match self {
-            Self::InvalidJson(_) => Some(ScimType::InvalidSyntax),
-            Self::UnsafePath | Self::Upstream(UpstreamError::BadPath(_)) => {
-                Some(ScimType::InvalidPath)
-            }
-            Self::Scim(e) => e.scim_type,
-            _ => None,
-        }
-    }
-
     /// Whether the operator should hear about it: the proxy's or upstream's fault, not the
     /// client's.
     pub fn is_server_side(&self) -> bool {
-        self.status().is_server_error()
+        map(self).status.is_server_error()
     }
 }
 
 /// The one place a failure becomes a response. The client sees the external message (the
 /// error's `Display`); causes stay in the log.
 pub fn respond(err: &ProxyError) -> Response<Body> {
-    let status = err.status();
+    let mapped = map(err);
     let doc = ScimError {
-        status: status.as_u16(),
-        scim_type: err.scim_type(),
+        status: mapped.status.as_u16(),
+        scim_type: mapped.scim_type,
         detail: err.to_string(),
     };
-    let mut response = response::full(status, MEDIA_TYPE, doc.to_json());
+    let mut response = body::full(mapped.status, MEDIA_TYPE, doc.to_json());
     let headers = response.headers_mut();
+    if mapped.retry_after {
+        // Transient: tell the IdP when to retry (RFC 9110 §10.2.3).
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
     match err {
         // RFC 6750 §3: a bearer-protected resource names its scheme when it refuses.
         ProxyError::Auth(_) => {
@@ -109,18 +155,15 @@ pub fn respond(err: &ProxyError) -> Response<Body> {
                 HeaderValue::from_static("Bearer realm=\"scim\""),
             );
         }
-        // Transient: tell the IdP when to retry (RFC 9110 §10.2.3).
-        ProxyError::Upstream(UpstreamError::Unavailable(_)) | ProxyError::Overloaded => {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
-        }
         // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
-        ProxyError::MethodNotAllowed(_) => {
+        ProxyError::Classify(ClassifyError::MethodNotAllowed(_)) => {
             headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
         }
-        ProxyError::BodyTooLarge { .. } | ProxyError::BodyTimeout => {
+        ProxyError::Emulate(EmulateError::ReadOnly(_)) => {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        // The rest of the body is unread: the connection cannot carry another request.
+        ProxyError::Classify(ClassifyError::BodyTooLarge { .. } | ClassifyError::BodyTimeout) => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}
@@ -158,5 +201,41 @@ mod tests {
             respond(&ProxyError::Upstream(UpstreamError::Broken("reset".into()))).status(),
             502
         );
+    }
+
+    #[test]
+    fn an_upstream_fault_met_while_filling_a_gap_is_answered_as_a_forwarding_one() {
+        let down = || UpstreamError::Unavailable("refused".into());
+        let direct = respond(&ProxyError::Upstream(down()));
+        let filling = respond(&ProxyError::Emulate(EmulateError::Upstream(down())));
+        assert_eq!(direct.status(), filling.status());
+        assert_eq!(
+            direct.headers()["retry-after"],
+            filling.headers()["retry-after"]
+        );
+    }
+
+    #[test]
+    fn gap_filling_refusals_carry_their_status_and_scim_type() {
+        let cases = [
+            (
+                EmulateError::Duplicate { attr: "userName" },
+                409,
+                Some("uniqueness"),
+            ),
+            (EmulateError::PreconditionFailed, 412, None),
+            (
+                EmulateError::TooManyToSort { limit: 10 },
+                400,
+                Some("tooMany"),
+            ),
+            (EmulateError::Unreadable("a GET"), 502, None),
+            (EmulateError::DuplicateUnknown, 503, None),
+        ];
+        for (e, status, scim_type) in cases {
+            let mapped = map(&ProxyError::Emulate(e));
+            assert_eq!(mapped.status.as_u16(), status);
+            assert_eq!(mapped.scim_type.map(ScimType::as_str), scim_type);
+        }
     }
 }

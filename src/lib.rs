@@ -2,10 +2,12 @@
 //! authenticates each tenant's identity provider, and forwards RFC 7644-clean requests to the
 //! application, answering every error as a SCIM Error.
 //!
-//! The modules follow the request's way through the proxy; `pipeline` calls them in order.
+//! The stage modules follow the request's way through the proxy; `pipeline` calls them in
+//! order over one [`ctx::RequestCtx`], under the configuration snapshot the [`runtime`] holds.
 #![forbid(unsafe_code)]
 
 pub mod auth; // 3. authenticate
+pub mod classify; // 5. classify
 pub mod emulate; // 8. fill gaps
 pub mod listener; // 1. listen
 pub mod response;
@@ -14,8 +16,13 @@ pub mod upstream; // 9. forward // 10. answer
 
 pub mod admin;
 pub mod app;
+pub mod body;
 pub mod certs;
 pub mod config;
+pub mod conn;
+pub mod ctx;
 pub mod error;
 pub mod pipeline;
+pub mod runtime;
 pub mod scim;
+pub mod state;

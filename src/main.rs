@@ -104,7 +104,7 @@ fn serve(path: PathBuf) -> ExitCode {
         Err(e) => return fail(EXIT_BAD_CONFIG, &format!("invalid configuration\n{e}")),
     };
     init_logs(config.log.format, &config.log.level);
-    let app = match App::build(config) {
+    let app = match App::build(config, path) {
         Ok(app) => app,
         Err(e) => return fail(EXIT_BAD_CONFIG, &e.to_string()),
     };
@@ -149,7 +149,7 @@ fn check(path: PathBuf) -> ExitCode {
     };
     println!("{}: valid", path.display());
     explain(&config);
-    if let Err(e) = App::build(config) {
+    if let Err(e) = App::build(config, path) {
         return fail(1, &e.to_string());
     }
     ExitCode::SUCCESS

@@ -1,176 +1,145 @@
 //! The request's way through the proxy, in order: the one place the stages are called. Each
-//! stage either hands the request on or answers with a SCIM Error; nothing goes back a stage.
+//! stage either hands the request on or answers; nothing goes back a stage. Stage 11 (the log
+//! line today; audit and metrics later) runs once per request and once per Bulk operation the
+//! proxy carries out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, Uri};
-use http_body::Body as _;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::header::HeaderValue;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use time::OffsetDateTime;
 
+use crate::body::{self, Body};
+use crate::conn::ConnInfo;
+use crate::ctx::{Flow, RequestCtx};
 use crate::error::{self, ProxyError};
-use crate::listener::ConnInfo;
-use crate::response::{self, Answer, Body};
-use crate::tenant::Tenants;
+use crate::runtime::Runtime;
+use crate::scim::bulk::{BulkRun, PlannedOp};
+use crate::scim::MEDIA_TYPE;
 use crate::upstream::headers::X_REQUEST_ID;
-use crate::upstream::{CallContext, Forwarded, Outbound};
-use crate::{auth, emulate, scim};
+use crate::{auth, classify, emulate, response, tenant, upstream};
 
-/// Everything a request needs that outlives it: the routed tenants and the request limits.
-#[derive(Debug)]
-pub struct Proxy {
-    pub tenants: Tenants,
-    pub max_body_bytes: usize,
-    pub read_timeout: Duration,
+/// Runs one request through the stages under the snapshot in force when it arrived, and
+/// records it; never fails, since every failure is itself an answer.
+pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let id = request_id(&parts.headers);
+    let mut ctx = RequestCtx::new(id, rt.snapshot(), conn.clone(), parts);
+    let response = match run(&mut ctx, body).await {
+        Ok(response) => response,
+        Err(e) => fail(&ctx, &e),
+    };
+    record(&ctx, response)
 }
 
-/// Runs one request through the stages and logs it; never fails, since every failure is
-/// itself an answer.
-pub async fn handle(proxy: &Proxy, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    let request_id = request_id(req.headers());
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let mut tenant: Option<Arc<str>> = None;
-    let mut response = match run(proxy, conn, req, &uri, &request_id, &mut tenant).await {
-        Ok(response) => response,
-        Err(e) => {
-            if e.is_server_side() {
-                tracing::warn!(
-                    request_id = request_id.to_str().unwrap_or_default(),
-                    tenant = tenant.as_deref().unwrap_or("-"),
-                    error = %e,
-                    cause = causes(&e),
-                    "request failed"
-                );
-            }
-            error::respond(&e)
+async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, ProxyError> {
+    // 1. listen let this connection in past the cap only to say so.
+    if ctx.conn.overloaded {
+        return Err(ProxyError::Overloaded);
+    }
+    // 2. route. Before authentication: the tenant decides which credentials count.
+    tenant::route(ctx)?;
+    // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
+    auth::check(ctx)?;
+    // 4. admit: per-tenant limits go here, after authentication, so that no one else can
+    //    spend a tenant's budget.
+    // 5. classify: the method and path first, so a request for nothing SCIM serves is refused
+    //    before its body is read.
+    classify::target(ctx)?;
+    classify::body(ctx, body).await?;
+    answer(ctx).await
+}
+
+/// Stages 6–10, which a request and each operation of a Bulk the proxy carries out share.
+async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
+    // A Bulk the upstream cannot do is not one request but several: each operation passes
+    // stages 6–10 on its own (RFC 7644 §3.7), so nothing below can skip one.
+    if let Some(run) = emulate::bulk::plan(ctx).await? {
+        return fan_out(ctx, run).await;
+    }
+    // 6. normalize (IdP rule packs, schema checks) and 7. filter (attribute policy) go here:
+    //    before gap filling, so that what the proxy writes for the IdP is already clean.
+    // 8. fill gaps, else 9. forward.
+    let response = match emulate::fill(ctx).await? {
+        Flow::Respond(response) => response,
+        Flow::Next => upstream::forward(ctx).await?,
+    };
+    // 10. answer: forwarded and composed answers alike.
+    Ok(response::answer(ctx, response).await?)
+}
+
+/// Carries out a Bulk's operations in order, within one deadline for all of them.
+async fn fan_out(ctx: &RequestCtx, mut run: BulkRun) -> Result<Response<Body>, ProxyError> {
+    let deadline = ctx.tenant().upstream.gap_deadline();
+    let all = async {
+        let mut index = 0;
+        while let Some(op) = run.next() {
+            let answer = sub_request(ctx, index, &op).await;
+            run.record(response::outcome(answer).await);
+            index += 1;
         }
     };
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID, request_id.clone());
+    tokio::time::timeout(deadline, all)
+        .await
+        .map_err(|_| emulate::EmulateError::Deadline(deadline))?;
+    Ok(body::full(StatusCode::OK, MEDIA_TYPE, run.response()))
+}
+
+/// One Bulk operation as a request of its own: classified, then stages 6–10, then recorded.
+pub async fn sub_request(parent: &RequestCtx, index: usize, op: &PlannedOp) -> Response<Body> {
+    let method = Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or(Method::POST);
+    let data = op.data.clone().unwrap_or_default();
+    let Some(mut ctx) =
+        parent.sub_request(index, method, &op.path, data.into(), op.version.as_deref())
+    else {
+        let e = ProxyError::Classify(classify::ClassifyError::NoEndpoint);
+        return error::respond(&e);
+    };
+    let result = async {
+        classify::target(&mut ctx)?;
+        classify::check(ctx.body.raw())?;
+        // Boxed: an operation goes back through the stages that are running its Bulk.
+        Box::pin(answer(&mut ctx)).await
+    }
+    .await;
+    let response = result.unwrap_or_else(|e| fail(&ctx, &e));
+    record(&ctx, response)
+}
+
+/// A failure as its answer; the proxy's and the upstream's faults are logged with their causes.
+fn fail(ctx: &RequestCtx, e: &ProxyError) -> Response<Body> {
+    if e.is_server_side() {
+        tracing::warn!(
+            request_id = ctx.id.to_str().unwrap_or_default(),
+            tenant = ctx.tenant_id(),
+            error = %e,
+            cause = causes(e),
+            "request failed"
+        );
+    }
+    error::respond(e)
+}
+
+/// Stage 11, record: one log line per request (and per Bulk operation), with the request id
+/// echoed to the caller.
+fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(X_REQUEST_ID, ctx.id.clone());
+    let principal = ctx.principal.as_ref();
     // The path only: a query can carry filter values such as e-mail addresses.
     tracing::info!(
-        request_id = request_id.to_str().unwrap_or_default(),
-        tenant = tenant.as_deref().unwrap_or("-"),
-        method = %method,
-        path = uri.path(),
+        request_id = ctx.id.to_str().unwrap_or_default(),
+        tenant = ctx.tenant_id(),
+        principal = principal.map(tracing::field::display),
+        method = %ctx.method,
+        path = ctx.uri.path(),
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        filled = ctx.record.filled,
+        bulk_op = ctx.record.bulk_op,
+        latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
     response
-}
-
-async fn run(
-    proxy: &Proxy,
-    conn: &ConnInfo,
-    req: Request<Incoming>,
-    uri: &Uri,
-    request_id: &HeaderValue,
-    tenant_id: &mut Option<Arc<str>>,
-) -> Result<Response<Body>, ProxyError> {
-    if conn.overloaded {
-        return Err(ProxyError::Overloaded);
-    }
-    let (parts, body) = req.into_parts();
-    let host_header = parts.headers.get(header::HOST).cloned();
-    let host = uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| host_header.as_ref()?.to_str().ok());
-
-    // 2. route. Before authentication: the tenant decides which credentials count.
-    let routed = proxy.tenants.route(host, conn.sni(), uri.path())?;
-    let (tenant, prefix_len) = (routed.tenant, routed.prefix_len);
-    *tenant_id = Some(tenant.id.clone());
-
-    // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    auth::authenticate(
-        &tenant.auth,
-        authorization,
-        conn.peer(),
-        OffsetDateTime::now_utc(),
-    )?;
-
-    // 5. classify. Only SCIM's methods and endpoints go on (TRACE would echo the upstream
-    // credential the proxy adds), and only paths no server can resolve outside the upstream's
-    // base (RFC 3986 §5.2.4 dot segments, encoded slashes, `;` parameters).
-    if !matches!(
-        parts.method,
-        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
-        return Err(ProxyError::MethodNotAllowed(parts.method.clone()));
-    }
-    let rest = &uri.path()[prefix_len..];
-    if !scim::request::is_safe_path(rest) {
-        return Err(ProxyError::UnsafePath);
-    }
-    let target = scim::request::classify(rest).ok_or(ProxyError::NoEndpoint)?;
-    let body = read_body(body, &parts.headers, proxy).await?;
-    if !body.is_empty() {
-        scim::json::check(&body)?;
-    }
-
-    let public_base = || public_base(conn, host, &uri.path()[..prefix_len]);
-    let forwarded = Forwarded {
-        client_ip: conn.remote.ip(),
-        https: conn.tls.is_some(),
-        host: host_header
-            .clone()
-            .or_else(|| HeaderValue::from_str(host?).ok()),
-        tenant: &tenant.id,
-        request_id,
-    };
-    let ctx = CallContext {
-        forwarded: &forwarded,
-        public_base: &public_base,
-    };
-    let answer = Answer {
-        upstream_base: tenant.upstream.base_url(),
-        public_base: &public_base,
-    };
-
-    // 8. fill gaps: what the upstream cannot do is answered here, with its help.
-    let method = parts.method.clone();
-    let if_match = parts.headers.get(header::IF_MATCH).cloned();
-    let gap = emulate::Request {
-        method: &method,
-        target: &target,
-        path: rest,
-        query: uri.query(),
-        body: &body,
-        if_match: if_match.as_ref().and_then(|v| v.to_str().ok()),
-        ctx: &ctx,
-    };
-    if let Some(response) = emulate::fill(tenant, &gap).await? {
-        // Answers relayed from the upstream get the same finishing as forwarded ones.
-        let response = emulate::finish(tenant, &gap, response).await?;
-        return Ok(response::answer(response, answer).await);
-    }
-
-    // 9. forward, then 10. answer (after what the upstream left undone in its answer).
-    let path_and_query = match uri.query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_owned(),
-    };
-    let out = Outbound {
-        path_and_query: &path_and_query,
-        ctx: &ctx,
-    };
-    let response = tenant.upstream.forward(parts, body.clone(), out).await?;
-    let response = emulate::finish(tenant, &gap, response).await?;
-    Ok(response::answer(response, answer).await)
 }
 
 /// The chain of causes under an error, for the log: "client error (Connect): tcp connect
@@ -186,39 +155,6 @@ fn causes(e: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     out
-}
-
-/// Reads a request body whole, within the size limit and the read timeout. SCIM bodies are
-/// small JSON documents that later stages parse; the bytes are forwarded as they came.
-async fn read_body(
-    body: Incoming,
-    headers: &HeaderMap,
-    proxy: &Proxy,
-) -> Result<Bytes, ProxyError> {
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
-    let limit = proxy.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ProxyError::BodyTooLarge { limit });
-    }
-    let collected = tokio::time::timeout(proxy.read_timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| ProxyError::BodyTimeout)?;
-    match collected {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ProxyError::BodyTooLarge { limit }),
-        Err(e) => Err(ProxyError::BodyRead(e)),
-    }
-}
-
-/// The tenant's SCIM base as the IdP sees it, for `meta.location` and `Location`.
-fn public_base(conn: &ConnInfo, host: Option<&str>, prefix: &str) -> String {
-    let scheme = if conn.tls.is_some() { "https" } else { "http" };
-    format!("{scheme}://{}{prefix}", host.unwrap_or("localhost"))
 }
 
 /// The caller's `X-Request-Id` when it is a sane token, else a fresh one: a per-process random

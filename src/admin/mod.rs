@@ -17,11 +17,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::pipeline::Proxy;
+use crate::runtime::Runtime;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let stream = tokio::select! {
             _ = shutdown.changed() => return,
@@ -30,11 +30,11 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
                 Err(_) => continue,
             },
         };
-        let proxy = proxy.clone();
+        let rt = rt.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(route(&proxy, &req).await) }
+                let rt = rt.clone();
+                async move { Ok::<_, Infallible>(route(&rt, &req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -43,10 +43,10 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
     }
 }
 
-async fn route(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, &json!({"status": "ok"})),
-        (&Method::GET, "/readyz") => readiness(proxy).await,
+        (&Method::GET, "/readyz") => readiness(rt).await,
         _ => reply(
             StatusCode::NOT_FOUND,
             &json!({"error": "not found; try /healthz or /readyz"}),
@@ -56,9 +56,9 @@ async fn route(proxy: &Proxy, req: &Request<Incoming>) -> Response<Full<Bytes>> 
 
 /// Ready when every distinct upstream address accepts a TCP connection within the timeout.
 /// Addresses are probed once each and all at once, however many tenants share them.
-async fn readiness(proxy: &Proxy) -> Response<Full<Bytes>> {
+async fn readiness(rt: &Runtime) -> Response<Full<Bytes>> {
     let mut tenants_by_addr: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for tenant in proxy.tenants.iter() {
+    for tenant in rt.snapshot().tenants.iter() {
         if let Some(addr) = tenant.upstream.probe_address() {
             tenants_by_addr
                 .entry(addr)

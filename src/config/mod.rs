@@ -109,6 +109,9 @@ pub struct AuthConfig {
 #[derive(Debug, Clone)]
 pub struct BearerToken {
     pub sha256: [u8; 32],
+    /// Names the token in logs and audit: the configured `label`, else `sha256:` and the first
+    /// 12 hex digits of its hash.
+    pub label: Arc<str>,
     pub not_after: Option<OffsetDateTime>,
 }
 

@@ -122,6 +122,7 @@ pub struct RawAuth {
 #[serde(deny_unknown_fields)]
 pub struct RawBearer {
     pub sha256: Spanned<String>,
+    pub label: Option<Spanned<String>>,
     pub not_after: Option<Spanned<String>>,
 }
 

@@ -432,7 +432,20 @@ impl Checker<'_> {
                 }
             },
         };
-        Some(BearerToken { sha256, not_after })
+        let label = match &b.label {
+            None => format!("sha256:{}", &b.sha256.get_ref()[..12].to_ascii_lowercase()),
+            Some(l) if valid_label(l.get_ref()) => l.get_ref().clone(),
+            Some(l) => {
+                let msg = "expected 1 to 64 printable characters (letters, digits, '-', '_', '.', ':', '@')";
+                self.problem(l.span(), &format!("{key}.label"), msg);
+                return None;
+            }
+        };
+        Some(BearerToken {
+            sha256,
+            label: label.into(),
+            not_after,
+        })
     }
 }
 
@@ -451,6 +464,14 @@ fn valid_log_filter(filter: &str) -> bool {
             level.parse::<LevelFilter>().is_ok()
         })
         && EnvFilter::try_new(filter).is_ok()
+}
+
+/// A token label goes into log lines as it is: short, without spaces or control characters.
+fn valid_label(label: &str) -> bool {
+    (1..=64).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))
 }
 
 fn valid_id(id: &str) -> bool {

@@ -2,60 +2,55 @@
 //! /ResourceTypes answered by the proxy, announcing what the proxy now provides on top of
 //! the upstream. An upstream with its own ServiceProviderConfig has it amended, not replaced.
 
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde_json::Value;
 
-use super::{call, get, json, unreadable, Capabilities, Request};
-use crate::error::ProxyError;
-use crate::response::Body;
+use super::bulk::{MAX_OPERATIONS, MAX_PAYLOAD_BYTES};
+use super::error::EmulateError;
+use super::reply::relay;
+use crate::body::{self, Body};
+use crate::ctx::{Flow, RequestCtx};
 use crate::scim::discovery::{self as docs, AuthenticationScheme};
-use crate::scim::error::ScimError;
 use crate::scim::list::{ListResponse, MAX_COUNT};
 use crate::scim::request::Endpoint;
-use crate::tenant::Tenant;
+use crate::upstream::caps::Capabilities;
+use crate::upstream::{self, Call};
 
-pub async fn answer(
-    tenant: &Tenant,
-    req: &Request<'_>,
-    caps: &Capabilities,
-) -> Result<Option<Response<Body>>, ProxyError> {
-    if *req.method != http::Method::GET {
+pub async fn answer(ctx: &RequestCtx, caps: &Capabilities) -> Result<Flow, EmulateError> {
+    if ctx.method != Method::GET {
         // Discovery documents are read-only (RFC 7644 §4).
         if caps.discovery {
-            return Ok(None);
+            return Ok(Flow::Next);
         }
-        return Err(ProxyError::Scim(ScimError::new(
-            405,
-            format!("{} is not allowed on this endpoint", req.method),
-        )));
+        return Err(EmulateError::ReadOnly(ctx.method.clone()));
     }
-    let base = (req.ctx.public_base)();
-    let id = req.target.id.as_deref();
-    match req.target.endpoint {
+    let base = ctx.public_base();
+    let target = ctx.target();
+    let id = target.id.as_deref();
+    let answer = match target.endpoint {
         Endpoint::ServiceProviderConfig if caps.discovery => {
-            let reply = call(tenant, req, get(req.path)).await?;
+            let reply = upstream::call(ctx, Call::get(ctx.path())).await?;
             if !reply.status.is_success() {
-                return Ok(Some(super::relay(reply)));
+                return Ok(Flow::Respond(relay(reply)));
             }
             let mut doc: Value = serde_json::from_slice(&reply.body)
-                .map_err(|_| unreadable("/ServiceProviderConfig"))?;
+                .map_err(|_| EmulateError::Unreadable("/ServiceProviderConfig"))?;
             announce(&mut doc, caps);
-            Ok(Some(json(StatusCode::OK, &doc)))
+            body::json(StatusCode::OK, &doc)
         }
-        Endpoint::ServiceProviderConfig => Ok(Some(json(
+        Endpoint::ServiceProviderConfig => body::json(
             StatusCode::OK,
             &docs::service_provider_config(&provided(caps), &base),
-        ))),
-        _ if caps.discovery => Ok(None),
-        Endpoint::Schemas => Ok(Some(one_or_all(
-            id.map(|urn| docs::schema(urn, &base)),
-            || docs::schemas(&base),
-        )?)),
-        _ => Ok(Some(one_or_all(
-            id.map(|n| docs::resource_type(n, &base)),
-            || docs::resource_types(&base),
-        )?)),
-    }
+        ),
+        _ if caps.discovery => return Ok(Flow::Next),
+        Endpoint::Schemas => one_or_all(id.map(|urn| docs::schema(urn, &base)), || {
+            docs::schemas(&base)
+        })?,
+        _ => one_or_all(id.map(|n| docs::resource_type(n, &base)), || {
+            docs::resource_types(&base)
+        })?,
+    };
+    Ok(Flow::Respond(answer))
 }
 
 /// What the proxy and upstream together provide.
@@ -68,8 +63,8 @@ fn provided(caps: &Capabilities) -> docs::Capabilities {
         etag: caps.etag,
         change_password: false,
         bulk: true,
-        bulk_max_operations: super::bulk::MAX_OPERATIONS as u32,
-        bulk_max_payload_size: super::bulk::MAX_PAYLOAD_BYTES as u64,
+        bulk_max_operations: MAX_OPERATIONS as u32,
+        bulk_max_payload_size: MAX_PAYLOAD_BYTES as u64,
         authentication_schemes: vec![AuthenticationScheme::oauth_bearer_token()],
     }
 }
@@ -88,14 +83,8 @@ fn announce(doc: &mut Value, caps: &Capabilities) {
     }
     if !caps.bulk {
         if let Some(bulk) = doc.get_mut("bulk").and_then(Value::as_object_mut) {
-            bulk.insert(
-                "maxOperations".into(),
-                Value::from(super::bulk::MAX_OPERATIONS),
-            );
-            bulk.insert(
-                "maxPayloadSize".into(),
-                Value::from(super::bulk::MAX_PAYLOAD_BYTES),
-            );
+            bulk.insert("maxOperations".into(), Value::from(MAX_OPERATIONS));
+            bulk.insert("maxPayloadSize".into(), Value::from(MAX_PAYLOAD_BYTES));
         }
     }
 }
@@ -103,13 +92,10 @@ fn announce(doc: &mut Value, caps: &Capabilities) {
 fn one_or_all(
     one: Option<Option<Value>>,
     all: impl FnOnce() -> Vec<Value>,
-) -> Result<Response<Body>, ProxyError> {
+) -> Result<Response<Body>, EmulateError> {
     match one {
-        Some(Some(doc)) => Ok(json(StatusCode::OK, &doc)),
-        Some(None) => Err(ProxyError::Scim(ScimError::new(
-            404,
-            "no such discovery document",
-        ))),
+        Some(Some(doc)) => Ok(body::json(StatusCode::OK, &doc)),
+        Some(None) => Err(EmulateError::NoSuchDocument),
         None => {
             let resources = all();
             let list = ListResponse {
@@ -117,7 +103,7 @@ fn one_or_all(
                 start_index: 1,
                 resources,
             };
-            Ok(json(StatusCode::OK, &list.to_value()))
+            Ok(body::json(StatusCode::OK, &list.to_value()))
         }
     }
 }

@@ -7,16 +7,18 @@
 use http::{Response, StatusCode};
 use serde_json::Value;
 
-use super::{call, get, json, parse_body, relay, unreadable, Capabilities, Request};
-use crate::error::ProxyError;
-use crate::response::Body;
+use super::error::EmulateError;
+use super::reply::{body_json, relay};
+use crate::body::{self, Body};
+use crate::ctx::{Flow, RequestCtx};
+use crate::response::project::project_as;
 use crate::scim::discovery::{ResourceTypeDef, SchemaInfo, GROUP, USER};
-use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{self, Filter};
 use crate::scim::list::{ListParams, ListResponse, SortOrder, MAX_COUNT};
 use crate::scim::request::Endpoint;
 use crate::scim::sort::{sort, SortSpec};
-use crate::tenant::Tenant;
+use crate::upstream::caps::Capabilities;
+use crate::upstream::{self, Call};
 
 /// Resources asked of the upstream per page while scanning.
 const PAGE: usize = 100;
@@ -26,62 +28,47 @@ const MAX_PAGES: usize = 10_000;
 /// The most matches the proxy holds to sort them.
 const MAX_SORTED: usize = 10_000;
 
-/// Whether a list request asks for something a plain upstream list may not do.
-pub fn asks_for_more(query: Option<&str>) -> bool {
-    has_param(query, &["filter", "sortby"])
-}
-
-/// Whether the request names the attributes to return (RFC 7644 §3.4.2.5).
-pub fn asks_for_projection(query: Option<&str>) -> bool {
-    has_param(query, &["attributes", "excludedattributes"])
-}
-
-fn has_param(query: Option<&str>, names: &[&str]) -> bool {
-    let Some(q) = query else { return false };
-    form_urlencoded::parse(q.as_bytes())
-        .any(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
-}
-
-pub async fn answer(
-    tenant: &Tenant,
-    req: &Request<'_>,
-    caps: &Capabilities,
-) -> Result<Option<Response<Body>>, ProxyError> {
-    let params = if req.target.search {
-        ListParams::from_search_body(&parse_body(req.body)?)
+pub async fn answer(ctx: &mut RequestCtx, caps: &Capabilities) -> Result<Flow, EmulateError> {
+    let search = ctx.target().search;
+    let params = if search {
+        ListParams::from_search_body(&body_json(ctx)?)
     } else {
-        ListParams::from_query(req.query)
+        ListParams::from_query(ctx.query())
     }
-    .map_err(ProxyError::Scim)?;
+    .map_err(EmulateError::Scim)?;
     let filter = match &params.filter {
-        Some(text) => Some(filter::parse(text).map_err(|e| ProxyError::Scim(e.into()))?),
+        Some(text) => Some(filter::parse(text).map_err(EmulateError::scim)?),
         None => None,
     };
     let sorting = match &params.sort_by {
         Some(by) if !caps.sort => {
-            Some(SortSpec::parse(by, params.sort_order).map_err(ProxyError::Scim)?)
+            Some(SortSpec::parse(by, params.sort_order).map_err(EmulateError::Scim)?)
         }
         _ => None,
     };
-    let unfiltered = !caps.filter && (filter.is_some() || req.target.search);
+    let unfiltered = !caps.filter && (filter.is_some() || search);
     if unfiltered || sorting.is_some() {
         let scan = Scan {
-            collections: collections(req.target.endpoint),
+            collections: collections(ctx.target().endpoint),
             params: &params,
             filter: filter.as_ref(),
         };
-        return Ok(Some(scan.run(tenant, req, sorting.as_ref()).await?));
+        return Ok(Flow::Respond(scan.run(ctx, sorting.as_ref()).await?));
     }
-    if !req.target.search {
-        return Ok(None);
+    if !search {
+        return Ok(Flow::Next);
     }
     // The upstream filters itself: a search becomes the GET it understands.
-    let path = format!("{}?{}", search_path(req), to_query(&params));
-    Ok(Some(relay(call(tenant, req, get(&path)).await?)))
+    let path = format!("{}?{}", search_path(ctx.path()), to_query(&params));
+    Ok(Flow::Respond(relay(
+        upstream::call(ctx, Call::get(&path)).await?,
+    )))
 }
 
 /// The collections a request covers: the service root lists every resource type (§3.4.2.1).
-fn collections(endpoint: Endpoint) -> &'static [(&'static str, &'static ResourceTypeDef)] {
+type Collections = &'static [(&'static str, &'static ResourceTypeDef)];
+
+fn collections(endpoint: Endpoint) -> Collections {
     match endpoint {
         Endpoint::Users => &[("/Users", &USER)],
         Endpoint::Groups => &[("/Groups", &GROUP)],
@@ -89,16 +76,15 @@ fn collections(endpoint: Endpoint) -> &'static [(&'static str, &'static Resource
     }
 }
 
-fn search_path<'a>(req: &Request<'a>) -> &'a str {
-    req.path
-        .strip_suffix("/.search")
-        .or_else(|| req.path.strip_suffix(".search"))
-        .unwrap_or(req.path)
+fn search_path(path: &str) -> &str {
+    path.strip_suffix("/.search")
+        .or_else(|| path.strip_suffix(".search"))
+        .unwrap_or(path)
 }
 
 /// One scan of the upstream's lists on behalf of a list or search request.
 struct Scan<'a> {
-    collections: &'static [(&'static str, &'static ResourceTypeDef)],
+    collections: Collections,
     params: &'a ListParams,
     filter: Option<&'a Filter>,
 }
@@ -106,15 +92,14 @@ struct Scan<'a> {
 impl Scan<'_> {
     async fn run(
         &self,
-        tenant: &Tenant,
-        req: &Request<'_>,
+        ctx: &RequestCtx,
         sorting: Option<&SortSpec>,
-    ) -> Result<Response<Body>, ProxyError> {
+    ) -> Result<Response<Body>, EmulateError> {
         let size = self.params.page_size(MAX_COUNT);
         let mut window = Window::new(self.params.start_index, size, sorting.is_some());
         for (collection, rt) in self.collections {
             if let Some(refused) =
-                scan_collection(tenant, req, collection, rt, self.filter, &mut window).await?
+                scan_collection(ctx, collection, rt, self.filter, &mut window).await?
             {
                 return Ok(refused);
             }
@@ -127,14 +112,14 @@ impl Scan<'_> {
         let (attributes, excluded) = (&self.params.attributes, &self.params.excluded_attributes);
         let resources = kept
             .into_iter()
-            .map(|(r, rt)| super::project_as(rt, r, attributes, excluded))
+            .map(|(r, rt)| project_as(rt, r, attributes, excluded))
             .collect();
         let list = ListResponse {
             total_results: matched,
             start_index: self.params.start_index,
             resources,
         };
-        Ok(json(StatusCode::OK, &list.to_value()))
+        Ok(body::json(StatusCode::OK, &list.to_value()))
     }
 }
 
@@ -159,18 +144,11 @@ impl Window {
         }
     }
 
-    fn offer(&mut self, resource: Value, rt: &'static ResourceTypeDef) -> Result<(), ProxyError> {
+    fn offer(&mut self, resource: Value, rt: &'static ResourceTypeDef) -> Result<(), EmulateError> {
         self.matched += 1;
         if self.keep_all {
             if self.kept.len() >= MAX_SORTED {
-                let detail = format!(
-                    "more than {MAX_SORTED} resources match; narrow the filter to sort them"
-                );
-                return Err(ProxyError::Scim(ScimError::with_type(
-                    400,
-                    ScimType::TooMany,
-                    detail,
-                )));
+                return Err(EmulateError::TooManyToSort { limit: MAX_SORTED });
             }
             self.kept.push((resource, rt));
         } else if self.matched >= self.from && self.kept.len() < self.size {
@@ -182,11 +160,11 @@ impl Window {
     fn sorted(
         mut self,
         spec: &SortSpec,
-    ) -> Result<Vec<(Value, &'static ResourceTypeDef)>, ProxyError> {
+    ) -> Result<Vec<(Value, &'static ResourceTypeDef)>, EmulateError> {
         sort(&mut self.kept, spec, |(doc, rt)| {
             Some((doc, SchemaInfo::new(rt)))
         })
-        .map_err(ProxyError::Scim)?;
+        .map_err(EmulateError::Scim)?;
         Ok(self
             .kept
             .into_iter()
@@ -198,27 +176,22 @@ impl Window {
 
 /// Returns an upstream error as the answer, or `None` once the collection is scanned.
 async fn scan_collection(
-    tenant: &Tenant,
-    req: &Request<'_>,
-    collection: &str,
+    ctx: &RequestCtx,
+    collection: &'static str,
     rt: &'static ResourceTypeDef,
     filter: Option<&Filter>,
     window: &mut Window,
-) -> Result<Option<Response<Body>>, ProxyError> {
+) -> Result<Option<Response<Body>>, EmulateError> {
     let info = SchemaInfo::new(rt);
     let mut start = 1;
     for _ in 0..MAX_PAGES {
-        let reply = call(
-            tenant,
-            req,
-            get(&format!("{collection}?startIndex={start}&count={PAGE}")),
-        )
-        .await?;
+        let page = format!("{collection}?startIndex={start}&count={PAGE}");
+        let reply = upstream::call(ctx, Call::get(&page)).await?;
         if !reply.status.is_success() {
             return Ok(Some(relay(reply)));
         }
-        let mut page: Value =
-            serde_json::from_slice(&reply.body).map_err(|_| unreadable("a list request"))?;
+        let mut page: Value = serde_json::from_slice(&reply.body)
+            .map_err(|_| EmulateError::Unreadable("a list request"))?;
         let total = member(&page, "totalResults")
             .and_then(Value::as_u64)
             .map(|t| t as usize);
@@ -235,9 +208,7 @@ async fn scan_collection(
         start += resources.len();
         for resource in resources {
             let matched = match filter {
-                Some(f) => {
-                    filter::matches(f, &resource, &info).map_err(|e| ProxyError::Scim(e.into()))?
-                }
+                Some(f) => filter::matches(f, &resource, &info).map_err(EmulateError::scim)?,
                 None => true,
             };
             if matched {
@@ -250,15 +221,10 @@ async fn scan_collection(
     }
     // Out of pages before the upstream ran out of resources: a partial count would be a
     // wrong answer, so the request is refused instead.
-    let detail = format!(
-        "{collection} holds more than {} resources; too many to filter by scanning",
-        MAX_PAGES * PAGE
-    );
-    Err(ProxyError::Scim(ScimError::with_type(
-        400,
-        ScimType::TooMany,
-        detail,
-    )))
+    Err(EmulateError::TooManyToScan {
+        collection,
+        limit: MAX_PAGES * PAGE,
+    })
 }
 
 /// A ListResponse member by name, in any case: legacy servers send `resources` too.
@@ -305,22 +271,22 @@ fn to_query(p: &ListParams) -> String {
 /// attribute's case rule), asking the upstream to filter when it can and checking its answer
 /// either way: an upstream that ignores `filter` returns everything.
 pub async fn exists(
-    tenant: &Tenant,
-    req: &Request<'_>,
+    ctx: &RequestCtx,
     caps: &Capabilities,
-    collection: &str,
+    collection: &'static str,
     rt: &'static ResourceTypeDef,
     filter: &Filter,
-) -> Result<bool, ProxyError> {
+) -> Result<bool, EmulateError> {
     let info = SchemaInfo::new(rt);
     if caps.filter {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("filter", &filter.to_string())
             .finish();
-        let reply = call(tenant, req, get(&format!("{collection}?{query}"))).await?;
+        let path = format!("{collection}?{query}");
+        let reply = upstream::call(ctx, Call::get(&path)).await?;
         if reply.status.is_success() {
-            let page: Value =
-                serde_json::from_slice(&reply.body).map_err(|_| unreadable("a list request"))?;
+            let page: Value = serde_json::from_slice(&reply.body)
+                .map_err(|_| EmulateError::Unreadable("a list request"))?;
             let found = member(&page, "Resources")
                 .and_then(Value::as_array)
                 .is_some_and(|rs| {
@@ -331,16 +297,12 @@ pub async fn exists(
         }
     }
     let mut window = Window::new(1, 1, false);
-    if scan_collection(tenant, req, collection, rt, Some(filter), &mut window)
+    if scan_collection(ctx, collection, rt, Some(filter), &mut window)
         .await?
         .is_some()
     {
         // Not knowing is not "no duplicate": the create fails closed, and the IdP retries.
-        let e = ScimError::new(
-            503,
-            "the application could not be searched for a duplicate; try again",
-        );
-        return Err(ProxyError::Scim(e));
+        return Err(EmulateError::DuplicateUnknown);
     }
     Ok(window.matched > 0)
 }

@@ -5,28 +5,29 @@
 use http::{Method, Response};
 use serde_json::Value;
 
-use super::{call, parse_body, relay, Capabilities, Request};
-use crate::error::ProxyError;
-use crate::response::Body;
+use super::error::EmulateError;
+use super::list::exists;
+use super::reply::{body_json, relay};
+use crate::body::Body;
+use crate::ctx::RequestCtx;
 use crate::scim::discovery::{GROUP, USER};
-use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::path::AttrPath;
 use crate::scim::request::Endpoint;
-use crate::tenant::Tenant;
-use crate::upstream::Call;
+use crate::upstream::caps::Capabilities;
+use crate::upstream::{self, Call};
 
 pub async fn create(
-    tenant: &Tenant,
-    req: &Request<'_>,
+    ctx: &mut RequestCtx,
     caps: &Capabilities,
-) -> Result<Response<Body>, ProxyError> {
-    let (collection, rt, attrs): (&str, _, &[&str]) = match req.target.endpoint {
+) -> Result<Response<Body>, EmulateError> {
+    let (collection, rt, attrs): (&'static str, _, &[&'static str]) = match ctx.target().endpoint {
         Endpoint::Groups => ("/Groups", &GROUP, &["externalId"]),
         _ => ("/Users", &USER, &["userName", "externalId"]),
     };
-    let doc = parse_body(req.body)?;
-    let mut keys: Vec<(&str, String)> = attrs
+    let doc = body_json(ctx)?;
+    let app = ctx.tenant().app_key();
+    let mut keys: Vec<(&'static str, String)> = attrs
         .iter()
         .filter_map(|a| Some((*a, string_member(&doc, a)?.to_owned())))
         .collect();
@@ -39,12 +40,15 @@ pub async fn create(
             } else {
                 v.clone()
             };
-            format!("{collection}:{a}:{v}")
+            format!("{app}|{collection}|{a}|{v}")
         })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let locks: Vec<_> = lock_keys.iter().map(|k| tenant.gaps.lock(k)).collect();
+    let locks: Vec<_> = lock_keys
+        .iter()
+        .map(|k| ctx.snapshot.locks.get(k))
+        .collect();
     let mut held = Vec::with_capacity(locks.len());
     for lock in &locks {
         held.push(lock.lock().await);
@@ -55,22 +59,17 @@ pub async fn create(
             op: CompareOp::Eq,
             value: CompValue::Str(value),
         };
-        if super::list::exists(tenant, req, caps, collection, rt, &filter).await? {
-            let detail = format!("a resource with this {attr} already exists");
-            return Err(ProxyError::Scim(ScimError::with_type(
-                409,
-                ScimType::Uniqueness,
-                detail,
-            )));
+        if exists(ctx, caps, collection, rt, &filter).await? {
+            return Err(EmulateError::Duplicate { attr });
         }
     }
     let create = Call {
         method: Method::POST,
         path_and_query: collection,
-        body: req.body.clone(),
+        body: ctx.body.to_bytes(),
         if_match: None,
     };
-    Ok(relay(call(tenant, req, create).await?))
+    Ok(relay(upstream::call(ctx, create).await?))
 }
 
 /// A top-level string attribute, by name in any case (RFC 7643 §2.1).

@@ -3,41 +3,12 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// What the idle timer reads: bytes moved since its last look, and requests still being served.
-#[derive(Debug, Default)]
-pub struct Activity {
-    moved: AtomicBool,
-    in_flight: AtomicU32,
-}
-
-impl Activity {
-    /// True when nothing moved since the last call and no request is being served.
-    pub fn idle_since_last_look(&self) -> bool {
-        let moved = self.moved.swap(false, Ordering::Relaxed);
-        !moved && self.in_flight.load(Ordering::Relaxed) == 0
-    }
-
-    pub fn request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
-    }
-}
-
-/// Held while a request is served; dropping it (even when the client goes away) counts it out.
-pub struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.moved.store(true, Ordering::Relaxed);
-    }
-}
+use crate::conn::Activity;
 
 pub struct MarkedIo<S> {
     inner: S,
@@ -50,7 +21,7 @@ impl<S> MarkedIo<S> {
     }
 
     fn mark(&self) {
-        self.activity.moved.store(true, Ordering::Relaxed);
+        self.activity.mark();
     }
 }
 

@@ -1,8 +1,9 @@
 //! Stage 1, listen: accepts TCP connections, terminates TLS, serves HTTP/1.1 and h2 on each,
 //! enforces the connection cap and the read and idle timeouts, and drains on shutdown.
 
+pub mod http;
 mod io;
-mod tls;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,74 +11,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
 
-pub use io::{Activity, InFlight};
-pub use tls::{peer_identity, server_config, PeerIdentity, TlsError};
+pub use tls::{peer_identity, server_config, TlsError};
 
-use crate::config::Server;
-use crate::pipeline::{self, Proxy};
-
-/// What the pipeline knows of the connection a request came on.
-#[derive(Debug)]
-pub struct ConnInfo {
-    pub remote: SocketAddr,
-    pub tls: Option<TlsInfo>,
-    /// Accepted past the connection cap: every request on it is answered 503.
-    pub overloaded: bool,
-    pub activity: Arc<Activity>,
-}
-
-#[derive(Debug, Default)]
-pub struct TlsInfo {
-    pub sni: Option<Box<str>>,
-    pub peer: Option<PeerIdentity>,
-}
-
-impl ConnInfo {
-    pub fn sni(&self) -> Option<&str> {
-        self.tls.as_ref()?.sni.as_deref()
-    }
-
-    pub fn peer(&self) -> Option<&PeerIdentity> {
-        self.tls.as_ref()?.peer.as_ref()
-    }
-}
-
-/// Settings shared by every connection of one listener.
-struct Shared {
-    proxy: Arc<Proxy>,
-    tls: Option<TlsAcceptor>,
-    http: auto::Builder<TokioExecutor>,
-    /// For connections past the cap: HTTP/1 answers with `Connection: close`.
-    http_overloaded: auto::Builder<TokioExecutor>,
-    read_timeout: Duration,
-    idle_timeout: Duration,
-}
+use crate::conn::{Activity, ConnInfo, TlsInfo};
+use crate::pipeline;
+use crate::runtime::{Runtime, Snapshot};
 
 /// Serves until `shutdown` turns true, then stops accepting and waits up to the grace period
-/// for open connections to finish their requests.
-pub async fn serve(
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    proxy: Arc<Proxy>,
-    server: &Server,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let shared = Arc::new(Shared {
-        proxy,
-        tls: tls.map(TlsAcceptor::from),
-        http: http_builder(server.read_timeout, true),
-        http_overloaded: http_builder(server.read_timeout, false),
-        read_timeout: server.read_timeout,
-        idle_timeout: server.idle_timeout,
-    });
-    let max = server.max_connections;
+/// for open connections to finish their requests. Each connection takes the TLS and HTTP
+/// settings of the snapshot in force when it was accepted; each request, the snapshot in force
+/// when it arrived.
+pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) {
+    // Fixed at start: a reload cannot resize the connection cap.
+    let max = rt.snapshot().server.max_connections;
     let permits = Arc::new(Semaphore::new(max));
     let overflow = Arc::new(Semaphore::new(max / 8 + 1));
     loop {
@@ -98,15 +49,15 @@ pub async fn serve(
             tracing::debug!(%remote, "over the connection and overflow caps; dropped");
             continue;
         };
-        let shared = shared.clone();
+        let rt = rt.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            connection(stream, remote, overloaded, &shared, shutdown).await;
+            connection(stream, remote, overloaded, rt, shutdown).await;
             drop(permit);
         });
     }
     drop(listener);
-    drain(&permits, max, server.shutdown_grace).await;
+    drain(&permits, max, rt.snapshot().server.shutdown_grace).await;
 }
 
 /// A place among the `max_connections`, else among the overflow connections that are told 503
@@ -136,30 +87,19 @@ async fn drain(permits: &Semaphore, max: usize, grace: Duration) {
     }
 }
 
-fn http_builder(read_timeout: Duration, keep_alive: bool) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(keep_alive)
-        .header_read_timeout(read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
-    builder
-}
-
 async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
     overloaded: bool,
-    shared: &Arc<Shared>,
+    rt: Arc<Runtime>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::default());
-    let Some(acceptor) = &shared.tls else {
+    let snapshot = rt.snapshot();
+    let shared = Shared { rt, snapshot };
+    let shared = &shared;
+    let Some(acceptor) = &shared.snapshot.tls else {
         let conn = ConnInfo {
             remote,
             tls: None,
@@ -168,7 +108,8 @@ async fn connection(
         };
         return serve_connection(stream, conn, shared, shutdown).await;
     };
-    let stream = match tokio::time::timeout(shared.read_timeout, acceptor.accept(stream)).await {
+    let read_timeout = shared.snapshot.server.read_timeout;
+    let stream = match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake failed"),
         Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
@@ -190,28 +131,35 @@ async fn connection(
     serve_connection(stream, conn, shared, shutdown).await;
 }
 
+/// What one connection is served with: the runtime for its requests, and the snapshot it was
+/// accepted under for its TLS and HTTP settings.
+struct Shared {
+    rt: Arc<Runtime>,
+    snapshot: Arc<Snapshot>,
+}
+
 async fn serve_connection<S>(
     stream: S,
     conn: ConnInfo,
-    shared: &Arc<Shared>,
+    shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = Arc::new(conn);
     let io = TokioIo::new(io::MarkedIo::new(stream, conn.activity.clone()));
-    let proxy = shared.proxy.clone();
+    let rt = shared.rt.clone();
     let info = conn.clone();
     // Set once a request has its answer; an overloaded connection then closes (for HTTP/2,
     // where `Connection: close` does not exist, with a GOAWAY).
     let answered = Arc::new(Notify::new());
     let answered_in_service = answered.clone();
     let service = service_fn(move |req| {
-        let (proxy, conn) = (proxy.clone(), info.clone());
+        let (rt, conn) = (rt.clone(), info.clone());
         let answered = answered_in_service.clone();
         async move {
             let _in_flight = conn.activity.request();
-            let response = pipeline::handle(&proxy, &conn, req).await;
+            let response = pipeline::handle(&rt, &conn, req).await;
             if conn.overloaded {
                 answered.notify_one();
             }
@@ -219,13 +167,13 @@ async fn serve_connection<S>(
         }
     });
     let http = if conn.overloaded {
-        &shared.http_overloaded
+        &shared.snapshot.http.overloaded
     } else {
-        &shared.http
+        &shared.snapshot.http.normal
     };
     let served = http.serve_connection(io, service);
     tokio::pin!(served);
-    let mut idle = tokio::time::interval(shared.idle_timeout);
+    let mut idle = tokio::time::interval(shared.snapshot.server.idle_timeout);
     idle.reset();
     let mut closing = false;
     loop {

@@ -12,6 +12,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::TlsFiles;
+use crate::conn::PeerIdentity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -21,14 +22,6 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("client CA setup: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
-}
-
-/// Who a verified client certificate names: what tenants' `auth.mtls` rules match against.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PeerIdentity {
-    pub subject_cn: Vec<String>,
-    /// DNS names, URIs and e-mail addresses from the subject alternative names.
-    pub sans: Vec<String>,
 }
 
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
@@ -82,7 +75,7 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<PeerIdentity> {
     let subject_cn = cert
         .subject()
         .iter_common_name()
-        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .filter_map(|cn| cn.as_str().ok().map(Into::into))
         .collect();
     let sans = match cert.subject_alternative_name() {
         Ok(Some(ext)) => ext
@@ -91,7 +84,7 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<PeerIdentity> {
             .iter()
             .filter_map(|name| match name {
                 GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
-                    Some((*s).to_owned())
+                    Some((*s).into())
                 }
                 _ => None,
             })

@@ -108,6 +108,24 @@ impl ListParams {
     }
 }
 
+/// Whether a list request asks for something a plain list may not do (RFC 7644 §3.4.2.2,
+/// §3.4.2.3): a filter or a sort order.
+pub fn asks_for_more(query: Option<&str>) -> bool {
+    has_param(query, &["filter", "sortby"])
+}
+
+/// Whether the request names the attributes to return (RFC 7644 §3.4.2.5).
+pub fn asks_for_projection(query: Option<&str>) -> bool {
+    has_param(query, &["attributes", "excludedattributes"])
+}
+
+/// Parameter names are matched without case, as `from_query` reads them.
+fn has_param(query: Option<&str>, names: &[&str]) -> bool {
+    let Some(q) = query else { return false };
+    form_urlencoded::parse(q.as_bytes())
+        .any(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+}
+
 /// A ListResponse document (RFC 7644 §3.4.2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListResponse {

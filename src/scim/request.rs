@@ -91,6 +91,17 @@ pub struct Target<'a> {
     pub search: bool,
 }
 
+impl Target<'_> {
+    /// The same target, owning its id.
+    pub fn into_owned(self) -> Target<'static> {
+        Target {
+            endpoint: self.endpoint,
+            id: self.id.map(|id| Cow::Owned(id.into_owned())),
+            search: self.search,
+        }
+    }
+}
+
 /// Whether `path` can be sent to an upstream as it is, without any server on the way able to
 /// read it as a path outside the base it is appended to. Refused: `.`/`..` segments (also
 /// percent-encoded), encoded slashes and backslashes (`%2F`, `%5C`: some servers decode them

@@ -8,7 +8,9 @@ use http::{Method, Request, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
 
-use super::{headers, Forwarded, HttpUpstream, Upstream, UpstreamError};
+use super::error::UpstreamError;
+use super::headers::{self, Forwarded};
+use super::target::HttpUpstream;
 use crate::scim::error::ScimError;
 use crate::scim::memory::{MemoryStore, StoreRequest, StoreResponse};
 use crate::scim::request::Method as ScimMethod;
@@ -25,12 +27,15 @@ pub struct Call<'a> {
     pub if_match: Option<&'a str>,
 }
 
-/// Who the call is made for: the same forwarding headers as the request that caused it.
-pub struct CallContext<'a> {
-    pub forwarded: &'a Forwarded<'a>,
-    /// The tenant's public base URL, for `meta.location` in documents the proxy or the
-    /// memory store composes. Made only when needed.
-    pub public_base: &'a (dyn Fn() -> String + Sync),
+impl<'a> Call<'a> {
+    pub fn get(path_and_query: &'a str) -> Self {
+        Self {
+            method: Method::GET,
+            path_and_query,
+            body: Bytes::new(),
+            if_match: None,
+        }
+    }
 }
 
 /// A whole upstream answer.
@@ -41,21 +46,8 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-impl Upstream {
-    pub async fn call(
-        &self,
-        call: Call<'_>,
-        ctx: &CallContext<'_>,
-    ) -> Result<Reply, UpstreamError> {
-        match self {
-            Self::Http(up) => up.call(call, ctx.forwarded).await,
-            Self::Memory(store) => Ok(memory_call(store, &call, &(ctx.public_base)())),
-        }
-    }
-}
-
 impl HttpUpstream {
-    async fn call(
+    pub(super) async fn call(
         &self,
         call: Call<'_>,
         forwarded: &Forwarded<'_>,
@@ -94,7 +86,7 @@ impl HttpUpstream {
     }
 }
 
-fn memory_call(store: &MemoryStore, call: &Call<'_>, base_url: &str) -> Reply {
+pub(super) fn memory_call(store: &MemoryStore, call: &Call<'_>, base_url: &str) -> Reply {
     let ask = MemoryAsk {
         method: &call.method,
         path_and_query: call.path_and_query,

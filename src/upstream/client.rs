@@ -26,10 +26,11 @@ pub enum ClientError {
     Tls(#[from] rustls::Error),
 }
 
-/// Builds clients on demand and hands out the same one for the same settings.
+/// Builds clients on demand and hands out the same one for the same settings. Kept across
+/// reloads, so connections stay pooled; a CA file whose content changed gets a new client.
 #[derive(Default)]
 pub struct Clients {
-    built: HashMap<(Option<PathBuf>, Duration), HttpClient>,
+    built: HashMap<(Option<Vec<u8>>, Duration), HttpClient>,
     native_roots: Option<Arc<RootCertStore>>,
 }
 
@@ -39,13 +40,20 @@ impl Clients {
         ca: Option<&Path>,
         connect_timeout: Duration,
     ) -> Result<HttpClient, ClientError> {
-        let key = (ca.map(Path::to_owned), connect_timeout);
+        let pem = match ca {
+            Some(path) => Some(std::fs::read(path).map_err(|e| ClientError::Ca {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        let key = (pem, connect_timeout);
         if let Some(client) = self.built.get(&key) {
             return Ok(client.clone());
         }
-        let roots = match ca {
-            Some(path) => Arc::new(roots_from_file(path)?),
-            None => self
+        let roots = match (ca, &key.0) {
+            (Some(path), Some(pem)) => Arc::new(roots_from_pem(path, pem)?),
+            _ => self
                 .native_roots
                 .get_or_insert_with(|| Arc::new(native_roots()))
                 .clone(),
@@ -78,13 +86,12 @@ fn build(roots: Arc<RootCertStore>, connect_timeout: Duration) -> Result<HttpCli
         .build(https))
 }
 
-fn roots_from_file(path: &Path) -> Result<RootCertStore, ClientError> {
+fn roots_from_pem(path: &Path, pem: &[u8]) -> Result<RootCertStore, ClientError> {
     let err = |reason: String| ClientError::Ca {
         path: path.to_owned(),
         reason,
     };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(e.to_string()))?;
     let mut roots = RootCertStore::empty();

@@ -73,7 +73,16 @@ pub fn prepare_request(
     fwd: &Forwarded<'_>,
 ) {
     let incoming = std::mem::take(headers);
-    headers.reserve(FORWARDED_HEADERS.len() + 6);
+    *headers = for_upstream(&incoming, credential, fwd);
+}
+
+/// The headers the upstream gets for a request that came with `incoming`.
+pub fn for_upstream(
+    incoming: &HeaderMap,
+    credential: Option<&HeaderValue>,
+    fwd: &Forwarded<'_>,
+) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(FORWARDED_HEADERS.len() + 6);
     for name in &FORWARDED_HEADERS {
         for value in incoming.get_all(name) {
             headers.append(name.clone(), value.clone());
@@ -99,6 +108,7 @@ pub fn prepare_request(
         headers.insert(X_SCIMGATE_TENANT, v);
     }
     headers.insert(X_REQUEST_ID, fwd.request_id.clone());
+    headers
 }
 
 #[cfg(test)]

@@ -1,203 +1,62 @@
 //! Stage 9, forward: carries the request to the tenant's upstream (a pooled HTTP(S) client, or
 //! the embedded memory store) within the tenant's deadline, and classifies what went wrong.
+//! Also the calls the proxy makes on the request's behalf while filling gaps.
 
-mod body;
-mod call;
-mod client;
+pub mod call;
+pub mod caps;
+pub mod client;
+pub mod error;
 pub mod headers;
+pub mod target;
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, Uri, Version};
+use http::{header, Request, Response, Uri, Version};
 use http_body_util::{Either, Full};
 use tokio::time::Instant;
 
-pub use body::{BodyTimeout, BoxError, UpstreamBody};
-pub use call::{Call, CallContext, Reply};
-pub use client::{ClientError, Clients, HttpClient};
-pub use headers::Forwarded;
+pub use call::{Call, Reply};
+pub use error::UpstreamError;
 
-use crate::config::{UpstreamConfig, UpstreamTarget};
-use crate::response::Body;
+use crate::body::{Body, UpstreamBody};
+use crate::ctx::RequestCtx;
 use crate::scim::memory::MemoryStore;
+use caps::Capabilities;
+use headers::Forwarded;
+use target::{HttpUpstream, Upstream};
 
-/// Where one tenant's requests go.
-// One per tenant, built once and never moved on the request path: its size does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Upstream {
-    Http(HttpUpstream),
-    Memory(MemoryStore),
-}
-
-pub struct HttpUpstream {
-    /// `scheme://authority/base-path`, no trailing slash: the request's path is appended.
-    base: Box<str>,
-    authority: http::uri::Authority,
-    https: bool,
-    client: HttpClient,
-    credential: Option<HeaderValue>,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for HttpUpstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpUpstream")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
+/// Sends the request on as it is (its body changed only if a stage changed it) and streams the
+/// answer back.
+pub async fn forward(ctx: &RequestCtx) -> Result<Response<Body>, UpstreamError> {
+    match &ctx.tenant().upstream {
+        Upstream::Http(up) => forward_http(up, ctx).await,
+        Upstream::Memory(store) => Ok(forward_memory(store, ctx)),
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("the application could not be reached")]
-    Unavailable(#[source] BoxError),
-    #[error("the application did not answer within {}s", .0.as_secs_f32())]
-    Timeout(Duration),
-    #[error("the application broke off the exchange")]
-    Broken(#[source] BoxError),
-    #[error("the application did not finish its answer in time")]
-    SlowBody,
-    #[error("the request path cannot be sent upstream")]
-    BadPath(#[source] http::uri::InvalidUri),
-}
-
-/// What the forward stage needs besides the request itself.
-pub struct Outbound<'a> {
-    /// The path below the tenant's base, with its query: `/Users?startIndex=1`.
-    pub path_and_query: &'a str,
-    pub ctx: &'a CallContext<'a>,
-}
-
-impl UpstreamError {
-    /// An error met while reading an upstream body: the deadline, or a broken exchange.
-    pub fn reading(e: BoxError) -> Self {
-        if e.is::<BodyTimeout>() {
-            Self::SlowBody
-        } else {
-            Self::Broken(e)
-        }
-    }
-}
-
-impl Upstream {
-    pub fn build(cfg: &UpstreamConfig, clients: &mut Clients) -> Result<Self, ClientError> {
-        let base = match &cfg.target {
-            UpstreamTarget::Memory => return Ok(Self::memory()),
-            UpstreamTarget::Http(uri) => uri,
-        };
-        Ok(Self::Http(HttpUpstream {
-            base: base.to_string().trim_end_matches('/').into(),
-            authority: base
-                .authority()
-                .expect("validated: an http(s) URL has an authority")
-                .clone(),
-            https: base.scheme_str() == Some("https"),
-            client: clients.get(cfg.ca.as_deref(), cfg.connect_timeout)?,
-            credential: cfg.credential.clone(),
-            timeout: cfg.timeout,
-        }))
-    }
-
-    pub fn memory() -> Self {
-        Self::Memory(MemoryStore::new())
-    }
-
-    /// The upstream's base URL, to recognise its own `Location` headers.
-    pub fn base_url(&self) -> Option<&str> {
-        match self {
-            Self::Http(up) => Some(&up.base),
-            Self::Memory(_) => None,
-        }
-    }
-
-    /// How long the proxy may work on one request for this tenant when it fills a gap with
-    /// several upstream calls (a scan, a Bulk): ten upstream timeouts. Without a limit, a
-    /// client that waits forever would keep a scan, and the locks it holds, going.
-    pub fn gap_deadline(&self) -> Duration {
-        match self {
-            Self::Http(up) => up.timeout * 10,
-            Self::Memory(_) => Duration::from_secs(300),
-        }
-    }
-
-    /// `host:port` to probe for readiness; `None` for the in-process store, which is always up.
-    pub fn probe_address(&self) -> Option<String> {
-        let Self::Http(up) = self else { return None };
-        let port = up
-            .authority
-            .port_u16()
-            .unwrap_or(if up.https { 443 } else { 80 });
-        Some(format!("{}:{port}", up.authority.host()))
-    }
-
-    pub async fn forward(
-        &self,
-        parts: http::request::Parts,
-        body: Bytes,
-        out: Outbound<'_>,
-    ) -> Result<Response<Body>, UpstreamError> {
-        match self {
-            Self::Http(up) => up.forward(parts, body, out).await,
-            Self::Memory(store) => Ok(memory_forward(store, &parts, body, &out)),
-        }
-    }
-}
-
-impl HttpUpstream {
-    async fn forward(
-        &self,
-        mut parts: http::request::Parts,
-        body: Bytes,
-        out: Outbound<'_>,
-    ) -> Result<Response<Body>, UpstreamError> {
-        let uri = format!("{}{}", self.base, out.path_and_query);
-        parts.uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
-        // The client picks HTTP/1.1 or h2 per connection; the client side's version is not ours.
-        parts.version = Version::HTTP_11;
-        headers::prepare_request(
-            &mut parts.headers,
-            self.credential.as_ref(),
-            out.ctx.forwarded,
-        );
-        let request = Request::from_parts(parts, Full::new(body));
-        let deadline = Instant::now() + self.timeout;
-        let response = self.send(request, deadline).await?;
-        Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline))))
-    }
-
-    /// Sends a request and waits for the head of the answer, at most until `deadline`.
-    async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-        deadline: Instant,
-    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
-        tokio::time::timeout_at(deadline, self.client.request(request))
-            .await
-            .map_err(|_| UpstreamError::Timeout(self.timeout))?
-            .map_err(|e| {
-                if e.is_connect() {
-                    UpstreamError::Unavailable(e.into())
-                } else {
-                    UpstreamError::Broken(e.into())
-                }
-            })
-    }
+async fn forward_http(
+    up: &HttpUpstream,
+    ctx: &RequestCtx,
+) -> Result<Response<Body>, UpstreamError> {
+    let uri = format!("{}{}", up.base, ctx.path_and_query());
+    let uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
+    let fwd = forwarded(ctx, &ctx.headers);
+    let headers = headers::for_upstream(&ctx.headers, up.credential.as_ref(), &fwd);
+    let mut request = Request::new(Full::new(ctx.body.to_bytes()));
+    *request.method_mut() = ctx.method.clone();
+    *request.uri_mut() = uri;
+    // The client picks HTTP/1.1 or h2 per connection; the client side's version is not ours.
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    let deadline = Instant::now() + up.timeout;
+    let response = up.send(request, deadline).await?;
+    Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline))))
 }
 
 /// Hands the request to the in-process store and turns its answer into an HTTP response.
-fn memory_forward(
-    store: &MemoryStore,
-    parts: &http::request::Parts,
-    body: Bytes,
-    out: &Outbound<'_>,
-) -> Response<Body> {
-    let base_url = (out.ctx.public_base)();
+fn forward_memory(store: &MemoryStore, ctx: &RequestCtx) -> Response<Body> {
     // Repeated header lines form one list (RFC 9110 §5.3). Bytes that are not text are kept,
     // garbled: an If-Match the store cannot read must fail, not be dropped.
     let list = |name: header::HeaderName| {
-        let lines: Vec<_> = parts.headers.get_all(name).iter().collect();
+        let lines: Vec<_> = ctx.headers.get_all(name).iter().collect();
         (!lines.is_empty()).then(|| {
             lines
                 .iter()
@@ -207,9 +66,11 @@ fn memory_forward(
         })
     };
     let (if_match, if_none_match) = (list(header::IF_MATCH), list(header::IF_NONE_MATCH));
+    let body = ctx.body.to_bytes();
+    let base_url = ctx.public_base();
     let ask = call::MemoryAsk {
-        method: &parts.method,
-        path_and_query: out.path_and_query,
+        method: &ctx.method,
+        path_and_query: ctx.path_and_query(),
         body: &body,
         base_url: &base_url,
         if_match: if_match.as_deref(),
@@ -220,4 +81,61 @@ fn memory_forward(
     *response.status_mut() = reply.status;
     *response.headers_mut() = reply.headers;
     response
+}
+
+/// A call the proxy makes to the tenant's upstream on the request's behalf, with the same
+/// credential and forwarding headers; the answer is read whole.
+pub async fn call(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
+    match &ctx.tenant().upstream {
+        Upstream::Http(up) => up.call(call, &forwarded(ctx, &ctx.headers)).await,
+        Upstream::Memory(store) => Ok(call::memory_call(store, &call, &ctx.public_base())),
+    }
+}
+
+/// What the upstream does itself: as declared, else read once from its ServiceProviderConfig
+/// and kept in the tenant's lasting state. Looked up once per request.
+pub async fn capabilities(ctx: &mut RequestCtx) -> Result<Capabilities, UpstreamError> {
+    if let Some(caps) = ctx.caps {
+        return Ok(caps);
+    }
+    let tenant = ctx.tenant().clone();
+    let caps = match &tenant.upstream {
+        Upstream::Memory(_) => Capabilities::of_memory_store(),
+        Upstream::Http(_) if caps::all_declared(&tenant.supports) => {
+            caps::NOTHING.with_declared(&tenant.supports)
+        }
+        Upstream::Http(_) => match tenant.state.discovered.get() {
+            Some(found) => found.with_declared(&tenant.supports),
+            None => {
+                let reply = call(ctx, Call::get("/ServiceProviderConfig")).await?;
+                let (found, lasting) = Capabilities::from_answer(reply.status, &reply.body);
+                if lasting {
+                    tracing::info!(tenant = %tenant.id, caps = ?found, "read the upstream's capabilities");
+                    // Two first requests may both have asked; either answer is the same.
+                    let _ = tenant.state.discovered.set(found);
+                }
+                found.with_declared(&tenant.supports)
+            }
+        },
+    };
+    ctx.caps = Some(caps);
+    Ok(caps)
+}
+
+/// Who asked, as the upstream is told; `headers` are the IdP's.
+fn forwarded<'a>(ctx: &'a RequestCtx, headers: &http::HeaderMap) -> Forwarded<'a> {
+    let host = match headers.get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => ctx
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()),
+    };
+    Forwarded {
+        client_ip: ctx.conn.remote.ip(),
+        https: ctx.conn.https(),
+        host,
+        tenant: ctx.tenant_id(),
+        request_id: &ctx.id,
+    }
 }

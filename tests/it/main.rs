@@ -11,5 +11,7 @@ mod errors;
 mod forwarding;
 mod lifecycle;
 mod memory;
+mod reload;
 mod routing_auth;
+mod shared_app;
 mod tls;

@@ -482,3 +482,83 @@ pub async fn json_upstream(answer: fn(&str, SocketAddr) -> (u16, String)) -> Soc
     });
     addr
 }
+
+/// Hot reload: the configuration file, SIGHUP, and waiting for what the proxy logs.
+impl Proxy {
+    /// The file the proxy was started on, which it re-reads on SIGHUP.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("scimgate.toml")
+    }
+
+    /// SIGHUP, as an operator asks for the configuration file to be read again.
+    pub fn reload(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Replaces the configuration file with `config`, sends SIGHUP and returns once the proxy
+    /// has logged one more successful reload than before; a refusal fails the test at once.
+    pub async fn reload_with(&self, config: &str) {
+        const RELOADED: &str = "\"message\":\"configuration reloaded\"";
+        const REFUSED: &str = "\"message\":\"configuration reload refused";
+        let (reloaded, refused) = (self.log_count(RELOADED), self.log_count(REFUSED));
+        std::fs::write(self.config_path(), config).unwrap();
+        self.reload();
+        let done = async {
+            loop {
+                if self.log_count(RELOADED) > reloaded {
+                    return true;
+                }
+                if self.log_count(REFUSED) > refused {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        match tokio::time::timeout(LIMIT, done).await {
+            Ok(true) => {}
+            Ok(false) => panic!("the reload was refused:\n{}", self.logs()),
+            Err(_) => panic!("no reload logged within {LIMIT:?}:\n{}", self.logs()),
+        }
+    }
+
+    /// How many times `needle` occurs in the logs so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| line.matches(needle).count())
+            .sum()
+    }
+
+    /// Waits until `needle` has occurred at least `count` times in the logs; the lines reach
+    /// them a moment after what they record happened.
+    pub async fn wait_for_log(&self, needle: &str, count: usize) {
+        let seen = async {
+            while self.log_count(needle) < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(LIMIT, seen).await.is_err() {
+            panic!(
+                "{needle:?} not logged {count} time(s) within {LIMIT:?}:\n{}",
+                self.logs()
+            );
+        }
+    }
+
+    /// The log lines so far that are JSON, parsed.
+    pub fn log_json(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}

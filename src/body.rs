@@ -1,17 +1,50 @@
-//! The upstream's response body, streamed through unchanged but bounded by the request's
-//! deadline, so an upstream that stalls mid-body cannot hold the client connection forever.
+//! The bodies the proxy answers with: the upstream's stream, passed through unchanged but
+//! bounded by the request's deadline (so an upstream that stalls mid-body cannot hold the client
+//! connection forever), or bytes the proxy holds.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every response body the proxy sends: the upstream's stream, or bytes it holds.
+pub type Body = Either<UpstreamBody, Full<Bytes>>;
+
+/// A response the proxy makes from bytes it holds.
+pub fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(body.into())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A SCIM JSON answer the proxy composed.
+pub fn json(status: StatusCode, doc: &serde_json::Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(doc).expect("a JSON value always serializes");
+    full(status, crate::scim::MEDIA_TYPE, bytes)
+}
+
+/// An answer without a body (204).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+    *r.status_mut() = status;
+    r
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream did not finish its response body in time")]
@@ -35,7 +68,7 @@ impl UpstreamBody {
     }
 }
 
-impl Body for UpstreamBody {
+impl HttpBody for UpstreamBody {
     type Data = Bytes;
     type Error = BoxError;
 

@@ -1,6 +1,6 @@
-//! Stage 10, answer: the upstream's answer on its way back. Success bodies stream through as
-//! they are; error answers that are not SCIM Errors (HTML pages, framework JSON, plain text,
-//! empty bodies) are rewritten into one (RFC 7644 §3.12), and the media type is made SCIM's.
+//! Error answers from the app that are not SCIM Errors (HTML pages, framework JSON, plain
+//! text, empty bodies) rewritten into one (RFC 7644 §3.12); SCIM Errors kept to the members the
+//! RFC defines.
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -8,82 +8,16 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use serde_json::{Map, Value};
 
+use crate::body::Body;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::{urn, MEDIA_TYPE};
-use crate::upstream::{headers, UpstreamBody};
-
-/// Every response body the proxy sends: the upstream's stream, or bytes it holds.
-pub type Body = Either<UpstreamBody, Full<Bytes>>;
 
 /// The largest upstream error body read for rewriting; past it, the text is not used.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Upstream text longer than this is not put in `detail`.
 const MAX_DETAIL: usize = 200;
 
-/// A response the proxy makes itself from bytes it holds.
-pub fn full(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-/// The public side of the tenant's SCIM base, for `Location` headers that name the upstream.
-pub struct Answer<'a> {
-    pub upstream_base: Option<&'a str>,
-    pub public_base: &'a (dyn Fn() -> String + Sync),
-}
-
-pub async fn answer(mut response: Response<Body>, ctx: Answer<'_>) -> Response<Body> {
-    headers::strip_hop_by_hop(response.headers_mut());
-    rewrite_location(&mut response, &ctx);
-    let status = response.status();
-    if status.is_client_error() || status.is_server_error() {
-        return rewrite_error(response).await;
-    }
-    fix_media_type(response.headers_mut());
-    response
-}
-
-/// `application/json` from a legacy app becomes `application/scim+json`: Entra's validator
-/// aborts on the former (QUIRKS L3). The bytes are JSON either way.
-fn fix_media_type(headers: &mut http::HeaderMap) {
-    let is_plain_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        });
-    if is_plain_json {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
-    }
-}
-
-fn rewrite_location(response: &mut Response<Body>, ctx: &Answer<'_>) {
-    let Some(upstream_base) = ctx.upstream_base else {
-        return;
-    };
-    let Some(location) = response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|l| l.to_str().ok())
-    else {
-        return;
-    };
-    if let Some(rest) = location.strip_prefix(upstream_base) {
-        let public = format!("{}{rest}", (ctx.public_base)());
-        if let Ok(v) = HeaderValue::try_from(public) {
-            response.headers_mut().insert(header::LOCATION, v);
-        }
-    }
-}
-
-async fn rewrite_error(response: Response<Body>) -> Response<Body> {
+pub async fn rewrite(response: Response<Body>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     let content_type = parts
         .headers

@@ -1,21 +1,27 @@
-//! Stage 2, route: picks the one tenant a request belongs to, by `Host` (and TLS SNI) or by the
-//! first path segment, with two hash lookups whatever the number of tenants.
+//! The compiled tenants of one configuration snapshot and the table that routes to them: by
+//! `Host` (and TLS SNI) or by the first path segment, with two hash lookups whatever the number
+//! of tenants.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{AuthConfig, Route, TenantConfig};
-use crate::emulate::Gaps;
-use crate::upstream::Upstream;
+use crate::config::{AuthConfig, Route, Supports, TenantConfig};
+use crate::state::TenantState;
+use crate::upstream::target::Upstream;
 
-/// A tenant as the pipeline uses it: compiled configuration plus its upstream handle.
+/// A tenant as the pipeline uses it: its compiled configuration, its upstream handle, and a
+/// handle on the state kept for it across reloads.
 #[derive(Debug)]
 pub struct Tenant {
     pub id: Arc<str>,
     pub route: Route,
     pub auth: AuthConfig,
     pub upstream: Upstream,
-    pub gaps: Gaps,
+    /// What the configuration declares of the upstream; the rest is discovered.
+    pub supports: Supports,
+    /// DELETE of a User deactivates it instead.
+    pub soft_delete: bool,
+    pub state: Arc<TenantState>,
 }
 
 /// The outcome of routing: the tenant, and how much of the path is its public prefix.
@@ -63,7 +69,7 @@ impl Tenants {
     /// Routes by host first (when any tenant is host-routed), then by the first path segment.
     /// Under TLS, a Host that differs from the SNI name is refused (RFC 9110 §7.4, 421), so a
     /// connection made for one tenant cannot be used to reach another.
-    pub fn route(
+    pub fn lookup(
         &self,
         host: Option<&str>,
         sni: Option<&str>,
@@ -113,15 +119,22 @@ fn strip_port(host: &str) -> &str {
 }
 
 impl Tenant {
-    pub fn from_config(cfg: TenantConfig, upstream: Upstream) -> Self {
-        let gaps = Gaps::new(cfg.upstream.supports, cfg.soft_delete);
+    pub fn from_config(cfg: TenantConfig, upstream: Upstream, state: Arc<TenantState>) -> Self {
         Self {
             id: cfg.id,
             route: cfg.route,
             auth: cfg.auth,
             upstream,
-            gaps,
+            supports: cfg.upstream.supports,
+            soft_delete: cfg.soft_delete,
+            state,
         }
+    }
+
+    /// Names the app behind this tenant, for locks on its resources: its base URL, or the
+    /// tenant for the embedded store (which no other tenant shares).
+    pub fn app_key(&self) -> &str {
+        self.upstream.base_url().unwrap_or(&self.id)
     }
 }
 
@@ -130,12 +143,17 @@ mod tests {
     use super::*;
 
     fn tenants() -> Tenants {
-        let t = |id: &str, route: Route| Tenant {
-            id: id.into(),
-            route,
-            auth: AuthConfig::default(),
-            upstream: Upstream::memory(),
-            gaps: Gaps::new(Default::default(), false),
+        let t = |id: &str, route: Route| {
+            let state = Arc::new(TenantState::with_store());
+            Tenant {
+                id: id.into(),
+                route,
+                auth: AuthConfig::default(),
+                upstream: Upstream::Memory(state.store.clone().expect("made with a store")),
+                supports: Supports::default(),
+                soft_delete: false,
+                state,
+            }
         };
         Tenants::new([
             t("acme", Route::PathPrefix("acme".into())),
@@ -147,9 +165,9 @@ mod tests {
     fn path_prefix_routes_and_strips_the_segment() {
         let ts = tenants();
         let path = "/acme/Users/1";
-        let r = ts.route(Some("proxy:8443"), None, path).expect("routed");
+        let r = ts.lookup(Some("proxy:8443"), None, path).expect("routed");
         assert_eq!((&*r.tenant.id, &path[r.prefix_len..]), ("acme", "/Users/1"));
-        let r = ts.route(None, None, "/acme").expect("routed");
+        let r = ts.lookup(None, None, "/acme").expect("routed");
         assert_eq!(r.prefix_len, "/acme".len());
     }
 
@@ -157,7 +175,7 @@ mod tests {
     fn host_routes_whole_path_case_insensitively() {
         let ts = tenants();
         let r = ts
-            .route(Some("Globex.SCIM.test:443"), None, "/Users")
+            .lookup(Some("Globex.SCIM.test:443"), None, "/Users")
             .expect("routed");
         assert_eq!((&*r.tenant.id, r.prefix_len), ("globex", 0));
     }
@@ -166,15 +184,15 @@ mod tests {
     fn unknown_prefix_and_prefix_lookalikes_are_refused() {
         let ts = tenants();
         assert_eq!(
-            ts.route(None, None, "/other/Users").err(),
+            ts.lookup(None, None, "/other/Users").err(),
             Some(RouteError::UnknownTenant)
         );
         assert_eq!(
-            ts.route(None, None, "/acmecorp/Users").err(),
+            ts.lookup(None, None, "/acmecorp/Users").err(),
             Some(RouteError::UnknownTenant)
         );
         assert_eq!(
-            ts.route(None, None, "/").err(),
+            ts.lookup(None, None, "/").err(),
             Some(RouteError::UnknownTenant)
         );
     }
@@ -182,7 +200,7 @@ mod tests {
     #[test]
     fn host_that_differs_from_sni_is_misdirected() {
         let ts = tenants();
-        let r = ts.route(Some("globex.scim.test"), Some("other.scim.test"), "/Users");
+        let r = ts.lookup(Some("globex.scim.test"), Some("other.scim.test"), "/Users");
         assert_eq!(r.err(), Some(RouteError::Misdirected));
     }
 

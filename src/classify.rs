@@ -1,0 +1,98 @@
+//! Stage 5, classify: what the request names (RFC 7644 §3.2), refused early when it names
+//! nothing SCIM serves or could reach outside the tenant's base; then its body, read within
+//! the size and time limits and checked to be JSON no deeper than the guard allows.
+
+use bytes::Bytes;
+use http::header;
+use http::Method;
+use http_body::Body as _;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use crate::body::BoxError;
+use crate::ctx::{ReqBody, RequestCtx};
+use crate::scim::json::{self, JsonError};
+use crate::scim::request::{self, Endpoint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error("{0} is not a SCIM method")]
+    MethodNotAllowed(Method),
+    #[error("the request path has segments that could reach outside the tenant's SCIM base ('.', '..', ';', '\\' or an encoded slash)")]
+    UnsafePath,
+    #[error("there is no SCIM endpoint at this path")]
+    NoEndpoint,
+    #[error("a Bulk operation cannot itself be a Bulk request")]
+    BulkInBulk,
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    #[error("the request body could not be read")]
+    BodyRead(#[source] BoxError),
+    #[error(transparent)]
+    InvalidJson(#[from] JsonError),
+}
+
+/// Only SCIM's methods and endpoints go on (TRACE would echo the upstream credential the proxy
+/// adds), and only paths no server can resolve outside the upstream's base (RFC 3986 §5.2.4
+/// dot segments, encoded slashes, `;` parameters).
+pub fn target(ctx: &mut RequestCtx) -> Result<(), ClassifyError> {
+    if !matches!(
+        ctx.method,
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        return Err(ClassifyError::MethodNotAllowed(ctx.method.clone()));
+    }
+    let path = ctx.path();
+    if !request::is_safe_path(path) {
+        return Err(ClassifyError::UnsafePath);
+    }
+    let target = request::classify(path).ok_or(ClassifyError::NoEndpoint)?;
+    if target.endpoint == Endpoint::Bulk && ctx.record.bulk_op.is_some() {
+        return Err(ClassifyError::BulkInBulk);
+    }
+    ctx.target = Some(target.into_owned());
+    Ok(())
+}
+
+/// Reads the body whole, within the size limit and the read timeout, and checks it is JSON.
+/// SCIM bodies are small JSON documents that later stages parse; the bytes are kept as they
+/// came.
+pub async fn body(ctx: &mut RequestCtx, body: Incoming) -> Result<(), ClassifyError> {
+    let bytes = read(ctx, body).await?;
+    check(&bytes)?;
+    ctx.body = ReqBody::new(bytes);
+    Ok(())
+}
+
+/// The JSON guard, for a body that arrived by other means (a Bulk operation's data).
+pub fn check(bytes: &[u8]) -> Result<(), ClassifyError> {
+    if !bytes.is_empty() {
+        json::check(bytes)?;
+    }
+    Ok(())
+}
+
+async fn read(ctx: &RequestCtx, body: Incoming) -> Result<Bytes, ClassifyError> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let limit = ctx.snapshot.server.max_body_bytes;
+    let declared = ctx
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ClassifyError::BodyTooLarge { limit });
+    }
+    let timeout = ctx.snapshot.server.read_timeout;
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ClassifyError::BodyTimeout)?;
+    match collected {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ClassifyError::BodyTooLarge { limit }),
+        Err(e) => Err(ClassifyError::BodyRead(e)),
+    }
+}

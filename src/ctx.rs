@@ -1,0 +1,262 @@
+//! The request context: everything the stages know of one request, owned by the pipeline from
+//! its first byte to its log line. Stages read and fill it in order; the pure cores under them
+//! (`scim::*`, auth's check) keep narrow signatures of their own.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Response, Uri};
+use serde_json::Value;
+
+use crate::body::Body;
+use crate::conn::ConnInfo;
+use crate::runtime::Snapshot;
+use crate::scim::request::Target;
+use crate::tenant::table::Tenant;
+use crate::upstream::caps::Capabilities;
+
+/// What a stage decides: hand the request on, or answer it here.
+// As large as the answer it may carry, which is moved out at once either way.
+#[allow(clippy::large_enum_variant)]
+pub enum Flow {
+    Next,
+    Respond(Response<Body>),
+}
+
+pub struct RequestCtx {
+    pub id: HeaderValue,
+    pub started: Instant,
+    pub conn: Arc<ConnInfo>,
+    /// The configuration this request started under, kept to its end whatever a reload does.
+    pub snapshot: Arc<Snapshot>,
+    pub method: Method,
+    pub uri: Uri,
+    /// The IdP's headers, as they came.
+    pub headers: HeaderMap,
+    /// 2: the routed tenant, and how much of the path is its public prefix (`/acme`).
+    pub tenant: Option<Arc<Tenant>>,
+    pub prefix_len: usize,
+    /// 3: who proved to be the tenant's IdP.
+    pub principal: Option<Principal>,
+    /// 5: what the path names.
+    pub target: Option<Target<'static>>,
+    pub body: ReqBody,
+    /// The upstream's capabilities, once looked up.
+    pub caps: Option<Capabilities>,
+    /// What stage 11 writes.
+    pub record: Record,
+}
+
+/// Which credential a request was authenticated with, named for logs and audit: the bearer
+/// token's label, the client certificate's matched name, or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Principal {
+    pub token: Option<Arc<str>>,
+    pub certificate: Option<Arc<str>>,
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.token, &self.certificate) {
+            (Some(t), Some(c)) => write!(f, "token {t} + certificate {c}"),
+            (Some(t), None) => write!(f, "token {t}"),
+            (None, Some(c)) => write!(f, "certificate {c}"),
+            (None, None) => f.write_str("-"),
+        }
+    }
+}
+
+/// What the record stage needs beyond the request itself.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// The gap the proxy filled for this request, if any (`patch`, `list`, `bulk`, …).
+    pub filled: Option<&'static str>,
+    /// For an operation of a Bulk the proxy carried out: its place in the BulkRequest.
+    pub bulk_op: Option<usize>,
+}
+
+/// The request body: its bytes as they came, parsed as JSON at most once. A body no stage
+/// changed is forwarded as its original bytes.
+#[derive(Debug, Default)]
+pub struct ReqBody {
+    bytes: Bytes,
+    json: Option<Value>,
+    changed: bool,
+}
+
+impl ReqBody {
+    pub fn new(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            json: None,
+            changed: false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.json.is_none()
+    }
+
+    /// The bytes as they came (a changed body is only in [`Self::to_bytes`]).
+    pub fn raw(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The body as JSON, parsed on first use.
+    pub fn json(&mut self) -> Result<&Value, serde_json::Error> {
+        if self.json.is_none() {
+            self.json = Some(serde_json::from_slice(&self.bytes)?);
+        }
+        Ok(self.json.as_ref().expect("parsed above"))
+    }
+
+    /// The body as JSON to change; marks it changed.
+    pub fn json_mut(&mut self) -> Result<&mut Value, serde_json::Error> {
+        self.json()?;
+        self.changed = true;
+        Ok(self.json.as_mut().expect("parsed above"))
+    }
+
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// What goes upstream: the original bytes, or the changed JSON serialized.
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.json {
+            Some(doc) if self.changed => {
+                Bytes::from(serde_json::to_vec(doc).expect("a JSON value always serializes"))
+            }
+            _ => self.bytes.clone(),
+        }
+    }
+}
+
+impl RequestCtx {
+    pub fn new(
+        id: HeaderValue,
+        snapshot: Arc<Snapshot>,
+        conn: Arc<ConnInfo>,
+        parts: http::request::Parts,
+    ) -> Self {
+        Self {
+            id,
+            started: Instant::now(),
+            conn,
+            snapshot,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            tenant: None,
+            prefix_len: 0,
+            principal: None,
+            target: None,
+            body: ReqBody::default(),
+            caps: None,
+            record: Record::default(),
+        }
+    }
+
+    /// One operation of a Bulk the proxy carries out, as a request of its own from the same
+    /// caller: same connection, snapshot, tenant and principal; its own method, path, body and
+    /// `If-Match`. `None` when the operation's path is not a path.
+    pub fn sub_request(
+        &self,
+        index: usize,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        if_match: Option<&str>,
+    ) -> Option<Self> {
+        let uri = Uri::try_from(format!("{}{path}", self.prefix())).ok()?;
+        let mut headers = self.headers.clone();
+        for name in [
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::CONTENT_LENGTH,
+        ] {
+            headers.remove(name);
+        }
+        if let Some(tag) = if_match.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(header::IF_MATCH, tag);
+        }
+        Some(Self {
+            id: self.id.clone(),
+            started: Instant::now(),
+            conn: self.conn.clone(),
+            snapshot: self.snapshot.clone(),
+            method,
+            uri,
+            headers,
+            tenant: self.tenant.clone(),
+            prefix_len: self.prefix_len,
+            principal: self.principal.clone(),
+            target: None,
+            body: ReqBody::new(body),
+            caps: self.caps,
+            record: Record {
+                filled: None,
+                bulk_op: Some(index),
+            },
+        })
+    }
+
+    /// The routed tenant. Stages after routing may rely on it.
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        self.tenant.as_ref().expect("stage 2 routed the request")
+    }
+
+    /// What the path names. Stages after classification may rely on it.
+    pub fn target(&self) -> &Target<'static> {
+        self.target
+            .as_ref()
+            .expect("stage 5 classified the request")
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        self.tenant.as_ref().map_or("-", |t| &t.id)
+    }
+
+    /// The tenant's public path prefix: `/acme` in `/acme/Users/1`.
+    pub fn prefix(&self) -> &str {
+        &self.uri.path()[..self.prefix_len]
+    }
+
+    /// The path below the tenant's base, without the query: `/Users/2819c223`.
+    pub fn path(&self) -> &str {
+        &self.uri.path()[self.prefix_len..]
+    }
+
+    /// The path below the tenant's base, with the query: `/Users?startIndex=1`.
+    pub fn path_and_query(&self) -> &str {
+        let all = self.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        &all[self.prefix_len..]
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    /// The host the IdP addressed: the request target's authority (h2, absolute form), else
+    /// `Host`.
+    pub fn host(&self) -> Option<&str> {
+        self.uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| self.headers.get(header::HOST)?.to_str().ok())
+    }
+
+    /// The client's `If-Match` (RFC 7644 §3.14).
+    pub fn if_match(&self) -> Option<&str> {
+        self.headers.get(header::IF_MATCH)?.to_str().ok()
+    }
+
+    /// The tenant's SCIM base as the IdP sees it, for `meta.location` and `Location`.
+    pub fn public_base(&self) -> String {
+        let scheme = if self.conn.https() { "https" } else { "http" };
+        let host = self.host().unwrap_or("localhost");
+        format!("{scheme}://{host}{}", self.prefix())
+    }
+}

@@ -1,0 +1,30 @@
+//! What can go wrong between the proxy and the app, classified for the status the IdP gets.
+
+use std::time::Duration;
+
+use crate::body::{BodyTimeout, BoxError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the application could not be reached")]
+    Unavailable(#[source] BoxError),
+    #[error("the application did not answer within {}s", .0.as_secs_f32())]
+    Timeout(Duration),
+    #[error("the application broke off the exchange")]
+    Broken(#[source] BoxError),
+    #[error("the application did not finish its answer in time")]
+    SlowBody,
+    #[error("the request path cannot be sent upstream")]
+    BadPath(#[source] http::uri::InvalidUri),
+}
+
+impl UpstreamError {
+    /// An error met while reading an upstream body: the deadline, or a broken exchange.
+    pub fn reading(e: BoxError) -> Self {
+        if e.is::<BodyTimeout>() {
+            Self::SlowBody
+        } else {
+            Self::Broken(e)
+        }
+    }
+}
