@@ -2,12 +2,14 @@
 # Pass-through load: scimgate and nginx, each on CPU 0, proxying the same upstream (an nginx
 # that answers a fixed SCIM User) on CPU 1, driven by wrk on CPU 1. Loopback only; every run
 # is bounded by DURATION. Usage: benches/load.sh   (env: DURATION=10s CONNS=64 PORT_BASE=18080)
+# BASELINE_BIN=path/to/an/older/scimgate adds its rows to the same run, for before/after figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 PORT_BASE=${PORT_BASE:-18080}
 UP=$PORT_BASE NGX=$((PORT_BASE + 1)) SG=$((PORT_BASE + 2)) ADMIN=$((PORT_BASE + 3))
+BASE=$((PORT_BASE + 4)) BASE_ADMIN=$((PORT_BASE + 5))
 
 if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
@@ -61,10 +63,15 @@ upstream = { url = "http://127.0.0.1:$UP/scim/v2" }
 auth.bearer = [{ sha256 = "$(printf %s "$token" | sha256sum | cut -d' ' -f1)" }]
 TOML
 
+if [ -n "${BASELINE_BIN:-}" ]; then
+  sed -e "s/127.0.0.1:$SG\"/127.0.0.1:$BASE\"/" -e "s/127.0.0.1:$ADMIN\"/127.0.0.1:$BASE_ADMIN\"/" \
+    "$tmp/scimgate.toml" > "$tmp/baseline.toml"
+  taskset -c 0 "$BASELINE_BIN" serve --config "$tmp/baseline.toml" > "$tmp/baseline.log" & base_pid=$!; pids+=($base_pid)
+fi
 taskset -c 1 nginx -c "$tmp/upstream.conf" & pids+=($!)
 taskset -c 0 nginx -c "$tmp/proxy.conf" & pids+=($!)
-taskset -c 0 "$BIN" serve --config "$tmp/scimgate.toml" > "$tmp/scimgate.log" & pids+=($!)
-for port in $UP $NGX $SG; do
+taskset -c 0 "$BIN" serve --config "$tmp/scimgate.toml" > "$tmp/scimgate.log" & sg_pid=$!; pids+=($sg_pid)
+for port in $UP $NGX $SG ${BASELINE_BIN:+$BASE}; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -84,7 +91,13 @@ echo "wrk: 1 thread, $CONNS connections, $DURATION per run; proxies on CPU 0, up
 run "upstream direct        GET" "http://127.0.0.1:$UP/scim/v2/Users/2819c223"
 run "nginx     -> upstream  GET" "http://127.0.0.1:$NGX/bench/Users/2819c223"
 run "scimgate  -> upstream  GET" "http://127.0.0.1:$SG/bench/Users/2819c223"
+[ -z "${BASELINE_BIN:-}" ] || run "baseline  -> upstream  GET" "http://127.0.0.1:$BASE/bench/Users/2819c223"
 run "nginx     -> upstream  POST" "http://127.0.0.1:$NGX/bench/Users" -s "$post_lua"
 run "scimgate  -> upstream  POST" "http://127.0.0.1:$SG/bench/Users" -s "$post_lua"
-rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[2]}/status")
+[ -z "${BASELINE_BIN:-}" ] || run "baseline  -> upstream  POST" "http://127.0.0.1:$BASE/bench/Users" -s "$post_lua"
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$sg_pid/status")
 echo "scimgate RSS after the runs: $((rss / 1024)) MiB"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$base_pid/status")
+  echo "baseline RSS after the runs: $((rss / 1024)) MiB"
+fi

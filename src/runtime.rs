@@ -176,3 +176,104 @@ fn compile(
         locks: locks.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(dir: &Path, text: &str) -> Config {
+        let path = dir.join("scimgate.toml");
+        Config::from_toml(text, &path).expect("valid configuration")
+    }
+
+    fn tenant(id: &str, url: &str) -> String {
+        format!(
+            "[[tenant]]\nid = \"{id}\"\nroute = {{ path_prefix = \"/{id}\" }}\nupstream = {{ url = \"{url}\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+            "ab".repeat(32)
+        )
+    }
+
+    fn server(listen: &str, extra: &str) -> String {
+        format!("[server]\nlisten = \"{listen}\"\n{extra}\n")
+    }
+
+    fn state_of(rt: &Runtime, id: &str) -> Arc<TenantState> {
+        let snapshot = rt.snapshot();
+        let tenant = snapshot.tenants.iter().find(|t| &*t.id == id);
+        tenant.expect("tenant is configured").state.clone()
+    }
+
+    #[test]
+    fn a_tenant_keeps_its_state_across_a_reload_while_its_upstream_stays() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = server("127.0.0.1:0", "")
+            + &tenant("a", "memory:")
+            + &tenant("b", "http://127.0.0.1:9/scim");
+        let rt = Runtime::build(config(dir.path(), &first)).expect("built");
+        let (a, b) = (state_of(&rt, "a"), state_of(&rt, "b"));
+        let second = server("127.0.0.1:0", "")
+            + &tenant("a", "memory:")
+            + &tenant("b", "http://127.0.0.1:10/scim");
+        let done = rt.reload(config(dir.path(), &second)).expect("reloaded");
+        assert_eq!((done.tenants, done.ignored.len()), (2, 0));
+        assert!(
+            Arc::ptr_eq(&a, &state_of(&rt, "a")),
+            "the memory store is kept"
+        );
+        assert!(
+            !Arc::ptr_eq(&b, &state_of(&rt, "b")),
+            "a new upstream starts afresh"
+        );
+    }
+
+    #[test]
+    fn a_tenant_removed_and_added_again_starts_afresh() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let both = server("127.0.0.1:0", "") + &tenant("a", "memory:") + &tenant("b", "memory:");
+        let rt = Runtime::build(config(dir.path(), &both)).expect("built");
+        let a = state_of(&rt, "a");
+        let only_b = server("127.0.0.1:0", "") + &tenant("b", "memory:");
+        rt.reload(config(dir.path(), &only_b)).expect("reloaded");
+        assert!(rt.snapshot().tenants.iter().all(|t| &*t.id != "a"));
+        rt.reload(config(dir.path(), &both)).expect("reloaded");
+        assert!(!Arc::ptr_eq(&a, &state_of(&rt, "a")));
+    }
+
+    #[test]
+    fn a_reload_that_fails_to_build_changes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("cert.pem"), "not a certificate").expect("written");
+        std::fs::write(dir.path().join("key.pem"), "not a key").expect("written");
+        let good = server("127.0.0.1:0", "") + &tenant("a", "memory:");
+        let rt = Runtime::build(config(dir.path(), &good)).expect("built");
+        let a = state_of(&rt, "a");
+        let tls = "tls = { cert = \"cert.pem\", key = \"key.pem\" }";
+        let bad = server("127.0.0.1:0", tls) + &tenant("a", "memory:") + &tenant("c", "memory:");
+        let refused = rt.reload(config(dir.path(), &bad));
+        assert!(matches!(refused, Err(BuildError::Tls(_))), "{refused:?}");
+        assert_eq!(rt.snapshot().tenants.iter().count(), 1);
+        rt.reload(config(dir.path(), &good)).expect("reloaded");
+        assert!(
+            Arc::ptr_eq(&a, &state_of(&rt, "a")),
+            "the failed reload dropped no state"
+        );
+    }
+
+    #[test]
+    fn settings_only_a_restart_applies_are_named_and_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = server("127.0.0.1:8080", "max_connections = 10") + &tenant("a", "memory:");
+        let rt = Runtime::build(config(dir.path(), &first)).expect("built");
+        let moved = server(
+            "127.0.0.1:8081",
+            "max_connections = 20\nmax_body_bytes = 4096",
+        ) + &tenant("a", "memory:");
+        let done = rt.reload(config(dir.path(), &moved)).expect("reloaded");
+        assert_eq!(done.ignored, ["server.listen", "server.max_connections"]);
+        let now = rt.snapshot();
+        assert_eq!(now.server.listen.port(), 8080);
+        assert_eq!(now.server.max_connections, 10);
+        assert_eq!(now.server.max_body_bytes, 4096, "the rest applies");
+    }
+}

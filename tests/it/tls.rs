@@ -143,3 +143,126 @@ async fn host_must_match_the_tls_server_name() {
         .unwrap();
     scim_error(resp, 421).await;
 }
+
+/// Dev certificates of a CA of their own, made in `dir/name`.
+fn cert_set(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    certs(&dir.join(name), &[], &["idp-client"])
+}
+
+/// Copies the server certificate and key of the set `set` into `dir/live`, where the
+/// configuration of [`live_tls_config`] points.
+fn go_live(set: &std::path::Path, dir: &std::path::Path) {
+    let live = dir.join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for file in ["server.pem", "server.key"] {
+        std::fs::copy(set.join(file), live.join(file)).unwrap();
+    }
+}
+
+/// A TLS proxy serving `live/server.pem` and `live/server.key` with one memory tenant "t"
+/// opened by "tok". A connection held across a reload must outlive the test's pace, hence the
+/// long read timeout.
+fn live_tls_config() -> String {
+    let settings =
+        "read_timeout = \"1m\"\ntls = { cert = \"live/server.pem\", key = \"live/server.key\" }";
+    format!("{}{}", server(settings), tenant("t", "memory:", "tok"))
+}
+
+/// The status of a GET of /t/Users with the token "tok", the body read so that the connection
+/// can be reused.
+async fn users_status(c: &reqwest::Client, proxy: &Proxy) -> u16 {
+    let resp = c
+        .get(proxy.url("/t/Users"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    resp.bytes().await.unwrap();
+    status
+}
+
+/// A new client trusting only the CA of `set` cannot complete the handshake with the proxy.
+async fn assert_handshake_fails(set: &std::path::Path, proxy: &Proxy) {
+    let c = tls_client(set, None).build().unwrap();
+    let err = c
+        .get(proxy.url("/t/Users"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .expect_err("the handshake fails");
+    assert!(
+        err.is_connect() && format!("{err:?}").contains("InvalidCertificate"),
+        "{err:?}"
+    );
+}
+
+/// A reload re-reads the server certificate and key: new connections get the new one, so a
+/// client trusting only the old CA is refused at the handshake, while a connection opened
+/// before the reload keeps the certificate it was opened with.
+#[tokio::test]
+async fn a_reload_serves_new_certificates_to_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = cert_set(dir.path(), "a");
+    go_live(&a, dir.path());
+    let config = live_tls_config();
+    let proxy = Proxy::start_in(dir, &config).await;
+    let held = tls_client(&a, None).build().unwrap();
+    assert_eq!(users_status(&held, &proxy).await, 200);
+
+    let b = cert_set(proxy.dir.path(), "b");
+    go_live(&b, proxy.dir.path());
+    proxy.reload_with(&config).await;
+
+    let trusts_b = tls_client(&b, None).build().unwrap();
+    assert_eq!(users_status(&trusts_b, &proxy).await, 200);
+    assert_handshake_fails(&a, &proxy).await;
+    // Only the connection opened before the reload can still carry a request for a client that
+    // trusts A alone: a new one would fail as above.
+    assert_eq!(
+        users_status(&held, &proxy).await,
+        200,
+        "on the connection opened before the reload"
+    );
+}
+
+/// A reload whose TLS key file is gone is refused as a whole, and new connections keep getting
+/// the running certificate even though the certificate file on disk has changed.
+#[tokio::test]
+async fn a_reload_without_its_tls_key_keeps_the_running_certificate() {
+    const REFUSED: &str = "configuration reload refused; the running configuration keeps serving";
+    let dir = tempfile::tempdir().unwrap();
+    let a = cert_set(dir.path(), "a");
+    go_live(&a, dir.path());
+    let config = live_tls_config();
+    let proxy = Proxy::start_in(dir, &config).await;
+    assert_eq!(
+        users_status(&tls_client(&a, None).build().unwrap(), &proxy).await,
+        200
+    );
+
+    let b = cert_set(proxy.dir.path(), "b");
+    go_live(&b, proxy.dir.path());
+    std::fs::remove_file(proxy.dir.path().join("live/server.key")).unwrap();
+    proxy.reload();
+    proxy
+        .wait_for_log(&format!("\"message\":\"{REFUSED}\""), 1)
+        .await;
+    let refusal = proxy
+        .log_json()
+        .into_iter()
+        .find(|v| v["message"] == REFUSED)
+        .unwrap();
+    assert!(
+        refusal["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server.tls.key"),
+        "{refusal}"
+    );
+    assert_eq!(proxy.log_count("\"message\":\"configuration reloaded\""), 0);
+
+    let trusts_a = tls_client(&a, None).build().unwrap();
+    assert_eq!(users_status(&trusts_a, &proxy).await, 200);
+    assert_handshake_fails(&b, &proxy).await;
+}
