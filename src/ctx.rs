@@ -75,6 +75,9 @@ pub struct Record {
     pub filled: Option<&'static str>,
     /// For an operation of a Bulk the proxy carried out: its place in the BulkRequest.
     pub bulk_op: Option<usize>,
+    /// Stage 6: the rule pack the request went through, and the rules that changed it.
+    pub pack: Option<Arc<str>>,
+    pub rules: Vec<Arc<str>>,
 }
 
 /// The request body: its bytes as they came, parsed as JSON at most once. A body no stage
@@ -112,11 +115,17 @@ impl ReqBody {
         Ok(self.json.as_ref().expect("parsed above"))
     }
 
-    /// The body as JSON to change; marks it changed.
-    pub fn json_mut(&mut self) -> Result<&mut Value, serde_json::Error> {
+    /// Lets `edit` change the body as JSON; it says whether it changed anything, and only
+    /// then is the body serialized again on its way upstream.
+    pub fn edit<T>(
+        &mut self,
+        edit: impl FnOnce(&mut Value) -> (bool, T),
+    ) -> Result<T, serde_json::Error> {
         self.json()?;
-        self.changed = true;
-        Ok(self.json.as_mut().expect("parsed above"))
+        let doc = self.json.as_mut().expect("parsed above");
+        let (changed, out) = edit(doc);
+        self.changed |= changed;
+        Ok(out)
     }
 
     pub fn changed(&self) -> bool {
@@ -197,8 +206,8 @@ impl RequestCtx {
             body: ReqBody::new(body),
             caps: self.caps,
             record: Record {
-                filled: None,
                 bulk_op: Some(index),
+                ..Record::default()
             },
         })
     }

@@ -10,6 +10,7 @@ pub mod auth; // 3. authenticate
 pub mod classify; // 5. classify
 pub mod emulate; // 8. fill gaps
 pub mod listener; // 1. listen
+pub mod normalize; // 6. normalize
 pub mod response;
 pub mod tenant; // 2. route
 pub mod upstream; // 9. forward // 10. answer
@@ -23,6 +24,7 @@ pub mod conn;
 pub mod ctx;
 pub mod error;
 pub mod pipeline;
+pub mod rule_pack;
 pub mod runtime;
 pub mod scim;
 pub mod state;

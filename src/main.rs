@@ -5,9 +5,11 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod rules_cli;
+
 use clap::{Parser, Subcommand};
 use scimgate::app::App;
-use scimgate::config::{Config, LogFormat, Route, Supports, UpstreamTarget};
+use scimgate::config::{Config, Idp, LogFormat, Route, Supports, UpstreamTarget};
 
 /// EX_CONFIG from sysexits(3): the configuration is wrong.
 const EXIT_BAD_CONFIG: u8 = 64;
@@ -41,6 +43,31 @@ enum Command {
     /// Make certificates for development and tests
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// List the IdP rule packs, or try one on a request
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Print every pack and rule with its description and source
+    List {
+        /// Also load the packs in this folder, as `[rules] dir` does
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Run a pack over a request and print the result and the rules that fired (exit 1 when
+    /// the result fails the schema check)
+    Test {
+        /// The pack: entra, okta, google, onelogin, jumpcloud, ping, generic, or one of DIR's
+        #[arg(long)]
+        pack: String,
+        /// Also load the packs in this folder, as `[rules] dir` does
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// A JSON request {"method", "path", "headers", "query", "body"}, or a bare SCIM body
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,6 +98,10 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
+        Command::Rules(RulesCommand::List { dir }) => rules_cli::list(dir.as_deref()),
+        Command::Rules(RulesCommand::Test { pack, dir, file }) => {
+            rules_cli::test(&pack, dir.as_deref(), &file)
+        }
         Command::Token(TokenCommand::New) => token_new(),
         Command::Token(TokenCommand::Hash) => token_hash(),
         Command::Certs(CertsCommand::Dev {
@@ -93,7 +124,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn fail(code: u8, message: &str) -> ExitCode {
+pub(crate) fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("scimgate: {message}");
     ExitCode::from(code)
 }
@@ -202,6 +233,16 @@ fn explain(config: &Config) {
         }
         if t.soft_delete {
             println!("           DELETE of a User deactivates it (soft_delete)");
+        }
+        match &t.idp {
+            Some(Idp::Pack(pack)) => println!(
+                "           requests normalized by the {} rule pack",
+                pack.name
+            ),
+            Some(Idp::Auto) => println!(
+                "           requests normalized by the rule pack of the detected IdP (idp = auto)"
+            ),
+            None => {}
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::runtime::Runtime;
 use crate::scim::bulk::{BulkRun, PlannedOp};
 use crate::scim::MEDIA_TYPE;
 use crate::upstream::headers::X_REQUEST_ID;
-use crate::{auth, classify, emulate, response, tenant, upstream};
+use crate::{auth, classify, emulate, normalize, response, tenant, upstream};
 
 /// Runs one request through the stages under the snapshot in force when it arrived, and
 /// records it; never fails, since every failure is itself an answer.
@@ -58,8 +58,11 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     if let Some(run) = emulate::bulk::plan(ctx).await? {
         return fan_out(ctx, run).await;
     }
-    // 6. normalize (IdP rule packs, schema checks) and 7. filter (attribute policy) go here:
-    //    before gap filling, so that what the proxy writes for the IdP is already clean.
+    // 6. normalize: the IdP's quirks become RFC form before anything reads the request, so
+    //    that gap filling and the app see one dialect.
+    normalize::request(ctx);
+    // 7. filter (attribute policy) goes here: after normalization, so that a denied attribute
+    //    cannot hide behind an IdP's spelling of it.
     // 8. fill gaps, else 9. forward.
     let response = match emulate::fill(ctx).await? {
         Flow::Respond(response) => response,
@@ -136,10 +139,27 @@ fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
         status = response.status().as_u16(),
         filled = ctx.record.filled,
         bulk_op = ctx.record.bulk_op,
+        pack = ctx.record.pack.as_deref(),
+        rules = (!ctx.record.rules.is_empty()).then(|| tracing::field::display(Joined(&ctx.record.rules))),
         latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
     response
+}
+
+/// Rule ids for the log line, comma-separated, written without an intermediate string.
+struct Joined<'a>(&'a [Arc<str>]);
+
+impl std::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(id)?;
+        }
+        Ok(())
+    }
 }
 
 /// The chain of causes under an error, for the log: "client error (Connect): tcp connect

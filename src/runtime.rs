@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Config, Log, Server, UpstreamTarget};
 use crate::listener::http::HttpBuilders;
 use crate::listener::tls::{server_config, TlsError};
+use crate::rule_pack::Packs;
 use crate::state::{Locks, TenantState};
 use crate::tenant::table::{Tenant, Tenants};
 use crate::upstream::client::{ClientError, Clients};
@@ -37,6 +38,8 @@ pub struct Snapshot {
     pub log: Log,
     pub tls: Option<TlsAcceptor>,
     pub http: HttpBuilders,
+    /// The rule packs of this configuration, for tenants with `idp = "auto"`.
+    pub packs: Arc<Packs>,
     /// The same locks in every snapshot: a reload never lets two writers in at once.
     pub locks: Arc<Locks>,
 }
@@ -172,6 +175,7 @@ fn compile(
         server: config.server,
         admin: config.admin,
         log: config.log,
+        packs: config.packs,
         tls: tls.map(TlsAcceptor::from),
         locks: locks.clone(),
     })

@@ -14,6 +14,8 @@ use time::OffsetDateTime;
 
 pub use raw::{LogFormat, Supports};
 
+use crate::rule_pack::{Pack, Packs};
+
 /// A problem that stops a configuration from being used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,6 +38,8 @@ pub struct Config {
     /// The admin listener; always on, `127.0.0.1:9090` unless `[admin]` says otherwise.
     pub admin: SocketAddr,
     pub log: Log,
+    /// Every rule pack, built-in and the operator's.
+    pub packs: Arc<Packs>,
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -71,6 +75,16 @@ pub struct TenantConfig {
     pub auth: AuthConfig,
     /// DELETE of a User deactivates it (`active: false`) instead.
     pub soft_delete: bool,
+    /// How the tenant's requests are normalized; `None`: they are not.
+    pub idp: Option<Idp>,
+}
+
+/// The rule pack a tenant's requests go through.
+#[derive(Debug, Clone)]
+pub enum Idp {
+    Pack(Arc<Pack>),
+    /// Detected per request from its headers and body; `generic` when nothing matches.
+    Auto,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub log: RawLog,
+    pub rules: Option<RawRules>,
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<RawTenant>,
 }
@@ -43,6 +44,13 @@ pub struct RawAdmin {
     pub listen: Spanned<String>,
 }
 
+/// Where an operator's own rule packs are, beside the built-in ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    pub dir: Spanned<PathBuf>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
@@ -71,6 +79,8 @@ pub struct RawTenant {
     pub auth: RawAuth,
     #[serde(default)]
     pub soft_delete: bool,
+    /// The IdP rule pack for this tenant's requests, or `auto`.
+    pub idp: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -54,12 +54,14 @@ pub(super) fn validate(
         format: raw.log.format.unwrap_or_default(),
         level: c.log_level(raw.log.level.as_ref()),
     };
-    let tenants = c.tenants(&raw.tenants);
+    let packs = c.packs(raw.rules.as_ref());
+    let tenants = c.tenants(&raw.tenants, &packs);
     match (c.problems.is_empty(), server) {
         (true, Some(server)) => Ok(Config {
             server,
             admin,
             log,
+            packs: Arc::new(packs),
             tenants,
         }),
         _ => Err(c.problems),
@@ -175,7 +177,48 @@ impl Checker<'_> {
         v.get_ref().clone()
     }
 
-    fn tenants(&mut self, raw: &[RawTenant]) -> Vec<TenantConfig> {
+    /// The built-in packs and the operator's folder; a pack that does not compile is a
+    /// problem of this file too, named by its own file and rule.
+    fn packs(&mut self, rules: Option<&RawRules>) -> Packs {
+        let dir = rules.map(|r| {
+            let dir = self.base.join(r.dir.get_ref());
+            if !dir.is_dir() {
+                self.problem(
+                    r.dir.span(),
+                    "rules.dir",
+                    format_args!("no folder at {}", dir.display()),
+                );
+            }
+            dir
+        });
+        match Packs::load(dir.as_deref().filter(|d| d.is_dir())) {
+            Ok(packs) => packs,
+            Err(problems) => {
+                self.problems.extend(problems);
+                Packs::default()
+            }
+        }
+    }
+
+    fn idp(&mut self, v: &Spanned<String>, ctx: &str, packs: &Packs) -> Option<Idp> {
+        match v.get_ref().as_str() {
+            "auto" => Some(Idp::Auto),
+            name => match packs.get(name) {
+                Some(pack) => Some(Idp::Pack(pack)),
+                None => {
+                    let names: Vec<&str> = packs.iter().map(|p| &*p.name).collect();
+                    let msg = format!(
+                        "no rule pack named {name:?}; expected \"auto\" or one of {}",
+                        names.join(", ")
+                    );
+                    self.problem(v.span(), &format!("{ctx}: idp"), msg);
+                    None
+                }
+            },
+        }
+    }
+
+    fn tenants(&mut self, raw: &[RawTenant], packs: &Packs) -> Vec<TenantConfig> {
         let mut ids = HashSet::new();
         let mut routes = HashSet::new();
         let mut out = Vec::with_capacity(raw.len());
@@ -207,6 +250,7 @@ impl Checker<'_> {
             }
             let upstream = self.upstream(&t.upstream, &ctx);
             let auth = self.auth(&t.auth, &ctx, t.id.span());
+            let idp = t.idp.as_ref().and_then(|v| self.idp(v, &ctx, packs));
             if let (Some(route), Some(upstream)) = (route, upstream) {
                 out.push(TenantConfig {
                     id: id.as_str().into(),
@@ -214,6 +258,7 @@ impl Checker<'_> {
                     upstream,
                     auth,
                     soft_delete: t.soft_delete,
+                    idp,
                 });
             }
         }

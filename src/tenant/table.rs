@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{AuthConfig, Route, Supports, TenantConfig};
+use crate::config::{AuthConfig, Idp, Route, Supports, TenantConfig};
 use crate::state::TenantState;
 use crate::upstream::target::Upstream;
 
@@ -21,6 +21,8 @@ pub struct Tenant {
     pub supports: Supports,
     /// DELETE of a User deactivates it instead.
     pub soft_delete: bool,
+    /// The rule pack its requests go through (stage 6), if any.
+    pub idp: Option<Idp>,
     pub state: Arc<TenantState>,
 }
 
@@ -127,6 +129,7 @@ impl Tenant {
             upstream,
             supports: cfg.upstream.supports,
             soft_delete: cfg.soft_delete,
+            idp: cfg.idp,
             state,
         }
     }
@@ -152,6 +155,7 @@ mod tests {
                 upstream: Upstream::Memory(state.store.clone().expect("made with a store")),
                 supports: Supports::default(),
                 soft_delete: false,
+                idp: None,
                 state,
             }
         };

@@ -18,8 +18,8 @@ use super::path::AttrPath;
 
 pub use eval::{matches, matches_value};
 pub use info::{AttributeInfo, CoreSchema, Mutability};
-pub use parse::parse;
 pub(crate) use parse::parse_bracketed;
+pub use parse::{parse, parse_lenient};
 
 /// Longest filter (in bytes) accepted; longer input is refused before any parsing.
 pub const MAX_FILTER_LEN: usize = 16 * 1024;

@@ -9,6 +9,16 @@ use crate::scim::path::AttrPath;
 
 /// Parses a complete filter, e.g. `userName eq "bjensen" and not (emails pr)`.
 pub fn parse(input: &str) -> Result<Filter, FilterError> {
+    parse_with(input, false)
+}
+
+/// As [`parse`], but an unquoted word where a value belongs is read as a string
+/// (`externalId eq jyoung`, as Entra sends it), for normalizing what clients send.
+pub fn parse_lenient(input: &str) -> Result<Filter, FilterError> {
+    parse_with(input, true)
+}
+
+fn parse_with(input: &str, lenient: bool) -> Result<Filter, FilterError> {
     if input.len() > MAX_FILTER_LEN {
         return Err(FilterError::TooLong);
     }
@@ -18,6 +28,7 @@ pub fn parse(input: &str) -> Result<Filter, FilterError> {
         pos: 0,
         depth: 0,
         in_value_path: false,
+        lenient,
     };
     let filter = p.parse_or()?;
     match p.peek() {
@@ -38,6 +49,7 @@ pub(crate) fn parse_bracketed(input: &str) -> Result<(Filter, &str), FilterError
         pos: 0,
         depth: 1,
         in_value_path: true,
+        lenient: false,
     };
     let filter = p.parse_or()?;
     let end = p.expect(|k| matches!(k, Kind::RBracket), "']'")?;
@@ -49,6 +61,7 @@ struct Parser<'a> {
     pos: usize,
     depth: usize,
     in_value_path: bool,
+    lenient: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -208,6 +221,7 @@ impl<'a> Parser<'a> {
                     .map(CompValue::Num)
                     .map_err(|_| FilterError::InvalidNumber(token.start))
             }
+            Kind::Word(w) if self.lenient => Ok(CompValue::Str(w.to_owned())),
             // An unquoted value may be personal data (Entra sends `externalId eq jyoung`), so
             // the error does not echo it.
             Kind::Word(_) => Err(FilterError::Unexpected {

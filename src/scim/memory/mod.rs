@@ -134,6 +134,15 @@ impl MemoryStore {
     }
 }
 
+/// Whether a POST or PUT body is a resource this store would accept: the schema check of
+/// RFC 7643 (types, required attributes, known attributes), without storing anything.
+pub fn check_resource(
+    rt: &crate::scim::discovery::ResourceTypeDef,
+    body: &[u8],
+) -> Result<(), ScimError> {
+    validate::resource(rt, body).map(drop)
+}
+
 fn invalid(detail: impl Into<String>) -> ScimError {
     ScimError::with_type(400, ScimType::InvalidValue, detail)
 }

@@ -1,0 +1,137 @@
+//! Stage 6, normalize: the tenant's IdP rule pack rewrites the request into RFC 7643/7644
+//! form — its JSON body and its `filter` (in the query, or in a `.search` body). A request no
+//! rule changes is forwarded as its original bytes; one a rule changed is serialized once.
+
+use http::{Method, Uri};
+use serde_json::Value;
+
+use crate::config::Idp;
+use crate::ctx::RequestCtx;
+use crate::rule_pack::{apply, shape_of, Pack, Shape, Subject};
+use crate::scim::discovery::ResourceTypeDef;
+
+pub fn request(ctx: &mut RequestCtx) {
+    let Some(idp) = ctx.tenant().idp.clone() else {
+        // No pack for this tenant: nothing to look at.
+        return;
+    };
+    let target = ctx.target();
+    let (resource, shape) = shape_of(&ctx.method, target.endpoint, target.search);
+    let search = target.search && ctx.method == Method::POST;
+    let query_filter = query_filter(ctx.query());
+    let body = shape != Shape::Other && !ctx.body.is_empty();
+    if !body && query_filter.is_none() && !search {
+        return;
+    }
+    let pack = match idp {
+        Idp::Pack(pack) => pack,
+        Idp::Auto => {
+            let query = ctx.query().unwrap_or_default();
+            match ctx
+                .snapshot
+                .packs
+                .detect(&ctx.headers, ctx.body.raw(), query)
+            {
+                Some(pack) => pack,
+                None => return,
+            }
+        }
+    };
+    let mut fired = Vec::new();
+    if let Some(mut filter) = query_filter {
+        let subject = subject(ctx, resource, Shape::Other);
+        let rules = apply(&pack, &subject, None, Some(&mut filter));
+        if !rules.is_empty() {
+            set_query_filter(ctx, &filter);
+        }
+        fired.extend(rules);
+    }
+    if body || search {
+        fired.extend(on_body(ctx, &pack, resource, shape, search));
+    }
+    ctx.record.pack = Some(pack.name.clone());
+    ctx.record.rules = fired;
+}
+
+/// The pack over the JSON body (a `.search` body: over its `filter`). A body that is not JSON
+/// was refused at stage 5; one the guard let through that serde cannot read is left alone.
+fn on_body(
+    ctx: &mut RequestCtx,
+    pack: &Pack,
+    resource: Option<&'static ResourceTypeDef>,
+    shape: Shape,
+    search: bool,
+) -> Vec<std::sync::Arc<str>> {
+    let (method, headers) = (ctx.method.clone(), std::mem::take(&mut ctx.headers));
+    let subject = Subject {
+        method: &method,
+        resource,
+        headers: &headers,
+        shape,
+    };
+    let fired = ctx.body.edit(|doc| {
+        let fired = if search {
+            search_filter(pack, &subject, doc)
+        } else {
+            apply(pack, &subject, Some(doc), None)
+        };
+        (!fired.is_empty(), fired)
+    });
+    ctx.headers = headers;
+    fired.unwrap_or_default()
+}
+
+fn search_filter(pack: &Pack, subject: &Subject<'_>, doc: &mut Value) -> Vec<std::sync::Arc<str>> {
+    let Some(Value::String(filter)) = doc.as_object_mut().and_then(|o| {
+        let key = o.keys().find(|k| k.eq_ignore_ascii_case("filter"))?.clone();
+        o.get_mut(&key)
+    }) else {
+        return Vec::new();
+    };
+    apply(pack, subject, None, Some(filter))
+}
+
+fn subject<'a>(
+    ctx: &'a RequestCtx,
+    resource: Option<&'static ResourceTypeDef>,
+    shape: Shape,
+) -> Subject<'a> {
+    Subject {
+        method: &ctx.method,
+        resource,
+        headers: &ctx.headers,
+        shape,
+    }
+}
+
+/// The `filter` query parameter, if there is one.
+fn query_filter(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    if !query.to_ascii_lowercase().contains("filter") {
+        return None;
+    }
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k.eq_ignore_ascii_case("filter"))
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The request's URI with its `filter` parameter replaced, the others kept in order.
+fn set_query_filter(ctx: &mut RequestCtx, filter: &str) {
+    let query = ctx.query().unwrap_or_default();
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k.eq_ignore_ascii_case("filter") {
+            out.append_pair(&k, filter);
+        } else {
+            out.append_pair(&k, &v);
+        }
+    }
+    let uri = format!("{}?{}", ctx.uri.path(), out.finish());
+    let mut parts = ctx.uri.clone().into_parts();
+    if let Ok(pq) = uri.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            ctx.uri = uri;
+        }
+    }
+}

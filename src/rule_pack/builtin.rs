@@ -1,0 +1,397 @@
+//! The named normalizers: what a path selector cannot say, because it needs the resource's
+//! schema (RFC 7643 §7), splits one PATCH operation into several, or rewrites a filter. Each
+//! works on the whole request and reports whether it changed anything.
+
+use serde_json::{Map, Value};
+
+use super::apply::{coerce, member_mut, Shape, Subject};
+use super::model::{Builtin, Coerce};
+use super::path::key_of;
+use crate::scim::discovery::{
+    attribute, schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef,
+};
+use crate::scim::filter::{self, CompValue, Filter};
+use crate::scim::path::{AttrPath, PatchPath};
+
+pub fn run(
+    b: Builtin,
+    s: &Subject<'_>,
+    body: Option<&mut Value>,
+    filter: Option<&mut String>,
+) -> bool {
+    if b == Builtin::NormalizeFilter {
+        return filter.is_some_and(|f| normalize_filter(s.resource, f));
+    }
+    let (Some(body), Some(rt)) = (body, s.resource) else {
+        return false;
+    };
+    let patch = s.shape == Shape::Patch;
+    let resource = s.shape == Shape::Resource;
+    match b {
+        Builtin::CoerceBySchema if patch => each_op(body, |op| coerce_op(rt, op)),
+        Builtin::CoerceBySchema if resource => coerce_resource(rt, body),
+        Builtin::DropNulls if patch => each_op(body, |op| {
+            member_mut(op, "value").is_some_and(|v| match v {
+                Value::Object(_) => drop_nulls(v, false),
+                Value::Array(items) => items
+                    .iter_mut()
+                    .fold(false, |c, i| drop_nulls(i, false) | c),
+                _ => false,
+            })
+        }),
+        Builtin::DropNulls if resource => drop_nulls(body, true),
+        Builtin::DropReadOnly if patch => each_op(body, |op| {
+            let pathless = member_mut(op, "path").is_none();
+            pathless && member_mut(op, "value").is_some_and(|v| drop_read_only(rt, v))
+        }),
+        Builtin::DropReadOnly if resource => drop_read_only(rt, body),
+        Builtin::SchemasComplete if resource => schemas_complete(rt, body),
+        Builtin::MembersRemoveByValue if patch => members_remove_by_value(body),
+        Builtin::RoleValuesJson if patch => each_op(body, |op| {
+            let roles = op_path(op).is_some_and(|p| {
+                p.filter.is_none()
+                    && p.attr.urn.is_none()
+                    && p.attr.name.eq_ignore_ascii_case("roles")
+            });
+            roles && member_mut(op, "value").is_some_and(role_values_json)
+        }),
+        Builtin::RoleValuesJson if resource => {
+            member_mut(body, "roles").is_some_and(role_values_json)
+        }
+        _ => false,
+    }
+}
+
+fn each_op(body: &mut Value, mut f: impl FnMut(&mut Value) -> bool) -> bool {
+    let Some(Value::Array(ops)) = member_mut(body, "Operations") else {
+        return false;
+    };
+    ops.iter_mut().fold(false, |changed, op| f(op) | changed)
+}
+
+fn op_path(op: &mut Value) -> Option<PatchPath> {
+    let text = member_mut(op, "path")?.as_str()?.to_owned();
+    PatchPath::parse(&text).ok()
+}
+
+/// One PATCH operation's value, and the literals of its path filter, typed by the schema.
+fn coerce_op(rt: &'static ResourceTypeDef, op: &mut Value) -> bool {
+    let Some(mut path) = op_path(op) else {
+        // No path (or one that does not parse, which the PATCH engine refuses): the value is
+        // a partial resource.
+        return member_mut(op, "value").is_some_and(|v| coerce_resource(rt, v));
+    };
+    let mut changed = false;
+    if let Some(f) = &mut path.filter {
+        if coerce_filter(rt, Some(&path.attr), f) {
+            if let Some(p) = member_mut(op, "path") {
+                *p = Value::String(path.to_string());
+            }
+            changed = true;
+        }
+    }
+    let target = path.target();
+    let Some(def) = attribute(rt.name, &target.to_string()) else {
+        return changed;
+    };
+    // A path naming the whole multi-valued attribute takes an array (RFC 7644 §3.5.2.1).
+    let whole = path.filter.is_none() && path.sub.is_none() && target.sub.is_none();
+    if let Some(v) = member_mut(op, "value") {
+        changed |= coerce_value(def, v, whole);
+    }
+    changed
+}
+
+fn coerce_resource(rt: &'static ResourceTypeDef, doc: &mut Value) -> bool {
+    let Value::Object(obj) = doc else {
+        return false;
+    };
+    let mut changed = false;
+    for (key, v) in obj.iter_mut() {
+        if schema_def(key).is_some() {
+            if let Value::Object(ext) = v {
+                for (sub, sv) in ext.iter_mut() {
+                    if let Some(def) = attribute(rt.name, &format!("{key}:{sub}")) {
+                        changed |= coerce_value(def, sv, true);
+                    }
+                }
+            }
+        } else if let Some(def) = attribute(rt.name, key) {
+            changed |= coerce_value(def, v, true);
+        }
+    }
+    changed
+}
+
+fn coerce_value(def: &AttributeDef, v: &mut Value, whole: bool) -> bool {
+    if def.multi_valued && whole {
+        let mut changed = false;
+        if !v.is_array() && !v.is_null() {
+            *v = Value::Array(vec![v.take()]);
+            changed = true;
+        }
+        if let Value::Array(items) = v {
+            for item in items {
+                changed |= coerce_single(def, item);
+            }
+        }
+        return changed;
+    }
+    coerce_single(def, v)
+}
+
+fn coerce_single(def: &AttributeDef, v: &mut Value) -> bool {
+    match (def.kind, v) {
+        (AttrType::Boolean, v) => coerce(v, Coerce::Bool),
+        (AttrType::Integer | AttrType::Decimal, v) => coerce(v, Coerce::Number),
+        (AttrType::Complex, Value::Object(obj)) => {
+            let mut changed = false;
+            for (name, sv) in obj.iter_mut() {
+                if let Some(sub) = def.sub_attribute(name) {
+                    changed |= coerce_value(sub, sv, true);
+                }
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+/// Literals typed as the attributes they are compared with: `primary eq "True"` →
+/// `primary eq true`. `within` is the attribute of a value path (`roles[…]`).
+fn coerce_filter(rt: &'static ResourceTypeDef, within: Option<&AttrPath>, f: &mut Filter) -> bool {
+    match f {
+        Filter::Compare { attr, value, .. } => {
+            let full = match within {
+                Some(outer) => outer.with_sub(&attr.name).to_string(),
+                None => attr.to_string(),
+            };
+            let Some(def) = attribute(rt.name, &full) else {
+                return false;
+            };
+            let CompValue::Str(s) = value else {
+                return false;
+            };
+            let typed = match def.kind {
+                AttrType::Boolean if s.eq_ignore_ascii_case("true") => CompValue::Bool(true),
+                AttrType::Boolean if s.eq_ignore_ascii_case("false") => CompValue::Bool(false),
+                AttrType::Integer | AttrType::Decimal => match serde_json::from_str(s.trim()) {
+                    Ok(n) => CompValue::Num(n),
+                    Err(_) => return false,
+                },
+                _ => return false,
+            };
+            *value = typed;
+            true
+        }
+        Filter::Present(_) => false,
+        Filter::Not(inner) => coerce_filter(rt, within, inner),
+        Filter::And(items) | Filter::Or(items) => items
+            .iter_mut()
+            .fold(false, |c, i| coerce_filter(rt, within, i) | c),
+        Filter::ValuePath { attr, filter } => {
+            let attr = attr.clone();
+            coerce_filter(rt, Some(&attr), filter)
+        }
+    }
+}
+
+/// The `filter` parameter read leniently and printed canonically (RFC 7644 §3.4.2.2): operator
+/// case, quoting of unquoted literals, literals typed by the schema. A filter that does not
+/// parse even leniently is left for the stages after to refuse.
+fn normalize_filter(rt: Option<&'static ResourceTypeDef>, text: &mut String) -> bool {
+    let Ok(mut parsed) = filter::parse_lenient(text) else {
+        return false;
+    };
+    if let Some(rt) = rt {
+        coerce_filter(rt, None, &mut parsed);
+    }
+    let canonical = parsed.to_string();
+    if canonical == *text {
+        return false;
+    }
+    *text = canonical;
+    true
+}
+
+/// Nulls removed at every depth; at the top (`top`), empty arrays too, inside extension
+/// containers as well.
+fn drop_nulls(v: &mut Value, top: bool) -> bool {
+    let Value::Object(obj) = v else { return false };
+    let before = obj.len();
+    let empty = |v: &Value| v.is_null() || (top && v.as_array().is_some_and(Vec::is_empty));
+    obj.retain(|_, v| !empty(v));
+    let mut changed = obj.len() != before;
+    for (key, child) in obj.iter_mut() {
+        let container = top && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+        changed |= match child {
+            Value::Object(_) => drop_nulls(child, container),
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |c, i| drop_nulls(i, false) | c),
+            _ => false,
+        };
+    }
+    changed
+}
+
+/// readOnly attributes (RFC 7643 §2.2: `id`, `meta`, a User's `groups`) removed.
+fn drop_read_only(rt: &'static ResourceTypeDef, v: &mut Value) -> bool {
+    let Value::Object(obj) = v else { return false };
+    let before = obj.len();
+    obj.retain(|key, _| {
+        !attribute(rt.name, key).is_some_and(|d| d.mutability == Mutability::ReadOnly)
+    });
+    obj.len() != before
+}
+
+/// `schemas` lists the core schema and every extension the body uses; entries that are neither
+/// a schema of the resource type nor used are removed (RFC 7643 §3).
+fn schemas_complete(rt: &'static ResourceTypeDef, body: &mut Value) -> bool {
+    let Value::Object(obj) = body else {
+        return false;
+    };
+    let used: Vec<String> = obj
+        .iter()
+        .filter(|(k, v)| {
+            v.is_object() && k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let known = |s: &str| {
+        std::iter::once(&rt.schema)
+            .chain(rt.extensions)
+            .any(|u| u.eq_ignore_ascii_case(s))
+            || used.iter().any(|u| u.eq_ignore_ascii_case(s))
+    };
+    let key = key_of(obj, "schemas")
+        .cloned()
+        .unwrap_or_else(|| "schemas".to_owned());
+    let before = obj.get(&key).cloned();
+    let mut list: Vec<Value> = match obj.get(&key) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter(|i| i.as_str().is_some_and(known))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let has = |list: &[Value], u: &str| {
+        list.iter()
+            .any(|i| i.as_str().is_some_and(|s| s.eq_ignore_ascii_case(u)))
+    };
+    if !has(&list, rt.schema) {
+        list.insert(0, Value::String(rt.schema.to_owned()));
+    }
+    for u in &used {
+        if !has(&list, u) {
+            list.push(Value::String(u.clone()));
+        }
+    }
+    let after = Value::Array(list);
+    if before.as_ref() == Some(&after) {
+        return false;
+    }
+    obj.insert(key, after);
+    true
+}
+
+/// `remove` of `members` with a value array → one `remove members[value eq "…"]` per member:
+/// RFC 7644 §3.5.2.2 reads a remove without a filter as "remove all".
+fn members_remove_by_value(body: &mut Value) -> bool {
+    let Some(Value::Array(ops)) = member_mut(body, "Operations") else {
+        return false;
+    };
+    let mut out = Vec::with_capacity(ops.len());
+    let mut changed = false;
+    for mut op in ops.drain(..) {
+        match split_member_removes(&mut op) {
+            Some(split) => {
+                out.extend(split);
+                changed = true;
+            }
+            None => out.push(op),
+        }
+    }
+    *ops = out;
+    changed
+}
+
+fn split_member_removes(op: &mut Value) -> Option<Vec<Value>> {
+    let kind = member_mut(op, "op")?.as_str()?.to_ascii_lowercase();
+    let path = op_path(op)?;
+    let plain_members = path.filter.is_none()
+        && path.sub.is_none()
+        && path.attr.sub.is_none()
+        && path.attr.name.eq_ignore_ascii_case("members");
+    if kind != "remove" || !plain_members {
+        return None;
+    }
+    let Value::Array(items) = member_mut(op, "value")? else {
+        return None;
+    };
+    let ids: Vec<String> = items
+        .iter()
+        .map(|i| {
+            let obj = i.as_object()?;
+            obj.get(key_of(obj, "value")?)?.as_str().map(str::to_owned)
+        })
+        .collect::<Option<_>>()?;
+    if ids.is_empty() {
+        return None;
+    }
+    let ops = ids
+        .into_iter()
+        .map(|id| {
+            let literal = Value::String(id).to_string();
+            Value::Object(Map::from_iter([
+                ("op".to_owned(), Value::String("remove".into())),
+                (
+                    "path".to_owned(),
+                    Value::String(format!("members[value eq {literal}]")),
+                ),
+            ]))
+        })
+        .collect();
+    Some(ops)
+}
+
+/// Entra's role values written as JSON strings (`"{\"id\":…,\"value\":\"25\",\"displayName\":…}"`)
+/// → `{"value": "25", "display": …}`; the Entra app-role id is dropped.
+fn role_values_json(roles: &mut Value) -> bool {
+    let Value::Array(items) = roles else {
+        return false;
+    };
+    let mut changed = false;
+    for item in items {
+        let Some(obj) = item.as_object_mut() else {
+            continue;
+        };
+        let Some(k) = key_of(obj, "value").cloned() else {
+            continue;
+        };
+        let Some(Value::Object(inner)) = obj
+            .get(&k)
+            .and_then(Value::as_str)
+            .filter(|s| s.trim_start().starts_with('{'))
+            .and_then(|s| serde_json::from_str(s).ok())
+        else {
+            continue;
+        };
+        let field = |name: &str| key_of(&inner, name).and_then(|k| inner.get(k)).cloned();
+        let value = match field("value") {
+            Some(Value::Number(n)) => Value::String(n.to_string()),
+            Some(v) => v,
+            None => continue,
+        };
+        obj.insert(k, value);
+        if let Some(display) = field("display").or_else(|| field("displayName")) {
+            obj.insert("display".to_owned(), display);
+        }
+        if let Some(kind) = field("type") {
+            obj.entry("type").or_insert(kind);
+        }
+        changed = true;
+    }
+    changed
+}

@@ -1,0 +1,271 @@
+//! Raw pack → compiled pack. Every problem is reported, each prefixed with the pack and rule it
+//! is in (`rules/okta.toml: rule "strip-groups": …`), so one `scimgate check` shows them all.
+
+use std::sync::Arc;
+
+use http::{HeaderName, Method};
+use serde_json::Value;
+
+use super::model::{Action, Builtin, Coerce, Detect, Pack, Rule, ValueKind, When};
+use super::path::At;
+use super::raw::{RawAction, RawPack, RawRule, RawWhen};
+use crate::scim::path::AttrPath;
+
+/// Compiles `raw`; `resolve` hands out the already compiled packs it extends.
+pub fn compile(
+    raw: RawPack,
+    origin: &str,
+    resolve: &dyn Fn(&str) -> Option<Arc<Pack>>,
+) -> Result<Pack, Vec<String>> {
+    let mut problems = Vec::new();
+    let name: Arc<str> = raw.name.as_str().into();
+    let mut rules: Vec<Arc<Rule>> = Vec::new();
+    for base in &raw.extends {
+        match resolve(base) {
+            Some(pack) => {
+                for rule in &pack.rules {
+                    if !rules.iter().any(|r| Arc::ptr_eq(r, rule)) {
+                        rules.push(rule.clone());
+                    }
+                }
+            }
+            None => problems.push(format!("{origin}: extends: no pack named {base:?}")),
+        }
+    }
+    let mut ids = std::collections::HashSet::new();
+    for rule in raw.rules {
+        let at = format!("{origin}: rule {:?}", rule.id);
+        if !ids.insert(rule.id.clone()) {
+            problems.push(format!("{at}: the id is used twice in this pack"));
+            continue;
+        }
+        match compile_rule(&name, rule) {
+            Ok(rule) => rules.push(Arc::new(rule)),
+            Err(errs) => problems.extend(errs.into_iter().map(|e| format!("{at}: {e}"))),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let detect = raw.detect.unwrap_or_default();
+    Ok(Pack {
+        name,
+        description: raw.description,
+        detect: Detect {
+            user_agent: detect
+                .user_agent
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+            body: detect.body,
+        },
+        rules,
+    })
+}
+
+fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
+    let mut problems = Vec::new();
+    if raw.id.is_empty() || raw.id.contains(['/', ',', ' ']) {
+        problems.push("the id must be non-empty, without '/', ',' or spaces".to_owned());
+    }
+    if raw.description.trim().is_empty() || raw.source.trim().is_empty() {
+        problems.push("needs a description of the quirk and a source".to_owned());
+    }
+    let when = compile_when(raw.when, &mut problems);
+    if raw.actions.is_empty() {
+        problems.push("has no actions".to_owned());
+    }
+    let actions: Vec<Action> = raw
+        .actions
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            compile_action(a)
+                .map_err(|e| problems.push(format!("actions[{i}]: {e}")))
+                .ok()
+        })
+        .collect();
+    let builtin = actions.iter().any(|a| matches!(a, Action::Builtin(_)));
+    if builtin && when.per_operation() {
+        problems.push(
+            "a builtin works on the whole request: leave op, path, has_path and value out of its when"
+                .to_owned(),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Rule {
+        id: format!("{pack}/{}", raw.id).into(),
+        description: raw.description,
+        source: raw.source,
+        when,
+        actions,
+    })
+}
+
+fn compile_when(raw: RawWhen, problems: &mut Vec<String>) -> When {
+    let mut when = When::default();
+    for m in raw.method {
+        match Method::from_bytes(m.as_bytes()) {
+            Ok(method) if method.as_str().bytes().all(|b| b.is_ascii_uppercase()) => {
+                when.methods.push(method)
+            }
+            _ => problems.push(format!(
+                "when.method: {m:?} is not an upper-case HTTP method"
+            )),
+        }
+    }
+    for r in raw.resource {
+        match r.as_str() {
+            "User" | "Group" => when.resources.push(r),
+            _ => problems.push(format!("when.resource: {r:?} is not User or Group")),
+        }
+    }
+    when.ops = raw.op.iter().map(|o| o.to_ascii_lowercase()).collect();
+    for p in raw.path {
+        match AttrPath::parse(&p) {
+            Ok(path) => when.paths.push(path),
+            Err(e) => problems.push(format!("when.path: {p:?}: {e}")),
+        }
+    }
+    when.has_path = raw.has_path;
+    if let Some(v) = raw.value {
+        match ValueKind::parse(&v) {
+            Some(kind) => when.value = Some(kind),
+            None => problems.push(format!(
+                "when.value: {v:?} is not one of string, number, bool, null, object, array, empty_array, absent"
+            )),
+        }
+    }
+    for (name, sub) in raw.header {
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) => when.headers.push((h, sub.to_ascii_lowercase())),
+            Err(_) => problems.push(format!("when.header: {name:?} is not a header name")),
+        }
+    }
+    if let Some(q) = raw.body {
+        match jsonpath_rust::parser::parse_json_path(&q) {
+            Ok(query) => when.body = Some(query),
+            Err(e) => problems.push(format!("when.body: {q:?} is not a JSONPath query: {e}")),
+        }
+    }
+    when
+}
+
+/// `set`, `default` and `remove` work on a member of an object: `at` ends in a name.
+fn member(at: At) -> Result<At, String> {
+    match at.split_last_key() {
+        Some(_) => Ok(at),
+        None => Err("`at` must end in a member name ('.name' or ['name'])".into()),
+    }
+}
+
+fn compile_action(raw: RawAction) -> Result<Action, String> {
+    let kind = raw.action.as_str();
+    let allowed: &[&str] = match kind {
+        "set" | "default" => &["at", "value"],
+        "remove" | "lowercase" | "split_dotted_keys" => &["at"],
+        "rename" | "move" | "coerce" => &["at", "to"],
+        "map" => &["at", "table"],
+        "wrap" | "unwrap" => &["at", "key"],
+        "builtin" => &["name"],
+        other => {
+            return Err(format!(
+                "unknown action {other:?}; expected set, default, remove, rename, move, coerce, lowercase, map, wrap, unwrap, split_dotted_keys or builtin"
+            ))
+        }
+    };
+    let given = [
+        ("at", raw.at.is_some()),
+        ("to", raw.to.is_some()),
+        ("value", raw.value.is_some()),
+        ("table", raw.table.is_some()),
+        ("key", raw.key.is_some()),
+        ("name", raw.name.is_some()),
+    ];
+    if let Some((extra, _)) = given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
+        return Err(format!("{kind} does not take `{extra}`"));
+    }
+    let at = || -> Result<At, String> {
+        At::parse(raw.at.as_deref().ok_or(format!("{kind} needs `at`"))?)
+    };
+    let to = || raw.to.clone().ok_or(format!("{kind} needs `to`"));
+    let value = || -> Result<Value, String> {
+        let v = raw.value.clone().ok_or(format!("{kind} needs `value`"))?;
+        serde_json::to_value(v).map_err(|e| format!("value: {e}"))
+    };
+    let key = || raw.key.clone().unwrap_or_else(|| "value".to_owned());
+    Ok(match kind {
+        "set" => Action::Set {
+            at: member(at()?)?,
+            value: value()?,
+        },
+        "default" => Action::Default {
+            at: member(at()?)?,
+            value: value()?,
+        },
+        "remove" => Action::Remove { at: member(at()?)? },
+        "rename" => {
+            let at = at()?;
+            if at.split_last_key().is_none() {
+                return Err("rename needs `at` to end in a member name".into());
+            }
+            Action::Rename { at, to: to()? }
+        }
+        "move" => {
+            let (at, dest) = (at()?, At::parse(&to()?)?);
+            if at.split_last_key().is_none() || dest.split_last_key().is_none() {
+                return Err("move needs `at` and `to` to end in a member name".into());
+            }
+            Action::Move { at, to: dest }
+        }
+        "coerce" => {
+            let to = match to()?.as_str() {
+                "bool" => Coerce::Bool,
+                "number" => Coerce::Number,
+                "string" => Coerce::String,
+                other => {
+                    return Err(format!(
+                        "coerce to {other:?}; expected bool, number or string"
+                    ))
+                }
+            };
+            Action::Coerce { at: at()?, to }
+        }
+        "lowercase" => Action::Lowercase { at: at()? },
+        "map" => {
+            let table = raw.table.clone().ok_or("map needs `table`")?;
+            let table = table
+                .into_iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.to_lowercase(),
+                        serde_json::to_value(v).map_err(|e| e.to_string())?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            Action::Map { at: at()?, table }
+        }
+        "wrap" => Action::Wrap {
+            at: at()?,
+            key: key(),
+        },
+        "unwrap" => Action::Unwrap {
+            at: at()?,
+            key: key(),
+        },
+        "split_dotted_keys" => Action::SplitDottedKeys { at: at()? },
+        _ => {
+            let name = raw.name.as_deref().ok_or("builtin needs `name`")?;
+            let builtin = Builtin::ALL
+                .into_iter()
+                .find(|b| b.name() == name)
+                .ok_or_else(|| {
+                    let names: Vec<_> = Builtin::ALL.iter().map(|b| b.name()).collect();
+                    format!("no builtin named {name:?}; there are {}", names.join(", "))
+                })?;
+            Action::Builtin(builtin)
+        }
+    })
+}

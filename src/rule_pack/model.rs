@@ -1,0 +1,200 @@
+//! A compiled rule pack: every condition and path parsed, every action checked, so applying a
+//! pack to a request does no parsing of its own.
+
+use std::sync::Arc;
+
+use http::{HeaderName, Method};
+use jsonpath_rust::parser::model::JpQuery;
+use serde_json::Value;
+
+use super::path::At;
+use crate::scim::path::AttrPath;
+
+#[derive(Debug)]
+pub struct Pack {
+    pub name: Arc<str>,
+    pub description: String,
+    pub detect: Detect,
+    /// The rules to run, in order: those of the packs it extends first.
+    pub rules: Vec<Arc<Rule>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Detect {
+    /// Lower case.
+    pub user_agent: Vec<String>,
+    pub body: Vec<String>,
+}
+
+impl Detect {
+    pub fn is_empty(&self) -> bool {
+        self.user_agent.is_empty() && self.body.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    /// `pack/id`, as logs and `rules test` name it.
+    pub id: Arc<str>,
+    pub description: String,
+    pub source: String,
+    pub when: When,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Default)]
+pub struct When {
+    pub methods: Vec<Method>,
+    /// `User`, `Group`.
+    pub resources: Vec<String>,
+    /// Lower case.
+    pub ops: Vec<String>,
+    pub paths: Vec<AttrPath>,
+    pub has_path: Option<bool>,
+    pub value: Option<ValueKind>,
+    /// Name and lower-case substring.
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: Option<JpQuery>,
+}
+
+impl When {
+    /// Whether the rule looks at each PATCH operation on its own.
+    pub fn per_operation(&self) -> bool {
+        !self.ops.is_empty()
+            || !self.paths.is_empty()
+            || self.has_path.is_some()
+            || self.value.is_some()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    String,
+    Number,
+    Bool,
+    Null,
+    Object,
+    Array,
+    EmptyArray,
+    Absent,
+}
+
+impl ValueKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "string" => Self::String,
+            "number" => Self::Number,
+            "bool" => Self::Bool,
+            "null" => Self::Null,
+            "object" => Self::Object,
+            "array" => Self::Array,
+            "empty_array" => Self::EmptyArray,
+            "absent" => Self::Absent,
+            _ => return None,
+        })
+    }
+
+    pub fn matches(self, v: Option<&Value>) -> bool {
+        match (self, v) {
+            (Self::Absent, None) => true,
+            (Self::String, Some(Value::String(_))) => true,
+            (Self::Number, Some(Value::Number(_))) => true,
+            (Self::Bool, Some(Value::Bool(_))) => true,
+            (Self::Null, Some(Value::Null)) => true,
+            (Self::Object, Some(Value::Object(_))) => true,
+            (Self::Array, Some(Value::Array(_))) => true,
+            (Self::EmptyArray, Some(Value::Array(a))) => a.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coerce {
+    Bool,
+    Number,
+    String,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    Set {
+        at: At,
+        value: Value,
+    },
+    Default {
+        at: At,
+        value: Value,
+    },
+    Remove {
+        at: At,
+    },
+    Rename {
+        at: At,
+        to: String,
+    },
+    Move {
+        at: At,
+        to: At,
+    },
+    Coerce {
+        at: At,
+        to: Coerce,
+    },
+    Lowercase {
+        at: At,
+    },
+    /// Keys lower case.
+    Map {
+        at: At,
+        table: Vec<(String, Value)>,
+    },
+    Wrap {
+        at: At,
+        key: String,
+    },
+    Unwrap {
+        at: At,
+        key: String,
+    },
+    SplitDottedKeys {
+        at: At,
+    },
+    Builtin(Builtin),
+}
+
+/// The named normalizers, for what a selector cannot say. Each works on the whole request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    CoerceBySchema,
+    DropNulls,
+    DropReadOnly,
+    SchemasComplete,
+    MembersRemoveByValue,
+    RoleValuesJson,
+    NormalizeFilter,
+}
+
+impl Builtin {
+    pub const ALL: [Builtin; 7] = [
+        Self::CoerceBySchema,
+        Self::DropNulls,
+        Self::DropReadOnly,
+        Self::SchemasComplete,
+        Self::MembersRemoveByValue,
+        Self::RoleValuesJson,
+        Self::NormalizeFilter,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CoerceBySchema => "coerce_by_schema",
+            Self::DropNulls => "drop_nulls",
+            Self::DropReadOnly => "drop_read_only",
+            Self::SchemasComplete => "schemas_complete",
+            Self::MembersRemoveByValue => "members_remove_by_value",
+            Self::RoleValuesJson => "role_values_json",
+            Self::NormalizeFilter => "normalize_filter",
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The engine on small inline packs: each action and builtin, per-operation rules, compile
+//! errors, and the properties (idempotence, untouched bodies, no panics).
+
+use http::{HeaderMap, Method};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::scim::discovery::{GROUP, USER};
+
+const PACK: &str = r#"
+name = "t"
+description = "test"
+
+[[rule]]
+id = "op-case"
+description = "ops in any case"
+source = "RFC 7644 §3.5.2"
+when = { method = ["PATCH"] }
+actions = [
+  { action = "lowercase", at = "$.Operations[*].op" },
+  { action = "map", at = "$.Operations[*].op", table = { delete = "remove" } },
+]
+
+[[rule]]
+id = "schemas"
+description = "PatchOp without schemas"
+source = "scimgateway#111"
+when = { method = ["PATCH"] }
+actions = [ { action = "default", at = "$.schemas", value = ["urn:ietf:params:scim:api:messages:2.0:PatchOp"] } ]
+
+[[rule]]
+id = "dotted"
+description = "no-path values keyed by paths"
+source = "entra"
+when = { has_path = false }
+actions = [ { action = "split_dotted_keys", at = "$.value" } ]
+
+[[rule]]
+id = "manager"
+description = "manager as a bare string"
+source = "SCIM-SDK#686"
+when = { path = ["manager"], value = "string" }
+actions = [ { action = "wrap", at = "$.value" } ]
+
+[[rule]]
+id = "members"
+description = "member removes as value arrays"
+source = "entra"
+when = { method = ["PATCH"] }
+actions = [ { action = "builtin", name = "members_remove_by_value" } ]
+
+[[rule]]
+id = "types"
+description = "booleans as strings"
+source = "entra"
+actions = [ { action = "builtin", name = "coerce_by_schema" } ]
+
+[[rule]]
+id = "filter"
+description = "filters"
+source = "entra"
+actions = [ { action = "builtin", name = "normalize_filter" } ]
+"#;
+
+fn pack() -> std::sync::Arc<Pack> {
+    let packs = Packs::compile(vec![("t.toml".into(), PACK.into())]).expect("compiles");
+    packs.get("t").expect("named t")
+}
+
+fn patch(
+    rt: &'static crate::scim::discovery::ResourceTypeDef,
+    body: Value,
+) -> (Value, Vec<String>) {
+    let headers = HeaderMap::new();
+    let s = Subject {
+        method: &Method::PATCH,
+        resource: Some(rt),
+        headers: &headers,
+        shape: Shape::Patch,
+    };
+    let mut body = body;
+    let fired = apply(&pack(), &s, Some(&mut body), None);
+    (body, fired.iter().map(|r| r.to_string()).collect())
+}
+
+#[test]
+fn entra_legacy_disable_becomes_rfc_form() {
+    let (body, fired) = patch(
+        &USER,
+        json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+    );
+    assert_eq!(
+        body,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+               "Operations": [{"op": "replace", "path": "active", "value": false}]})
+    );
+    assert_eq!(fired, ["t/op-case", "t/schemas", "t/types"]);
+}
+
+#[test]
+fn pathless_values_keyed_by_paths_and_urns_are_nested() {
+    let (body, _) = patch(
+        &USER,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {
+            "displayName": "Bjfe", "name.givenName": "Kkom", "name.familyName": "Unua",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}}}]}),
+    );
+    assert_eq!(
+        body["Operations"][0]["value"],
+        json!({"displayName": "Bjfe", "name": {"givenName": "Kkom", "familyName": "Unua"},
+               "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D", "employeeNumber": "Aklq"}})
+    );
+}
+
+#[test]
+fn a_bare_manager_id_is_wrapped_only_where_the_path_names_manager() {
+    let (body, fired) = patch(
+        &USER,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+            {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "2c2f"},
+            {"op": "add", "path": "nickName", "value": "Babs"}]}),
+    );
+    assert_eq!(body["Operations"][0]["value"], json!({"value": "2c2f"}));
+    assert_eq!(body["Operations"][1]["value"], "Babs");
+    assert_eq!(fired, ["t/manager"]);
+}
+
+#[test]
+fn member_removes_given_as_values_become_one_filtered_remove_each() {
+    let (body, _) = patch(
+        &GROUP,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+            {"op": "Remove", "path": "members", "value": [{"value": "a"}, {"value": "b\"c"}]}]}),
+    );
+    assert_eq!(
+        body["Operations"],
+        json!([{"op": "remove", "path": "members[value eq \"a\"]"},
+               {"op": "remove", "path": "members[value eq \"b\\\"c\"]"}])
+    );
+}
+
+#[test]
+fn string_booleans_are_typed_by_the_schema_in_values_and_path_filters() {
+    let (body, _) = patch(
+        &USER,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+            {"op": "replace", "path": "roles[primary eq \"True\"].value", "value": "Admin"},
+            {"op": "replace", "value": {"active": "false", "displayName": "true"}},
+            {"op": "add", "path": "emails", "value": {"value": "a@b.c", "primary": "TRUE"}}]}),
+    );
+    assert_eq!(
+        body["Operations"][0]["path"],
+        "roles[primary eq true].value"
+    );
+    assert_eq!(
+        body["Operations"][1]["value"],
+        json!({"active": false, "displayName": "true"})
+    );
+    assert_eq!(
+        body["Operations"][2]["value"],
+        json!([{"value": "a@b.c", "primary": true}])
+    );
+}
+
+#[test]
+fn filters_are_rewritten_from_their_parse() {
+    let headers = HeaderMap::new();
+    let s = Subject {
+        method: &Method::GET,
+        resource: Some(&USER),
+        headers: &headers,
+        shape: Shape::Other,
+    };
+    let run = |text: &str| {
+        let mut f = text.to_owned();
+        apply(&pack(), &s, None, Some(&mut f));
+        f
+    };
+    assert_eq!(run("externalId eq jyoung"), "externalId eq \"jyoung\"");
+    assert_eq!(
+        run("emails[primary eq \"True\"]"),
+        "emails[primary eq true]"
+    );
+    assert_eq!(
+        run("userName EQ \"x\" AND active eq \"false\""),
+        "userName eq \"x\" and active eq false"
+    );
+    assert_eq!(run("userName eq \"x\""), "userName eq \"x\"");
+    // What does not parse even leniently is left for the later stages to refuse.
+    assert_eq!(run("userName eq"), "userName eq");
+}
+
+#[test]
+fn an_rfc_clean_request_fires_nothing() {
+    let clean = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "remove", "path": "members[value eq \"a\"]"},
+        {"op": "replace", "value": {"active": false}}]});
+    let (body, fired) = patch(&GROUP, clean.clone());
+    assert_eq!((body, fired.len()), (clean, 0));
+}
+
+#[test]
+fn every_problem_of_a_pack_is_named_with_its_rule() {
+    let bad = r#"
+name = "bad"
+description = "d"
+extends = ["nowhere"]
+[[rule]]
+id = "a"
+description = "d"
+source = "s"
+when = { path = ["members"] }
+actions = [ { action = "builtin", name = "drop_nulls" }, { action = "shout", at = "$" } ]
+[[rule]]
+id = "b"
+description = "d"
+source = "s"
+actions = [ { action = "set", at = "$.x" }, { action = "rename", at = "x", to = "y" } ]
+"#;
+    let problems = Packs::compile(vec![("bad.toml".into(), bad.into())]).expect_err("refused");
+    let all = problems.join("\n");
+    for expected in [
+        "bad.toml: extends: no pack named \"nowhere\"",
+        "bad.toml: rule \"a\": actions[1]: unknown action \"shout\"",
+        "bad.toml: rule \"a\": a builtin works on the whole request",
+        "bad.toml: rule \"b\": actions[0]: set needs `value`",
+        "bad.toml: rule \"b\": actions[1]: \"x\" must start with '$'",
+    ] {
+        assert!(all.contains(expected), "{expected:?} missing from:\n{all}");
+    }
+}
+
+#[test]
+fn unknown_keys_in_a_pack_are_refused_with_their_line() {
+    let bad = "name = \"x\"\ndescription = \"d\"\n[[rule]]\nid = \"a\"\ndescription = \"d\"\nsource = \"s\"\nwhen = { methd = [\"PATCH\"] }\nactions = []\n";
+    let problems = Packs::compile(vec![("x.toml".into(), bad.into())]).expect_err("refused");
+    assert!(
+        problems[0].starts_with("x.toml: TOML parse error at line 7"),
+        "{problems:?}"
+    );
+    assert!(problems[0].contains("methd"), "{problems:?}");
+}
+
+#[test]
+fn the_built_in_packs_compile() {
+    let packs = Packs::load(None).expect("built-in packs compile");
+    for name in [
+        "generic",
+        "entra",
+        "okta",
+        "google",
+        "onelogin",
+        "jumpcloud",
+        "ping",
+    ] {
+        assert!(packs.get(name).is_some(), "{name}");
+    }
+}
+
+/// Arbitrary JSON, shallow enough for the engine's recursion and the test's time.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(Value::from),
+        "[a-zA-Z.:\\[\\] \"]{0,12}".prop_map(Value::String),
+        prop_oneof![
+            Just("True"),
+            Just("false"),
+            Just("members"),
+            Just("Remove"),
+            Just("active")
+        ]
+        .prop_map(|s| Value::String(s.to_owned())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("op".to_owned()),
+                    Just("path".to_owned()),
+                    Just("value".to_owned()),
+                    Just("Operations".to_owned()),
+                    Just("name.givenName".to_owned()),
+                    Just("active".to_owned()),
+                    Just("emails".to_owned()),
+                    Just("members".to_owned()),
+                    "[a-z]{1,6}",
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_generic_pack_never_panics_and_a_second_run_changes_nothing(body in json_value(), patch in any::<bool>()) {
+        let packs = Packs::load(None).expect("built-in packs compile");
+        let generic = packs.get(GENERIC).expect("generic exists");
+        let headers = HeaderMap::new();
+        let (method, shape) = if patch { (Method::PATCH, Shape::Patch) } else { (Method::POST, Shape::Resource) };
+        let s = Subject { method: &method, resource: Some(&USER), headers: &headers, shape };
+        let mut once = body;
+        apply(&generic, &s, Some(&mut once), None);
+        let mut twice = once.clone();
+        let fired = apply(&generic, &s, Some(&mut twice), None);
+        prop_assert_eq!(&twice, &once, "fired again: {:?}", fired);
+    }
+}

@@ -1,0 +1,90 @@
+//! `scimgate rules list` and `scimgate rules test`: the rule packs made visible, and a rule
+//! written and checked without an IdP.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use scimgate::rule_pack::trial::{self, TrialRequest};
+use scimgate::rule_pack::Packs;
+
+use crate::fail;
+
+fn load(dir: Option<&Path>) -> Result<Packs, ExitCode> {
+    Packs::load(dir)
+        .map_err(|problems| fail(1, &format!("invalid rule packs\n{}", problems.join("\n"))))
+}
+
+pub fn list(dir: Option<&Path>) -> ExitCode {
+    let packs = match load(dir) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    for pack in packs.iter() {
+        println!("{}: {}", pack.name, pack.description);
+        for rule in &pack.rules {
+            println!("  {}", rule.id);
+            println!("      {}", rule.description);
+            println!("      source: {}", rule.source);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn test(name: &str, dir: Option<&Path>, file: &Path) -> ExitCode {
+    let packs = match load(dir) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let Some(pack) = packs.get(name) else {
+        let names: Vec<&str> = packs.iter().map(|p| &*p.name).collect();
+        return fail(
+            1,
+            &format!("no pack named {name:?}; there are {}", names.join(", ")),
+        );
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return fail(1, &format!("{}: {e}", file.display())),
+    };
+    let doc: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(d) => d,
+        Err(e) => return fail(1, &format!("{}: not JSON: {e}", file.display())),
+    };
+    let request = match TrialRequest::from_json(&doc) {
+        Ok(r) => r,
+        Err(e) => return fail(1, &format!("{}: {e}", file.display())),
+    };
+    let out = trial::run(&pack, &request);
+    println!("{} {}", request.method, request.path);
+    if let Some(q) = &out.query {
+        println!("query: {q}");
+    }
+    if let Some(body) = &out.body {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(body).expect("a JSON value always serializes")
+        );
+    }
+    if out.fired.is_empty() {
+        println!("rules fired: none");
+    } else {
+        println!("rules fired:");
+        for id in &out.fired {
+            println!("  {id}");
+        }
+    }
+    match out.schema {
+        Ok(()) => {
+            println!("schema check: ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let kind = e
+                .scim_type
+                .map(|t| format!(" ({})", t.as_str()))
+                .unwrap_or_default();
+            println!("schema check: refused{kind}: {}", e.detail);
+            ExitCode::from(1)
+        }
+    }
+}
