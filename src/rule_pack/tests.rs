@@ -5,6 +5,7 @@ use http::{HeaderMap, Method};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+use super::trial;
 use super::*;
 use crate::scim::discovery::{GROUP, USER};
 
@@ -314,4 +315,97 @@ proptest! {
         let fired = apply(&generic, &s, Some(&mut twice), None);
         prop_assert_eq!(&twice, &once, "fired again: {:?}", fired);
     }
+}
+
+/// Every fixture under `tests/fixtures/rules/<pack>/`: the request through its pack (as
+/// `scimgate rules test` runs it) gives the expected body and query, the named rule fires, and
+/// the result passes the schema check.
+#[test]
+fn every_rule_fixture_gives_its_expected_output() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules");
+    let packs = Packs::load(None).expect("built-in packs compile");
+    let mut failures = Vec::new();
+    let mut seen = 0;
+    let mut fired_rules = std::collections::HashSet::new();
+    for dir in std::fs::read_dir(&root).expect("fixtures folder").flatten() {
+        let pack_name = dir.file_name().to_string_lossy().into_owned();
+        let pack = packs
+            .get(&pack_name)
+            .unwrap_or_else(|| panic!("no pack {pack_name}"));
+        for file in std::fs::read_dir(dir.path())
+            .expect("pack folder")
+            .flatten()
+        {
+            seen += 1;
+            let name = format!("{pack_name}/{}", file.file_name().to_string_lossy());
+            let text = std::fs::read_to_string(file.path()).expect("readable");
+            let fixture: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let request = trial::TrialRequest::from_json(&fixture["request"]).expect("a request");
+            let out = trial::run(&pack, &request);
+            let fired: Vec<String> = out.fired.iter().map(|r| r.to_string()).collect();
+            fired_rules.extend(fired.iter().cloned());
+            let expected = &fixture["expected"];
+            if let Some(body) = expected.get("body") {
+                if out.body.as_ref().unwrap_or(&Value::Null) != body {
+                    failures.push(format!(
+                        "{name}: body\n  got  {}\n  want {body}",
+                        out.body.clone().unwrap_or_default()
+                    ));
+                }
+            }
+            if let Some(query) = expected.get("query").and_then(Value::as_str) {
+                let got = out.query.clone().unwrap_or_default();
+                let decode = |q: &str| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect::<Vec<_>>()
+                };
+                if decode(&got) != decode(query) {
+                    failures.push(format!("{name}: query {got:?}, want {query:?}"));
+                }
+            }
+            let named = |rule: &str| {
+                fired
+                    .iter()
+                    .any(|f| f == rule || f.ends_with(&format!("/{rule}")))
+            };
+            match fixture["rule"].as_str() {
+                Some(rule) if !named(rule) => {
+                    failures.push(format!("{name}: {rule} did not fire; fired {fired:?}"));
+                }
+                Some(_) => {}
+                None if !fired.is_empty() => {
+                    failures.push(format!("{name}: expected no rule, fired {fired:?}"))
+                }
+                None => {}
+            }
+            if let Err(e) = &out.schema {
+                failures.push(format!(
+                    "{name}: the result fails the schema check: {}",
+                    e.detail
+                ));
+            }
+        }
+    }
+    assert!(seen > 0, "no fixtures found under {}", root.display());
+    assert!(
+        failures.is_empty(),
+        "{} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Every rule of every pack has a fixture that makes it fire.
+    let missing: Vec<String> = packs
+        .iter()
+        .flat_map(|p| p.rules.iter())
+        .map(|r| r.id.to_string())
+        .filter(|id| !fired_rules.contains(id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rules without a fixture that fires them: {missing:?}"
+    );
 }

@@ -174,7 +174,8 @@ fn check(
     };
     match shape {
         Shape::Resource => {
-            let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
+            let body = without_unknown_extensions(rt, body);
+            let bytes = serde_json::to_vec(&body).expect("a JSON value always serializes");
             crate::scim::memory::check_resource(rt, &bytes)
         }
         Shape::Patch => {
@@ -203,4 +204,23 @@ fn check(
         }
         Shape::Other => Ok(()),
     }
+}
+
+/// The body without extensions the bundled schemas do not define (an app's own, such as
+/// Entra's `urn:…:extension:CustomExtensionName:2.0:User`): they are the app's to judge.
+fn without_unknown_extensions(rt: &ResourceTypeDef, body: &Value) -> Value {
+    let mut body = body.clone();
+    let known = |u: &str| {
+        std::iter::once(&rt.schema)
+            .chain(rt.extensions)
+            .any(|k| k.eq_ignore_ascii_case(u))
+    };
+    let foreign = |u: &str| u.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) && !known(u);
+    if let Some(obj) = body.as_object_mut() {
+        obj.retain(|k, _| !foreign(k));
+        if let Some(Value::Array(schemas)) = obj.get_mut("schemas") {
+            schemas.retain(|s| !s.as_str().is_some_and(foreign));
+        }
+    }
+    body
 }

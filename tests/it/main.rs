@@ -15,3 +15,4 @@ mod reload;
 mod routing_auth;
 mod shared_app;
 mod tls;
+mod vectors;
