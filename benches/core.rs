@@ -1,13 +1,18 @@
 //! Micro-benchmarks of the pure work on the request path, on realistic SCIM payloads:
-//! token check, JSON guard, filter parse and evaluation, PATCH application, error rewriting.
+//! token check, JSON guard, filter parse and evaluation, PATCH application, error rewriting,
+//! and stage 6 (IdP normalization with its schema check).
 //! Run with `cargo bench --bench core`; figures go in BENCHMARKS.md.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use http::{HeaderMap, HeaderValue, Method};
 use scimgate::config::{AuthConfig, BearerToken};
+use scimgate::rule_pack::{apply, shape_of, Packs, Subject};
 use scimgate::scim::discovery::{SchemaInfo, USER};
+use scimgate::scim::memory::check_resource;
+use scimgate::scim::request::Endpoint;
 use scimgate::scim::{filter, json as scim_json, patch::PatchRequest};
 
 /// RFC 7643 §8.2: the full representation of a user, the size an IdP sends on create.
@@ -113,5 +118,78 @@ fn error_rewrite(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, auth, json_guard, filters, patches, error_rewrite);
+/// Stage 6 on one request, as the proxy does it: parse the body, pick the pack (auto), run it,
+/// run the schema check, serialize the result.
+fn normalize_once(packs: &Packs, method: &Method, headers: &HeaderMap, raw: &[u8]) -> Vec<u8> {
+    let (endpoint, resource_check) = if *method == Method::PATCH {
+        (Endpoint::Users, false)
+    } else {
+        (Endpoint::Users, true)
+    };
+    let pack = packs.detect(headers, raw, "").expect("generic exists");
+    let (resource, shape) = shape_of(method, endpoint, false);
+    let subject = Subject {
+        method,
+        resource,
+        headers,
+        shape,
+    };
+    let mut doc: Value = serde_json::from_slice(raw).expect("JSON");
+    let fired = apply(&pack, &subject, Some(&mut doc), None);
+    let out = serde_json::to_vec(&doc).expect("serializes");
+    if resource_check {
+        check_resource(&USER, &doc).expect("schema-valid");
+    } else {
+        PatchRequest::from_json(&doc).expect("valid patch");
+    }
+    black_box(fired);
+    out
+}
+
+fn normalization(c: &mut Criterion) {
+    let packs = Packs::load(None).expect("built-in packs compile");
+    // Entra's legacy PATCH of several attributes (QUIRKS E1/E2/E7): capitalised ops, a string
+    // boolean, a bare manager id, dotted and URN-qualified keys in a path-less value.
+    let entra = serde_json::to_vec(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "Replace", "path": "active", "value": "False"},
+        {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "bjensen@example.com"},
+        {"op": "Replace", "path": "name.givenName", "value": "Barbara"},
+        {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "26118915-6090-4610-87e4-49d8ca9f808d"},
+        {"op": "Replace", "value": {"displayName": "Babs Jensen", "name.familyName": "Jensen", "title": "Tour Guide",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "701984",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Tour Operations"}},
+        {"op": "Add", "path": "roles", "value": [{"value": "{\"id\":\"06b07648-ecfe-589f-9d2f-6325724a46ee\",\"value\":\"25\",\"displayName\":\"Role1234\"}"}]},
+        {"op": "Replace", "path": "addresses[type eq \"work\"].formatted", "value": "100 Universal City Plaza, Hollywood, CA 91608 USA"},
+        {"op": "Replace", "path": "phoneNumbers[type eq \"work\"].value", "value": "555-555-5555"}]}))
+    .expect("serializes");
+    // Okta's user create (QUIRKS O4), grown to the RFC user's size: readOnly groups, id, meta.
+    let mut okta = user();
+    okta["groups"] = json!([]);
+    okta["password"] = json!("1mz050nq");
+    let okta = serde_json::to_vec(&okta).expect("serializes");
+    let mut okta_headers = HeaderMap::new();
+    okta_headers.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static("Okta SCIM Client 1.0.0"),
+    );
+    let none = HeaderMap::new();
+    let mut group = c.benchmark_group("normalize");
+    group.bench_function(format!("entra PATCH, {} B", entra.len()), |b| {
+        b.iter(|| normalize_once(&packs, &Method::PATCH, &none, black_box(&entra)))
+    });
+    group.bench_function(format!("okta POST /Users, {} B", okta.len()), |b| {
+        b.iter(|| normalize_once(&packs, &Method::POST, &okta_headers, black_box(&okta)))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    auth,
+    json_guard,
+    filters,
+    patches,
+    error_rewrite,
+    normalization
+);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! `scimgate rules list` and `scimgate rules test`: the rule packs made visible, and a rule
 //! written and checked without an IdP.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -19,12 +20,26 @@ pub fn list(dir: Option<&Path>) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // Written with errors ignored: `rules list | head` closes the pipe early.
+    let mut out = std::io::stdout().lock();
     for pack in packs.iter() {
-        println!("{}: {}", pack.name, pack.description);
-        for rule in &pack.rules {
-            println!("  {}", rule.id);
-            println!("      {}", rule.description);
-            println!("      source: {}", rule.source);
+        let own = format!("{}/", pack.name);
+        let inherited = pack
+            .rules
+            .iter()
+            .filter(|r| !r.id.starts_with(&own))
+            .count();
+        let _ = writeln!(out, "{}: {}", pack.name, pack.description);
+        if inherited > 0 {
+            let _ = writeln!(
+                out,
+                "  (runs {inherited} rules of the packs it extends first)"
+            );
+        }
+        for rule in pack.rules.iter().filter(|r| r.id.starts_with(&own)) {
+            let _ = writeln!(out, "  {}", rule.id);
+            let _ = writeln!(out, "      {}", rule.description);
+            let _ = writeln!(out, "      source: {}", rule.source);
         }
     }
     ExitCode::SUCCESS

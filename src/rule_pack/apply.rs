@@ -156,7 +156,12 @@ fn operation_matches(when: &When, op: &Value) -> bool {
         return false;
     }
     if !when.paths.is_empty() {
-        let Some(parsed) = path.and_then(|p| PatchPath::parse(p).ok()) else {
+        // Parsing a path costs more than all the other tests together: most operations are
+        // ruled out by the attribute name not appearing in it at all.
+        let Some(path) = path.filter(|p| when.paths.iter().any(|w| contains_ci(p, &w.name))) else {
+            return false;
+        };
+        let Ok(parsed) = PatchPath::parse(path) else {
             return false;
         };
         if !when.paths.iter().any(|w| names(w, &parsed.attr)) {
@@ -164,6 +169,13 @@ fn operation_matches(when: &When, op: &Value) -> bool {
         }
     }
     when.value.is_none_or(|kind| kind.matches(get("value")))
+}
+
+pub(super) fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len().max(1))
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// `pattern` names `path`'s attribute: same name (any case), same URN when the pattern gives

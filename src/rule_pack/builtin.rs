@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::apply::{coerce, member_mut, Shape, Subject};
+use super::apply::{coerce, contains_ci, member_mut, Shape, Subject};
 use super::model::{Builtin, Coerce};
 use super::path::key_of;
 use crate::scim::discovery::{
@@ -48,11 +48,15 @@ pub fn run(
         Builtin::SchemasComplete if resource => schemas_complete(rt, body),
         Builtin::MembersRemoveByValue if patch => members_remove_by_value(body),
         Builtin::RoleValuesJson if patch => each_op(body, |op| {
-            let roles = op_path(op).is_some_and(|p| {
-                p.filter.is_none()
-                    && p.attr.urn.is_none()
-                    && p.attr.name.eq_ignore_ascii_case("roles")
-            });
+            let named = member_mut(op, "path")
+                .and_then(|p| p.as_str())
+                .is_some_and(|p| contains_ci(p, "roles"));
+            let roles = named
+                && op_path(op).is_some_and(|p| {
+                    p.filter.is_none()
+                        && p.attr.urn.is_none()
+                        && p.attr.name.eq_ignore_ascii_case("roles")
+                });
             roles && member_mut(op, "value").is_some_and(role_values_json)
         }),
         Builtin::RoleValuesJson if resource => {
@@ -318,13 +322,17 @@ fn members_remove_by_value(body: &mut Value) -> bool {
 }
 
 fn split_member_removes(op: &mut Value) -> Option<Vec<Value>> {
-    let kind = member_mut(op, "op")?.as_str()?.to_ascii_lowercase();
-    let path = op_path(op)?;
-    let plain_members = path.filter.is_none()
-        && path.sub.is_none()
-        && path.attr.sub.is_none()
-        && path.attr.name.eq_ignore_ascii_case("members");
-    if kind != "remove" || !plain_members {
+    if !member_mut(op, "op")?
+        .as_str()?
+        .eq_ignore_ascii_case("remove")
+    {
+        return None;
+    }
+    if !member_mut(op, "path")?
+        .as_str()?
+        .trim()
+        .eq_ignore_ascii_case("members")
+    {
         return None;
     }
     let Value::Array(items) = member_mut(op, "value")? else {

@@ -175,8 +175,7 @@ fn check(
     match shape {
         Shape::Resource => {
             let body = without_unknown_extensions(rt, body);
-            let bytes = serde_json::to_vec(&body).expect("a JSON value always serializes");
-            crate::scim::memory::check_resource(rt, &bytes)
+            crate::scim::memory::check_resource(rt, &body)
         }
         Shape::Patch => {
             let patch =

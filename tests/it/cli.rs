@@ -197,3 +197,88 @@ fn check_explains_what_the_proxy_will_do_for_the_upstream() {
     assert!(out.contains("upstream: patch: no as declared; the rest from its ServiceProviderConfig; uniqueness: no"), "{out}");
     assert!(out.contains("DELETE of a User deactivates it"), "{out}");
 }
+
+#[test]
+fn rules_list_names_every_built_in_pack_and_its_sources() {
+    let (code, out, _) = run_cli(&["rules", "list"]);
+    assert_eq!(code, 0);
+    for pack in [
+        "generic",
+        "entra",
+        "okta",
+        "google",
+        "onelogin",
+        "jumpcloud",
+        "ping",
+    ] {
+        assert!(
+            out.contains(&format!("\n{pack}: ")) || out.starts_with(&format!("{pack}: ")),
+            "{pack}"
+        );
+    }
+    assert!(out.contains("generic/op-lowercase") && out.contains("source: https://"));
+}
+
+#[test]
+fn rules_test_prints_the_normalized_request_and_the_rules_that_fired() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("entra.json");
+    let request = r#"{"method":"PATCH","path":"/scim/Users/9f1c","body":{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations":[{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":"2c2f6fb8"}]}}"#;
+    std::fs::write(&file, request).unwrap();
+    let (code, out, err) = run_cli(&["rules", "test", "--pack", "entra", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let json_end = out.rfind('}').unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(&out[out.find('{').unwrap()..=json_end]).unwrap();
+    assert_eq!(body["Operations"][0]["op"], "add");
+    assert_eq!(
+        body["Operations"][0]["value"],
+        serde_json::json!({"value": "2c2f6fb8"})
+    );
+    assert!(out.contains("generic/op-lowercase"), "{out}");
+    assert!(out.contains("schema check: ok"), "{out}");
+}
+
+#[test]
+fn rules_test_exits_1_when_the_result_fails_the_schema_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    // No rule can make a number of a userName: the result is still not a valid User.
+    std::fs::write(
+        &file,
+        r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":{"first":"b"}}"#,
+    )
+    .unwrap();
+    let (code, out, _) = run_cli(&["rules", "test", "--pack", "generic", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("schema check: refused"), "{out}");
+}
+
+#[test]
+fn a_pack_that_does_not_compile_fails_check_with_its_file_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("packs")).unwrap();
+    std::fs::write(
+        dir.path().join("packs/acme.toml"),
+        "name = \"acme\"\ndescription = \"d\"\n[[rule]]\nid = \"upper\"\ndescription = \"d\"\nsource = \"s\"\nactions = [ { action = \"uppercase\", at = \"$.x\" } ]\n",
+    )
+    .unwrap();
+    let config = format!(
+        "{}[rules]\ndir = \"packs\"\n{}idp = \"acme\"\n{}idp = \"nosuch\"\n",
+        server(""),
+        tenant("a", "memory:", "tok"),
+        tenant("b", "memory:", "tok")
+    );
+    let path = write(&dir, &config);
+    let (code, _, err) = run_cli(&["check", "--config", &path]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("acme.toml: rule \"upper\": actions[0]: unknown action \"uppercase\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("tenant \"b\": idp: no rule pack named \"nosuch\""),
+        "{err}"
+    );
+}

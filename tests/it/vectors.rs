@@ -221,3 +221,54 @@ async fn auto_detection_names_the_pack_of_each_idp_that_says_who_it_is() {
         assert_eq!(v["pack"], *pack, "{agent}: {line}");
     }
 }
+
+/// What reaches an HTTP app: a body no rule changes arrives byte for byte as the IdP sent it
+/// (spacing and key order included); one a rule changed arrives normalized, filter included.
+#[tokio::test]
+async fn an_untouched_body_is_forwarded_as_its_bytes_and_a_fixed_one_normalized() {
+    let echo = echo_upstream().await;
+    // The echo app announces nothing; it is said to do everything, so that every request is
+    // forwarded (and echoed) rather than emulated.
+    let config = format!(
+        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nidp = \"entra\"\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }} }}\n",
+        server(""),
+        hash("tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let clean = "{ \"schemas\" : [\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\n  \"Operations\":[{\"path\":\"nickName\",\"op\":\"add\",\"value\":\"Babs\"}] }";
+    let legacy = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"active","value":"False"}]}"#;
+    let send = |body: &'static str| {
+        c.patch(proxy.url("/e/Users/1"))
+            .bearer_auth("tok")
+            .header("content-type", "application/scim+json")
+            .body(body)
+            .send()
+    };
+    let echoed = |v: Value| v["body"].as_str().unwrap().to_owned();
+    let r = send(clean).await.unwrap();
+    let first = echoed(r.json().await.unwrap());
+    let r = send(legacy).await.unwrap();
+    let second: Value = serde_json::from_str(&echoed(r.json().await.unwrap())).unwrap();
+    assert_eq!(first, clean);
+    assert_eq!(
+        second["Operations"][0],
+        json!({"op": "replace", "path": "active", "value": false})
+    );
+    let r = c
+        .get(proxy.url("/e/Users?filter=externalId%20eq%20jyoung&count=2"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let query = v["query"].as_str().unwrap();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    assert!(
+        pairs.contains(&("filter".into(), "externalId eq \"jyoung\"".into())),
+        "{query}"
+    );
+    assert!(pairs.contains(&("count".into(), "2".into())), "{query}");
+}

@@ -138,9 +138,9 @@ impl MemoryStore {
 /// RFC 7643 (types, required attributes, known attributes), without storing anything.
 pub fn check_resource(
     rt: &crate::scim::discovery::ResourceTypeDef,
-    body: &[u8],
+    body: &Value,
 ) -> Result<(), ScimError> {
-    validate::resource(rt, body).map(drop)
+    validate::document(rt, body).map(drop)
 }
 
 fn invalid(detail: impl Into<String>) -> ScimError {
