@@ -10,6 +10,7 @@ use crate::auth::AuthError;
 use crate::body::{self, Body};
 use crate::classify::ClassifyError;
 use crate::emulate::EmulateError;
+use crate::normalize::NormalizeError;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
@@ -31,6 +32,8 @@ pub enum ProxyError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Classify(#[from] ClassifyError),
+    #[error(transparent)]
+    Normalize(#[from] NormalizeError),
     #[error(transparent)]
     Emulate(#[from] EmulateError),
     #[error(transparent)]
@@ -86,6 +89,11 @@ fn map(err: &ProxyError) -> Mapped {
             C::BodyTimeout => Mapped::new(StatusCode::REQUEST_TIMEOUT),
             C::BodyRead(_) => Mapped::new(StatusCode::BAD_REQUEST),
             C::InvalidJson(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidSyntax),
+        },
+        ProxyError::Normalize(NormalizeError::Schema(e)) => Mapped {
+            status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            scim_type: e.scim_type,
+            retry_after: false,
         },
         ProxyError::Emulate(e) => match e {
             E::Upstream(e) => map_upstream(e),

@@ -1,19 +1,31 @@
 //! Stage 6, normalize: the tenant's IdP rule pack rewrites the request into RFC 7643/7644
-//! form — its JSON body and its `filter` (in the query, or in a `.search` body). A request no
-//! rule changes is forwarded as its original bytes; one a rule changed is serialized once.
+//! form — its JSON body and its `filter` (in the query, or in a `.search` body) — and the
+//! result is checked against the resource's schema, so the app behind a tenant with a pack
+//! only sees schema-valid requests. A request no rule changes is forwarded as its original
+//! bytes; one a rule changed is serialized once.
 
 use http::{Method, Uri};
 use serde_json::Value;
 
 use crate::config::Idp;
 use crate::ctx::RequestCtx;
-use crate::rule_pack::{apply, shape_of, Pack, Shape, Subject};
+use crate::rule_pack::{apply, schema, shape_of, Pack, Shape, Subject};
 use crate::scim::discovery::ResourceTypeDef;
+use crate::scim::error::ScimError;
 
-pub fn request(ctx: &mut RequestCtx) {
+/// What normalization could not make valid.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    /// The normalized body fails the schema check; the error names the attribute, never its
+    /// value.
+    #[error("{}", .0.detail)]
+    Schema(ScimError),
+}
+
+pub fn request(ctx: &mut RequestCtx) -> Result<(), NormalizeError> {
     let Some(idp) = ctx.tenant().idp.clone() else {
         // No pack for this tenant: nothing to look at.
-        return;
+        return Ok(());
     };
     let target = ctx.target();
     let (resource, shape) = shape_of(&ctx.method, target.endpoint, target.search);
@@ -21,7 +33,7 @@ pub fn request(ctx: &mut RequestCtx) {
     let query_filter = query_filter(ctx.query());
     let body = shape != Shape::Other && !ctx.body.is_empty();
     if !body && query_filter.is_none() && !search {
-        return;
+        return Ok(());
     }
     let pack = match idp {
         Idp::Pack(pack) => pack,
@@ -33,7 +45,7 @@ pub fn request(ctx: &mut RequestCtx) {
                 .detect(&ctx.headers, ctx.body.raw(), query)
             {
                 Some(pack) => pack,
-                None => return,
+                None => return Ok(()),
             }
         }
     };
@@ -51,6 +63,15 @@ pub fn request(ctx: &mut RequestCtx) {
     }
     ctx.record.pack = Some(pack.name.clone());
     ctx.record.rules = fired;
+    match (resource, body) {
+        (Some(rt), true) => match ctx.body.json() {
+            Ok(doc) => schema::check(rt, shape, doc).map_err(NormalizeError::Schema),
+            // Not JSON serde can read, though the guard of stage 5 let it through: the app
+            // gets it unchanged and answers for it.
+            Err(_) => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 /// The pack over the JSON body (a `.search` body: over its `filter`). A body that is not JSON

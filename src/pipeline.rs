@@ -60,7 +60,7 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     }
     // 6. normalize: the IdP's quirks become RFC form before anything reads the request, so
     //    that gap filling and the app see one dialect.
-    normalize::request(ctx);
+    normalize::request(ctx)?;
     // 7. filter (attribute policy) goes here: after normalization, so that a denied attribute
     //    cannot hide behind an IdP's spelling of it.
     // 8. fill gaps, else 9. forward.

@@ -9,6 +9,7 @@ mod compile;
 pub mod model;
 pub mod path;
 pub mod raw;
+pub mod schema;
 pub mod trial;
 
 use std::collections::BTreeMap;

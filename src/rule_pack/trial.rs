@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::apply::{apply, shape_of, Shape, Subject};
 use super::model::Pack;
-use crate::scim::discovery::{ResourceTypeDef, GROUP, USER};
+use super::schema;
+use crate::scim::discovery::GROUP;
 use crate::scim::error::ScimError;
 use crate::scim::request::{classify, Endpoint};
 use crate::scim::urn;
@@ -127,7 +128,10 @@ pub fn run(pack: &Pack, req: &TrialRequest) -> Outcome {
             fired.extend(apply(pack, &subject(shape), Some(doc), None));
         }
     }
-    let schema = check(resource, shape, body.as_ref());
+    let schema = match (resource, body.as_ref()) {
+        (Some(rt), Some(doc)) => schema::check(rt, shape, doc),
+        _ => Ok(()),
+    };
     Outcome {
         body,
         query,
@@ -162,64 +166,4 @@ fn with_filter(query: &str, filter: &str) -> String {
         out.append_pair(&k, &v);
     }
     out.finish()
-}
-
-fn check(
-    resource: Option<&'static ResourceTypeDef>,
-    shape: Shape,
-    body: Option<&Value>,
-) -> Result<(), ScimError> {
-    let (Some(rt), Some(body)) = (resource, body) else {
-        return Ok(());
-    };
-    match shape {
-        Shape::Resource => {
-            let body = without_unknown_extensions(rt, body);
-            crate::scim::memory::check_resource(rt, &body)
-        }
-        Shape::Patch => {
-            let patch =
-                crate::scim::patch::PatchRequest::from_json(body).map_err(ScimError::from)?;
-            // Applied to an empty resource of the type: paths and values are checked against
-            // its schema as the store checks them.
-            let mut empty = serde_json::json!({"schemas": [rt.schema]});
-            let info = crate::scim::discovery::SchemaInfo::new(if rt.name == "Group" {
-                &GROUP
-            } else {
-                &USER
-            });
-            match patch.apply(&mut empty, &info) {
-                Ok(_) => Ok(()),
-                // A remove or a filter that finds nothing in an empty resource says nothing
-                // about the request's shape.
-                Err(e)
-                    if ScimError::from(e.clone()).scim_type
-                        == Some(crate::scim::error::ScimType::NoTarget) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-        Shape::Other => Ok(()),
-    }
-}
-
-/// The body without extensions the bundled schemas do not define (an app's own, such as
-/// Entra's `urn:…:extension:CustomExtensionName:2.0:User`): they are the app's to judge.
-fn without_unknown_extensions(rt: &ResourceTypeDef, body: &Value) -> Value {
-    let mut body = body.clone();
-    let known = |u: &str| {
-        std::iter::once(&rt.schema)
-            .chain(rt.extensions)
-            .any(|k| k.eq_ignore_ascii_case(u))
-    };
-    let foreign = |u: &str| u.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) && !known(u);
-    if let Some(obj) = body.as_object_mut() {
-        obj.retain(|k, _| !foreign(k));
-        if let Some(Value::Array(schemas)) = obj.get_mut("schemas") {
-            schemas.retain(|s| !s.as_str().is_some_and(foreign));
-        }
-    }
-    body
 }

@@ -272,3 +272,53 @@ async fn an_untouched_body_is_forwarded_as_its_bytes_and_a_fixed_one_normalized(
     );
     assert!(pairs.contains(&("count".into(), "2".into())), "{query}");
 }
+
+/// What no rule can make valid never reaches the app: it is refused with the store's error,
+/// which names the attribute and not its value.
+#[tokio::test]
+async fn a_request_the_pack_cannot_make_valid_is_refused_before_the_app() {
+    let echo = echo_upstream().await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nidp = \"generic\"\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }} }}\n",
+        server(""),
+        hash("tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let bad_patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": "sometimes"}]});
+    let r = c
+        .patch(proxy.url("/e/Users/1"))
+        .bearer_auth("tok")
+        .json(&bad_patch)
+        .send()
+        .await
+        .unwrap();
+    let e = scim_error(r, 400).await;
+    assert!(e["detail"].as_str().unwrap().contains("active"), "{e}");
+    assert!(!e["detail"].as_str().unwrap().contains("sometimes"), "{e}");
+    let bad_user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": {"given": "secret-ish"}});
+    let r = c
+        .post(proxy.url("/e/Users"))
+        .bearer_auth("tok")
+        .json(&bad_user)
+        .send()
+        .await
+        .unwrap();
+    let e = scim_error(r, 400).await;
+    assert_eq!(e["scimType"], "invalidValue", "{e}");
+    assert!(!e.to_string().contains("secret-ish"), "{e}");
+    // A valid one still goes through to the app, normalized.
+    let fine = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b", "active": "True"});
+    let r = c
+        .post(proxy.url("/e/Users"))
+        .bearer_auth("tok")
+        .json(&fine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echoed: Value = r.json().await.unwrap();
+    let forwarded: Value = serde_json::from_str(echoed["body"].as_str().unwrap()).unwrap();
+    assert_eq!(forwarded["active"], true);
+}

@@ -1,0 +1,169 @@
+//! The schema check after normalization (RFC 7643 §2, §7; RFC 7644 §3.5.2): what the rules
+//! left must be a valid resource or PatchOp for the resource type, with the checks and errors
+//! of the memory store. Extensions the bundled schemas do not define (an application's own,
+//! such as Entra's `urn:…:extension:CustomExtensionName:2.0:User`) are the application's to
+//! judge and are left out.
+
+use serde_json::Value;
+
+use super::apply::Shape;
+use crate::scim::discovery::{
+    attribute, AttrType, AttributeDef, ResourceTypeDef, SchemaInfo, GROUP, USER,
+};
+use crate::scim::error::{ScimError, ScimType};
+use crate::scim::patch::PatchRequest;
+use crate::scim::path::PatchPath;
+
+pub fn check(rt: &'static ResourceTypeDef, shape: Shape, body: &Value) -> Result<(), ScimError> {
+    match shape {
+        Shape::Resource => {
+            let body = without_foreign(rt, body);
+            crate::scim::memory::check_resource(rt, &body)
+        }
+        Shape::Patch => check_patch(rt, body),
+        Shape::Other => Ok(()),
+    }
+}
+
+/// The PatchOp parsed, and applied to an empty resource of the type, so that paths and values
+/// meet the schema as the store's PATCH would have them.
+fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
+    let mut body = body.clone();
+    if let Some(Value::Array(ops)) = body.get_mut("Operations") {
+        ops.retain(|op| !op_is_foreign(rt, op));
+        for op in ops.iter_mut() {
+            let pathless = op_path(op).is_none();
+            if let Some(v) = op.get_mut("value").filter(|v| pathless && v.is_object()) {
+                *v = without_foreign(rt, v);
+            }
+        }
+    }
+    let patch = PatchRequest::from_json(&body).map_err(ScimError::from)?;
+    if let Some(Value::Array(ops)) = body.get("Operations") {
+        for op in ops {
+            check_op_value(rt, op)?;
+        }
+    }
+    let mut empty = serde_json::json!({"schemas": [rt.schema]});
+    let info = SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER });
+    match patch.apply(&mut empty, &info) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = ScimError::from(e);
+            // A remove or a value filter that finds nothing in an empty resource says nothing
+            // about the request.
+            if e.scim_type == Some(ScimType::NoTarget) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The value of one operation has the type the schema gives what it targets (the PATCH
+/// engine checks paths and shapes, the store checks types only when it stores the result).
+fn check_op_value(rt: &'static ResourceTypeDef, op: &Value) -> Result<(), ScimError> {
+    let Some(value) = op.as_object().and_then(|o| {
+        let k = o.keys().find(|k| k.eq_ignore_ascii_case("value"))?;
+        o.get(k)
+    }) else {
+        return Ok(());
+    };
+    match op_path(op).and_then(|p| PatchPath::parse(p).ok()) {
+        Some(path) => {
+            let target = path.target().to_string();
+            let whole = path.filter.is_none() && path.sub.is_none();
+            match attribute(rt.name, &target) {
+                Some(def) => fits(def, value, whole, &target),
+                None => Ok(()),
+            }
+        }
+        None => match value {
+            Value::Object(obj) => obj
+                .iter()
+                .try_for_each(|(k, v)| match attribute(rt.name, k) {
+                    Some(def) => fits(def, v, true, k),
+                    None => Ok(()),
+                }),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Whether `v` can be a value of the attribute `def` (RFC 7643 §2.3); `whole` when it stands
+/// for all of a multi-valued attribute.
+fn fits(def: &AttributeDef, v: &Value, whole: bool, name: &str) -> Result<(), ScimError> {
+    if v.is_null() {
+        return Ok(());
+    }
+    if def.multi_valued && whole {
+        return match v {
+            Value::Array(items) => items.iter().try_for_each(|i| fits(def, i, false, name)),
+            _ => fits(def, v, false, name),
+        };
+    }
+    let ok = match def.kind {
+        AttrType::Boolean => v.is_boolean(),
+        AttrType::Integer => v.is_i64() || v.is_u64(),
+        AttrType::Decimal => v.is_number(),
+        AttrType::Complex => match v {
+            Value::Object(obj) => {
+                for (k, sv) in obj {
+                    if let Some(sub) = def.sub_attribute(k) {
+                        fits(sub, sv, true, &format!("{name}.{}", sub.name))?;
+                    }
+                }
+                true
+            }
+            _ => false,
+        },
+        _ => v.is_string(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match def.kind {
+        AttrType::Boolean => "a boolean",
+        AttrType::Integer => "an integer",
+        AttrType::Decimal => "a number",
+        AttrType::Complex => "an object",
+        _ => "a string",
+    };
+    Err(ScimError::with_type(
+        400,
+        ScimType::InvalidValue,
+        format!("{name}: expected {expected} (RFC 7643 §2.3)"),
+    ))
+}
+
+fn op_path(op: &Value) -> Option<&str> {
+    let obj = op.as_object()?;
+    let key = obj.keys().find(|k| k.eq_ignore_ascii_case("path"))?;
+    obj.get(key)?.as_str()
+}
+
+fn op_is_foreign(rt: &ResourceTypeDef, op: &Value) -> bool {
+    op_path(op)
+        .and_then(|p| PatchPath::parse(p).ok())
+        .and_then(|p| p.attr.urn)
+        .is_some_and(|urn| foreign(rt, &urn))
+}
+
+fn foreign(rt: &ResourceTypeDef, urn: &str) -> bool {
+    urn.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        && !std::iter::once(&rt.schema)
+            .chain(rt.extensions)
+            .any(|k| k.eq_ignore_ascii_case(urn))
+}
+
+fn without_foreign(rt: &ResourceTypeDef, body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(obj) = body.as_object_mut() {
+        obj.retain(|k, _| !foreign(rt, k));
+        if let Some(Value::Array(schemas)) = obj.get_mut("schemas") {
+            schemas.retain(|s| !s.as_str().is_some_and(|s| foreign(rt, s)));
+        }
+    }
+    body
+}
