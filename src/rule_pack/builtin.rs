@@ -2,13 +2,15 @@
 //! schema (RFC 7643 §7), splits one PATCH operation into several, or rewrites a filter. Each
 //! works on the whole request and reports whether it changed anything.
 
+use std::sync::OnceLock;
+
 use serde_json::{Map, Value};
 
 use super::apply::{coerce, contains_ci, member_mut, Shape, Subject};
 use super::model::{Builtin, Coerce};
 use super::path::key_of;
 use crate::scim::discovery::{
-    attribute, schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef,
+    attribute, common_attributes, schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef,
 };
 use crate::scim::filter::{self, CompValue, Filter};
 use crate::scim::path::{AttrPath, PatchPath};
@@ -242,11 +244,28 @@ fn drop_nulls(v: &mut Value, top: bool) -> bool {
 /// readOnly attributes (RFC 7643 §2.2: `id`, `meta`, a User's `groups`) removed.
 fn drop_read_only(rt: &'static ResourceTypeDef, v: &mut Value) -> bool {
     let Value::Object(obj) = v else { return false };
+    let names = read_only_names(rt);
     let before = obj.len();
-    obj.retain(|key, _| {
-        !attribute(rt.name, key).is_some_and(|d| d.mutability == Mutability::ReadOnly)
-    });
+    obj.retain(|key, _| !names.iter().any(|n| n.eq_ignore_ascii_case(key)));
     obj.len() != before
+}
+
+/// The top-level readOnly attributes of a resource type, found once from its schemas.
+fn read_only_names(rt: &'static ResourceTypeDef) -> &'static [String] {
+    static USERS: OnceLock<Vec<String>> = OnceLock::new();
+    static GROUPS: OnceLock<Vec<String>> = OnceLock::new();
+    let cell = if rt.name == "Group" { &GROUPS } else { &USERS };
+    cell.get_or_init(|| {
+        let core = schema_def(rt.schema)
+            .map(|s| s.attributes.as_slice())
+            .unwrap_or_default();
+        common_attributes()
+            .iter()
+            .chain(core)
+            .filter(|d| d.mutability == Mutability::ReadOnly)
+            .map(|d| d.name.clone())
+            .collect()
+    })
 }
 
 /// `schemas` lists the core schema and every extension the body uses; entries that are neither

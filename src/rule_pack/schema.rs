@@ -4,6 +4,8 @@
 //! such as Entra's `urn:…:extension:CustomExtensionName:2.0:User`) are the application's to
 //! judge and are left out.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::apply::Shape;
@@ -34,7 +36,7 @@ fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimErr
         for op in ops.iter_mut() {
             let pathless = op_path(op).is_none();
             if let Some(v) = op.get_mut("value").filter(|v| pathless && v.is_object()) {
-                *v = without_foreign(rt, v);
+                *v = without_foreign(rt, v).into_owned();
             }
         }
     }
@@ -157,7 +159,17 @@ fn foreign(rt: &ResourceTypeDef, urn: &str) -> bool {
             .any(|k| k.eq_ignore_ascii_case(urn))
 }
 
-fn without_foreign(rt: &ResourceTypeDef, body: &Value) -> Value {
+fn without_foreign<'v>(rt: &ResourceTypeDef, body: &'v Value) -> Cow<'v, Value> {
+    let has_foreign = body.as_object().is_some_and(|obj| {
+        obj.keys().any(|k| foreign(rt, k))
+            || obj
+                .get("schemas")
+                .and_then(Value::as_array)
+                .is_some_and(|s| s.iter().any(|s| s.as_str().is_some_and(|s| foreign(rt, s))))
+    });
+    if !has_foreign {
+        return Cow::Borrowed(body);
+    }
     let mut body = body.clone();
     if let Some(obj) = body.as_object_mut() {
         obj.retain(|k, _| !foreign(rt, k));
@@ -165,5 +177,5 @@ fn without_foreign(rt: &ResourceTypeDef, body: &Value) -> Value {
             schemas.retain(|s| !s.as_str().is_some_and(|s| foreign(rt, s)));
         }
     }
-    body
+    Cow::Owned(body)
 }
