@@ -57,7 +57,11 @@ pub fn compile(
                 .iter()
                 .map(|s| s.to_ascii_lowercase())
                 .collect(),
-            body: detect.body,
+            body: detect
+                .body
+                .iter()
+                .map(|s| memchr::memmem::Finder::new(s.as_bytes()).into_owned())
+                .collect(),
         },
         rules,
     })

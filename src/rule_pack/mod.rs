@@ -122,9 +122,10 @@ impl Packs {
                 .user_agent
                 .iter()
                 .any(|s| agent.contains(s.as_str()))
-                || p.detect.body.iter().any(|s| {
-                    query.contains(s.as_str()) || memchr::memmem::find(body, s.as_bytes()).is_some()
-                })
+                || p.detect
+                    .body
+                    .iter()
+                    .any(|f| f.find(query.as_bytes()).is_some() || f.find(body).is_some())
         });
         found.cloned().or_else(|| self.get(GENERIC))
     }

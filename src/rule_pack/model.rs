@@ -23,7 +23,8 @@ pub struct Pack {
 pub struct Detect {
     /// Lower case.
     pub user_agent: Vec<String>,
-    pub body: Vec<String>,
+    /// Substrings of the body or query, each with its searcher built once.
+    pub body: Vec<memchr::memmem::Finder<'static>>,
 }
 
 impl Detect {
