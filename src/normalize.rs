@@ -136,23 +136,58 @@ fn query_filter(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The request's URI with its `filter` parameter replaced, the others kept in order.
+/// The request's URI with its `filter` parameter replaced; the other parameters keep their
+/// bytes as the IdP sent them.
 fn set_query_filter(ctx: &mut RequestCtx, filter: &str) {
     let query = ctx.query().unwrap_or_default();
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if k.eq_ignore_ascii_case("filter") {
-            out.append_pair(&k, filter);
-        } else {
-            out.append_pair(&k, &v);
-        }
-    }
-    let uri = format!("{}?{}", ctx.uri.path(), out.finish());
+    let rebuilt: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            let decoded: String = form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            if decoded.eq_ignore_ascii_case("filter") {
+                format!("{key}={}", percent_encode(filter))
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    let uri = format!("{}?{}", ctx.uri.path(), rebuilt.join("&"));
     let mut parts = ctx.uri.clone().into_parts();
     if let Ok(pq) = uri.parse() {
         parts.path_and_query = Some(pq);
         if let Ok(uri) = Uri::from_parts(parts) {
             ctx.uri = uri;
         }
+    }
+}
+
+/// RFC 3986 §2.1 percent-encoding of everything but the unreserved characters: a space is
+/// `%20`, never `+`, which an app that does not decode forms would read as a plus sign.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode;
+
+    #[test]
+    fn filters_are_percent_encoded_with_spaces_as_percent_20() {
+        assert_eq!(
+            percent_encode("externalId eq \"jy+ung\""),
+            "externalId%20eq%20%22jy%2Bung%22"
+        );
     }
 }
