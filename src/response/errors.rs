@@ -33,7 +33,7 @@ pub async fn rewrite(response: Response<Body>) -> Response<Body> {
     // its token is wrong would send its operators the wrong way.
     let status = match parts.status {
         StatusCode::UNAUTHORIZED => StatusCode::BAD_GATEWAY,
-        s => s,
+        s => StatusCode::from_u16(scim_status(s.as_u16()).0).unwrap_or(s),
     };
     let doc = match parts.status {
         StatusCode::UNAUTHORIZED => ScimError::new(
@@ -41,7 +41,7 @@ pub async fn rewrite(response: Response<Body>) -> Response<Body> {
             "the application refused the proxy's upstream credential",
         )
         .to_json(),
-        _ => scim_error_body(status.as_u16(), content_type.as_deref(), &bytes),
+        s => scim_error_body(s.as_u16(), content_type.as_deref(), &bytes),
     };
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -55,14 +55,33 @@ pub async fn rewrite(response: Response<Body>) -> Response<Body> {
 
 /// The SCIM Error body for an upstream error answer: a SCIM Error kept (with its `status`
 /// made the string RFC 7644 §3.12 asks for), anything else wrapped.
+/// `status` is the app's; a status SCIM does not use becomes the one it does (see
+/// [`scim_status`]).
 pub fn scim_error_body(status: u16, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let (status, fallback) = scim_status(status);
+    let wrap = |text: Option<&str>| ScimError::from_upstream(status, text, fallback).to_json();
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(doc)) if is_scim_error(&doc) => normalize_scim_error(status, doc),
-        Ok(Value::Object(doc)) => wrap(status, json_message(&doc)),
-        Ok(Value::String(s)) => wrap(status, Some(s.as_str())),
-        Ok(_) => wrap(status, None),
-        Err(_) if is_html(content_type, body) => wrap(status, None),
-        Err(_) => wrap(status, std::str::from_utf8(body).ok()),
+        Ok(Value::Object(doc)) if is_scim_error(&doc) => {
+            normalize_scim_error(status, doc, fallback)
+        }
+        Ok(Value::Object(doc)) => wrap(json_message(&doc)),
+        Ok(Value::String(s)) => wrap(Some(s.as_str())),
+        Ok(_) => wrap(None),
+        Err(_) if is_html(content_type, body) => wrap(None),
+        Err(_) => wrap(std::str::from_utf8(body).ok()),
+    }
+}
+
+/// The status and default `scimType` an IdP gets for an app's client error that SCIM does not
+/// define (RFC 7644 §3.12 lists the statuses a SCIM server uses): 422 (a framework's
+/// "unprocessable") is 400 `invalidValue`, 415 (the media type) is 400 `invalidSyntax`, 410
+/// is 404. The app's own `scimType`, or one its text makes plain, wins over the default.
+pub fn scim_status(status: u16) -> (u16, Option<ScimType>) {
+    match status {
+        422 => (400, Some(ScimType::InvalidValue)),
+        415 => (400, Some(ScimType::InvalidSyntax)),
+        410 => (404, None),
+        s => (s, None),
     }
 }
 
@@ -77,7 +96,11 @@ fn is_scim_error(doc: &Map<String, Value>) -> bool {
         })
 }
 
-fn normalize_scim_error(status: u16, doc: Map<String, Value>) -> Vec<u8> {
+fn normalize_scim_error(
+    status: u16,
+    doc: Map<String, Value>,
+    fallback: Option<ScimType>,
+) -> Vec<u8> {
     let member = |name: &str| {
         doc.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -89,7 +112,7 @@ fn normalize_scim_error(status: u16, doc: Map<String, Value>) -> Vec<u8> {
         .and_then(ScimType::from_keyword);
     // Only the members RFC 7644 §3.12 defines leave the proxy, and `detail` only when it is
     // short and printable, like any upstream text.
-    let mut error = ScimError::from_upstream(status, text);
+    let mut error = ScimError::from_upstream(status, text, fallback);
     error.scim_type = declared.or(error.scim_type);
     error.to_json()
 }
@@ -117,14 +140,10 @@ fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
         || body.trim_ascii_start().starts_with(b"<")
 }
 
-fn wrap(status: u16, text: Option<&str>) -> Vec<u8> {
-    ScimError::from_upstream(status, text).to_json()
-}
-
 impl ScimError {
     /// The error for an upstream answer: its text as `detail` when usable, else a default
     /// naming the status, with a `scimType` inferred from both.
-    fn from_upstream(status: u16, text: Option<&str>) -> Self {
+    fn from_upstream(status: u16, text: Option<&str>, fallback: Option<ScimType>) -> Self {
         let text = text.map(str::trim).filter(|t| usable_detail(t));
         let detail = match text {
             Some(t) => t.to_owned(),
@@ -138,7 +157,7 @@ impl ScimError {
         };
         ScimError {
             status,
-            scim_type: infer_scim_type(status, text.unwrap_or_default()),
+            scim_type: infer_scim_type(status, text.unwrap_or_default()).or(fallback),
             detail,
         }
     }
@@ -256,7 +275,9 @@ mod tests {
             r#"{"error":{"code":42,"message":"userName is required"}}"#,
         );
         assert_eq!(d["detail"], "userName is required");
-        assert!(d.get("scimType").is_none());
+        // SCIM has no 422 (RFC 7644 §3.12): the IdP gets 400 invalidValue.
+        assert_eq!(d["status"], "400");
+        assert_eq!(d["scimType"], "invalidValue");
     }
 
     #[test]

@@ -89,10 +89,10 @@ async fn legacy_errors_become_scim_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        scim_error(resp, 422).await["detail"],
-        "userName is required"
-    );
+    // The legacy app answers 422, which SCIM does not have (RFC 7644 §3.12).
+    let e = scim_error(resp, 400).await;
+    assert_eq!(e["detail"], "userName is required");
+    assert_eq!(e["scimType"], "invalidValue");
 
     // HTML pages are not echoed. (The app has no PUT on a collection.)
     let resp = c
@@ -249,4 +249,33 @@ async fn upstream_stalling_mid_body_is_cut_at_the_deadline() {
         .await
         .unwrap();
     scim_error(resp, 504).await;
+}
+
+/// SCIM has no 422 (RFC 7644 §3.12): an app's "unprocessable entity" reaches the IdP as 400
+/// `invalidValue`, with the app's text as `detail`.
+#[tokio::test]
+async fn an_apps_422_becomes_400_invalid_value() {
+    let app = json_upstream(|_, _| {
+        (
+            422,
+            r#"{"errors":[{"field":"userName"}],"message":"userName is not valid"}"#.to_owned(),
+        )
+    })
+    .await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        tenant("t", &format!("http://{app}/scim/v2"), "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let resp = client()
+        .put(proxy.url("/t/Users/1"))
+        .bearer_auth("tok")
+        .json(&serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let e = scim_error(resp, 400).await;
+    assert_eq!(e["scimType"], "invalidValue");
+    assert_eq!(e["detail"], "userName is not valid");
 }

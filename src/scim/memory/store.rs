@@ -222,9 +222,9 @@ impl Tables {
         Ok(())
     }
 
-    /// Uniqueness (RFC 7643 §2.2): `userName` is server-unique and compared case-insensitively
-    /// (caseExact false). `externalId` is also kept unique per type: IdPs correlate on it, and
-    /// two resources sharing one would make that correlation ambiguous.
+    /// Uniqueness as the schema says it (RFC 7643 §2.2): `userName` is server-unique and
+    /// compared case-insensitively (caseExact false). `externalId` is the client's identifier
+    /// with `uniqueness: none` (RFC 7643 §3.1): an IdP may reuse one, and the store accepts it.
     fn check_unique(
         &self,
         kind: Kind,
@@ -236,9 +236,7 @@ impl Tables {
             .attributes
             .iter()
             .filter(|a| a.uniqueness != Uniqueness::None && !a.multi_valued);
-        let rules = unique
-            .map(|a| (a.name.as_str(), a.case_exact))
-            .chain([("externalId", true)]);
+        let rules = unique.map(|a| (a.name.as_str(), a.case_exact));
         for (name, case_exact) in rules {
             let Some(wanted) = attrs.get(name).and_then(Value::as_str) else {
                 continue;

@@ -117,22 +117,21 @@ fn user_name_is_unique_case_insensitively() {
 }
 
 #[test]
-fn external_id_is_unique_but_a_put_may_keep_its_own_values() {
+fn external_id_may_repeat_as_its_schema_says_and_user_name_may_not() {
+    // RFC 7643 §3.1: externalId has uniqueness "none"; userName is server-unique, in any case.
     let store = MemoryStore::new();
     let body = json!({"schemas": [urn::USER], "userName": "a", "externalId": "E1"});
-    let id = call(&store, Method::Post, "/Users", Some(body.clone())).doc["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let other = json!({"schemas": [urn::USER], "userName": "b", "externalId": "E1"});
+    assert_eq!(call(&store, Method::Post, "/Users", Some(body)).status, 201);
+    let same_external = json!({"schemas": [urn::USER], "userName": "b", "externalId": "E1"});
+    assert_eq!(
+        call(&store, Method::Post, "/Users", Some(same_external)).status,
+        201
+    );
+    let same_name = json!({"schemas": [urn::USER], "userName": "A", "externalId": "E2"});
     assert_error(
-        &call(&store, Method::Post, "/Users", Some(other)),
+        &call(&store, Method::Post, "/Users", Some(same_name)),
         409,
         Some("uniqueness"),
-    );
-    assert_eq!(
-        call(&store, Method::Put, &format!("/Users/{id}"), Some(body)).status,
-        200
     );
 }
 
