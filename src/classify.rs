@@ -11,7 +11,9 @@ use hyper::body::Incoming;
 
 use crate::body::BoxError;
 use crate::ctx::{ReqBody, RequestCtx};
+use crate::scim::error::ScimError;
 use crate::scim::json::{self, JsonError};
+use crate::scim::list::ListParams;
 use crate::scim::request::{self, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,10 @@ pub enum ClassifyError {
     BodyRead(#[source] BoxError),
     #[error(transparent)]
     InvalidJson(#[from] JsonError),
+    /// A query parameter SCIM defines with a value it cannot have (`attributes` naming a
+    /// filter, `count` not a number).
+    #[error("{}", .0.detail)]
+    Query(ScimError),
 }
 
 /// Only SCIM's methods and endpoints go on (TRACE would echo the upstream credential the proxy
@@ -48,12 +54,50 @@ pub fn target(ctx: &mut RequestCtx) -> Result<(), ClassifyError> {
     if !request::is_safe_path(path) {
         return Err(ClassifyError::UnsafePath);
     }
-    let target = request::classify(path).ok_or(ClassifyError::NoEndpoint)?;
+    let target = request::classify(path)
+        .ok_or(ClassifyError::NoEndpoint)?
+        .into_owned();
+    canonical_spelling(ctx, target.endpoint);
     if target.endpoint == Endpoint::Bulk && ctx.record.bulk_op.is_some() {
         return Err(ClassifyError::BulkInBulk);
     }
-    ctx.target = Some(target.into_owned());
+    ctx.target = Some(target);
+    // `attributes`/`excludedAttributes` are checked here for every request, so that one naming
+    // a filter is refused whether or not the proxy reads the answer (RFC 7644 §3.4.2.5).
+    if let Some(query) = ctx.query().filter(|q| contains_ci(q, "attributes")) {
+        ListParams::from_query(Some(query)).map_err(ClassifyError::Query)?;
+    }
     Ok(())
+}
+
+/// `/users` reaches the app as `/Users`: the app gets the spelling RFC 7644 §3.2 uses.
+fn canonical_spelling(ctx: &mut RequestCtx, endpoint: Endpoint) {
+    let Some(canonical) = endpoint.segment() else {
+        return;
+    };
+    let path = ctx.path();
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let given = rest.split('/').next().unwrap_or_default();
+    if given == canonical {
+        return;
+    }
+    let at = ctx.prefix_len + (path.len() - rest.len());
+    let pq = ctx.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let rewritten = format!("{}{canonical}{}", &pq[..at], &pq[at + given.len()..]);
+    let mut parts = ctx.uri.clone().into_parts();
+    if let Ok(pq) = rewritten.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            ctx.uri = uri;
+        }
+    }
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Reads the body whole, within the size limit and the read timeout, and checks it is JSON.

@@ -89,6 +89,11 @@ fn map(err: &ProxyError) -> Mapped {
             C::BodyTimeout => Mapped::new(StatusCode::REQUEST_TIMEOUT),
             C::BodyRead(_) => Mapped::new(StatusCode::BAD_REQUEST),
             C::InvalidJson(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidSyntax),
+            C::Query(e) => Mapped {
+                status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                scim_type: e.scim_type,
+                retry_after: false,
+            },
         },
         ProxyError::Normalize(NormalizeError::Schema(e)) => Mapped {
             status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::error::{ScimError, ScimType};
+use super::path::AttrPath;
 use super::urn;
 
 /// Page size when the client sends no `count` (RFC 7644 §3.4.2.4 leaves it to the server).
@@ -60,8 +61,10 @@ impl ListParams {
                 "filter" => p.filter = Some(value.into_owned()),
                 "sortby" => p.sort_by = Some(value.into_owned()),
                 "sortorder" => p.sort_order = Some(sort_order(&value)?),
-                "attributes" => p.attributes = split_list(&value),
-                "excludedattributes" => p.excluded_attributes = split_list(&value),
+                "attributes" => p.attributes = paths("attributes", split_list(&value))?,
+                "excludedattributes" => {
+                    p.excluded_attributes = paths("excludedAttributes", split_list(&value))?;
+                }
                 _ => {}
             }
         }
@@ -85,9 +88,12 @@ impl ListParams {
                 "filter" => p.filter = Some(json_str("filter", value)?.to_owned()),
                 "sortby" => p.sort_by = Some(json_str("sortBy", value)?.to_owned()),
                 "sortorder" => p.sort_order = Some(sort_order(json_str("sortOrder", value)?)?),
-                "attributes" => p.attributes = json_list("attributes", value)?,
+                "attributes" => {
+                    p.attributes = paths("attributes", json_list("attributes", value)?)?
+                }
                 "excludedattributes" => {
-                    p.excluded_attributes = json_list("excludedAttributes", value)?;
+                    let list = json_list("excludedAttributes", value)?;
+                    p.excluded_attributes = paths("excludedAttributes", list)?;
                 }
                 _ => {}
             }
@@ -201,6 +207,17 @@ fn sort_order(value: &str) -> Result<SortOrder, ScimError> {
 }
 
 /// `attributes` and `excludedAttributes` are comma-separated lists (RFC 7644 §3.4.2.5).
+/// `attributes` and `excludedAttributes` name attributes (RFC 7644 §3.4.2.5); a filter such as
+/// `emails[type eq "work"]` is not one, and is refused rather than silently matching nothing.
+fn paths(name: &str, list: Vec<String>) -> Result<Vec<String>, ScimError> {
+    if list.iter().any(|item| AttrPath::parse(item).is_err()) {
+        return Err(invalid(format!(
+            "{name} must list attribute paths such as \"emails.value\" or \"name\", without filters"
+        )));
+    }
+    Ok(list)
+}
+
 fn split_list(value: &str) -> Vec<String> {
     value
         .split(',')

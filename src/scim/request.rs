@@ -52,18 +52,34 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Endpoints are matched without case (`/users`), as the IdPs' own reference servers
+    /// match them; [`Endpoint::segment`] gives the spelling RFC 7644 §3.2 uses.
     fn from_segment(s: &str) -> Option<Endpoint> {
-        // Endpoint paths are matched exactly: the RFC spells them with a fixed case.
-        match s {
-            "Users" => Some(Self::Users),
-            "Groups" => Some(Self::Groups),
-            "ServiceProviderConfig" => Some(Self::ServiceProviderConfig),
-            "Schemas" => Some(Self::Schemas),
-            "ResourceTypes" => Some(Self::ResourceTypes),
-            "Bulk" => Some(Self::Bulk),
-            "Me" => Some(Self::Me),
-            _ => None,
-        }
+        const ALL: [Endpoint; 7] = [
+            Endpoint::Users,
+            Endpoint::Groups,
+            Endpoint::ServiceProviderConfig,
+            Endpoint::Schemas,
+            Endpoint::ResourceTypes,
+            Endpoint::Bulk,
+            Endpoint::Me,
+        ];
+        ALL.into_iter()
+            .find(|e| e.segment().is_some_and(|seg| seg.eq_ignore_ascii_case(s)))
+    }
+
+    /// The path segment as RFC 7644 §3.2 spells it; `None` for the service root.
+    pub fn segment(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Users => "Users",
+            Self::Groups => "Groups",
+            Self::ServiceProviderConfig => "ServiceProviderConfig",
+            Self::Schemas => "Schemas",
+            Self::ResourceTypes => "ResourceTypes",
+            Self::Bulk => "Bulk",
+            Self::Me => "Me",
+            Self::Root => return None,
+        })
     }
 
     /// Whether `/{endpoint}/{id}` is meaningful: resources, and single discovery documents.
@@ -293,9 +309,14 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_names_are_case_sensitive() {
-        assert!(classify("/users").is_none());
-        assert!(classify("/serviceproviderconfig").is_none());
+    fn endpoint_names_match_without_case_and_have_one_spelling() {
+        let users = classify("/users/abc").expect("an endpoint");
+        assert_eq!(
+            (users.endpoint, users.id.as_deref()),
+            (Endpoint::Users, Some("abc"))
+        );
+        let spc = classify("/serviceproviderconfig").expect("an endpoint");
+        assert_eq!(spc.endpoint.segment(), Some("ServiceProviderConfig"));
         assert!(classify("/Nope").is_none());
     }
 

@@ -193,12 +193,7 @@ async fn only_scim_endpoints_and_methods_are_forwarded() {
     let (proxy, _) = proxy_to_echo().await;
     let c = client();
     // Lookalikes of SCIM endpoints would skip what the proxy does for the real ones.
-    for path in [
-        "/acme/users/1",
-        "/acme//Users",
-        "/acme/Users/1/extra",
-        "/acme/admin",
-    ] {
+    for path in ["/acme//Users", "/acme/Users/1/extra", "/acme/admin"] {
         let resp = c
             .get(proxy.url(path))
             .bearer_auth("idp-token")
@@ -268,4 +263,40 @@ async fn https_upstreams_are_reached_with_a_configured_ca_and_h2() {
         proxy.logs().contains("certificate"),
         "the log names the TLS failure"
     );
+}
+
+/// `/users` is the resource endpoint in any case, and the app receives RFC 7644's spelling;
+/// `attributes` naming a filter is refused rather than answered with nothing but `id`.
+#[tokio::test]
+async fn endpoints_match_without_case_and_attributes_must_be_attribute_paths() {
+    let echo = echo_upstream().await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }} }}\n",
+        server(""),
+        hash("tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let echoed = get_json(&c, proxy.url("/e/users/2819c223?count=1")).await;
+    assert_eq!(echoed["path"], "/scim/v2/Users/2819c223");
+    assert_eq!(echoed["query"], "count=1");
+    let resp = c
+        .get(proxy.url("/e/Users?attributes=emails%5Btype%20eq%20%22work%22%5D"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    let e = scim_error(resp, 400).await;
+    assert_eq!(e["scimType"], "invalidValue");
+    assert!(
+        e["detail"].as_str().unwrap().starts_with("attributes"),
+        "{e}"
+    );
+    let fine = c
+        .get(proxy.url("/e/Users?attributes=emails.value,userName"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 200);
 }
