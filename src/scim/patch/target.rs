@@ -273,6 +273,23 @@ fn remove_within(
     attr: &AttrPath,
     info: &dyn AttributeInfo,
 ) -> Result<(), PatchError> {
+    // A value filter on a singular complex attribute (Entra clears a manager with
+    // `manager[value eq "…"]`): it selects the value or nothing, and selecting nothing is
+    // noTarget, never a success that changed nothing.
+    if let (Some(f), true) = (filter, current.is_object()) {
+        if !matches_value(f, current, attr, info)? {
+            return Err(PatchError::NoTarget(format!(
+                "{attr} does not match the filter"
+            )));
+        }
+        match (sub, &mut *current) {
+            (Some(sub), Value::Object(fields)) => {
+                remove_ci(fields, sub);
+            }
+            _ => *current = Value::Null,
+        }
+        return Ok(());
+    }
     match (current, filter) {
         (Value::Object(fields), None) => {
             if let Some(sub) = sub {

@@ -195,3 +195,17 @@ proptest! {
         let _ = PatchPath::parse(&text);
     }
 }
+
+#[test]
+fn entra_manager_remove_by_value_filter_removes_it_or_is_no_target() {
+    // Entra clears a manager with a value filter on the singular complex attribute.
+    let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let mut with_manager = user();
+    with_manager[ext] = json!({"manager": {"value": "m1"}, "department": "R&D"});
+    let remove =
+        |id: &str| json!([{"op": "remove", "path": format!("{ext}:manager[value eq \"{id}\"]")}]);
+    let out = apply_to(&with_manager, remove("m1"), CoreSchema::User).expect("applies");
+    assert_eq!(out[ext], json!({"department": "R&D"}));
+    let other = apply_to(&with_manager, remove("m2"), CoreSchema::User);
+    assert!(matches!(other, Err(PatchError::NoTarget(_))), "{other:?}");
+}
