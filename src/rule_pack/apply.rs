@@ -4,34 +4,15 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
+use http::Method;
 use serde_json::{Map, Value};
 
 use super::builtin;
-use super::model::{Action, Coerce, Pack, Rule, When};
+use super::json::{coerce, contains_ci, member_mut};
+use super::model::{Action, Pack, Rule, Shape, Subject, When};
 use super::path::{each_mut, each_mut_creating, key_of, At};
 use crate::scim::discovery::ResourceTypeDef;
 use crate::scim::path::{AttrPath, PatchPath};
-
-/// What the rules may ask of a request besides its body.
-pub struct Subject<'a> {
-    pub method: &'a Method,
-    /// The resource type the request is about, when it is about Users or Groups.
-    pub resource: Option<&'static ResourceTypeDef>,
-    pub headers: &'a HeaderMap,
-    pub shape: Shape,
-}
-
-/// What the body is, for the builtins that treat each kind differently.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    /// A resource (POST, PUT).
-    Resource,
-    /// A PatchOp.
-    Patch,
-    /// Anything else (a SearchRequest, no body).
-    Other,
-}
 
 /// What a request to `endpoint` with `method` is for the rules: the resource type it is about
 /// and the shape of its body.
@@ -171,13 +152,6 @@ fn operation_matches(when: &When, op: &Value) -> bool {
     when.value.is_none_or(|kind| kind.matches(get("value")))
 }
 
-pub(super) fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len().max(1))
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
 /// `pattern` names `path`'s attribute: same name (any case), same URN when the pattern gives
 /// one, same sub-attribute when the pattern gives one.
 fn names(pattern: &AttrPath, path: &AttrPath) -> bool {
@@ -189,12 +163,6 @@ fn names(pattern: &AttrPath, path: &AttrPath) -> bool {
     pattern.name.eq_ignore_ascii_case(&path.name)
         && eq(&pattern.urn, &path.urn)
         && eq(&pattern.sub, &path.sub)
-}
-
-pub(super) fn member_mut<'a>(v: &'a mut Value, name: &str) -> Option<&'a mut Value> {
-    let obj = v.as_object_mut()?;
-    let key = key_of(obj, name)?.clone();
-    obj.get_mut(&key)
 }
 
 /// One action on one root (the body, or a PATCH operation); whether it changed anything.
@@ -304,25 +272,6 @@ fn on_member(
 ) -> bool {
     let (parent, key) = at.split_last_key().expect("compiled: ends in a name");
     each_mut_creating(root, &parent.0, &mut |obj| f(obj, key))
-}
-
-/// `"True"` → `true`, `"42"` → `42`, and back to strings; what does not convert stays.
-pub(super) fn coerce(v: &mut Value, to: Coerce) -> bool {
-    let next = match (to, &*v) {
-        (Coerce::Bool, Value::String(s)) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
-        (Coerce::Bool, Value::String(s)) if s.eq_ignore_ascii_case("false") => Value::Bool(false),
-        (Coerce::Number, Value::String(s)) => {
-            match serde_json::from_str::<serde_json::Number>(s.trim()) {
-                Ok(n) => Value::Number(n),
-                Err(_) => return false,
-            }
-        }
-        (Coerce::String, Value::Bool(b)) => Value::String(b.to_string()),
-        (Coerce::String, Value::Number(n)) => Value::String(n.to_string()),
-        _ => return false,
-    };
-    *v = next;
-    true
 }
 
 /// A scalar becomes `{key: scalar}`; a one-element array of an object becomes that object.

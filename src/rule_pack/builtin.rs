@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use super::apply::{coerce, contains_ci, member_mut, Shape, Subject};
+use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
+use super::model::{Shape, Subject};
 use super::path::key_of;
 use crate::scim::discovery::{
     attribute, common_attributes, schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef,

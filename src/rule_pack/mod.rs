@@ -6,6 +6,7 @@
 pub mod apply;
 mod builtin;
 mod compile;
+mod json;
 pub mod model;
 pub mod path;
 pub mod raw;
@@ -18,8 +19,9 @@ use std::sync::Arc;
 
 use http::header;
 
-pub use apply::{apply, shape_of, Shape, Subject};
+pub use apply::{apply, shape_of};
 pub use model::{Pack, Rule};
+pub use model::{Shape, Subject};
 
 /// The packs built into the binary, in the order they are compiled (a pack after those it
 /// extends).

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use http::{HeaderName, Method};
+use http::{HeaderMap, HeaderName, Method};
 use jsonpath_rust::parser::model::JpQuery;
 use serde_json::Value;
 
 use super::path::At;
+use crate::scim::discovery::ResourceTypeDef;
 use crate::scim::path::AttrPath;
 
 #[derive(Debug)]
@@ -198,4 +199,24 @@ impl Builtin {
             Self::NormalizeFilter => "normalize_filter",
         }
     }
+}
+
+/// What the rules may ask of a request besides its body.
+pub struct Subject<'a> {
+    pub method: &'a Method,
+    /// The resource type the request is about, when it is about Users or Groups.
+    pub resource: Option<&'static ResourceTypeDef>,
+    pub headers: &'a HeaderMap,
+    pub shape: Shape,
+}
+
+/// What the body is, for the builtins that treat each kind differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A resource (POST, PUT).
+    Resource,
+    /// A PatchOp.
+    Patch,
+    /// Anything else (a SearchRequest, no body).
+    Other,
 }

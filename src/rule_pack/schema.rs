@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::apply::Shape;
+use super::model::Shape;
 use crate::scim::discovery::{
     attribute, AttrType, AttributeDef, ResourceTypeDef, SchemaInfo, GROUP, USER,
 };

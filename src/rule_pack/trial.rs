@@ -8,8 +8,9 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
-use super::apply::{apply, shape_of, Shape, Subject};
+use super::apply::{apply, shape_of};
 use super::model::Pack;
+use super::model::{Shape, Subject};
 use super::schema;
 use crate::scim::discovery::GROUP;
 use crate::scim::error::ScimError;
