@@ -270,11 +270,7 @@ async fn https_upstreams_are_reached_with_a_configured_ca_and_h2() {
 #[tokio::test]
 async fn endpoints_match_without_case_and_attributes_must_be_attribute_paths() {
     let echo = echo_upstream().await;
-    let config = format!(
-        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }} }}\n",
-        server(""),
-        hash("tok")
-    );
+    let config = format!("{}{}", server(""), complete_app_tenant(echo, ""));
     let proxy = Proxy::start(&config).await;
     let c = client();
     let echoed = get_json(&c, proxy.url("/e/users/2819c223?count=1")).await;

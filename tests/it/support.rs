@@ -28,6 +28,15 @@ pub fn tenant(id: &str, upstream: &str, token: &str) -> String {
     )
 }
 
+/// Tenant "e" (token "tok") in front of an app said to do everything, so that every request is
+/// forwarded rather than emulated; `extra` adds keys to the tenant (`idp = "entra"`).
+pub fn complete_app_tenant(app: std::net::SocketAddr, extra: &str) -> String {
+    format!(
+        "[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\n{extra}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{app}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }} }}\n",
+        hash("tok")
+    )
+}
+
 /// The `[server]` table with short timeouts, so failure paths are quick to reach.
 pub fn server(extra: &str) -> String {
     format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"info\"\n")

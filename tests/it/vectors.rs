@@ -227,12 +227,10 @@ async fn auto_detection_names_the_pack_of_each_idp_that_says_who_it_is() {
 #[tokio::test]
 async fn an_untouched_body_is_forwarded_as_its_bytes_and_a_fixed_one_normalized() {
     let echo = echo_upstream().await;
-    // The echo app announces nothing; it is said to do everything, so that every request is
-    // forwarded (and echoed) rather than emulated.
     let config = format!(
-        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nidp = \"entra\"\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }} }}\n",
+        "{}{}",
         server(""),
-        hash("tok")
+        complete_app_tenant(echo, "idp = \"entra\"")
     );
     let proxy = Proxy::start(&config).await;
     let c = client();
@@ -279,9 +277,9 @@ async fn an_untouched_body_is_forwarded_as_its_bytes_and_a_fixed_one_normalized(
 async fn a_request_the_pack_cannot_make_valid_is_refused_before_the_app() {
     let echo = echo_upstream().await;
     let config = format!(
-        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nidp = \"generic\"\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{echo}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = true, etag = false, discovery = true }} }}\n",
+        "{}{}",
         server(""),
-        hash("tok")
+        complete_app_tenant(echo, "idp = \"generic\"")
     );
     let proxy = Proxy::start(&config).await;
     let c = client();
