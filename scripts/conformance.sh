@@ -7,6 +7,7 @@
 #   scripts/conformance.sh [memory|legacy]   # build with cargo, then test
 #   SCIMGATE_BIN=path/to/scimgate LEGACY_BIN=path/to/legacy_app scripts/conformance.sh legacy
 #   CONFORMANCE_VERBOSE=1 scripts/conformance.sh   # also print each failing check's data
+#   IDP=auto scripts/conformance.sh memory     # the tenant normalizes requests with its IdP pack
 #
 # The full report and the proxy's log are kept in a temp folder whose path is printed at the end.
 set -euo pipefail
@@ -110,6 +111,7 @@ id = "demo"
 route = { path_prefix = "/demo" }
 upstream = { $UPSTREAM }
 auth.bearer = [{ sha256 = "$HASH" }]
+${IDP:+idp = \"$IDP\"}
 EOF
 
 # 4. Start the proxy; it is stopped on exit whatever happens next.

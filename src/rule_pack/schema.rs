@@ -32,7 +32,12 @@ pub fn check(rt: &'static ResourceTypeDef, shape: Shape, body: &Value) -> Result
 fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
     let mut body = body.clone();
     if let Some(Value::Array(ops)) = body.get_mut("Operations") {
+        let given = ops.len();
         ops.retain(|op| !op_is_foreign(rt, op));
+        if given > 0 && ops.is_empty() {
+            // Every operation is on the app's own extensions: nothing here to judge.
+            return Ok(());
+        }
         for op in ops.iter_mut() {
             let pathless = op_path(op).is_none();
             if let Some(v) = op.get_mut("value").filter(|v| pathless && v.is_object()) {
@@ -72,6 +77,24 @@ fn check_op_value(rt: &'static ResourceTypeDef, op: &Value) -> Result<(), ScimEr
     }) else {
         return Ok(());
     };
+    // A path naming a whole extension (`urn:…:enterprise:2.0:User`): its value is that
+    // extension's attributes.
+    if let Some(ext) = op_path(op).and_then(|p| {
+        rt.extensions
+            .iter()
+            .find(|e| e.eq_ignore_ascii_case(p.trim()))
+    }) {
+        return match value {
+            Value::Object(obj) => {
+                obj.iter()
+                    .try_for_each(|(k, v)| match attribute(rt.name, &format!("{ext}:{k}")) {
+                        Some(def) => fits(def, v, true, k),
+                        None => Ok(()),
+                    })
+            }
+            _ => Ok(()),
+        };
+    }
     match op_path(op).and_then(|p| PatchPath::parse(p).ok()) {
         Some(path) => {
             let target = path.target().to_string();
@@ -145,11 +168,21 @@ fn op_path(op: &Value) -> Option<&str> {
     obj.get(key)?.as_str()
 }
 
+/// An operation on an extension the proxy does not bundle. A path naming a whole known
+/// extension (`urn:…:enterprise:2.0:User`, which parses as URN `…:2.0` and name `User`) is
+/// not one.
 fn op_is_foreign(rt: &ResourceTypeDef, op: &Value) -> bool {
-    op_path(op)
-        .and_then(|p| PatchPath::parse(p).ok())
-        .and_then(|p| p.attr.urn)
-        .is_some_and(|urn| foreign(rt, &urn))
+    let Some(path) = op_path(op) else {
+        return false;
+    };
+    let Ok(parsed) = PatchPath::parse(path) else {
+        return false;
+    };
+    let Some(urn) = parsed.attr.urn else {
+        return false;
+    };
+    let whole = format!("{urn}:{}", parsed.attr.name);
+    foreign(rt, &urn) && foreign(rt, &whole)
 }
 
 fn foreign(rt: &ResourceTypeDef, urn: &str) -> bool {

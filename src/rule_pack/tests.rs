@@ -5,6 +5,7 @@ use http::{HeaderMap, Method};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+use super::schema;
 use super::trial;
 use super::*;
 use crate::scim::discovery::{GROUP, USER};
@@ -408,4 +409,21 @@ fn every_rule_fixture_gives_its_expected_output() {
         missing.is_empty(),
         "rules without a fixture that fires them: {missing:?}"
     );
+}
+
+#[test]
+fn the_schema_check_knows_whole_extension_paths_and_leaves_foreign_ones_to_the_app() {
+    let check = |ops: Value| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        schema::check(&USER, Shape::Patch, &body)
+    };
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    assert!(
+        check(json!([{"op": "add", "path": enterprise, "value": {"department": "R&D"}}])).is_ok()
+    );
+    assert!(check(json!([{"op": "add", "path": "urn:ietf:params:scim:schemas:extension:acme:2.0:User:badge", "value": 7}])).is_ok());
+    let wrong = check(json!([{"op": "add", "path": enterprise, "value": {"department": 7}}]))
+        .expect_err("a number is not a department");
+    assert!(wrong.detail.contains("department"), "{}", wrong.detail);
+    assert!(check(json!([{"op": "replace", "path": "active", "value": "maybe"}])).is_err());
 }
