@@ -12,6 +12,7 @@ use crate::ctx::RequestCtx;
 use crate::rule_pack::{apply, schema, shape_of, Pack, Shape, Subject};
 use crate::scim::discovery::ResourceTypeDef;
 use crate::scim::error::ScimError;
+use crate::scim::path::key_ci;
 
 /// What normalization could not make valid.
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +104,8 @@ fn on_body(
 }
 
 fn search_filter(pack: &Pack, subject: &Subject<'_>, doc: &mut Value) -> Vec<std::sync::Arc<str>> {
-    let Some(Value::String(filter)) = doc.as_object_mut().and_then(|o| {
-        let key = o.keys().find(|k| k.eq_ignore_ascii_case("filter"))?.clone();
-        o.get_mut(&key)
-    }) else {
+    let key = doc.as_object().and_then(|o| key_ci(o, "filter")).cloned();
+    let Some(Value::String(filter)) = key.and_then(|k| doc.get_mut(&k)) else {
         return Vec::new();
     };
     apply(pack, subject, None, Some(filter))

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::scim::discovery::{ResourceTypeDef, GROUP, USER};
 use crate::scim::list::ListParams;
+use crate::scim::path::key_ci;
 use crate::scim::request::Endpoint;
 
 /// A resource projected as `attributes`/`excluded` ask; always drops `returned: never`.
@@ -66,11 +67,11 @@ pub fn finish_answer(
         }
         item
     };
-    let listed = doc.as_object_mut().and_then(|m| {
-        m.iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case("Resources"))
-    });
-    if let Some((_, Value::Array(items))) = listed {
+    let listed = doc
+        .as_object()
+        .and_then(|m| key_ci(m, "Resources"))
+        .cloned();
+    if let Some(Value::Array(items)) = listed.and_then(|k| doc.get_mut(&k)) {
         for item in items.iter_mut() {
             *item = finish_one(item.take());
         }

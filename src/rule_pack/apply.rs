@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 use super::builtin;
 use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Action, Pack, Rule, Shape, Subject, When};
-use super::path::{each_mut, each_mut_creating, key_of, At};
+use super::path::{each_mut, each_mut_creating, At};
 use crate::scim::discovery::ResourceTypeDef;
-use crate::scim::path::{AttrPath, PatchPath};
+use crate::scim::path::{key_ci, AttrPath, PatchPath};
 
 /// What a request to `endpoint` with `method` is for the rules: the resource type it is about
 /// and the shape of its body.
@@ -125,7 +125,7 @@ fn operation_matches(when: &When, op: &Value) -> bool {
     let Some(obj) = op.as_object() else {
         return false;
     };
-    let get = |name: &str| key_of(obj, name).and_then(|k| obj.get(k));
+    let get = |name: &str| key_ci(obj, name).and_then(|k| obj.get(k));
     let kind = get("op")
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase);
@@ -169,7 +169,7 @@ fn names(pattern: &AttrPath, path: &AttrPath) -> bool {
 fn run(action: &Action, root: &mut Value) -> bool {
     match action {
         Action::Set { at, value } => on_member(root, at, &mut |obj, key| {
-            let k = key_of(obj, key).cloned().unwrap_or_else(|| key.to_owned());
+            let k = key_ci(obj, key).cloned().unwrap_or_else(|| key.to_owned());
             if obj.get(&k) == Some(value) {
                 return false;
             }
@@ -177,7 +177,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
             true
         }),
         Action::Default { at, value } => on_member(root, at, &mut |obj, key| {
-            if key_of(obj, key).is_some() {
+            if key_ci(obj, key).is_some() {
                 return false;
             }
             obj.insert(key.to_owned(), value.clone());
@@ -186,7 +186,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
         Action::Remove { at } => {
             let (parent, key) = at.split_last_key().expect("compiled: ends in a name");
             each_mut(root, &parent.0, &mut |v| match v {
-                Value::Object(obj) => match key_of(obj, key).cloned() {
+                Value::Object(obj) => match key_ci(obj, key).cloned() {
                     Some(k) => obj.remove(&k).is_some(),
                     None => false,
                 },
@@ -197,7 +197,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
             let (parent, key) = at.split_last_key().expect("compiled: ends in a name");
             each_mut(root, &parent.0, &mut |v| {
                 let Value::Object(obj) = v else { return false };
-                match key_of(obj, key).cloned() {
+                match key_ci(obj, key).cloned() {
                     Some(k) if k != *to => {
                         let moved = obj.remove(&k).unwrap_or(Value::Null);
                         obj.insert(to.clone(), moved);
@@ -212,7 +212,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
             let mut taken = None;
             each_mut(root, &parent.0, &mut |v| {
                 if let (Value::Object(obj), None) = (v, &taken) {
-                    if let Some(k) = key_of(obj, key).cloned() {
+                    if let Some(k) = key_ci(obj, key).cloned() {
                         taken = obj.remove(&k);
                     }
                 }
@@ -248,7 +248,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
         Action::Wrap { at, key } => each_mut(root, &at.0, &mut |v| wrap(v, key)),
         Action::Unwrap { at, key } => each_mut(root, &at.0, &mut |v| {
             let inner = match v {
-                Value::Object(obj) => key_of(obj, key).cloned().and_then(|k| obj.remove(&k)),
+                Value::Object(obj) => key_ci(obj, key).cloned().and_then(|k| obj.remove(&k)),
                 _ => None,
             };
             match inner {
@@ -307,7 +307,7 @@ pub(super) fn split_dotted_keys(v: &mut Value) -> bool {
         };
         let target = match container {
             Some(urn) => {
-                let k = key_of(obj, &urn).cloned().unwrap_or(urn);
+                let k = key_ci(obj, &urn).cloned().unwrap_or(urn);
                 let c = obj.entry(k).or_insert_with(|| Value::Object(Map::new()));
                 match c {
                     Value::Object(c) => c,
@@ -341,7 +341,7 @@ fn urn_attribute(key: &str) -> Option<(&str, &str)> {
 fn insert_dotted(obj: &mut Map<String, Value>, path: &str, value: Value) {
     match path.split_once('.') {
         Some((head, rest)) => {
-            let k = key_of(obj, head)
+            let k = key_ci(obj, head)
                 .cloned()
                 .unwrap_or_else(|| head.to_owned());
             let child = obj.entry(k).or_insert_with(|| Value::Object(Map::new()));
@@ -350,7 +350,7 @@ fn insert_dotted(obj: &mut Map<String, Value>, path: &str, value: Value) {
             }
         }
         None => {
-            let k = key_of(obj, path)
+            let k = key_ci(obj, path)
                 .cloned()
                 .unwrap_or_else(|| path.to_owned());
             obj.insert(k, value);

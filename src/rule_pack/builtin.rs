@@ -9,12 +9,11 @@ use serde_json::{Map, Value};
 use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
 use super::model::{Shape, Subject};
-use super::path::key_of;
 use crate::scim::discovery::{
     attribute, common_attributes, schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef,
 };
 use crate::scim::filter::{self, CompValue, Filter};
-use crate::scim::path::{AttrPath, PatchPath};
+use crate::scim::path::{key_ci, AttrPath, PatchPath};
 
 pub fn run(
     b: Builtin,
@@ -288,7 +287,7 @@ fn schemas_complete(rt: &'static ResourceTypeDef, body: &mut Value) -> bool {
             .any(|u| u.eq_ignore_ascii_case(s))
             || used.iter().any(|u| u.eq_ignore_ascii_case(s))
     };
-    let key = key_of(obj, "schemas")
+    let key = key_ci(obj, "schemas")
         .cloned()
         .unwrap_or_else(|| "schemas".to_owned());
     let before = obj.get(&key).cloned();
@@ -362,7 +361,7 @@ fn split_member_removes(op: &mut Value) -> Option<Vec<Value>> {
         .iter()
         .map(|i| {
             let obj = i.as_object()?;
-            obj.get(key_of(obj, "value")?)?.as_str().map(str::to_owned)
+            obj.get(key_ci(obj, "value")?)?.as_str().map(str::to_owned)
         })
         .collect::<Option<_>>()?;
     if ids.is_empty() {
@@ -395,7 +394,7 @@ fn role_values_json(roles: &mut Value) -> bool {
         let Some(obj) = item.as_object_mut() else {
             continue;
         };
-        let Some(k) = key_of(obj, "value").cloned() else {
+        let Some(k) = key_ci(obj, "value").cloned() else {
             continue;
         };
         let Some(Value::Object(inner)) = obj
@@ -406,7 +405,7 @@ fn role_values_json(roles: &mut Value) -> bool {
         else {
             continue;
         };
-        let field = |name: &str| key_of(&inner, name).and_then(|k| inner.get(k)).cloned();
+        let field = |name: &str| key_ci(&inner, name).and_then(|k| inner.get(k)).cloned();
         let value = match field("value") {
             Some(Value::Number(n)) => Value::String(n.to_string()),
             Some(v) => v,

@@ -3,12 +3,12 @@
 use serde_json::Value;
 
 use super::model::Coerce;
-use super::path::key_of;
+use crate::scim::path::key_ci;
 
 /// A member of an object by name, in any case.
 pub(super) fn member_mut<'a>(v: &'a mut Value, name: &str) -> Option<&'a mut Value> {
     let obj = v.as_object_mut()?;
-    let key = key_of(obj, name)?.clone();
+    let key = key_ci(obj, name)?.clone();
     obj.get_mut(&key)
 }
 

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::scim::path::key_ci;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seg {
     Key(String),
@@ -65,21 +67,13 @@ impl At {
     }
 }
 
-/// The key of `obj` that is `name` in any case: the exact spelling first.
-pub fn key_of<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a String> {
-    if let Some((k, _)) = obj.get_key_value(name) {
-        return Some(k);
-    }
-    obj.keys().find(|k| k.eq_ignore_ascii_case(name))
-}
-
 /// Calls `f` on every value `at` selects; returns whether any call changed something.
 pub fn each_mut(root: &mut Value, segs: &[Seg], f: &mut dyn FnMut(&mut Value) -> bool) -> bool {
     let Some((first, rest)) = segs.split_first() else {
         return f(root);
     };
     match (first, root) {
-        (Seg::Key(name), Value::Object(obj)) => match key_of(obj, name).cloned() {
+        (Seg::Key(name), Value::Object(obj)) => match key_ci(obj, name).cloned() {
             Some(k) => obj.get_mut(&k).is_some_and(|v| each_mut(v, rest, f)),
             None => false,
         },
@@ -111,7 +105,7 @@ pub fn each_mut_creating(
     };
     match (first, root) {
         (Seg::Key(name), Value::Object(obj)) => {
-            let k = key_of(obj, name).cloned().unwrap_or_else(|| name.clone());
+            let k = key_ci(obj, name).cloned().unwrap_or_else(|| name.clone());
             let child = obj.entry(k).or_insert_with(|| Value::Object(Map::new()));
             each_mut_creating(child, rest, f)
         }

@@ -14,7 +14,7 @@ use crate::scim::discovery::{
 };
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch::PatchRequest;
-use crate::scim::path::PatchPath;
+use crate::scim::path::{get_ci, PatchPath};
 
 pub fn check(rt: &'static ResourceTypeDef, shape: Shape, body: &Value) -> Result<(), ScimError> {
     match shape {
@@ -71,10 +71,7 @@ fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimErr
 /// The value of one operation has the type the schema gives what it targets (the PATCH
 /// engine checks paths and shapes, the store checks types only when it stores the result).
 fn check_op_value(rt: &'static ResourceTypeDef, op: &Value) -> Result<(), ScimError> {
-    let Some(value) = op.as_object().and_then(|o| {
-        let k = o.keys().find(|k| k.eq_ignore_ascii_case("value"))?;
-        o.get(k)
-    }) else {
+    let Some(value) = op.as_object().and_then(|o| get_ci(o, "value")) else {
         return Ok(());
     };
     // A path naming a whole extension (`urn:…:enterprise:2.0:User`): its value is that
@@ -163,9 +160,7 @@ fn fits(def: &AttributeDef, v: &Value, whole: bool, name: &str) -> Result<(), Sc
 }
 
 fn op_path(op: &Value) -> Option<&str> {
-    let obj = op.as_object()?;
-    let key = obj.keys().find(|k| k.eq_ignore_ascii_case("path"))?;
-    obj.get(key)?.as_str()
+    get_ci(op.as_object()?, "path")?.as_str()
 }
 
 /// An operation on an extension the proxy does not bundle. A path naming a whole known
