@@ -13,7 +13,7 @@ use crate::body::BoxError;
 use crate::ctx::{ReqBody, RequestCtx};
 use crate::scim::error::ScimError;
 use crate::scim::json::{self, JsonError};
-use crate::scim::list::ListParams;
+use crate::scim::list::{asks_for_projection, ListParams};
 use crate::scim::request::{self, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +64,8 @@ pub fn target(ctx: &mut RequestCtx) -> Result<(), ClassifyError> {
     ctx.target = Some(target);
     // `attributes`/`excludedAttributes` are checked here for every request, so that one naming
     // a filter is refused whether or not the proxy reads the answer (RFC 7644 §3.4.2.5).
-    if let Some(query) = ctx.query().filter(|q| contains_ci(q, "attributes")) {
-        ListParams::from_query(Some(query)).map_err(ClassifyError::Query)?;
+    if asks_for_projection(ctx.query()) {
+        ListParams::from_query(ctx.query()).map_err(ClassifyError::Query)?;
     }
     Ok(())
 }
@@ -84,20 +84,7 @@ fn canonical_spelling(ctx: &mut RequestCtx, endpoint: Endpoint) {
     let at = ctx.prefix_len + (path.len() - rest.len());
     let pq = ctx.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let rewritten = format!("{}{canonical}{}", &pq[..at], &pq[at + given.len()..]);
-    let mut parts = ctx.uri.clone().into_parts();
-    if let Ok(pq) = rewritten.parse() {
-        parts.path_and_query = Some(pq);
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            ctx.uri = uri;
-        }
-    }
-}
-
-fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    ctx.set_path_and_query(&rewritten);
 }
 
 /// Reads the body whole, within the size limit and the read timeout, and checks it is JSON.

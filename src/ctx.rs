@@ -248,6 +248,17 @@ impl RequestCtx {
         self.uri.query()
     }
 
+    /// Replaces the URI's path and query (stage 5's canonical spelling, stage 6's filter);
+    /// text that is not a valid path and query leaves the URI as it was.
+    pub fn set_path_and_query(&mut self, pq: &str) {
+        let Ok(pq) = pq.parse() else { return };
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            self.uri = uri;
+        }
+    }
+
     /// The host the IdP addressed: the request target's authority (h2, absolute form), else
     /// `Host`.
     pub fn host(&self) -> Option<&str> {

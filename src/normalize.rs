@@ -4,7 +4,7 @@
 //! only sees schema-valid requests. A request no rule changes is forwarded as its original
 //! bytes; one a rule changed is serialized once.
 
-use http::{Method, Uri};
+use http::Method;
 use serde_json::Value;
 
 use crate::config::Idp;
@@ -126,11 +126,7 @@ fn subject<'a>(
 
 /// The `filter` query parameter, if there is one.
 fn query_filter(query: Option<&str>) -> Option<String> {
-    let query = query?;
-    if !query.to_ascii_lowercase().contains("filter") {
-        return None;
-    }
-    form_urlencoded::parse(query.as_bytes())
+    form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k.eq_ignore_ascii_case("filter"))
         .map(|(_, v)| v.into_owned())
 }
@@ -154,14 +150,8 @@ fn set_query_filter(ctx: &mut RequestCtx, filter: &str) {
             }
         })
         .collect();
-    let uri = format!("{}?{}", ctx.uri.path(), rebuilt.join("&"));
-    let mut parts = ctx.uri.clone().into_parts();
-    if let Ok(pq) = uri.parse() {
-        parts.path_and_query = Some(pq);
-        if let Ok(uri) = Uri::from_parts(parts) {
-            ctx.uri = uri;
-        }
-    }
+    let pq = format!("{}?{}", ctx.uri.path(), rebuilt.join("&"));
+    ctx.set_path_and_query(&pq);
 }
 
 /// RFC 3986 §2.1 percent-encoding of everything but the unreserved characters: a space is
