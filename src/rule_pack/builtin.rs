@@ -281,12 +281,7 @@ fn schemas_complete(rt: &'static ResourceTypeDef, body: &mut Value) -> bool {
         })
         .map(|(k, _)| k.clone())
         .collect();
-    let known = |s: &str| {
-        std::iter::once(&rt.schema)
-            .chain(rt.extensions)
-            .any(|u| u.eq_ignore_ascii_case(s))
-            || used.iter().any(|u| u.eq_ignore_ascii_case(s))
-    };
+    let known = |s: &str| rt.has_schema(s) || used.iter().any(|u| u.eq_ignore_ascii_case(s));
     let key = key_ci(obj, "schemas")
         .cloned()
         .unwrap_or_else(|| "schemas".to_owned());

@@ -181,10 +181,7 @@ fn op_is_foreign(rt: &ResourceTypeDef, op: &Value) -> bool {
 }
 
 fn foreign(rt: &ResourceTypeDef, urn: &str) -> bool {
-    urn.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
-        && !std::iter::once(&rt.schema)
-            .chain(rt.extensions)
-            .any(|k| k.eq_ignore_ascii_case(urn))
+    urn.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) && !rt.has_schema(urn)
 }
 
 fn without_foreign<'v>(rt: &ResourceTypeDef, body: &'v Value) -> Cow<'v, Value> {

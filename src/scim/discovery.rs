@@ -26,6 +26,15 @@ pub struct ResourceTypeDef {
     pub extensions: &'static [&'static str],
 }
 
+impl ResourceTypeDef {
+    /// Whether `urn` is the type's core schema or one of its extensions, in any case.
+    pub fn has_schema(&self, urn: &str) -> bool {
+        std::iter::once(&self.schema)
+            .chain(self.extensions)
+            .any(|u| u.eq_ignore_ascii_case(urn))
+    }
+}
+
 pub const USER: ResourceTypeDef = ResourceTypeDef {
     name: "User",
     endpoint: "/Users",
