@@ -128,10 +128,6 @@ impl ReqBody {
         Ok(out)
     }
 
-    pub fn changed(&self) -> bool {
-        self.changed
-    }
-
     /// What goes upstream: the original bytes, or the changed JSON serialized.
     pub fn to_bytes(&self) -> Bytes {
         match &self.json {

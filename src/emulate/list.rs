@@ -31,7 +31,7 @@ const MAX_SORTED: usize = 10_000;
 pub async fn answer(ctx: &mut RequestCtx, caps: &Capabilities) -> Result<Flow, EmulateError> {
     let search = ctx.target().search;
     let params = if search {
-        ListParams::from_search_body(&body_json(ctx)?)
+        ListParams::from_search_body(body_json(ctx)?)
     } else {
         ListParams::from_query(ctx.query())
     }

@@ -27,7 +27,7 @@ pub async fn via_put(
     ctx: &mut RequestCtx,
     caps: &Capabilities,
 ) -> Result<Response<Body>, EmulateError> {
-    let patch = PatchRequest::from_json(&body_json(ctx)?).map_err(EmulateError::scim)?;
+    let patch = PatchRequest::from_json(body_json(ctx)?).map_err(EmulateError::scim)?;
     let written = apply(ctx, caps, &patch).await?;
     match written.status() {
         StatusCode::NO_CONTENT => readback(ctx).await,

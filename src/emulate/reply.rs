@@ -22,6 +22,6 @@ pub fn relay(reply: crate::upstream::Reply) -> Response<Body> {
 }
 
 /// The request body as JSON (parsed once per request).
-pub fn body_json(ctx: &mut RequestCtx) -> Result<Value, EmulateError> {
-    ctx.body.json().cloned().map_err(EmulateError::BadJson)
+pub fn body_json(ctx: &mut RequestCtx) -> Result<&Value, EmulateError> {
+    ctx.body.json().map_err(EmulateError::BadJson)
 }

@@ -26,11 +26,11 @@ pub async fn create(
         _ => ("/Users", &USER, &["userName", "externalId"]),
     };
     let doc = body_json(ctx)?;
-    let app = ctx.tenant().app_key();
     let mut keys: Vec<(&'static str, String)> = attrs
         .iter()
-        .filter_map(|a| Some((*a, string_member(&doc, a)?.to_owned())))
+        .filter_map(|a| Some((*a, string_member(doc, a)?.to_owned())))
         .collect();
+    let app = ctx.tenant().app_key();
     // One lock per value, taken in a fixed order so two creates cannot wait on each other.
     let lock_keys: Vec<String> = keys
         .iter()
