@@ -10,6 +10,7 @@ mod json;
 pub mod model;
 pub mod path;
 pub mod raw;
+pub mod request;
 pub mod schema;
 pub mod trial;
 

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
-use super::apply::{apply, shape_of};
 use super::model::Pack;
-use super::model::{Shape, Subject};
+use super::request::{normalize, Request};
 use super::schema;
 use crate::scim::discovery::GROUP;
 use crate::scim::error::ScimError;
@@ -98,45 +97,23 @@ impl TrialRequest {
 /// Runs `pack` over the request as stage 6 would, then the schema check.
 pub fn run(pack: &Pack, req: &TrialRequest) -> Outcome {
     let (endpoint, search) = endpoint_of(&req.path);
-    let (resource, shape) = shape_of(&req.method, endpoint, search);
-    let subject = |shape| Subject {
+    let request = Request {
         method: &req.method,
-        resource,
+        endpoint,
+        search,
         headers: &req.headers,
-        shape,
+        query: req.query.as_deref(),
     };
-    let mut fired = Vec::new();
-    let mut query = None;
-    if let Some(q) = &req.query {
-        let filter =
-            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k.eq_ignore_ascii_case("filter"));
-        if let Some((_, f)) = filter {
-            let mut f = f.into_owned();
-            let rules = apply(pack, &subject(Shape::Other), None, Some(&mut f));
-            if !rules.is_empty() {
-                query = Some(with_filter(q, &f));
-            }
-            fired.extend(rules);
-        }
-    }
     let mut body = req.body.clone();
-    if let Some(doc) = body.as_mut() {
-        if search {
-            if let Some(Value::String(f)) = doc.get_mut("filter") {
-                fired.extend(apply(pack, &subject(Shape::Other), None, Some(f)));
-            }
-        } else {
-            fired.extend(apply(pack, &subject(shape), Some(doc), None));
-        }
-    }
-    let schema = match (resource, body.as_ref()) {
-        (Some(rt), Some(doc)) => schema::check(rt, shape, doc),
+    let done = normalize(pack, &request, body.as_mut());
+    let schema = match (done.resource, body.as_ref()) {
+        (Some(rt), Some(doc)) => schema::check(rt, done.shape, doc),
         _ => Ok(()),
     };
     Outcome {
         body,
-        query,
-        fired,
+        query: done.query,
+        fired: done.fired,
         schema,
     }
 }
@@ -154,17 +131,4 @@ fn endpoint_of(path: &str) -> (Endpoint, bool) {
             None => return (Endpoint::Root, false),
         }
     }
-}
-
-fn with_filter(query: &str, filter: &str) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        let v = if k.eq_ignore_ascii_case("filter") {
-            filter.into()
-        } else {
-            v
-        };
-        out.append_pair(&k, &v);
-    }
-    out.finish()
 }
