@@ -65,7 +65,11 @@ enum RulesCommand {
         /// Also load the packs in this folder, as `[rules] dir` does
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// A JSON request {"method", "path", "headers", "query", "body"}, or a bare SCIM body
+        /// Run the pack's response rules over an app's answer instead of its request rules
+        #[arg(long)]
+        response: bool,
+        /// A JSON request {"method", "path", "headers", "query", "body"}, or a bare SCIM body;
+        /// with --response, an answer {"request": "GET /Users", "status", "headers", "body"}
         file: PathBuf,
     },
 }
@@ -99,9 +103,12 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
         Command::Rules(RulesCommand::List { dir }) => rules_cli::list(dir.as_deref()),
-        Command::Rules(RulesCommand::Test { pack, dir, file }) => {
-            rules_cli::test(&pack, dir.as_deref(), &file)
-        }
+        Command::Rules(RulesCommand::Test {
+            pack,
+            dir,
+            response,
+            file,
+        }) => rules_cli::test(&pack, dir.as_deref(), &file, response),
         Command::Token(TokenCommand::New) => token_new(),
         Command::Token(TokenCommand::Hash) => token_hash(),
         Command::Certs(CertsCommand::Dev {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use scimgate::rule_pack::trial::{self, TrialRequest};
+use scimgate::rule_pack::trial::{self, TrialAnswer, TrialRequest};
 use scimgate::rule_pack::Packs;
 
 use crate::fail;
@@ -45,7 +45,7 @@ pub fn list(dir: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub fn test(name: &str, dir: Option<&Path>, file: &Path) -> ExitCode {
+pub fn test(name: &str, dir: Option<&Path>, file: &Path, response: bool) -> ExitCode {
     let packs = match load(dir) {
         Ok(p) => p,
         Err(code) => return code,
@@ -65,12 +65,21 @@ pub fn test(name: &str, dir: Option<&Path>, file: &Path) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(1, &format!("{}: not JSON: {e}", file.display())),
     };
-    let request = match TrialRequest::from_json(&doc) {
-        Ok(r) => r,
+    let tried = if response {
+        TrialAnswer::from_json(&doc).map(|a| {
+            println!("{} answer to {} {}", a.status, a.method, a.path);
+            trial::run_answer(&pack, &a)
+        })
+    } else {
+        TrialRequest::from_json(&doc).map(|r| {
+            println!("{} {}", r.method, r.path);
+            trial::run(&pack, &r)
+        })
+    };
+    let out = match tried {
+        Ok(out) => out,
         Err(e) => return fail(1, &format!("{}: {e}", file.display())),
     };
-    let out = trial::run(&pack, &request);
-    println!("{} {}", request.method, request.path);
     if let Some(q) = &out.query {
         println!("query: {q}");
     }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use http::Method;
 use serde_json::{Map, Value};
 
+use super::answer::each_resource;
 use super::builtin;
 use super::json::{coerce, contains_ci, member_mut};
-use super::model::{Action, Pack, Rule, Shape, Subject, When};
+use super::model::{Action, Direction, Pack, Rule, Shape, Subject, When};
 use super::path::{each_mut, each_mut_creating, At};
 use crate::scim::discovery::ResourceTypeDef;
 use crate::scim::path::{key_ci, AttrPath, PatchPath};
@@ -46,7 +47,11 @@ pub fn apply(
     mut filter: Option<&mut String>,
 ) -> Vec<Arc<str>> {
     let mut fired = Vec::new();
-    for rule in &pack.rules {
+    let requests = pack
+        .rules
+        .iter()
+        .filter(|r| r.direction == Direction::Request);
+    for rule in requests {
         if !applies(&rule.when, subject) {
             continue;
         }
@@ -54,6 +59,38 @@ pub fn apply(
             body.as_deref_mut().is_some_and(|b| per_operation(rule, b))
         } else {
             whole(rule, subject, body.as_deref_mut(), filter.as_deref_mut())
+        };
+        if changed {
+            fired.push(rule.id.clone());
+        }
+    }
+    fired
+}
+
+/// Runs the response rules of `pack` over an answer. A rule whose builtin sees the whole
+/// answer (`list_envelope`, `endpoints_relative`) runs on it as it is; every other rule runs on
+/// each resource in it: the answer itself, or each of a ListResponse's `Resources`.
+pub fn apply_answer(pack: &Pack, subject: &Subject<'_>, doc: &mut Value) -> Vec<Arc<str>> {
+    let status = subject.answer.map(|a| a.status);
+    let mut fired = Vec::new();
+    let responses = pack
+        .rules
+        .iter()
+        .filter(|r| r.direction == Direction::Response);
+    for rule in responses {
+        let status_ok =
+            rule.when.status.is_empty() || status.is_some_and(|s| rule.when.status.contains(&s));
+        if !status_ok || !applies(&rule.when, subject) {
+            continue;
+        }
+        let whole_answer = rule
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Builtin(b) if b.whole_answer()));
+        let changed = if whole_answer {
+            whole(rule, subject, Some(doc), None)
+        } else {
+            each_resource(doc, &mut |r| whole(rule, subject, Some(r), None))
         };
         if changed {
             fired.push(rule.id.clone());

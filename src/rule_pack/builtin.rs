@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
+use super::answer::{self, list_envelope};
 use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
 use super::model::{Shape, Subject};
@@ -24,7 +25,16 @@ pub fn run(
     if b == Builtin::NormalizeFilter {
         return filter.is_some_and(|f| normalize_filter(s.resource, f));
     }
-    let (Some(body), Some(rt)) = (body, s.resource) else {
+    let Some(body) = body else {
+        return false;
+    };
+    match (b, s.answer) {
+        (Builtin::DropEmpty, _) => return drop_empty(body),
+        (Builtin::ListEnvelope, Some(answer)) => return list_envelope(answer, body),
+        (Builtin::EndpointsRelative, _) => return answer::endpoints_relative(body),
+        _ => {}
+    }
+    let Some(rt) = s.resource else {
         return false;
     };
     let patch = s.shape == Shape::Patch;
@@ -64,6 +74,9 @@ pub fn run(
         Builtin::RoleValuesJson if resource => {
             member_mut(body, "roles").is_some_and(role_values_json)
         }
+        Builtin::MetaComplete if resource => s
+            .answer
+            .is_some_and(|a| answer::meta_complete(rt, a.base, body)),
         _ => false,
     }
 }
@@ -150,6 +163,8 @@ fn coerce_single(def: &AttributeDef, v: &mut Value) -> bool {
     match (def.kind, v) {
         (AttrType::Boolean, v) => coerce(v, Coerce::Bool),
         (AttrType::Integer | AttrType::Decimal, v) => coerce(v, Coerce::Number),
+        // An id or a manager's value given as a number (`"id": 7`).
+        (AttrType::String | AttrType::Reference, v @ Value::Number(_)) => coerce(v, Coerce::String),
         (AttrType::Complex, Value::Object(obj)) => {
             let mut changed = false;
             for (name, sv) in obj.iter_mut() {
@@ -238,6 +253,47 @@ fn drop_nulls(v: &mut Value, top: bool) -> bool {
             _ => false,
         };
     }
+    changed
+}
+
+/// Empty placeholders (`"externalId": ""`, `"emails": [{"value": ""}]`) removed: an element of a
+/// multi-valued attribute whose `value` is empty goes whole, and what is left empty goes too.
+/// Some apps answer such placeholders and then refuse them when a client sends them back.
+fn drop_empty(v: &mut Value) -> bool {
+    let Value::Object(obj) = v else { return false };
+    let mut changed = false;
+    obj.retain(|key, child| {
+        if key == "schemas" || key == "id" {
+            return true;
+        }
+        changed |= match child {
+            Value::Object(_) => drop_empty(child),
+            Value::Array(items) => {
+                let before = items.len();
+                items.retain_mut(|item| {
+                    let placeholder = item.as_object().is_some_and(|o| {
+                        key_ci(o, "value").is_some_and(|k| o[k].as_str() == Some(""))
+                    });
+                    if placeholder {
+                        return false;
+                    }
+                    drop_empty(item);
+                    !matches!(item, Value::String(s) if s.is_empty())
+                        && !matches!(item, Value::Object(o) if o.is_empty())
+                });
+                items.len() != before
+            }
+            _ => false,
+        };
+        let empty = match child {
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        changed |= empty;
+        !empty
+    });
     changed
 }
 

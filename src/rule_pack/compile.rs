@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{HeaderName, Method};
 use serde_json::Value;
 
-use super::model::{Action, Builtin, Coerce, Detect, Pack, Rule, ValueKind, When};
+use super::model::{Action, Builtin, Coerce, Detect, Direction, Pack, Rule, ValueKind, When};
 use super::path::At;
 use super::raw::{RawAction, RawPack, RawRule, RawWhen};
 use crate::scim::path::AttrPath;
@@ -48,8 +48,10 @@ pub fn compile(
         return Err(problems);
     }
     let detect = raw.detect.unwrap_or_default();
+    let answers = rules.iter().any(|r| r.direction == Direction::Response);
     Ok(Pack {
         name,
+        answers,
         description: raw.description,
         detect: Detect {
             user_agent: detect
@@ -75,7 +77,26 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
     if raw.description.trim().is_empty() || raw.source.trim().is_empty() {
         problems.push("needs a description of the quirk and a source".to_owned());
     }
+    let direction = match raw.direction.as_deref() {
+        None | Some("request") => Direction::Request,
+        Some("response") => Direction::Response,
+        Some(other) => {
+            problems.push(format!(
+                "direction {other:?}; expected \"request\" or \"response\""
+            ));
+            Direction::Request
+        }
+    };
     let when = compile_when(raw.when, &mut problems);
+    if direction == Direction::Request && !when.status.is_empty() {
+        problems.push("when.status is for response rules".to_owned());
+    }
+    if direction == Direction::Response && when.per_operation() {
+        problems.push(
+            "op, path, has_path and value select PATCH operations: a response rule has none"
+                .to_owned(),
+        );
+    }
     if raw.actions.is_empty() {
         problems.push("has no actions".to_owned());
     }
@@ -96,6 +117,30 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
                 .to_owned(),
         );
     }
+    for a in &actions {
+        if let Action::Builtin(b) = a {
+            if !b.works_on(direction) {
+                problems.push(format!(
+                    "builtin {:?} does not work on a {}",
+                    b.name(),
+                    match direction {
+                        Direction::Request => "request",
+                        Direction::Response => "response",
+                    }
+                ));
+            }
+        }
+    }
+    let whole_answer = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Builtin(b) if b.whole_answer()))
+        .count();
+    if whole_answer > 0 && actions.len() > 1 {
+        problems.push(
+            "list_envelope and endpoints_relative see the whole answer: give each its own rule"
+                .to_owned(),
+        );
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -103,6 +148,7 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
         id: format!("{pack}/{}", raw.id).into(),
         description: raw.description,
         source: raw.source,
+        direction,
         when,
         actions,
     })
@@ -147,6 +193,10 @@ fn compile_when(raw: RawWhen, problems: &mut Vec<String>) -> When {
             Ok(h) => when.headers.push((h, sub.to_ascii_lowercase())),
             Err(_) => problems.push(format!("when.header: {name:?} is not a header name")),
         }
+    }
+    when.status = raw.status;
+    if let Some(s) = when.status.iter().find(|s| !(100..600).contains(*s)) {
+        problems.push(format!("when.status: {s} is not an HTTP status"));
     }
     if let Some(q) = raw.body {
         match jsonpath_rust::parser::parse_json_path(&q) {

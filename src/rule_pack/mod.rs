@@ -3,6 +3,7 @@
 //! binary, plus an operator's folder), compiled once per configuration; applying one is a pure
 //! function over JSON (`apply`), run by stage 6 (`normalize.rs`).
 
+pub mod answer;
 pub mod apply;
 mod builtin;
 mod compile;
@@ -26,7 +27,7 @@ pub use model::{Shape, Subject};
 
 /// The packs built into the binary, in the order they are compiled (a pack after those it
 /// extends).
-const BUILT_IN: [(&str, &str); 7] = [
+const BUILT_IN: [(&str, &str); 9] = [
     (
         "rules/generic.toml",
         include_str!("../../rules/generic.toml"),
@@ -43,6 +44,14 @@ const BUILT_IN: [(&str, &str); 7] = [
         include_str!("../../rules/jumpcloud.toml"),
     ),
     ("rules/ping.toml", include_str!("../../rules/ping.toml")),
+    (
+        "rules/app-generic.toml",
+        include_str!("../../rules/app-generic.toml"),
+    ),
+    (
+        "rules/app-roles-without-type.toml",
+        include_str!("../../rules/app-roles-without-type.toml"),
+    ),
 ];
 
 /// The pack `idp = "auto"` falls back to.

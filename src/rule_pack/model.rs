@@ -16,6 +16,8 @@ pub struct Pack {
     pub name: Arc<str>,
     pub description: String,
     pub detect: Detect,
+    /// Whether any rule is a response rule: without one, answers are not read for the pack.
+    pub answers: bool,
     /// The rules to run, in order: those of the packs it extends first.
     pub rules: Vec<Arc<Rule>>,
 }
@@ -40,8 +42,16 @@ pub struct Rule {
     pub id: Arc<str>,
     pub description: String,
     pub source: String,
+    pub direction: Direction,
     pub when: When,
     pub actions: Vec<Action>,
+}
+
+/// What a rule rewrites: the request on its way to the app, or the answer on its way back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Request,
+    Response,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +67,8 @@ pub struct When {
     /// Name and lower-case substring.
     pub headers: Vec<(HeaderName, String)>,
     pub body: Option<JpQuery>,
+    /// Response rules: the answer's status.
+    pub status: Vec<u16>,
 }
 
 impl When {
@@ -175,10 +187,14 @@ pub enum Builtin {
     MembersRemoveByValue,
     RoleValuesJson,
     NormalizeFilter,
+    DropEmpty,
+    ListEnvelope,
+    MetaComplete,
+    EndpointsRelative,
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 7] = [
+    pub const ALL: [Builtin; 11] = [
         Self::CoerceBySchema,
         Self::DropNulls,
         Self::DropReadOnly,
@@ -186,6 +202,10 @@ impl Builtin {
         Self::MembersRemoveByValue,
         Self::RoleValuesJson,
         Self::NormalizeFilter,
+        Self::DropEmpty,
+        Self::ListEnvelope,
+        Self::MetaComplete,
+        Self::EndpointsRelative,
     ];
 
     pub fn name(self) -> &'static str {
@@ -197,7 +217,36 @@ impl Builtin {
             Self::MembersRemoveByValue => "members_remove_by_value",
             Self::RoleValuesJson => "role_values_json",
             Self::NormalizeFilter => "normalize_filter",
+            Self::DropEmpty => "drop_empty",
+            Self::ListEnvelope => "list_envelope",
+            Self::MetaComplete => "meta_complete",
+            Self::EndpointsRelative => "endpoints_relative",
         }
+    }
+
+    /// The directions a builtin makes sense in: read-only attributes are the server's to send,
+    /// so dropping them is for requests; an envelope or `meta` is the server's to give, so
+    /// completing them is for answers.
+    pub fn works_on(self, direction: Direction) -> bool {
+        match self {
+            Self::DropReadOnly | Self::MembersRemoveByValue | Self::NormalizeFilter => {
+                direction == Direction::Request
+            }
+            Self::ListEnvelope | Self::MetaComplete | Self::EndpointsRelative => {
+                direction == Direction::Response
+            }
+            Self::CoerceBySchema
+            | Self::DropNulls
+            | Self::SchemasComplete
+            | Self::RoleValuesJson
+            | Self::DropEmpty => true,
+        }
+    }
+
+    /// Response builtins that work on the whole answer (a list envelope, a ResourceType
+    /// list) rather than on each resource in it.
+    pub fn whole_answer(self) -> bool {
+        matches!(self, Self::ListEnvelope | Self::EndpointsRelative)
     }
 }
 
@@ -208,6 +257,22 @@ pub struct Subject<'a> {
     pub resource: Option<&'static ResourceTypeDef>,
     pub headers: &'a HeaderMap,
     pub shape: Shape,
+    /// For response rules: what they know of the answer besides its body.
+    pub answer: Option<&'a Answer<'a>>,
+}
+
+/// The request an answer is for, as response rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    pub status: u16,
+    /// The proxy's public base URL for the tenant (`https://proxy.example/scim`), which
+    /// `meta.location` starts with.
+    pub base: &'a str,
+    /// Whether the request asked for a list (a GET of a collection, or a `.search`).
+    pub list: bool,
+    /// The `startIndex` asked for (1 when not), and the `count` (RFC 7644 §3.4.2.4).
+    pub start_index: usize,
+    pub count: Option<usize>,
 }
 
 /// What the body is, for the builtins that treat each kind differently.

@@ -39,6 +39,9 @@ pub struct RawRule {
     pub description: String,
     /// Where the quirk is documented: the IdP's page, a public issue.
     pub source: String,
+    /// `request` (the default): the rule rewrites what the client sends; `response`: what
+    /// comes back from the app, one resource at a time (see `docs/rules.md`).
+    pub direction: Option<String>,
     #[serde(default)]
     pub when: RawWhen,
     pub actions: Vec<RawAction>,
@@ -72,6 +75,9 @@ pub struct RawWhen {
     pub header: BTreeMap<String, String>,
     /// A JSONPath (RFC 9535) query that must select something in the body (or operation).
     pub body: Option<String>,
+    /// Response rules: the answer's HTTP status, e.g. `[200, 201]`.
+    #[serde(default)]
+    pub status: Vec<u16>,
 }
 
 /// One action; which keys it takes depends on `action`.

@@ -60,6 +60,7 @@ pub fn normalize(pack: &Pack, req: &Request<'_>, body: Option<&mut Value>) -> No
         resource,
         headers: req.headers,
         shape,
+        answer: None,
     };
     let mut fired = Vec::new();
     let mut query = None;

@@ -80,6 +80,7 @@ fn patch(
         resource: Some(rt),
         headers: &headers,
         shape: Shape::Patch,
+        answer: None,
     };
     let mut body = body;
     let fired = apply(&pack(), &s, Some(&mut body), None);
@@ -174,6 +175,7 @@ fn filters_are_rewritten_from_their_parse() {
         resource: Some(&USER),
         headers: &headers,
         shape: Shape::Other,
+        answer: None,
     };
     let run = |text: &str| {
         let mut f = text.to_owned();
@@ -309,7 +311,7 @@ proptest! {
         let generic = packs.get(GENERIC).expect("generic exists");
         let headers = HeaderMap::new();
         let (method, shape) = if patch { (Method::PATCH, Shape::Patch) } else { (Method::POST, Shape::Resource) };
-        let s = Subject { method: &method, resource: Some(&USER), headers: &headers, shape };
+        let s = Subject { method: &method, resource: Some(&USER), headers: &headers, shape, answer: None };
         let mut once = body;
         apply(&generic, &s, Some(&mut once), None);
         let mut twice = once.clone();
@@ -342,8 +344,18 @@ fn every_rule_fixture_gives_its_expected_output() {
             let text = std::fs::read_to_string(file.path()).expect("readable");
             let fixture: Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let request = trial::TrialRequest::from_json(&fixture["request"]).expect("a request");
-            let out = trial::run(&pack, &request);
+            // A response fixture gives the app's answer; a request fixture the IdP's request.
+            let out = match fixture.get("response") {
+                Some(answer) => {
+                    let answer = trial::TrialAnswer::from_json(answer).expect("an answer");
+                    trial::run_answer(&pack, &answer)
+                }
+                None => {
+                    let request =
+                        trial::TrialRequest::from_json(&fixture["request"]).expect("a request");
+                    trial::run(&pack, &request)
+                }
+            };
             let fired: Vec<String> = out.fired.iter().map(|r| r.to_string()).collect();
             fired_rules.extend(fired.iter().cloned());
             let expected = &fixture["expected"];
