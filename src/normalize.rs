@@ -2,12 +2,13 @@
 //! form — its JSON body and its `filter` (in the query, or in a `.search` body) — and the
 //! result is checked against the resource's schema, so the app behind a tenant with a pack
 //! only sees schema-valid requests. A request no rule changes is forwarded as its original
-//! bytes; one a rule changed is serialized once.
+//! bytes; one a rule changed is serialized once. Then the packs that fix the app behind the
+//! tenant (`app_rules`) adapt the clean request to it.
 
 use crate::config::Idp;
 use crate::ctx::RequestCtx;
-use crate::rule_pack::request::{normalize, Request};
-use crate::rule_pack::{schema, Shape};
+use crate::rule_pack::request::{normalize, Normalized, Request};
+use crate::rule_pack::{schema, Pack, Shape};
 use crate::scim::error::ScimError;
 
 /// What normalization could not make valid.
@@ -20,10 +21,63 @@ pub enum NormalizeError {
 }
 
 pub fn request(ctx: &mut RequestCtx) -> Result<(), NormalizeError> {
+    from_idp(ctx)?;
+    for_app(ctx);
+    Ok(())
+}
+
+/// The IdP's pack, then the schema check.
+fn from_idp(ctx: &mut RequestCtx) -> Result<(), NormalizeError> {
     let Some(idp) = ctx.tenant().idp.clone() else {
         // No pack for this tenant: nothing to look at.
         return Ok(());
     };
+    let pack = match idp {
+        Idp::Pack(pack) => pack,
+        Idp::Auto => {
+            let query = ctx.uri.query().unwrap_or_default();
+            match ctx
+                .snapshot
+                .packs
+                .detect(&ctx.headers, ctx.body.raw(), query)
+            {
+                Some(pack) => pack,
+                None => return Ok(()),
+            }
+        }
+    };
+    let Some(done) = run(ctx, &pack) else {
+        return Ok(());
+    };
+    ctx.record.pack = Some(pack.name.clone());
+    let Some(rt) = done
+        .resource
+        .filter(|_| !ctx.body.is_empty() && done.shape != Shape::Other)
+    else {
+        return Ok(());
+    };
+    match ctx.body.json() {
+        Ok(doc) => schema::check(rt, done.shape, doc).map_err(NormalizeError::Schema),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The request rules of the packs that fix the app (`app_rules`), after the schema check:
+/// they turn the RFC form into what this app accepts. (The requests the proxy makes itself
+/// while filling gaps get them in `upstream::call`.)
+fn for_app(ctx: &mut RequestCtx) {
+    if ctx.tenant().app_rules.is_empty() {
+        return;
+    }
+    let packs = ctx.tenant().app_rules.clone();
+    for pack in &packs {
+        run(ctx, pack);
+    }
+}
+
+/// One pack over the request's query and body; `None` when it had nothing to look at. The
+/// rules that fired join the log line.
+fn run(ctx: &mut RequestCtx, pack: &Pack) -> Option<Normalized> {
     let target = ctx.target();
     let (endpoint, search) = (target.endpoint, target.search);
     let has_body = !ctx.body.is_empty();
@@ -35,51 +89,27 @@ pub fn request(ctx: &mut RequestCtx) -> Result<(), NormalizeError> {
         query: ctx.uri.query(),
     };
     if !req.has_work(has_body) {
-        return Ok(());
+        return None;
     }
-    let pack = match idp {
-        Idp::Pack(pack) => pack,
-        Idp::Auto => {
-            let query = req.query.unwrap_or_default();
-            match ctx
-                .snapshot
-                .packs
-                .detect(req.headers, ctx.body.raw(), query)
-            {
-                Some(pack) => pack,
-                None => return Ok(()),
-            }
-        }
-    };
     let done = if has_body {
         // Only a body a rule changed is serialized again on its way upstream.
         let edited = ctx.body.edit(|doc| {
-            let done = normalize(&pack, &req, Some(doc));
+            let done = normalize(pack, &req, Some(doc));
             (done.body_changed, done)
         });
         match edited {
             Ok(done) => done,
             // Not JSON serde can read, though the guard of stage 5 let it through: the app
             // gets the body unchanged and answers for it.
-            Err(_) => normalize(&pack, &req, None),
+            Err(_) => normalize(pack, &req, None),
         }
     } else {
-        normalize(&pack, &req, None)
+        normalize(pack, &req, None)
     };
     if let Some(query) = &done.query {
         let pq = format!("{}?{query}", ctx.uri.path());
         ctx.set_path_and_query(&pq);
     }
-    ctx.record.pack = Some(pack.name.clone());
-    ctx.record.rules = done.fired;
-    let Some(rt) = done
-        .resource
-        .filter(|_| has_body && done.shape != Shape::Other)
-    else {
-        return Ok(());
-    };
-    match ctx.body.json() {
-        Ok(doc) => schema::check(rt, done.shape, doc).map_err(NormalizeError::Schema),
-        Err(_) => Ok(()),
-    }
+    ctx.record.rules.extend(done.fired.iter().cloned());
+    Some(done)
 }

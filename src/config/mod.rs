@@ -77,6 +77,8 @@ pub struct TenantConfig {
     pub soft_delete: bool,
     /// How the tenant's requests are normalized; `None`: they are not.
     pub idp: Option<Idp>,
+    /// Packs that fix the app behind the tenant, in order (`app_rules`).
+    pub app_rules: Vec<Arc<Pack>>,
 }
 
 /// The rule pack a tenant's requests go through.

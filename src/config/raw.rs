@@ -81,6 +81,9 @@ pub struct RawTenant {
     pub soft_delete: bool,
     /// The IdP rule pack for this tenant's requests, or `auto`.
     pub idp: Option<Spanned<String>>,
+    /// Packs that fix the app behind this tenant, in the order they run.
+    #[serde(default)]
+    pub app_rules: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

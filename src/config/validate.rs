@@ -203,19 +203,30 @@ impl Checker<'_> {
     fn idp(&mut self, v: &Spanned<String>, ctx: &str, packs: &Packs) -> Option<Idp> {
         match v.get_ref().as_str() {
             "auto" => Some(Idp::Auto),
-            name => match packs.get(name) {
-                Some(pack) => Some(Idp::Pack(pack)),
-                None => {
-                    let names: Vec<&str> = packs.iter().map(|p| &*p.name).collect();
-                    let msg = format!(
-                        "no rule pack named {name:?}; expected \"auto\" or one of {}",
-                        names.join(", ")
-                    );
-                    self.problem(v.span(), &format!("{ctx}: idp"), msg);
-                    None
-                }
-            },
+            _ => self
+                .pack(v, &format!("{ctx}: idp"), "\"auto\" or ", packs)
+                .map(Idp::Pack),
         }
+    }
+
+    fn pack(
+        &mut self,
+        v: &Spanned<String>,
+        key: &str,
+        also: &str,
+        packs: &Packs,
+    ) -> Option<Arc<Pack>> {
+        let name = v.get_ref();
+        let found = packs.get(name);
+        if found.is_none() {
+            let names: Vec<&str> = packs.iter().map(|p| &*p.name).collect();
+            let msg = format!(
+                "no rule pack named {name:?}; expected {also}one of {}",
+                names.join(", ")
+            );
+            self.problem(v.span(), key, msg);
+        }
+        found
     }
 
     fn tenants(&mut self, raw: &[RawTenant], packs: &Packs) -> Vec<TenantConfig> {
@@ -251,6 +262,11 @@ impl Checker<'_> {
             let upstream = self.upstream(&t.upstream, &ctx);
             let auth = self.auth(&t.auth, &ctx, t.id.span());
             let idp = t.idp.as_ref().and_then(|v| self.idp(v, &ctx, packs));
+            let app_rules = t
+                .app_rules
+                .iter()
+                .filter_map(|v| self.pack(v, &format!("{ctx}: app_rules"), "", packs))
+                .collect();
             if let (Some(route), Some(upstream)) = (route, upstream) {
                 out.push(TenantConfig {
                     id: id.as_str().into(),
@@ -259,6 +275,7 @@ impl Checker<'_> {
                     auth,
                     soft_delete: t.soft_delete,
                     idp,
+                    app_rules,
                 });
             }
         }

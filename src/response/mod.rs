@@ -7,6 +7,8 @@
 pub mod errors;
 pub mod project;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
@@ -16,8 +18,10 @@ use serde_json::Value;
 pub use errors::scim_error_body;
 
 use crate::body::{self, Body};
+use crate::config::Idp;
 use crate::ctx::RequestCtx;
-use crate::scim::list::{asks_for_more, asks_for_projection, ListResponse};
+use crate::rule_pack::{self, answer::AnswerTo, model::Answer, Pack};
+use crate::scim::list::{asks_for_more, asks_for_projection, ListParams, ListResponse};
 use crate::scim::request::Endpoint;
 use crate::upstream::headers;
 use crate::upstream::target::Upstream;
@@ -42,10 +46,11 @@ pub async fn answer(
     Ok(response)
 }
 
-/// What the app left undone in a successful answer: the projection the request asked for,
-/// and, from an app without discovery documents (so not trusted to apply its schema's
-/// `returned` rules), `returned: never` attributes such as `password` removed and its own
-/// address in `meta.location` replaced. Projecting an answer already projected changes nothing.
+/// What the app left undone in a successful answer: the response rules of the tenant's packs
+/// (the app's first, then the IdP's), the projection the request asked for, and, from an app
+/// without discovery documents (so not trusted to apply its schema's `returned` rules),
+/// `returned: never` attributes such as `password` removed and its own address in
+/// `meta.location` replaced. Projecting an answer already projected changes nothing.
 async fn finish_resources(
     ctx: &mut RequestCtx,
     response: Response<Body>,
@@ -67,10 +72,12 @@ async fn finish_resources(
         };
         return Ok(body::json(StatusCode::OK, &empty.to_value()));
     }
-    if !status.is_success() || status == StatusCode::NO_CONTENT || !resources {
+    if !status.is_success() || status == StatusCode::NO_CONTENT {
         return Ok(response);
     }
-    if !asks_for_projection(ctx.query()) && trusted(ctx).await {
+    let packs = answer_packs(ctx);
+    let finish = resources && (asks_for_projection(ctx.query()) || !trusted(ctx).await);
+    if packs.is_empty() && !finish {
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();
@@ -79,24 +86,81 @@ async fn finish_resources(
         .await
         .map_err(UpstreamError::reading)?
         .to_bytes();
-    let body = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(doc) => {
-            let public = ctx.public_base();
-            let tenant = ctx.tenant();
-            let relocation = tenant.upstream.base_url().map(|upstream| Relocation {
-                upstream,
-                public: &public,
-            });
-            let endpoint = ctx.target().endpoint;
-            let doc = project::finish_answer(endpoint, ctx.query(), relocation.as_ref(), doc);
-            parts.headers.remove(header::CONTENT_LENGTH);
-            parts.headers.remove(header::CONTENT_ENCODING);
-            Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"))
-        }
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&bytes) else {
         // Not JSON: the IdP sees it as it came.
-        Err(_) => bytes,
+        return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
     };
+    let public = ctx.public_base();
+    let mut changed = false;
+    if !packs.is_empty() {
+        let paging = paging(ctx);
+        let to = AnswerTo {
+            method: &ctx.method,
+            endpoint: ctx.target().endpoint,
+            headers: &parts.headers,
+            answer: Answer::to_request(
+                status.as_u16(),
+                &public,
+                &ctx.method,
+                ctx.target(),
+                &paging,
+            ),
+        };
+        let fired = rule_pack::answer::normalize(&packs, &to, &mut doc);
+        changed = !fired.is_empty();
+        ctx.record.rules.extend(fired);
+    }
+    if finish {
+        let tenant = ctx.tenant();
+        let relocation = tenant.upstream.base_url().map(|upstream| Relocation {
+            upstream,
+            public: &public,
+        });
+        let endpoint = ctx.target().endpoint;
+        doc = project::finish_answer(endpoint, ctx.query(), relocation.as_ref(), doc);
+        changed = true;
+    }
+    if !changed {
+        return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    let body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
     Ok(Response::from_parts(parts, Either::Right(Full::new(body))))
+}
+
+/// The packs with response rules this answer goes through: the app's (`app_rules`), then
+/// the IdP's (the one stage 6 ran, for `idp = "auto"` the one it detected).
+fn answer_packs(ctx: &RequestCtx) -> Vec<Arc<Pack>> {
+    let tenant = ctx.tenant();
+    let mut packs: Vec<Arc<Pack>> = tenant
+        .app_rules
+        .iter()
+        .filter(|p| p.answers)
+        .cloned()
+        .collect();
+    let idp = match &tenant.idp {
+        Some(Idp::Pack(pack)) => Some(pack.clone()),
+        Some(Idp::Auto) => ctx
+            .record
+            .pack
+            .as_deref()
+            .and_then(|n| ctx.snapshot.packs.get(n)),
+        None => None,
+    };
+    packs.extend(idp.filter(|p| p.answers));
+    packs
+}
+
+/// The `startIndex` and `count` the request asked for, in its query or `.search` body.
+fn paging(ctx: &mut RequestCtx) -> ListParams {
+    if ctx.target().search {
+        return match ctx.body.json() {
+            Ok(body) => ListParams::from_search_body(body).unwrap_or_default(),
+            Err(_) => ListParams::default(),
+        };
+    }
+    ListParams::from_query(ctx.query()).unwrap_or_default()
 }
 
 /// Whether the app's answers can be passed on unread: the embedded store, or an app with its

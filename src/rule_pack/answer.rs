@@ -11,8 +11,9 @@ use super::apply::{apply_answer, shape_of};
 use super::json::member_mut;
 use super::model::{Answer, Pack, Shape, Subject};
 use crate::scim::discovery::ResourceTypeDef;
+use crate::scim::list::ListParams;
 use crate::scim::path::key_ci;
-use crate::scim::request::Endpoint;
+use crate::scim::request::{Endpoint, Target};
 use crate::scim::urn;
 
 /// What response rules look at besides the answer's body.
@@ -23,6 +24,35 @@ pub struct AnswerTo<'a> {
     /// The answer's headers.
     pub headers: &'a HeaderMap,
     pub answer: Answer<'a>,
+}
+
+impl<'a> Answer<'a> {
+    /// What an answer with `status` to a request for `target` is: a list when the request was
+    /// a GET of a collection or a `.search`, paged as `paging` (its query's or `.search`
+    /// body's `startIndex` and `count`) asked.
+    pub fn to_request(
+        status: u16,
+        base: &'a str,
+        method: &Method,
+        target: &Target<'_>,
+        paging: &ListParams,
+    ) -> Self {
+        let collection = matches!(
+            target.endpoint,
+            Endpoint::Users
+                | Endpoint::Groups
+                | Endpoint::Root
+                | Endpoint::Schemas
+                | Endpoint::ResourceTypes
+        ) && target.id.is_none();
+        Answer {
+            status,
+            base,
+            list: target.search || (*method == Method::GET && collection),
+            start_index: paging.start_index,
+            count: paging.count,
+        }
+    }
 }
 
 /// Runs the response rules of `packs`, in order, over `doc`; returns the rules that changed

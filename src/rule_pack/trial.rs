@@ -20,7 +20,7 @@ use super::schema;
 use crate::scim::discovery::GROUP;
 use crate::scim::error::ScimError;
 use crate::scim::list::ListParams;
-use crate::scim::request::{classify, Endpoint};
+use crate::scim::request::{classify, Endpoint, Target};
 use crate::scim::urn;
 
 pub struct TrialRequest {
@@ -180,18 +180,23 @@ impl TrialAnswer {
 pub fn run_answer(pack: &std::sync::Arc<Pack>, ans: &TrialAnswer) -> Outcome {
     let (endpoint, search) = endpoint_of(&ans.path);
     let params = ListParams::from_query(ans.query.as_deref()).unwrap_or_default();
-    let list = search || (ans.method == Method::GET && !has_id(&ans.path, endpoint));
+    let id = has_id(&ans.path, endpoint).then(|| "1".into());
+    let target = Target {
+        endpoint,
+        id,
+        search,
+    };
     let to = AnswerTo {
         method: &ans.method,
         endpoint,
         headers: &ans.headers,
-        answer: Answer {
-            status: ans.status,
-            base: "https://proxy.example/scim",
-            list,
-            start_index: params.start_index,
-            count: params.count,
-        },
+        answer: Answer::to_request(
+            ans.status,
+            "https://proxy.example/scim",
+            &ans.method,
+            &target,
+            &params,
+        ),
     };
     let mut body = ans.body.clone();
     let fired = match body.as_mut() {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{AuthConfig, Idp, Route, Supports, TenantConfig};
+use crate::rule_pack::Pack;
 use crate::state::TenantState;
 use crate::upstream::target::Upstream;
 
@@ -23,6 +24,9 @@ pub struct Tenant {
     pub soft_delete: bool,
     /// The rule pack its requests go through (stage 6), if any.
     pub idp: Option<Idp>,
+    /// The packs that fix the app behind it: their request rules run on every request sent to
+    /// the app, their response rules on every answer read from it.
+    pub app_rules: Vec<Arc<Pack>>,
     pub state: Arc<TenantState>,
 }
 
@@ -130,6 +134,7 @@ impl Tenant {
             supports: cfg.upstream.supports,
             soft_delete: cfg.soft_delete,
             idp: cfg.idp,
+            app_rules: cfg.app_rules,
             state,
         }
     }
@@ -156,6 +161,7 @@ mod tests {
                 supports: Supports::default(),
                 soft_delete: false,
                 idp: None,
+                app_rules: Vec::new(),
                 state,
             }
         };

@@ -2,6 +2,7 @@
 //! the embedded memory store) within the tenant's deadline, and classifies what went wrong.
 //! Also the calls the proxy makes on the request's behalf while filling gaps.
 
+pub mod app_rules;
 pub mod call;
 pub mod caps;
 pub mod client;
@@ -85,7 +86,20 @@ fn forward_memory(store: &MemoryStore, ctx: &RequestCtx) -> Response<Body> {
 
 /// A call the proxy makes to the tenant's upstream on the request's behalf, with the same
 /// credential and forwarding headers; the answer is read whole.
-pub async fn call(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
+/// The tenant's app packs adapt the call to the app and clean what it answers.
+pub async fn call(ctx: &RequestCtx, mut call: Call<'_>) -> Result<Reply, UpstreamError> {
+    let app = &ctx.tenant().app_rules;
+    if app.is_empty() {
+        return send(ctx, call).await;
+    }
+    app_rules::request(app, &ctx.headers, &mut call);
+    let (method, path_and_query) = (call.method.clone(), call.path_and_query);
+    let mut reply = send(ctx, call).await?;
+    app_rules::answer(app, &method, path_and_query, &ctx.public_base(), &mut reply);
+    Ok(reply)
+}
+
+async fn send(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
     match &ctx.tenant().upstream {
         Upstream::Http(up) => up.call(call, &forwarded(ctx, &ctx.headers)).await,
         Upstream::Memory(store) => Ok(call::memory_call(store, &call, &ctx.public_base())),

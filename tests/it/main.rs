@@ -5,6 +5,7 @@
 mod legacy_app;
 mod support;
 
+mod app_rules;
 mod cli;
 mod emulate;
 mod errors;

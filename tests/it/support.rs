@@ -571,3 +571,83 @@ impl Proxy {
             .collect()
     }
 }
+
+/// One canned answer of a [`scripted_upstream`]: for `method` and `path` (without the query),
+/// a status, a `Content-Type` (none if empty) and a body.
+#[derive(Clone)]
+pub struct Script {
+    pub method: &'static str,
+    pub path: String,
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+/// A request a [`scripted_upstream`] received: method, path and query, body.
+pub type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// An upstream that answers from `scripts` (404 for anything else) and keeps every request it
+/// received.
+pub async fn scripted_upstream(scripts: Vec<Script>) -> (SocketAddr, Seen) {
+    use http_body_util::BodyExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let (scripts, log) = (Arc::new(scripts), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (scripts, log) = (scripts.clone(), log.clone());
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (scripts, log) = (scripts.clone(), log.clone());
+                    async move {
+                        let method = req.method().to_string();
+                        let path = req.uri().path().to_owned();
+                        let pq = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        log.lock().unwrap().push((
+                            method.clone(),
+                            pq,
+                            String::from_utf8_lossy(&body).into_owned(),
+                        ));
+                        let script = scripts
+                            .iter()
+                            .find(|s| s.method == method && s.path == path);
+                        let mut resp = hyper::Response::builder();
+                        let body = match script {
+                            Some(s) => {
+                                resp = resp.status(s.status);
+                                if !s.content_type.is_empty() {
+                                    resp = resp.header("content-type", s.content_type);
+                                }
+                                s.body.clone()
+                            }
+                            None => {
+                                resp = resp.status(404).header("content-type", "application/json");
+                                "{\"detail\":\"no such resource\"}".to_owned()
+                            }
+                        };
+                        let resp = resp
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    (addr, seen)
+}
