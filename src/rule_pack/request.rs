@@ -91,6 +91,48 @@ pub fn normalize(pack: &Pack, req: &Request<'_>, body: Option<&mut Value>) -> No
     }
 }
 
+/// One operation of a Bulk the app carries out itself (RFC 7644 §3.7.1), as the request it
+/// stands for: its method, the endpoint of its path, and its `data`.
+pub struct BulkOp<'a> {
+    pub index: usize,
+    pub method: Method,
+    pub endpoint: Endpoint,
+    pub data: &'a mut Value,
+}
+
+/// The operations of a BulkRequest body that carry `data` for `/Users` or `/Groups`; the rest
+/// (a DELETE, an unknown path) has nothing for a pack.
+pub fn bulk_ops(doc: &mut Value) -> Vec<BulkOp<'_>> {
+    let Some(Value::Array(ops)) = doc
+        .as_object_mut()
+        .and_then(|o| key_ci(o, "Operations").cloned().and_then(|k| o.get_mut(&k)))
+    else {
+        return Vec::new();
+    };
+    ops.iter_mut()
+        .enumerate()
+        .filter_map(|(index, op)| {
+            let obj = op.as_object_mut()?;
+            let text = |k: &str| {
+                key_ci(obj, k)
+                    .and_then(|k| obj[k].as_str())
+                    .map(str::to_owned)
+            };
+            let method =
+                Method::from_bytes(text("method")?.to_ascii_uppercase().as_bytes()).ok()?;
+            let path = text("path")?;
+            let endpoint = crate::scim::request::classify(&path)?.endpoint;
+            let data = key_ci(obj, "data").cloned()?;
+            Some(BulkOp {
+                index,
+                method,
+                endpoint,
+                data: obj.get_mut(&data)?,
+            })
+        })
+        .collect()
+}
+
 /// The `filter` query parameter, if there is one.
 fn query_filter(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())

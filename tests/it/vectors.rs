@@ -320,3 +320,81 @@ async fn a_request_the_pack_cannot_make_valid_is_refused_before_the_app() {
     let forwarded: Value = serde_json::from_str(echoed["body"].as_str().unwrap()).unwrap();
     assert_eq!(forwarded["active"], true);
 }
+
+/// A Bulk the app does itself is forwarded as one request, but each operation's data is
+/// normalized as the request it stands for, and checked against the schema.
+#[tokio::test]
+async fn a_bulk_the_app_does_itself_has_each_operation_normalized_and_checked() {
+    let bulk_response = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"], "Operations": []});
+    let (app, seen) = scripted_upstream(vec![Script {
+        method: "POST",
+        path: "/scim/v2/Bulk".into(),
+        status: 200,
+        content_type: "application/scim+json",
+        body: bulk_response.to_string(),
+    }])
+    .await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, "idp = \"entra\"")
+    );
+    let proxy = Proxy::start(&config).await;
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "q1", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b@example.com", "active": "True"}},
+            {"method": "PATCH", "path": "/Users/2819c223", "data": {
+                "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}},
+            {"method": "DELETE", "path": "/Users/9"}
+        ]
+    });
+    let resp = client()
+        .post(proxy.url("/e/Bulk"))
+        .bearer_auth("tok")
+        .json(&bulk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent: Value = {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "one request: the app does Bulk");
+        serde_json::from_str(&seen[0].2).unwrap()
+    };
+    let ops = &sent["Operations"];
+    assert_eq!(ops[0]["data"]["active"], true);
+    assert_eq!(
+        ops[1]["data"],
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": false}]})
+    );
+    assert_eq!(ops[2], bulk["Operations"][2]);
+
+    // An operation no rule can make valid refuses the Bulk before the app sees it.
+    let bad = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "c@example.com"}},
+            {"method": "POST", "path": "/Users", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "d@example.com", "shoeSize": 44}}
+        ]
+    });
+    let resp = client()
+        .post(proxy.url("/e/Bulk"))
+        .bearer_auth("tok")
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    let err = scim_error(resp, 400).await;
+    let detail = err["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Operations[1]") && detail.contains("shoeSize"),
+        "{detail}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the refused Bulk never reached the app"
+    );
+}
