@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use http::{HeaderMap, HeaderValue, Method};
 use scimgate::config::{AuthConfig, BearerToken};
-use scimgate::rule_pack::{apply, shape_of, Packs, Subject};
+use scimgate::rule_pack::request::{normalize, Request};
+use scimgate::rule_pack::{schema, Packs};
 use scimgate::scim::discovery::{SchemaInfo, USER};
-use scimgate::scim::memory::check_resource;
 use scimgate::scim::request::Endpoint;
 use scimgate::scim::{filter, json as scim_json, patch::PatchRequest};
 
@@ -121,29 +121,20 @@ fn error_rewrite(c: &mut Criterion) {
 /// Stage 6 on one request, as the proxy does it: parse the body, pick the pack (auto), run it,
 /// run the schema check, serialize the result.
 fn normalize_once(packs: &Packs, method: &Method, headers: &HeaderMap, raw: &[u8]) -> Vec<u8> {
-    let (endpoint, resource_check) = if *method == Method::PATCH {
-        (Endpoint::Users, false)
-    } else {
-        (Endpoint::Users, true)
-    };
     let pack = packs.detect(headers, raw, "").expect("generic exists");
-    let (resource, shape) = shape_of(method, endpoint, false);
-    let subject = Subject {
+    let req = Request {
         method,
-        resource,
+        endpoint: Endpoint::Users,
+        search: false,
         headers,
-        shape,
+        query: None,
     };
     let mut doc: Value = serde_json::from_slice(raw).expect("JSON");
-    let fired = apply(&pack, &subject, Some(&mut doc), None);
-    let out = serde_json::to_vec(&doc).expect("serializes");
-    if resource_check {
-        check_resource(&USER, &doc).expect("schema-valid");
-    } else {
-        PatchRequest::from_json(&doc).expect("valid patch");
-    }
-    black_box(fired);
-    out
+    let done = normalize(&pack, &req, Some(&mut doc));
+    let rt = done.resource.expect("a Users request");
+    schema::check(rt, done.shape, &doc).expect("schema-valid");
+    black_box(done.fired);
+    serde_json::to_vec(&doc).expect("serializes")
 }
 
 fn normalization(c: &mut Criterion) {
