@@ -1,0 +1,341 @@
+//! The walk over one document: each attribute, however it is written, is judged by the lists,
+//! cut down to the sub-attributes that pass, and its strings shown to the detectors.
+
+use serde_json::{Map, Value};
+
+use super::select::{protected, Lists, Loc, Subs, Verdict};
+use super::{OnDetect, Outcome, Reason, Refusal, Rules};
+use crate::scim::discovery::ResourceTypeDef;
+use crate::scim::path::{get_ci, AttrPath};
+
+/// What a redacted string becomes.
+pub const REDACTED: &str = "[redacted]";
+
+pub struct Walk<'a> {
+    pub rules: &'a Rules,
+    pub rt: &'a ResourceTypeDef,
+    pub out: Outcome,
+}
+
+/// Where a string sits, for the Outcome: the attribute's path and, once inside a complex
+/// value, the first sub-attribute below it.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    attr: &'a Loc<'a>,
+    sub: Option<&'a str>,
+}
+
+impl At<'_> {
+    fn path(&self) -> String {
+        match self.sub {
+            Some(sub) => self.attr.with_sub(sub).path(),
+            None => self.attr.path(),
+        }
+    }
+}
+
+impl<'a> Walk<'a> {
+    pub fn new(rules: &'a Rules, rt: &'a ResourceTypeDef) -> Self {
+        Self {
+            rules,
+            rt,
+            out: Outcome::default(),
+        }
+    }
+
+    pub fn note_dropped(&mut self, path: String) {
+        Outcome::note(&mut self.out.dropped, path);
+    }
+
+    /// One resource. Anything but an object is left for the schema check to refuse.
+    pub fn resource(&mut self, doc: &mut Value) -> Result<(), Refusal> {
+        if let Value::Object(obj) = doc {
+            let listed = listed_schemas(obj);
+            self.members(obj, &listed)?;
+        }
+        Ok(())
+    }
+
+    /// The members of a resource or of a PATCH value without path. Returns whether the walk
+    /// emptied the object.
+    pub fn members(
+        &mut self,
+        obj: &mut Map<String, Value>,
+        listed: &[String],
+    ) -> Result<bool, Refusal> {
+        let before = obj.len();
+        let mut gone = Vec::new();
+        for (key, value) in obj.iter_mut() {
+            if !self.member(key, value, listed)? {
+                gone.push(key.clone());
+            }
+        }
+        for key in &gone {
+            obj.remove(key);
+        }
+        Ok(before > 0 && obj.is_empty())
+    }
+
+    /// One top-level member: an extension object, or an attribute written as a name, a
+    /// dotted path or a URN-qualified path. Returns whether it stays.
+    fn member(&mut self, key: &str, value: &mut Value, listed: &[String]) -> Result<bool, Refusal> {
+        let is_urn = key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"));
+        let is_extension = is_urn
+            && value.is_object()
+            && (self.rt.has_schema(key) || listed.iter().any(|s| s.eq_ignore_ascii_case(key)));
+        if is_extension {
+            return self.extension(key, value);
+        }
+        let Ok(path) = AttrPath::parse(key) else {
+            return self.unknown(key, value);
+        };
+        let loc = Loc::of(&path);
+        // An object under a URN that no schema list names may be an extension all the same:
+        // a deny list reaches into it too, so a missing `schemas` entry hides nothing.
+        if is_urn && matches!(self.rules.lists, Lists::Deny(_)) {
+            if let Value::Object(inner) = value {
+                let emptied = self.extension_members(key, inner, false)?;
+                return Ok(!emptied && self.judge(&loc, value));
+            }
+        }
+        self.attribute(loc, value)
+    }
+
+    /// A key that is no attribute path: an allow list drops it, else only detectors look.
+    fn unknown(&mut self, key: &str, value: &mut Value) -> Result<bool, Refusal> {
+        let loc = Loc {
+            schema: None,
+            name: key,
+            sub: None,
+        };
+        if matches!(self.rules.lists, Lists::Allow(_)) {
+            Outcome::note(&mut self.out.dropped, loc.path());
+            return Ok(false);
+        }
+        self.scan_attribute(&loc, value, false).map(|gone| !gone)
+    }
+
+    /// An extension object keyed by its schema URN (RFC 7643 §3.3). Returns whether it stays.
+    pub fn extension(&mut self, urn: &str, value: &mut Value) -> Result<bool, Refusal> {
+        let whole = self.rules.lists.extension(urn);
+        if whole == Some(false) {
+            Outcome::note(&mut self.out.dropped, urn.to_owned());
+            return Ok(false);
+        }
+        match value {
+            Value::Object(inner) => Ok(!self.extension_members(urn, inner, whole == Some(true))?),
+            _ => Ok(true),
+        }
+    }
+
+    /// The attributes inside an extension object; `pass` when the lists let all of them
+    /// through. Returns whether the walk emptied it.
+    fn extension_members(
+        &mut self,
+        urn: &str,
+        inner: &mut Map<String, Value>,
+        pass: bool,
+    ) -> Result<bool, Refusal> {
+        let before = inner.len();
+        let mut gone = Vec::new();
+        for (key, value) in inner.iter_mut() {
+            let keep = match AttrPath::parse(key) {
+                Ok(path) => {
+                    let loc = Loc {
+                        schema: Some(path.urn.as_deref().unwrap_or(urn)),
+                        ..Loc::of(&path)
+                    };
+                    if pass {
+                        !self.scan_attribute(&loc, value, false)?
+                    } else {
+                        self.attribute(loc, value)?
+                    }
+                }
+                Err(_) => self.unknown(key, value)?,
+            };
+            if !keep {
+                gone.push(key.clone());
+            }
+        }
+        for key in &gone {
+            inner.remove(key);
+        }
+        Ok(before > 0 && inner.is_empty())
+    }
+
+    /// One attribute (or sub-attribute, for `loc` with `sub`) and its value: judged, cut down
+    /// to the sub-attributes that pass, scanned. Returns whether it stays.
+    pub fn attribute(&mut self, loc: Loc<'_>, value: &mut Value) -> Result<bool, Refusal> {
+        if !self.judge(&loc, value) {
+            return Ok(false);
+        }
+        let protected = protected(self.rt, &loc);
+        if protected && is_common(loc.name) {
+            return Ok(true);
+        }
+        self.scan_attribute(&loc, value, protected)
+            .map(|gone| !gone)
+    }
+
+    /// The lists' part of [`Walk::attribute`]. Returns whether anything of it stays.
+    pub fn judge(&mut self, loc: &Loc<'_>, value: &mut Value) -> bool {
+        match self.rules.lists.judge(self.rt, loc) {
+            Verdict::Drop => {
+                Outcome::note(&mut self.out.dropped, loc.path());
+                false
+            }
+            Verdict::Subs(subs) => !self.cut(loc, &subs, value),
+            Verdict::Pass => true,
+        }
+    }
+
+    /// Removes the sub-attributes `subs` does not keep, from a complex value or each element
+    /// of a multi-valued one. A bare value stands for the `value` sub-attribute. Returns
+    /// whether the cut left nothing.
+    fn cut(&mut self, loc: &Loc<'_>, subs: &Subs<'_>, value: &mut Value) -> bool {
+        match value {
+            Value::Object(obj) => self.cut_object(loc, subs, obj),
+            Value::Array(items) => {
+                let before = items.len();
+                items.retain_mut(|item| match item {
+                    Value::Object(obj) => !self.cut_object(loc, subs, obj),
+                    _ => self.keeps_bare(loc, subs),
+                });
+                before > 0 && items.is_empty()
+            }
+            _ => !self.keeps_bare(loc, subs),
+        }
+    }
+
+    fn cut_object(&mut self, loc: &Loc<'_>, subs: &Subs<'_>, obj: &mut Map<String, Value>) -> bool {
+        let before = obj.len();
+        let dropped = &mut self.out.dropped;
+        obj.retain(|key, _| {
+            let keep = subs.keeps(key);
+            if !keep {
+                Outcome::note(dropped, loc.with_sub(key).path());
+            }
+            keep
+        });
+        before > 0 && obj.is_empty()
+    }
+
+    fn keeps_bare(&mut self, loc: &Loc<'_>, subs: &Subs<'_>) -> bool {
+        let keep = subs.keeps("value");
+        if !keep {
+            Outcome::note(&mut self.out.dropped, loc.with_sub("value").path());
+        }
+        keep
+    }
+
+    /// Shows the strings of one attribute's value to the detectors. Returns whether the value
+    /// must go; `required` keeps a bare string (redacted instead).
+    pub fn scan_attribute(
+        &mut self,
+        loc: &Loc<'_>,
+        value: &mut Value,
+        required: bool,
+    ) -> Result<bool, Refusal> {
+        if self.rules.detectors.is_empty() {
+            return Ok(false);
+        }
+        let at = At {
+            attr: loc,
+            sub: loc.sub,
+        };
+        self.scan(value, at, loc.sub.is_some(), false, required)
+    }
+
+    /// `named`: `at` already names a sub-attribute, so deeper keys do not extend it.
+    /// `element`: `value` is an element of an array. Returns whether `value` must go.
+    fn scan(
+        &mut self,
+        value: &mut Value,
+        at: At<'_>,
+        named: bool,
+        element: bool,
+        keep: bool,
+    ) -> Result<bool, Refusal> {
+        match value {
+            Value::String(s) => self.detect(s, at, keep),
+            Value::Array(items) => {
+                let before = items.len();
+                let mut gone = Vec::with_capacity(before);
+                for item in items.iter_mut() {
+                    gone.push(self.scan(item, at, named, true, false)?);
+                }
+                let mut gone = gone.into_iter();
+                items.retain(|_| !gone.next().unwrap_or(false));
+                Ok(before > 0 && items.is_empty())
+            }
+            Value::Object(obj) => {
+                let before = obj.len();
+                let mut gone = Vec::new();
+                for (key, v) in obj.iter_mut() {
+                    let inner = if named {
+                        at
+                    } else {
+                        At {
+                            attr: at.attr,
+                            sub: Some(key),
+                        }
+                    };
+                    if self.scan(v, inner, true, false, false)? {
+                        gone.push(key.clone());
+                    }
+                }
+                // An element whose `value` went is no element any more (RFC 7643 §2.4).
+                let value_gone = gone.iter().any(|k| k.eq_ignore_ascii_case("value"));
+                for key in &gone {
+                    obj.remove(key);
+                }
+                Ok((element && value_gone) || (before > 0 && obj.is_empty()))
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// One string. Returns whether it must go.
+    fn detect(&mut self, s: &mut String, at: At<'_>, keep: bool) -> Result<bool, Refusal> {
+        let Some(d) = self.rules.detectors.iter().find(|d| d.finds(s)) else {
+            return Ok(false);
+        };
+        match self.rules.on_detect {
+            OnDetect::Reject => Err(Refusal::new(
+                at.path(),
+                Reason::Detected {
+                    detector: d.name().to_owned(),
+                    what: d.describe(),
+                },
+            )),
+            OnDetect::Drop if !keep => {
+                Outcome::note(&mut self.out.dropped, at.path());
+                Ok(true)
+            }
+            OnDetect::Drop | OnDetect::Redact => {
+                REDACTED.clone_into(s);
+                Outcome::note(&mut self.out.redacted, at.path());
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn is_common(name: &str) -> bool {
+    ["id", "schemas", "meta"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// The URNs a resource lists in `schemas`: its extensions by their own account.
+fn listed_schemas(obj: &Map<String, Value>) -> Vec<String> {
+    get_ci(obj, "schemas")
+        .and_then(Value::as_array)
+        .map(|s| {
+            s.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
