@@ -55,9 +55,11 @@ fn tested(
         Some(p) => Loc::of(p).with_sub(&attr.name),
         None => Loc::of(attr),
     };
-    let withheld = |l: &Loc<'_>| lists.judge(rt, l) == Verdict::Drop;
-    if withheld(&loc) || (loc.sub.is_none() && withheld(&loc.with_sub("value"))) {
-        return Err(Refusal::new(loc.path(), Reason::FilterTests));
-    }
-    Ok(())
+    let refused = match lists.judge(rt, &loc) {
+        Verdict::Pass => return Ok(()),
+        Verdict::Drop => loc,
+        Verdict::Subs(subs) if !subs.keeps("value") => loc.with_sub("value"),
+        Verdict::Subs(_) => return Ok(()),
+    };
+    Err(Refusal::new(refused.path(), Reason::FilterTests))
 }

@@ -80,25 +80,26 @@ impl<'a> Walk<'a> {
     /// dotted path or a URN-qualified path. Returns whether it stays.
     fn member(&mut self, key: &str, value: &mut Value, listed: &[String]) -> Result<bool, Refusal> {
         let is_urn = key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"));
-        let is_extension = is_urn
-            && value.is_object()
-            && (self.rt.has_schema(key) || listed.iter().any(|s| s.eq_ignore_ascii_case(key)));
-        if is_extension {
-            return self.extension(key, value);
-        }
-        let Ok(path) = AttrPath::parse(key) else {
-            return self.unknown(key, value);
-        };
-        let loc = Loc::of(&path);
-        // An object under a URN that no schema list names may be an extension all the same:
-        // a deny list reaches into it too, so a missing `schemas` entry hides nothing.
-        if is_urn && matches!(self.rules.lists, Lists::Deny(_)) {
-            if let Value::Object(inner) = value {
-                let emptied = self.extension_members(key, inner, false)?;
-                return Ok(!emptied && self.judge(&loc, value));
+        let path = AttrPath::parse(key);
+        if is_urn && value.is_object() {
+            if !self.extension(key, value)? {
+                return Ok(false);
             }
+            // An object under a URN the resource type and `schemas` do not name is read as an
+            // extension (so a missing `schemas` entry hides nothing), and under a deny list
+            // also as the URN-qualified complex attribute it may be
+            // (`"urn:…:User:manager": {…}`).
+            let known =
+                self.rt.has_schema(key) || listed.iter().any(|s| s.eq_ignore_ascii_case(key));
+            return match (&path, &self.rules.lists) {
+                (Ok(path), Lists::Deny(_)) if !known => Ok(self.judge(&Loc::of(path), value)),
+                _ => Ok(true),
+            };
         }
-        self.attribute(loc, value)
+        match &path {
+            Ok(path) => self.attribute(Loc::of(path), value),
+            Err(_) => self.unknown(key, value),
+        }
     }
 
     /// A key that is no attribute path: an allow list drops it, else only detectors look.
