@@ -55,8 +55,7 @@ impl Part {
             .map(|a| selectors(&format!("{at}.allow"), a, problems));
         if !raw.deny.is_empty() && raw.allow.is_some() {
             problems.push(format!(
-                "{at}: deny and allow cannot be used together: {}",
-                EXCLUSIVE
+                "{at}: deny and allow cannot be used together: {EXCLUSIVE}"
             ));
         }
         Self {
