@@ -3,7 +3,7 @@
 
 use super::config::{RawAttributes, RawDetector, RawRules};
 use super::detect::{Detector, BUILTIN};
-use super::select::{protected, Lists, Loc, Selector};
+use super::select::{is_common, protected, Lists, Loc, Selector};
 use super::{OnDetect, Policy, Rules};
 use crate::scim::discovery::RESOURCE_TYPES;
 
@@ -202,10 +202,7 @@ fn undeniable(sel: &Selector) -> Option<String> {
         }
     }
     let first = requiring.first()?;
-    if ["id", "schemas", "meta"]
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(&sel.name))
-    {
+    if is_common(&sel.name) {
         return Some("every resource carries id, schemas and meta (RFC 7643 §3.1)".to_owned());
     }
     let mut why = format!("the {} schema requires it (RFC 7643 §2.2)", first.name);

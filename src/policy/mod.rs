@@ -16,27 +16,36 @@
 //!   object; PATCH paths may be URN-qualified and carry value filters. All reach the same
 //!   attribute; a name written without URN where the resource type has an extension
 //!   defining it counts as that extension's (lenient apps read it so).
+//! - A list cuts exactly what it names: denying `emails.value` leaves `emails` elements with
+//!   their other sub-attributes; a complex value or array the cut leaves empty goes.
 //! - `id`, `schemas`, `meta` and the attributes the resource type's schemas require (`userName`,
 //!   a Group's `displayName`) always pass: denying them is a configuration error, and an allow
 //!   list lets them through unlisted. Since `displayName` is required for Groups only, a User's
 //!   is denied by its URN-qualified name.
 //!
-//! Detectors look at every string value except those of `id`, `schemas` and `meta` (numbers,
-//! keys and the selectors in PATCH paths and query filters are not values being sent). On a
-//! hit, `drop` removes the string: the attribute if it is the whole value, the element of a
+//! Detectors (`detect.rs` says which shapes each accepts) look at every string value except
+//! those of `id`, `schemas` and `meta` (numbers, keys and the selectors in PATCH paths and
+//! query filters are not values being sent). On a hit, `drop` removes the string: the attribute if it is the whole value, the element of a
 //! multi-valued attribute if it is the element or the element's `value`, else the
 //! sub-attribute; containers left empty go with it. A required attribute's own string is
 //! redacted instead, so the document stays valid. `redact` puts `"[redacted]"` in its place;
 //! `reject` refuses the whole document.
 //!
 //! A query filter or PATCH value filter that tests a withheld attribute is refused, since it
-//! would be an oracle for the value; query filters are held to both directions' lists.
+//! would be an oracle for the value; query filters are held to both directions' lists. A PATCH
+//! operation whose path itself names a withheld attribute is removed instead (removal wins
+//! over refusal), and one with an unreadable path is refused, since what it touches cannot be
+//! told.
+//!
+//! An `Ok` with an empty [`Outcome`] means the document is exactly as it came; after a
+//! [`Refusal`] it may be partly changed and is not to be sent on.
 
 mod compile;
 pub mod config;
 mod detect;
 mod filter;
 mod patch;
+mod scan;
 mod select;
 mod walk;
 

@@ -9,6 +9,11 @@ use crate::scim::path::AttrPath;
 /// Attributes every resource carries (RFC 7643 §3.1), which no list can take away.
 const COMMON: [&str; 3] = ["id", "schemas", "meta"];
 
+/// Whether `name` is one of the attributes every resource carries.
+pub fn is_common(name: &str) -> bool {
+    COMMON.iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
 /// One entry of a deny or allow list: `[urn:] name [.sub | .*]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selector {
@@ -141,7 +146,7 @@ impl<'a> Loc<'a> {
 /// the resource type's schemas require (RFC 7643 §2.2 `required`).
 pub fn protected(rt: &ResourceTypeDef, loc: &Loc<'_>) -> bool {
     let core = loc.schema.is_none_or(|s| s.eq_ignore_ascii_case(rt.schema));
-    if core && COMMON.iter().any(|c| c.eq_ignore_ascii_case(loc.name)) {
+    if core && is_common(loc.name) {
         return true;
     }
     let schema = match loc.schema {
@@ -199,14 +204,14 @@ impl Lists {
 
     /// How much of the attribute at `loc` passes.
     pub fn judge(&self, rt: &ResourceTypeDef, loc: &Loc<'_>) -> Verdict<'_> {
-        if protected(rt, loc) {
-            return Verdict::Pass;
-        }
         let (list, deny) = match self {
             Self::Open => return Verdict::Pass,
             Self::Deny(list) => (list, true),
             Self::Allow(list) => (list, false),
         };
+        if protected(rt, loc) {
+            return Verdict::Pass;
+        }
         let named = |s: &&Selector| s.names_attr(rt, loc);
         let whole = list
             .iter()

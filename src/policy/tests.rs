@@ -400,7 +400,7 @@ fn with_card_and_ssn() -> Value {
 fn redact_replaces_each_recognised_string_and_names_where() {
     let p = policy(r#"detect = ["us_ssn", "card", "iban"]"#);
     let (doc, out) = inbound(&p, &with_card_and_ssn());
-    let r = walk::REDACTED;
+    let r = scan::REDACTED;
     assert_eq!(doc["nickName"], r);
     assert_eq!(doc["name"], json!({"formatted": r, "givenName": "Barbara"}));
     assert_eq!(doc["emails"][0]["value"], r);
@@ -449,7 +449,7 @@ fn drop_removes_the_value_and_an_element_whose_value_it_was() {
 fn a_required_attribute_is_redacted_rather_than_dropped() {
     let p = policy(r#"detect = ["card"], on_detect = "drop""#);
     let (doc, out) = inbound(&p, &json!({"userName": "4111111111111111"}));
-    assert_eq!(doc, json!({"userName": walk::REDACTED}));
+    assert_eq!(doc, json!({"userName": scan::REDACTED}));
     assert_eq!(out.redacted, ["userName"]);
 }
 
@@ -523,7 +523,7 @@ fn a_list_response_is_filtered_resource_by_resource() {
         list["Resources"],
         json!([
             {"id": "1", "userName": "a"},
-            {"id": "2", "userName": "b", "title": walk::REDACTED},
+            {"id": "2", "userName": "b", "title": scan::REDACTED},
             {"id": "3", "userName": "c"}
         ])
     );

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
+use super::scan::REDACTED;
 use super::tests::{policy, ENT};
-use super::walk::REDACTED;
 use super::*;
 use crate::scim::discovery::{GROUP, USER};
 
