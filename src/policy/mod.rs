@@ -25,11 +25,11 @@
 //!
 //! Detectors (`detect.rs` says which shapes each accepts) look at every string value except
 //! those of `id`, `schemas` and `meta` (numbers, keys and the selectors in PATCH paths and
-//! query filters are not values being sent). On a hit, `drop` removes the string: the attribute if it is the whole value, the element of a
-//! multi-valued attribute if it is the element or the element's `value`, else the
-//! sub-attribute; containers left empty go with it. A required attribute's own string is
-//! redacted instead, so the document stays valid. `redact` puts `"[redacted]"` in its place;
-//! `reject` refuses the whole document.
+//! query filters are not values being sent). On a hit, `drop` removes the string: the
+//! attribute if it is the whole value, the element of a multi-valued attribute if it is the
+//! element or the element's `value`, else the sub-attribute; containers left empty go with
+//! it. A required attribute's own string is redacted instead, so the document stays valid.
+//! `redact` puts `"[redacted]"` in its place; `reject` refuses the whole document.
 //!
 //! A query filter or PATCH value filter that tests a withheld attribute is refused, since it
 //! would be an oracle for the value; query filters are held to both directions' lists. A PATCH
