@@ -11,6 +11,7 @@ pub mod classify; // 5. classify
 pub mod emulate; // 8. fill gaps
 pub mod listener; // 1. listen
 pub mod normalize; // 6. normalize
+pub mod policy; // 7. filter (and the outbound half of 10)
 pub mod response;
 pub mod tenant; // 2. route
 pub mod upstream; // 9. forward // 10. answer
