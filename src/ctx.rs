@@ -78,6 +78,8 @@ pub struct Record {
     /// Stage 6: the rule pack the request went through, and the rules that changed it.
     pub pack: Option<Arc<str>>,
     pub rules: Vec<Arc<str>>,
+    /// Stages 7 and 10: what the attribute policy dropped or redacted (`dropped:costCenter`).
+    pub withheld: Vec<String>,
 }
 
 /// The request body: its bytes as they came, parsed as JSON at most once. A body no stage

@@ -11,6 +11,7 @@ use crate::body::{self, Body};
 use crate::classify::ClassifyError;
 use crate::emulate::EmulateError;
 use crate::normalize::NormalizeError;
+use crate::policy::Refusal;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
@@ -34,6 +35,8 @@ pub enum ProxyError {
     Classify(#[from] ClassifyError),
     #[error(transparent)]
     Normalize(#[from] NormalizeError),
+    #[error(transparent)]
+    Policy(#[from] Refusal),
     #[error(transparent)]
     Emulate(#[from] EmulateError),
     #[error(transparent)]
@@ -100,6 +103,7 @@ fn map(err: &ProxyError) -> Mapped {
             scim_type: e.scim_type,
             retry_after: false,
         },
+        ProxyError::Policy(r) => Mapped::typed(StatusCode::BAD_REQUEST, r.scim_type()),
         ProxyError::Emulate(e) => match e {
             E::Upstream(e) => map_upstream(e),
             E::Scim(e) => Mapped {

@@ -6,15 +6,15 @@
 //! order over one [`ctx::RequestCtx`], under the configuration snapshot the [`runtime`] holds.
 #![forbid(unsafe_code)]
 
+pub mod attribute_policy; // 7. filter (and the outbound half of 10)
 pub mod auth; // 3. authenticate
 pub mod classify; // 5. classify
 pub mod emulate; // 8. fill gaps
 pub mod listener; // 1. listen
 pub mod normalize; // 6. normalize
-pub mod policy; // 7. filter (and the outbound half of 10)
-pub mod response;
+pub mod response; // 10. answer
 pub mod tenant; // 2. route
-pub mod upstream; // 9. forward // 10. answer
+pub mod upstream; // 9. forward
 
 pub mod admin;
 pub mod app;
@@ -25,6 +25,7 @@ pub mod conn;
 pub mod ctx;
 pub mod error;
 pub mod pipeline;
+pub mod policy;
 pub mod rule_pack;
 pub mod runtime;
 pub mod scim;

@@ -18,7 +18,7 @@ use crate::runtime::Runtime;
 use crate::scim::bulk::{BulkRun, PlannedOp};
 use crate::scim::MEDIA_TYPE;
 use crate::upstream::headers::X_REQUEST_ID;
-use crate::{auth, classify, emulate, normalize, response, tenant, upstream};
+use crate::{attribute_policy, auth, classify, emulate, normalize, response, tenant, upstream};
 
 /// Runs one request through the stages under the snapshot in force when it arrived, and
 /// records it; never fails, since every failure is itself an answer.
@@ -61,8 +61,10 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     // 6. normalize: the IdP's quirks become RFC form before anything reads the request, so
     //    that gap filling and the app see one dialect.
     normalize::request(ctx)?;
-    // 7. filter (attribute policy) goes here: after normalization, so that a denied attribute
-    //    cannot hide behind an IdP's spelling of it.
+    // 7. filter: after normalization, so that a withheld attribute cannot hide behind an
+    //    IdP's spelling of it, and before gap filling, so that nothing the proxy writes for
+    //    the request carries it.
+    attribute_policy::inbound(ctx)?;
     // 8. fill gaps, else 9. forward.
     let response = match emulate::fill(ctx).await? {
         Flow::Respond(response) => response,
@@ -141,6 +143,7 @@ fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
         bulk_op = ctx.record.bulk_op,
         pack = ctx.record.pack.as_deref(),
         rules = (!ctx.record.rules.is_empty()).then(|| tracing::field::display(Joined(&ctx.record.rules))),
+        withheld = (!ctx.record.withheld.is_empty()).then(|| tracing::field::display(Joined(&ctx.record.withheld))),
         latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
@@ -148,15 +151,15 @@ fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
 }
 
 /// Rule ids for the log line, comma-separated, written without an intermediate string.
-struct Joined<'a>(&'a [Arc<str>]);
+struct Joined<'a, T>(&'a [T]);
 
-impl std::fmt::Display for Joined<'_> {
+impl<T: AsRef<str>> std::fmt::Display for Joined<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, id) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            f.write_str(id)?;
+            f.write_str(id.as_ref())?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 pub use raw::{LogFormat, Supports};
 
+use crate::policy::Policy;
 use crate::rule_pack::{Pack, Packs};
 
 /// A problem that stops a configuration from being used.
@@ -79,6 +80,8 @@ pub struct TenantConfig {
     pub idp: Option<Idp>,
     /// Packs that fix the app behind the tenant, in order (`app_rules`).
     pub app_rules: Vec<Arc<Pack>>,
+    /// What attributes may pass to the app and to the IdP (`attributes`).
+    pub policy: Arc<Policy>,
 }
 
 /// The rule pack a tenant's requests go through.

@@ -84,6 +84,8 @@ pub struct RawTenant {
     /// Packs that fix the app behind this tenant, in the order they run.
     #[serde(default)]
     pub app_rules: Vec<Spanned<String>>,
+    /// What attributes may pass, each way.
+    pub attributes: Option<crate::policy::RawAttributes>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -267,6 +267,16 @@ impl Checker<'_> {
                 .iter()
                 .filter_map(|v| self.pack(v, &format!("{ctx}: app_rules"), "", packs))
                 .collect();
+            let policy = match t.attributes.as_ref().map(Policy::compile) {
+                None => Policy::default(),
+                Some(Ok(policy)) => policy,
+                Some(Err(problems)) => {
+                    for p in problems {
+                        self.problem(t.id.span(), &ctx, p);
+                    }
+                    Policy::default()
+                }
+            };
             if let (Some(route), Some(upstream)) = (route, upstream) {
                 out.push(TenantConfig {
                     id: id.as_str().into(),
@@ -276,6 +286,7 @@ impl Checker<'_> {
                     soft_delete: t.soft_delete,
                     idp,
                     app_rules,
+                    policy: Arc::new(policy),
                 });
             }
         }

@@ -279,6 +279,12 @@ impl Policy {
         Ok(walk.out)
     }
 
+    /// Whether a detector of `dir` recognises a value in free text, such as an error's
+    /// `detail`, which names no attribute to judge it by.
+    pub fn detects(&self, dir: Direction, text: &str) -> bool {
+        self.rules(dir).detectors.iter().any(|d| d.finds(text))
+    }
+
     /// Refuses a query filter (RFC 7644 §3.4.2.2) that tests an attribute either direction
     /// withholds: inbound, it would hand the value to the app; outbound, its answer would
     /// tell the IdP the value.

@@ -17,10 +17,13 @@ use serde_json::Value;
 
 pub use errors::scim_error_body;
 
+use crate::attribute_policy;
 use crate::body::{self, Body};
 use crate::config::Idp;
 use crate::ctx::RequestCtx;
+use crate::policy::Refusal;
 use crate::rule_pack::{self, answer::AnswerTo, model::Answer, Pack};
+use crate::scim::error::ScimError;
 use crate::scim::list::{asks_for_more, asks_for_projection, ListParams, ListResponse};
 use crate::scim::request::Endpoint;
 use crate::upstream::headers;
@@ -40,7 +43,11 @@ pub async fn answer(
     rewrite_location(ctx, &mut response);
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
-        return Ok(errors::rewrite(response).await);
+        let response = errors::rewrite(response).await;
+        if attribute_policy::has_outbound(ctx) {
+            return Ok(screen(ctx, response).await);
+        }
+        return Ok(response);
     }
     fix_media_type(response.headers_mut());
     Ok(response)
@@ -76,8 +83,9 @@ async fn finish_resources(
         return Ok(response);
     }
     let packs = answer_packs(ctx);
+    let withhold = resources && attribute_policy::has_outbound(ctx);
     let finish = resources && (asks_for_projection(ctx.query()) || !trusted(ctx).await);
-    if packs.is_empty() && !finish {
+    if packs.is_empty() && !finish && !withhold {
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();
@@ -110,6 +118,12 @@ async fn finish_resources(
         changed = !fired.is_empty();
         ctx.record.rules.extend(fired);
     }
+    if withhold {
+        match attribute_policy::outbound(ctx, &mut doc) {
+            Ok(withheld) => changed |= withheld,
+            Err(refusal) => return Ok(refused(ctx, refusal, &mut doc)),
+        }
+    }
     if finish {
         let tenant = ctx.tenant();
         let relocation = tenant.upstream.base_url().map(|upstream| Relocation {
@@ -127,6 +141,70 @@ async fn finish_resources(
     parts.headers.remove(header::CONTENT_ENCODING);
     let body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
     Ok(Response::from_parts(parts, Either::Right(Full::new(body))))
+}
+
+/// An answer holding a value the outbound policy refuses to pass (`on_detect = "reject"`).
+/// A read is refused with 502: the IdP must not see the value, and the app gave nothing else.
+/// A write has happened at the app, so it is not reported as failed: the IdP gets the
+/// resource's `id`, `schemas` and `meta` only.
+fn refused(ctx: &RequestCtx, refusal: Refusal, doc: &mut Value) -> Response<Body> {
+    tracing::warn!(
+        request_id = ctx.id.to_str().unwrap_or_default(),
+        tenant = ctx.tenant_id(),
+        refusal = %refusal,
+        "the application's answer holds a value the attribute policy refuses to pass"
+    );
+    let read = ctx.method == Method::GET || ctx.target().search;
+    if read {
+        let e = ScimError::new(
+            502,
+            format!("the application's answer is withheld: {refusal}"),
+        );
+        return body::full(
+            StatusCode::BAD_GATEWAY,
+            crate::scim::MEDIA_TYPE,
+            e.to_json(),
+        );
+    }
+    let kept: serde_json::Map<String, Value> = doc
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| {
+                    ["id", "schemas", "meta"]
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(k))
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let status = if ctx.method == Method::POST {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    body::json(status, &Value::Object(kept))
+}
+
+/// A SCIM Error whose `detail` holds a value the outbound policy recognises gets a neutral one.
+async fn screen(ctx: &RequestCtx, response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut doc: Value = match serde_json::from_slice(&bytes) {
+        Ok(doc) => doc,
+        Err(_) => return Response::from_parts(parts, Either::Right(Full::new(bytes))),
+    };
+    if !attribute_policy::screen_detail(ctx, &mut doc) {
+        return Response::from_parts(parts, Either::Right(Full::new(bytes)));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
+    Response::from_parts(parts, Either::Right(Full::new(body)))
 }
 
 /// The packs with response rules this answer goes through: the app's (`app_rules`), then

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{AuthConfig, Idp, Route, Supports, TenantConfig};
+use crate::policy::Policy;
 use crate::rule_pack::Pack;
 use crate::state::TenantState;
 use crate::upstream::target::Upstream;
@@ -27,6 +28,8 @@ pub struct Tenant {
     /// The packs that fix the app behind it: their request rules run on every request sent to
     /// the app, their response rules on every answer read from it.
     pub app_rules: Vec<Arc<Pack>>,
+    /// What attributes may pass to the app (stage 7) and back to the IdP (stage 10).
+    pub policy: Arc<Policy>,
     pub state: Arc<TenantState>,
 }
 
@@ -135,6 +138,7 @@ impl Tenant {
             soft_delete: cfg.soft_delete,
             idp: cfg.idp,
             app_rules: cfg.app_rules,
+            policy: cfg.policy,
             state,
         }
     }
@@ -162,6 +166,7 @@ mod tests {
                 soft_delete: false,
                 idp: None,
                 app_rules: Vec::new(),
+                policy: Arc::default(),
                 state,
             }
         };

@@ -12,6 +12,7 @@ mod errors;
 mod forwarding;
 mod lifecycle;
 mod memory;
+mod policy;
 mod reload;
 mod routing_auth;
 mod shared_app;

@@ -1,0 +1,200 @@
+//! Stage 7, filter, and the outbound half of stage 10: the tenant's attribute policy
+//! (`crate::policy`, pure) applied to what the IdP sends and to what goes back to it. What
+//! was dropped or redacted is named (attribute, never value) on the request's log line.
+
+use http::Method;
+use serde_json::Value;
+
+use crate::ctx::RequestCtx;
+use crate::policy::{Direction, Outcome, Policy, Refusal};
+use crate::rule_pack::request::bulk_ops;
+use crate::rule_pack::{shape_of, Shape};
+use crate::scim::discovery::{ResourceTypeDef, GROUP, USER};
+use crate::scim::filter::{self, Filter};
+use crate::scim::list::ListParams;
+use crate::scim::path::{key_ci, AttrPath};
+use crate::scim::request::Endpoint;
+use crate::scim::urn;
+
+/// Stage 7: filters that test a withheld attribute are refused (they would be an oracle for
+/// its value), and the body loses what may not reach the app. A PATCH left with no operation
+/// at all becomes a read of the resource: the app is asked to change nothing, and the IdP gets
+/// the resource as it is.
+pub fn inbound(ctx: &mut RequestCtx) -> Result<(), Refusal> {
+    let policy = ctx.tenant().policy.clone();
+    if policy.is_empty() {
+        return Ok(());
+    }
+    let target = ctx.target();
+    let (endpoint, search) = (target.endpoint, target.search);
+    let (resource, shape) = shape_of(&ctx.method, endpoint, search);
+    check_query(ctx, &policy, endpoint, resource)?;
+    if ctx.body.is_empty() || policy.rules(Direction::Inbound).is_empty() {
+        return Ok(());
+    }
+    let bulk = ctx.method == Method::POST && endpoint == Endpoint::Bulk;
+    let edited = ctx.body.edit(|doc| {
+        let done = match (resource, shape) {
+            (Some(rt), Shape::Resource) => policy.apply_resource(Direction::Inbound, rt, doc),
+            (Some(rt), Shape::Patch) => policy.apply_patch(Direction::Inbound, rt, doc),
+            _ if bulk => bulk_inbound(&policy, doc),
+            _ => Ok(Outcome::default()),
+        };
+        (done.as_ref().is_ok_and(|o| !o.is_empty()), done)
+    });
+    // A body serde cannot read was refused by stage 5; nothing to judge here.
+    let Ok(done) = edited else { return Ok(()) };
+    let done = done?;
+    note(ctx, &done);
+    if done.no_operations_left && shape == Shape::Patch {
+        ctx.method = Method::GET;
+        ctx.body = Default::default();
+        ctx.record.filled = Some("policy");
+    }
+    Ok(())
+}
+
+/// Each operation of a Bulk the app carries out itself, as the request it stands for.
+fn bulk_inbound(policy: &Policy, doc: &mut Value) -> Result<Outcome, Refusal> {
+    let mut all = Outcome::default();
+    for op in bulk_ops(doc) {
+        let (Some(rt), shape) = shape_of(&op.method, op.endpoint, false) else {
+            continue;
+        };
+        let done = match shape {
+            Shape::Resource => policy.apply_resource(Direction::Inbound, rt, op.data)?,
+            Shape::Patch => policy.apply_patch(Direction::Inbound, rt, op.data)?,
+            Shape::Other => continue,
+        };
+        all.dropped.extend(done.dropped);
+        all.redacted.extend(done.redacted);
+    }
+    Ok(all)
+}
+
+/// `filter` and `sortBy`, in the query or a `.search` body: sorting by an attribute tells its
+/// order, so it counts as a test of it.
+fn check_query(
+    ctx: &mut RequestCtx,
+    policy: &Policy,
+    endpoint: Endpoint,
+    resource: Option<&'static ResourceTypeDef>,
+) -> Result<(), Refusal> {
+    let types: Vec<&'static ResourceTypeDef> = match (resource, endpoint) {
+        (Some(rt), _) => vec![rt],
+        (None, Endpoint::Root) => vec![&USER, &GROUP],
+        _ => return Ok(()),
+    };
+    let params = if ctx.target().search && ctx.method == Method::POST {
+        ctx.body
+            .json()
+            .ok()
+            .and_then(|b| ListParams::from_search_body(b).ok())
+    } else {
+        ListParams::from_query(ctx.query()).ok()
+    };
+    let Some(params) = params else { return Ok(()) };
+    let mut tests = Vec::new();
+    // A filter that does not parse is refused by the stages after this one.
+    if let Some(f) = params.filter.as_deref().and_then(|f| filter::parse(f).ok()) {
+        tests.push(f);
+    }
+    if let Some(attr) = params
+        .sort_by
+        .as_deref()
+        .and_then(|s| AttrPath::parse(s).ok())
+    {
+        tests.push(Filter::Present(attr));
+    }
+    for f in &tests {
+        for rt in &types {
+            policy.check_filter(rt, f)?;
+        }
+    }
+    Ok(())
+}
+
+fn note(ctx: &mut RequestCtx, done: &Outcome) {
+    let dropped = done.dropped.iter().map(|p| format!("dropped:{p}"));
+    let redacted = done.redacted.iter().map(|p| format!("redacted:{p}"));
+    ctx.record.withheld.extend(dropped.chain(redacted));
+}
+
+/// Stage 10, outbound: an answered resource, or each resource of a ListResponse, loses what
+/// may not reach the IdP. `Err` when a detector refuses a value: the caller decides what the
+/// IdP gets instead.
+pub fn outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusal> {
+    let policy = ctx.tenant().policy.clone();
+    let endpoint = ctx.target().endpoint;
+    let mut all = Outcome::default();
+    let mut one = |r: &mut Value| -> Result<(), Refusal> {
+        let Some(rt) = type_of(endpoint, r) else {
+            return Ok(());
+        };
+        let done = policy.apply_resource(Direction::Outbound, rt, r)?;
+        all.dropped.extend(done.dropped);
+        all.redacted.extend(done.redacted);
+        Ok(())
+    };
+    let list = doc
+        .as_object_mut()
+        .and_then(|o| key_ci(o, "Resources").cloned().map(|k| (o, k)));
+    match list {
+        Some((obj, key)) => {
+            if let Some(Value::Array(items)) = obj.get_mut(&key) {
+                for item in items {
+                    one(item)?;
+                }
+            }
+        }
+        None => one(doc)?,
+    }
+    all.dropped.dedup();
+    all.redacted.dedup();
+    let changed = !all.is_empty();
+    note(ctx, &all);
+    Ok(changed)
+}
+
+/// Whether the tenant withholds anything from the IdP, so answers must be read.
+pub fn has_outbound(ctx: &RequestCtx) -> bool {
+    !ctx.tenant().policy.rules(Direction::Outbound).is_empty()
+}
+
+/// What a resource in an answer is: by the endpoint, or at the root by its `schemas`.
+fn type_of(endpoint: Endpoint, r: &Value) -> Option<&'static ResourceTypeDef> {
+    match endpoint {
+        Endpoint::Users | Endpoint::Me => Some(&USER),
+        Endpoint::Groups => Some(&GROUP),
+        Endpoint::Root => {
+            let schemas = r.get("schemas").and_then(Value::as_array)?;
+            let lists = |u: &str| {
+                schemas
+                    .iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(u)))
+            };
+            if lists(urn::GROUP) {
+                Some(&GROUP)
+            } else if lists(urn::USER) {
+                Some(&USER)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An error's `detail` a detector recognises a value in is withheld: the IdP learns that the
+/// app failed and why in general terms, never the value.
+pub fn screen_detail(ctx: &RequestCtx, doc: &mut Value) -> bool {
+    let policy = &ctx.tenant().policy;
+    let Some(Value::String(detail)) = doc.get_mut("detail") else {
+        return false;
+    };
+    if !policy.detects(Direction::Outbound, detail) {
+        return false;
+    }
+    *detail = "the application's error message is withheld: it holds a value the attribute policy does not pass".to_owned();
+    true
+}

@@ -1,0 +1,304 @@
+//! The attribute policy through the running proxy: what an app behind it receives (stage 7)
+//! and what the IdP gets back (stage 10), for every body shape, with the RFC 7643 §8.2 full
+//! enterprise user as the document.
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// RFC 7643 §8.2, the full enterprise user, without `id` and `meta` (a create).
+fn full_user() -> Value {
+    json!({
+      "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+      "externalId": "701984",
+      "userName": "bjensen@example.com",
+      "name": {"formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "givenName": "Barbara", "middleName": "Jane", "honorificPrefix": "Ms.", "honorificSuffix": "III"},
+      "displayName": "Babs Jensen",
+      "nickName": "Babs",
+      "profileUrl": "https://login.example.com/bjensen",
+      "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}, {"value": "babs@jensen.org", "type": "home"}],
+      "addresses": [{"streetAddress": "100 Universal City Plaza", "locality": "Hollywood", "region": "CA", "postalCode": "91608", "country": "USA", "formatted": "100 Universal City Plaza\nHollywood, CA 91608 USA", "type": "work", "primary": true}],
+      "phoneNumbers": [{"value": "555-555-5555", "type": "work"}, {"value": "555-555-4444", "type": "mobile"}],
+      "userType": "Employee",
+      "title": "Tour Guide",
+      "preferredLanguage": "en-US",
+      "locale": "en-US",
+      "timezone": "America/Los_Angeles",
+      "active": true,
+      "x509Certificates": [{"value": "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAwTjELMAkGA1UEBhMCVVMx"}],
+      ENTERPRISE: {"employeeNumber": "701984", "costCenter": "4130", "organization": "Universal Studios", "division": "Theme Park", "department": "Tour Operations", "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d"}}
+    })
+}
+
+const DENY: &str = "attributes = { deny = [\"employeeNumber\", \"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter\", \"addresses.*\"], detect = [\"us_ssn\"], on_detect = \"reject\" }";
+
+fn stored(id: &str) -> String {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": "bjensen@example.com"}).to_string()
+}
+
+async fn app() -> (std::net::SocketAddr, Seen) {
+    let script = |method, path: &str, status, body: String| Script {
+        method,
+        path: path.into(),
+        status,
+        content_type: "application/scim+json",
+        body,
+    };
+    scripted_upstream(vec![
+        script("POST", "/scim/v2/Users", 201, stored("1")),
+        script("GET", "/scim/v2/Users/1", 200, stored("1")),
+        script("PATCH", "/scim/v2/Users/1", 200, stored("1")),
+        script("GET", "/scim/v2/Users", 200, json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 0, "Resources": []}).to_string()),
+        script("POST", "/scim/v2/Bulk", 200, json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"], "Operations": []}).to_string()),
+    ])
+    .await
+}
+
+fn last_body(seen: &Seen, method: &str) -> Value {
+    let seen = seen.lock().unwrap();
+    let (_, _, body) = seen
+        .iter()
+        .rev()
+        .find(|(m, _, _)| m == method)
+        .unwrap_or_else(|| panic!("the app got no {method}: {seen:?}"));
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn denied_attributes_never_reach_the_app_in_any_body_shape() {
+    let (app, seen) = app().await;
+    let proxy = Proxy::start(&format!("{}{}", server(""), complete_app_tenant(app, DENY))).await;
+    let c = client();
+
+    // POST: the full RFC user loses exactly what is denied.
+    let resp = c
+        .post(proxy.url("/e/Users"))
+        .bearer_auth("tok")
+        .json(&full_user())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let sent = last_body(&seen, "POST");
+    let mut want = full_user();
+    want.as_object_mut().unwrap().remove("addresses");
+    want[ENTERPRISE]
+        .as_object_mut()
+        .unwrap()
+        .remove("employeeNumber");
+    want[ENTERPRISE]
+        .as_object_mut()
+        .unwrap()
+        .remove("costCenter");
+    assert_eq!(sent, want);
+    let logs = proxy.logs();
+    assert!(
+        logs.contains("dropped:") && logs.contains("costCenter"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("4130"),
+        "the log names attributes, never values"
+    );
+
+    // PATCH: operations on denied attributes go, URN-qualified, filtered or path-less.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter", "value": "9"},
+        {"op": "replace", "path": "addresses[type eq \"work\"].locality", "value": "Burbank"},
+        {"op": "replace", "path": "title", "value": "Guide"},
+        {"op": "replace", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "2", "nickName": "B"}}
+    ]});
+    let resp = c
+        .patch(proxy.url("/e/Users/1"))
+        .bearer_auth("tok")
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent = last_body(&seen, "PATCH");
+    assert_eq!(
+        sent["Operations"],
+        json!([{"op": "replace", "path": "title", "value": "Guide"}, {"op": "replace", "value": {"nickName": "B"}}])
+    );
+
+    // A PATCH of denied attributes only changes nothing: the app is asked for the resource.
+    let patches_before = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, _, _)| m == "PATCH")
+        .count();
+    let only_denied = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "add", "path": "addresses", "value": [{"type": "home", "locality": "Paris"}]}]});
+    let resp = c
+        .patch(proxy.url("/e/Users/1"))
+        .bearer_auth("tok")
+        .json(&only_denied)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], "1");
+    let patches_after = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, _, _)| m == "PATCH")
+        .count();
+    assert_eq!(patches_before, patches_after, "no PATCH reached the app");
+
+    // A Bulk the app does itself: each operation's data is filtered.
+    let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "a", "data": full_user()}]});
+    let resp = c
+        .post(proxy.url("/e/Bulk"))
+        .bearer_auth("tok")
+        .json(&bulk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent = last_body(&seen, "POST");
+    let data = &sent["Operations"][0]["data"];
+    assert!(
+        data.get("addresses").is_none() && data[ENTERPRISE].get("costCenter").is_none(),
+        "{data}"
+    );
+    assert_eq!(data["userName"], "bjensen@example.com");
+}
+
+#[tokio::test]
+async fn filters_and_sorts_that_test_a_denied_attribute_are_refused() {
+    let (app, seen) = app().await;
+    let proxy = Proxy::start(&format!("{}{}", server(""), complete_app_tenant(app, DENY))).await;
+    let c = client();
+    let asked = seen.lock().unwrap().len();
+    for (key, value) in [
+        ("filter", "employeeNumber eq \"701984\""),
+        (
+            "filter",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter sw \"4\"",
+        ),
+        ("filter", "addresses[locality eq \"Hollywood\"]"),
+        ("sortBy", "employeeNumber"),
+    ] {
+        let resp = c
+            .get(proxy.url("/e/Users"))
+            .query(&[(key, value)])
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap();
+        let err = scim_error(resp, 400).await;
+        assert_eq!(err["scimType"], "invalidFilter", "{key}={value}");
+    }
+    let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "employeeNumber pr"});
+    let resp = c
+        .post(proxy.url("/e/Users/.search"))
+        .bearer_auth("tok")
+        .json(&search)
+        .send()
+        .await
+        .unwrap();
+    scim_error(resp, 400).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        asked,
+        "no oracle query reached the app"
+    );
+    let resp = c
+        .get(proxy.url("/e/Users"))
+        .query(&[("filter", "userName eq \"a\"")])
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "other filters pass");
+}
+
+#[tokio::test]
+async fn a_detected_value_is_refused_without_echoing_it() {
+    let (app, seen) = app().await;
+    let proxy = Proxy::start(&format!("{}{}", server(""), complete_app_tenant(app, DENY))).await;
+    let mut user = full_user();
+    user["title"] = json!("SSN 078-05-1120");
+    let resp = client()
+        .post(proxy.url("/e/Users"))
+        .bearer_auth("tok")
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    let err = scim_error(resp, 400).await;
+    assert_eq!(err["scimType"], "invalidValue");
+    let detail = err["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("title") && !detail.contains("078"),
+        "{detail}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing reached the app");
+}
+
+#[tokio::test]
+async fn what_the_app_answers_is_filtered_on_its_way_to_the_idp() {
+    let mut user = full_user();
+    user["id"] = json!("7");
+    user["phoneNumbers"][1]["value"] = json!("4111 1111 1111 1111");
+    let list = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 1, "startIndex": 1, "itemsPerPage": 1, "Resources": [user.clone()]});
+    let (app, _) = scripted_upstream(vec![
+        Script { method: "GET", path: "/scim/v2/Users/7".into(), status: 200, content_type: "application/scim+json", body: user.to_string() },
+        Script { method: "GET", path: "/scim/v2/Users".into(), status: 200, content_type: "application/scim+json", body: list.to_string() },
+        Script { method: "DELETE", path: "/scim/v2/Users/8".into(), status: 404, content_type: "application/scim+json",
+            body: json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404", "detail": "no user with SSN 078-05-1120"}).to_string() },
+    ])
+    .await;
+    let outbound = "attributes = { outbound = { deny = [\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter\"], detect = [\"card\", \"us_ssn\"], on_detect = \"redact\" } }";
+    let proxy = Proxy::start(&format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, outbound)
+    ))
+    .await;
+    let c = client();
+    let one = get_json(&c, proxy.url("/e/Users/7")).await;
+    assert!(one[ENTERPRISE].get("costCenter").is_none(), "{one}");
+    assert_eq!(
+        one[ENTERPRISE]["employeeNumber"], "701984",
+        "outbound only denies costCenter"
+    );
+    assert_eq!(one["phoneNumbers"][1]["value"], "[redacted]");
+    let many = get_json(&c, proxy.url("/e/Users")).await;
+    let listed = &many["Resources"][0];
+    assert!(listed[ENTERPRISE].get("costCenter").is_none());
+    assert_eq!(listed["phoneNumbers"][1]["value"], "[redacted]");
+    let resp = c
+        .delete(proxy.url("/e/Users/8"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    let err = scim_error(resp, 404).await;
+    assert!(!err["detail"].as_str().unwrap().contains("078"), "{err}");
+}
+
+#[tokio::test]
+async fn a_policy_that_denies_what_the_schema_requires_fails_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scimgate.toml");
+    let config = format!(
+        "{}{}attributes = {{ deny = [\"userName\"], detect = [\"nonesuch\"] }}\n",
+        server(""),
+        tenant("t", "memory:", "tok")
+    );
+    std::fs::write(&path, config).unwrap();
+    let (code, _, err) = run_cli(&["check", "--config", path.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("userName") && err.contains("nonesuch"),
+        "{err}"
+    );
+}
