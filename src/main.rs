@@ -241,6 +241,21 @@ fn explain(config: &Config) {
         if t.soft_delete {
             println!("           DELETE of a User deactivates it (soft_delete)");
         }
+        if !t.app_rules.is_empty() {
+            let names: Vec<&str> = t.app_rules.iter().map(|p| &*p.name).collect();
+            println!("           app packs: {}", names.join(", "));
+        }
+        if !t.policy.is_empty() {
+            use scimgate::policy::Direction;
+            println!(
+                "           attributes to the app: {}",
+                t.policy.rules(Direction::Inbound)
+            );
+            println!(
+                "           attributes to the IdP: {}",
+                t.policy.rules(Direction::Outbound)
+            );
+        }
         match &t.idp {
             Some(Idp::Pack(pack)) => println!(
                 "           requests normalized by the {} rule pack",

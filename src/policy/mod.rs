@@ -101,6 +101,46 @@ impl Rules {
     }
 }
 
+/// `deny employeeNumber, urn:…:User:costCenter; detect us_ssn, card (redact)`, for `scimgate
+/// check`.
+impl fmt::Display for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |list: &[select::Selector]| {
+            list.iter()
+                .map(|s| {
+                    let mut t = s.schema.as_deref().map(|u| format!("{u}:")).unwrap_or_default();
+                    t.push_str(&s.name);
+                    if let Some(sub) = &s.sub {
+                        t.push('.');
+                        t.push_str(sub);
+                    }
+                    t
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        match &self.lists {
+            Lists::Open => {}
+            Lists::Deny(list) => parts.push(format!("deny {}", names(list))),
+            Lists::Allow(list) => parts.push(format!("allow only {}", names(list))),
+        }
+        if !self.detectors.is_empty() {
+            let found: Vec<&str> = self.detectors.iter().map(Detector::name).collect();
+            let action = match self.on_detect {
+                OnDetect::Drop => "drop",
+                OnDetect::Redact => "redact",
+                OnDetect::Reject => "reject",
+            };
+            parts.push(format!("detect {} ({action})", found.join(", ")));
+        }
+        if parts.is_empty() {
+            return f.write_str("everything passes");
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
 /// What the policy did to a document: attribute paths, never values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
