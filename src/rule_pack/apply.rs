@@ -13,7 +13,7 @@ use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Action, Direction, Pack, Rule, Shape, Subject, When};
 use super::path::{each_mut, each_mut_creating, At};
 use crate::scim::discovery::ResourceTypeDef;
-use crate::scim::path::{key_ci, AttrPath, PatchPath};
+use crate::scim::path::{key_ci, AttrPath};
 
 /// What a request to `endpoint` with `method` is for the rules: the resource type it is about
 /// and the shape of its body.
@@ -179,10 +179,12 @@ fn operation_matches(when: &When, op: &Value) -> bool {
         let Some(path) = path.filter(|p| when.paths.iter().any(|w| contains_ci(p, &w.name))) else {
             return false;
         };
-        let Ok(parsed) = PatchPath::parse(path) else {
+        // The attribute is what comes before a value filter; the filter need not be parsed.
+        let head = path.split('[').next().unwrap_or(path).trim();
+        let Ok(attr) = AttrPath::parse(head) else {
             return false;
         };
-        if !when.paths.iter().any(|w| names(w, &parsed.attr)) {
+        if !when.paths.iter().any(|w| names(w, &attr)) {
             return false;
         }
     }
