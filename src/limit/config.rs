@@ -17,7 +17,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     /// Upstream calls per second the bucket refills at; fractions allowed (0.5 is one call
-    /// every two seconds). Default 50, at most 100000.
+    /// every two seconds). Default 50, from 0.001 to 100000.
     pub rate_per_s: Option<f64>,
     /// Calls that may go at once when the bucket is full. Default: one second's worth of
     /// `rate_per_s`, at least 1.
@@ -53,6 +53,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 pub const DEFAULT_QUEUE: usize = 1000;
 pub const DEFAULT_READ_SHARE: f64 = 0.5;
 
+/// One call in a thousand seconds: slower is no rate at all, and it keeps the bucket's
+/// arithmetic (period × burst, in nanoseconds) far from overflowing.
+const MIN_RATE_PER_S: f64 = 0.001;
 const MAX_RATE_PER_S: f64 = 100_000.0;
 const MAX_BURST: i64 = 1_000_000;
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -133,7 +136,7 @@ impl RawLimits {
 pub struct RawAuthThrottle {
     /// Failures one client address may make at once. Default 10.
     pub burst: Option<i64>,
-    /// Further failures allowed per second once the burst is spent. Default 1.
+    /// Further failures allowed per second once the burst is spent. Default 1, from 0.001.
     pub rate_per_s: Option<f64>,
     /// Client addresses remembered at most; past that, failures from addresses not yet
     /// remembered go uncounted rather than grow memory. Default 100000.
@@ -233,10 +236,10 @@ impl Problems {
     fn rate(&mut self, key: &str, v: Option<f64>, default: f64, max: f64) -> f64 {
         match v {
             None => default,
-            Some(r) if r.is_finite() && r > 0.0 && r <= max => r,
+            Some(r) if (MIN_RATE_PER_S..=max).contains(&r) => r,
             Some(r) => {
                 let msg = format_args!(
-                    "expected calls per second above 0 and at most {max} (0.5 is one call every two seconds), got {r}"
+                    "expected calls per second from {MIN_RATE_PER_S} to {max} (0.5 is one call every two seconds), got {r}"
                 );
                 self.push(key, msg);
                 default
@@ -365,6 +368,8 @@ mod tests {
         assert!(bad[0].contains("such as \"5s\""), "{bad:?}");
         let nan = problems("limits = { rate_per_s = nan }");
         assert!(nan[0].starts_with("limits.rate_per_s"), "{nan:?}");
+        let glacial = problems("limits = { rate_per_s = 1e-9 }");
+        assert!(glacial[0].contains("from 0.001 to 100000"), "{glacial:?}");
     }
 
     #[test]

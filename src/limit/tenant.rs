@@ -296,7 +296,8 @@ impl Shared {
         };
         let first = self.bucket.free_at(keep).max(now);
         let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
-        (first + self.bucket.period().saturating_mul(ahead)).duration_since(now)
+        let behind_them = self.bucket.period().saturating_mul(ahead);
+        first.duration_since(now).saturating_add(behind_them)
     }
 
     fn too_long(&self, wait: Duration) -> LimitError {

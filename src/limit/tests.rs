@@ -63,6 +63,14 @@ fn drain<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
 
+#[test]
+fn waiting_for_a_permit_can_move_between_threads() {
+    fn send<T: Send>(_: &T) {}
+    let limiter = TenantLimiter::new(limits(1.0, 1));
+    send(&limiter.acquire(Class::Write));
+    send(&CallLimits::default().acquire(Class::Read));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_burst_within_burst_passes_at_once() {
     let limiter = TenantLimiter::new(limits(10.0, 5));
