@@ -252,12 +252,7 @@ impl Shared {
     /// One cell of the bucket and the in-flight places for `class`, all or nothing. The
     /// caller holds the queue's lock, so nothing else takes from the bucket meanwhile.
     fn try_take(&self, class: Class, now: Instant) -> Result<Held, Blocked> {
-        let keep = if class == Class::Read {
-            self.read_keep
-        } else {
-            0
-        };
-        let free = self.bucket.free_at(keep);
+        let free = self.bucket.free_at(self.keep(class));
         if free > now {
             return Err(Blocked::Until(free));
         }
@@ -275,6 +270,14 @@ impl Shared {
         Ok(Held { slot, read_slot })
     }
 
+    /// Cells of the bucket a call of `class` must leave in it.
+    fn keep(&self, class: Class) -> u32 {
+        match class {
+            Class::Read => self.read_keep,
+            Class::Deprovision | Class::Write => 0,
+        }
+    }
+
     fn permit(self: &Arc<Self>, class: Class, held: Held, waited: Duration) -> Permit {
         self.counters.admitted.fetch_add(1, Ordering::Relaxed);
         Permit {
@@ -289,12 +292,7 @@ impl Shared {
     /// How long a call with `ahead` waiters before it would wait, by the bucket's count: until
     /// a cell is free for its class, then one period for each waiter ahead.
     fn wait_estimate(&self, class: Class, ahead: usize, now: Instant) -> Duration {
-        let keep = if class == Class::Read {
-            self.read_keep
-        } else {
-            0
-        };
-        let first = self.bucket.free_at(keep).max(now);
+        let first = self.bucket.free_at(self.keep(class)).max(now);
         let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
         let behind_them = self.bucket.period().saturating_mul(ahead);
         first.duration_since(now).saturating_add(behind_them)
