@@ -10,6 +10,7 @@ pub mod attribute_policy; // 7. filter (and the outbound half of 10)
 pub mod auth; // 3. authenticate
 pub mod classify; // 5. classify
 pub mod emulate; // 8. fill gaps
+pub mod limit; // 4. admit
 pub mod listener; // 1. listen
 pub mod normalize; // 6. normalize
 pub mod response; // 10. answer

@@ -108,7 +108,11 @@ impl fmt::Display for Rules {
         let names = |list: &[select::Selector]| {
             list.iter()
                 .map(|s| {
-                    let mut t = s.schema.as_deref().map(|u| format!("{u}:")).unwrap_or_default();
+                    let mut t = s
+                        .schema
+                        .as_deref()
+                        .map(|u| format!("{u}:"))
+                        .unwrap_or_default();
                     t.push_str(&s.name);
                     if let Some(sub) = &s.sub {
                         t.push('.');
