@@ -48,6 +48,15 @@ impl App {
             self.runtime.clone(),
             stopped.clone(),
         ));
+        // Housekeeping: addresses whose failed authentications are forgiven are forgotten.
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                runtime.snapshot().auth_throttle.sweep();
+            }
+        });
         let (runtime, path) = (self.runtime.clone(), self.config_path.clone());
         tokio::spawn(async move {
             signals.until_stop(&runtime, &path).await;

@@ -15,6 +15,8 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::limit::CallPermit;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Every response body the proxy sends: the upstream's stream, or bytes it holds.
@@ -56,14 +58,18 @@ pin_project! {
         inner: Incoming,
         #[pin]
         deadline: Sleep,
+        // The call's place in the tenant's and the app's limits, given back when the answer
+        // has been passed on (or dropped).
+        permit: Option<CallPermit>,
     }
 }
 
 impl UpstreamBody {
-    pub fn new(inner: Incoming, deadline: Instant) -> Self {
+    pub fn new(inner: Incoming, deadline: Instant, permit: Option<CallPermit>) -> Self {
         Self {
             inner,
             deadline: tokio::time::sleep_until(deadline),
+            permit,
         }
     }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::body::Body;
 use crate::conn::ConnInfo;
+use crate::limit::Class;
 use crate::runtime::Snapshot;
 use crate::scim::request::Target;
 use crate::tenant::table::Tenant;
@@ -45,6 +46,8 @@ pub struct RequestCtx {
     pub body: ReqBody,
     /// The upstream's capabilities, once looked up.
     pub caps: Option<Capabilities>,
+    /// 4: which budget its upstream calls take permits from (deprovisioning, write, read).
+    pub class: Class,
     /// What stage 11 writes.
     pub record: Record,
 }
@@ -153,7 +156,6 @@ impl RequestCtx {
             started: Instant::now(),
             conn,
             snapshot,
-            method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
             tenant: None,
@@ -162,6 +164,8 @@ impl RequestCtx {
             target: None,
             body: ReqBody::default(),
             caps: None,
+            class: Class::of(&parts.method, None),
+            method: parts.method,
             record: Record::default(),
         }
     }
@@ -194,6 +198,7 @@ impl RequestCtx {
             started: Instant::now(),
             conn: self.conn.clone(),
             snapshot: self.snapshot.clone(),
+            class: Class::of(&method, None),
             method,
             uri,
             headers,

@@ -21,7 +21,7 @@ use crate::upstream::UpstreamError;
 pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
 /// Seconds an IdP is asked to wait before retrying when the upstream is unavailable.
-const RETRY_AFTER_SECS: &str = "5";
+const RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -31,6 +31,9 @@ pub enum ProxyError {
     Route(#[from] RouteError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// Too many failed authentications from this client address.
+    #[error("too many failed authentications from this address; retry in {}s", .0.as_secs())]
+    Throttled(std::time::Duration),
     #[error(transparent)]
     Classify(#[from] ClassifyError),
     #[error(transparent)]
@@ -47,8 +50,8 @@ pub enum ProxyError {
 struct Mapped {
     status: StatusCode,
     scim_type: Option<ScimType>,
-    /// Transient: the IdP is told when to retry.
-    retry_after: bool,
+    /// Transient: the IdP is told to retry after this many seconds.
+    retry_after: Option<u64>,
 }
 
 impl Mapped {
@@ -56,7 +59,7 @@ impl Mapped {
         Self {
             status,
             scim_type: None,
-            retry_after: false,
+            retry_after: None,
         }
     }
 
@@ -68,8 +71,13 @@ impl Mapped {
     }
 
     fn retry(status: StatusCode) -> Self {
+        Self::retry_in(status, std::time::Duration::from_secs(RETRY_AFTER_SECS))
+    }
+
+    fn retry_in(status: StatusCode, after: std::time::Duration) -> Self {
         Self {
-            retry_after: true,
+            // Whole seconds (RFC 9110 §10.2.3), at least one.
+            retry_after: Some(after.as_secs_f64().ceil().max(1.0) as u64),
             ..Self::new(status)
         }
     }
@@ -83,6 +91,7 @@ fn map(err: &ProxyError) -> Mapped {
         ProxyError::Route(RouteError::UnknownTenant) => Mapped::new(StatusCode::NOT_FOUND),
         ProxyError::Route(RouteError::Misdirected) => Mapped::new(StatusCode::MISDIRECTED_REQUEST),
         ProxyError::Auth(_) => Mapped::new(StatusCode::UNAUTHORIZED),
+        ProxyError::Throttled(after) => Mapped::retry_in(StatusCode::TOO_MANY_REQUESTS, *after),
         ProxyError::Classify(e) => match e {
             C::MethodNotAllowed(_) => Mapped::new(StatusCode::METHOD_NOT_ALLOWED),
             C::UnsafePath => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidPath),
@@ -95,13 +104,13 @@ fn map(err: &ProxyError) -> Mapped {
             C::Query(e) => Mapped {
                 status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
                 scim_type: e.scim_type,
-                retry_after: false,
+                retry_after: None,
             },
         },
         ProxyError::Normalize(NormalizeError::Schema(e)) => Mapped {
             status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
             scim_type: e.scim_type,
-            retry_after: false,
+            retry_after: None,
         },
         ProxyError::Policy(r) => Mapped::typed(StatusCode::BAD_REQUEST, r.scim_type()),
         ProxyError::Emulate(e) => match e {
@@ -109,7 +118,7 @@ fn map(err: &ProxyError) -> Mapped {
             E::Scim(e) => Mapped {
                 status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 scim_type: e.scim_type,
-                retry_after: false,
+                retry_after: None,
             },
             E::BadJson(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidSyntax),
             E::PreconditionFailed => Mapped::new(StatusCode::PRECONDITION_FAILED),
@@ -135,6 +144,13 @@ fn map_upstream(e: &UpstreamError) -> Mapped {
         }
         UpstreamError::Broken(_) => Mapped::new(StatusCode::BAD_GATEWAY),
         UpstreamError::BadPath(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidPath),
+        // The tenant's own budget is spent: 429. A cap shared with others is full: 503.
+        UpstreamError::Limited(e) if e.is_tenant_limit() => {
+            Mapped::retry_in(StatusCode::TOO_MANY_REQUESTS, e.retry_after())
+        }
+        UpstreamError::Limited(e) => {
+            Mapped::retry_in(StatusCode::SERVICE_UNAVAILABLE, e.retry_after())
+        }
     }
 }
 
@@ -157,12 +173,9 @@ pub fn respond(err: &ProxyError) -> Response<Body> {
     };
     let mut response = body::full(mapped.status, MEDIA_TYPE, doc.to_json());
     let headers = response.headers_mut();
-    if mapped.retry_after {
+    if let Some(secs) = mapped.retry_after {
         // Transient: tell the IdP when to retry (RFC 9110 §10.2.3).
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     match err {
         // RFC 6750 §3: a bearer-protected resource names its scheme when it refuses.
@@ -206,7 +219,7 @@ mod tests {
             "refused".into(),
         )));
         assert_eq!(r.status(), 503);
-        assert_eq!(r.headers()["retry-after"], RETRY_AFTER_SECS);
+        assert_eq!(r.headers()["retry-after"], "5");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::body::{self, Body};
 use crate::conn::ConnInfo;
 use crate::ctx::{Flow, RequestCtx};
 use crate::error::{self, ProxyError};
+use crate::limit::Class;
 use crate::runtime::Runtime;
 use crate::scim::bulk::{BulkRun, PlannedOp};
 use crate::scim::MEDIA_TYPE;
@@ -41,9 +42,17 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     // 2. route. Before authentication: the tenant decides which credentials count.
     tenant::route(ctx)?;
     // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
-    auth::check(ctx)?;
-    // 4. admit: per-tenant limits go here, after authentication, so that no one else can
-    //    spend a tenant's budget.
+    //    An address that keeps failing is refused before its next guess is even checked.
+    let client = ctx.conn.remote.ip();
+    let throttle = ctx.snapshot.auth_throttle.clone();
+    throttle.check(client).map_err(ProxyError::Throttled)?;
+    if let Err(e) = auth::check(ctx) {
+        throttle.failed(client);
+        return Err(e.into());
+    }
+    // 4. admit: the tenant's limits apply to each upstream call (`upstream::admit`), after
+    //    authentication so that no one else can spend a tenant's budget; the request's class
+    //    is known once its body is (below).
     // 5. classify: the method and path first, so a request for nothing SCIM serves is refused
     //    before its body is read.
     classify::target(ctx)?;
@@ -53,6 +62,11 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
 
 /// Stages 6–10, which a request and each operation of a Bulk the proxy carries out share.
 async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
+    // 4. admit: a PUT or PATCH that deactivates goes ahead of other writes. Only a tenant
+    //    with limits needs to know, so only it pays for reading the body.
+    if ctx.tenant().limiter.is_some() && matches!(ctx.method, Method::PUT | Method::PATCH) {
+        ctx.class = Class::of(&ctx.method, ctx.body.json().ok());
+    }
     // A Bulk the upstream cannot do is not one request but several: each operation passes
     // stages 6–10 on its own (RFC 7644 §3.7), so nothing below can skip one.
     if let Some(run) = emulate::bulk::plan(ctx).await? {

@@ -10,6 +10,9 @@ use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Log, Server, UpstreamTarget};
+use crate::limit::{
+    AuthThrottle, AuthThrottleConfig, Gate, GateScope, TenantLimiter, UpstreamGates,
+};
 use crate::listener::http::HttpBuilders;
 use crate::listener::tls::{server_config, TlsError};
 use crate::rule_pack::Packs;
@@ -42,6 +45,10 @@ pub struct Snapshot {
     pub packs: Arc<Packs>,
     /// The same locks in every snapshot: a reload never lets two writers in at once.
     pub locks: Arc<Locks>,
+    /// The cap on upstream calls in flight for the whole process.
+    pub global: Arc<Gate>,
+    /// Failed authentications per client address.
+    pub auth_throttle: Arc<AuthThrottle>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -67,6 +74,13 @@ struct Lasting {
     /// By tenant id: the state, and the upstream it belongs to. A tenant whose upstream
     /// changes starts afresh; one removed by a reload is forgotten.
     tenants: HashMap<Arc<str>, (String, Arc<TenantState>)>,
+    /// By tenant id, kept while its limits stay the same: a reload neither refills a bucket
+    /// nor forgets who is waiting.
+    limiters: HashMap<Arc<str>, TenantLimiter>,
+    /// The caps of the apps several tenants may share, by base URL.
+    gates: UpstreamGates,
+    global: Option<Arc<Gate>>,
+    throttle: Option<(AuthThrottleConfig, Arc<AuthThrottle>)>,
 }
 
 /// What a reload did, for the log.
@@ -141,6 +155,8 @@ fn compile(
 ) -> Result<Snapshot, BuildError> {
     let tls = config.server.tls.as_ref().map(server_config).transpose()?;
     let mut states = HashMap::with_capacity(config.tenants.len());
+    let mut limiters = HashMap::new();
+    let mut caps = Vec::new();
     let mut tenants = Vec::with_capacity(config.tenants.len());
     for cfg in std::mem::take(&mut config.tenants) {
         let key = match &cfg.upstream.target {
@@ -165,10 +181,42 @@ fn compile(
                     source,
                 }
             })?;
+        let limiter = cfg
+            .limits
+            .as_ref()
+            .map(|limits| match lasting.limiters.get(&cfg.id) {
+                Some(kept) if kept.limits() == limits => kept.clone(),
+                _ => TenantLimiter::new(limits.clone()),
+            });
+        if let Some(limiter) = &limiter {
+            limiters.insert(cfg.id.clone(), limiter.clone());
+        }
+        if let (Some(cap), UpstreamTarget::Http(_)) =
+            (cfg.upstream.max_in_flight, &cfg.upstream.target)
+        {
+            // Keyed as `Tenant::app_key` names the app: its base URL without a trailing '/'.
+            caps.push((key.trim_end_matches('/').to_owned(), cap));
+        }
         states.insert(cfg.id.clone(), (key, state.clone()));
-        tenants.push(Tenant::from_config(cfg, upstream, state));
+        tenants.push(Tenant::from_config(cfg, upstream, state, limiter));
     }
     lasting.tenants = states;
+    lasting.limiters = limiters;
+    lasting.gates.reconcile(caps);
+    for t in &mut tenants {
+        t.app_gate = lasting.gates.get(t.app_key());
+    }
+    let cap = config.server.max_upstream_calls;
+    let global = match &lasting.global {
+        Some(gate) if gate.cap() == cap.get() => gate.clone(),
+        _ => Arc::new(Gate::new(GateScope::Global, cap)),
+    };
+    lasting.global = Some(global.clone());
+    let throttle = match &lasting.throttle {
+        Some((cfg, throttle)) if *cfg == config.server.auth_throttle => throttle.clone(),
+        _ => Arc::new(AuthThrottle::new(&config.server.auth_throttle)),
+    };
+    lasting.throttle = Some((config.server.auth_throttle.clone(), throttle.clone()));
     Ok(Snapshot {
         tenants: Tenants::new(tenants),
         http: HttpBuilders::new(config.server.read_timeout),
@@ -178,6 +226,8 @@ fn compile(
         packs: config.packs,
         tls: tls.map(TlsAcceptor::from),
         locks: locks.clone(),
+        global,
+        auth_throttle: throttle,
     })
 }
 

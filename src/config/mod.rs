@@ -5,6 +5,7 @@ mod raw;
 mod validate;
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use time::OffsetDateTime;
 
 pub use raw::{LogFormat, Supports};
 
+use crate::limit::{AuthThrottleConfig, Limits};
 use crate::policy::Policy;
 use crate::rule_pack::{Pack, Packs};
 
@@ -53,6 +55,8 @@ pub struct Server {
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub max_upstream_calls: NonZeroUsize,
+    pub auth_throttle: AuthThrottleConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +86,8 @@ pub struct TenantConfig {
     pub app_rules: Vec<Arc<Pack>>,
     /// What attributes may pass to the app and to the IdP (`attributes`).
     pub policy: Arc<Policy>,
+    /// How fast, and how many at once, its calls reach the app; `None`: unlimited.
+    pub limits: Option<Limits>,
 }
 
 /// The rule pack a tenant's requests go through.
@@ -108,6 +114,8 @@ pub struct UpstreamConfig {
     pub ca: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// The cap on calls in flight to this app, shared by the tenants fronting it.
+    pub max_in_flight: Option<NonZeroUsize>,
     pub supports: Supports,
 }
 

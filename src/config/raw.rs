@@ -28,6 +28,10 @@ pub struct RawServer {
     pub read_timeout: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
+    /// Upstream calls the whole process may have in flight at once.
+    pub max_upstream_calls: Option<Spanned<u64>>,
+    /// Failed authentications per client address.
+    pub auth_throttle: Option<crate::limit::RawAuthThrottle>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +90,8 @@ pub struct RawTenant {
     pub app_rules: Vec<Spanned<String>>,
     /// What attributes may pass, each way.
     pub attributes: Option<crate::policy::RawAttributes>,
+    /// How fast, and how many at once, this tenant's calls reach the app.
+    pub limits: Option<crate::limit::RawLimits>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +110,8 @@ pub struct RawUpstream {
     pub ca: Option<Spanned<PathBuf>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    /// Calls all tenants fronting this app may have at it at once.
+    pub max_in_flight: Option<Spanned<u64>>,
     #[serde(default)]
     pub supports: Supports,
 }

@@ -14,6 +14,12 @@ use toml::Spanned;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 use super::raw::*;
+use crate::limit::RawLimits;
+
+/// Upstream calls in flight for the whole process, unless `server.max_upstream_calls` says
+/// otherwise: far above what one app should see, low enough that a flood of emulated work
+/// cannot open thousands of connections.
+const DEFAULT_MAX_UPSTREAM_CALLS: usize = 1024;
 use super::*;
 
 /// Loopback only: the admin listener has no authentication.
@@ -112,6 +118,12 @@ impl Checker<'_> {
         }
     }
 
+    /// A count that must be at least 1.
+    fn nonzero(&mut self, v: &Option<Spanned<u64>>, key: &str, default: usize) -> NonZeroUsize {
+        let n = self.count(v, key, default);
+        NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+    }
+
     fn count(&mut self, v: &Option<Spanned<u64>>, key: &str, default: usize) -> usize {
         match v {
             None => default,
@@ -164,6 +176,21 @@ impl Checker<'_> {
                 "server.shutdown_grace",
                 Duration::from_secs(30),
             ),
+            max_upstream_calls: self.nonzero(
+                &s.max_upstream_calls,
+                "server.max_upstream_calls",
+                DEFAULT_MAX_UPSTREAM_CALLS,
+            ),
+            auth_throttle: match s.auth_throttle.as_ref().map(|t| t.validate()) {
+                None => AuthThrottleConfig::default(),
+                Some(Ok(t)) => t,
+                Some(Err(problems)) => {
+                    for p in problems {
+                        self.problem(s.listen.span(), "server", p);
+                    }
+                    AuthThrottleConfig::default()
+                }
+            },
             listen: listen?,
         })
     }
@@ -267,6 +294,16 @@ impl Checker<'_> {
                 .iter()
                 .filter_map(|v| self.pack(v, &format!("{ctx}: app_rules"), "", packs))
                 .collect();
+            let limits = match t.limits.as_ref().map(RawLimits::validate) {
+                None => None,
+                Some(Ok(limits)) => Some(limits),
+                Some(Err(problems)) => {
+                    for p in problems {
+                        self.problem(t.id.span(), &ctx, p);
+                    }
+                    None
+                }
+            };
             let policy = match t.attributes.as_ref().map(Policy::compile) {
                 None => Policy::default(),
                 Some(Ok(policy)) => policy,
@@ -287,6 +324,7 @@ impl Checker<'_> {
                     idp,
                     app_rules,
                     policy: Arc::new(policy),
+                    limits,
                 });
             }
         }
@@ -355,6 +393,10 @@ impl Checker<'_> {
                 Duration::from_secs(3),
             ),
             timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
+            max_in_flight: u
+                .max_in_flight
+                .as_ref()
+                .map(|v| self.nonzero(&Some(v.clone()), &key("max_in_flight"), 1)),
             supports: u.supports,
             target: target?,
         })

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{AuthConfig, Idp, Route, Supports, TenantConfig};
+use crate::limit::{Gate, TenantLimiter};
 use crate::policy::Policy;
 use crate::rule_pack::Pack;
 use crate::state::TenantState;
@@ -30,6 +31,10 @@ pub struct Tenant {
     pub app_rules: Vec<Arc<Pack>>,
     /// What attributes may pass to the app (stage 7) and back to the IdP (stage 10).
     pub policy: Arc<Policy>,
+    /// Its rate and in-flight limits (stage 4), kept across reloads while they stay the same.
+    pub limiter: Option<TenantLimiter>,
+    /// The cap on calls in flight to its app, shared with the tenants fronting the same app.
+    pub app_gate: Option<Arc<Gate>>,
     pub state: Arc<TenantState>,
 }
 
@@ -128,7 +133,12 @@ fn strip_port(host: &str) -> &str {
 }
 
 impl Tenant {
-    pub fn from_config(cfg: TenantConfig, upstream: Upstream, state: Arc<TenantState>) -> Self {
+    pub fn from_config(
+        cfg: TenantConfig,
+        upstream: Upstream,
+        state: Arc<TenantState>,
+        limiter: Option<TenantLimiter>,
+    ) -> Self {
         Self {
             id: cfg.id,
             route: cfg.route,
@@ -139,6 +149,8 @@ impl Tenant {
             idp: cfg.idp,
             app_rules: cfg.app_rules,
             policy: cfg.policy,
+            limiter,
+            app_gate: None,
             state,
         }
     }
@@ -167,6 +179,8 @@ mod tests {
                 idp: None,
                 app_rules: Vec::new(),
                 policy: Arc::default(),
+                limiter: None,
+                app_gate: None,
                 state,
             }
         };

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::limit::LimitError;
+
 use crate::body::{BodyTimeout, BoxError};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,9 @@ pub enum UpstreamError {
     SlowBody,
     #[error("the request path cannot be sent upstream")]
     BadPath(#[source] http::uri::InvalidUri),
+    /// The call did not get its turn under the tenant's, the app's or the process's limits.
+    #[error(transparent)]
+    Limited(#[from] LimitError),
 }
 
 impl UpstreamError {

@@ -19,6 +19,7 @@ pub use error::UpstreamError;
 
 use crate::body::{Body, UpstreamBody};
 use crate::ctx::RequestCtx;
+use crate::limit::{CallLimits, CallPermit};
 use crate::scim::memory::MemoryStore;
 use caps::Capabilities;
 use headers::Forwarded;
@@ -27,15 +28,30 @@ use target::{HttpUpstream, Upstream};
 /// Sends the request on as it is (its body changed only if a stage changed it) and streams the
 /// answer back.
 pub async fn forward(ctx: &RequestCtx) -> Result<Response<Body>, UpstreamError> {
+    let permit = admit(ctx).await?;
     match &ctx.tenant().upstream {
-        Upstream::Http(up) => forward_http(up, ctx).await,
+        Upstream::Http(up) => forward_http(up, ctx, permit).await,
         Upstream::Memory(store) => Ok(forward_memory(store, ctx)),
     }
+}
+
+/// Stage 4, admit, for one call: its turn under the tenant's rate and in-flight limits (by the
+/// request's class), the app's cap and the process's. The budget counts calls, so a request
+/// that fills a gap with many calls takes a permit for each.
+async fn admit(ctx: &RequestCtx) -> Result<CallPermit, UpstreamError> {
+    let tenant = ctx.tenant();
+    let limits = CallLimits {
+        tenant: tenant.limiter.as_ref(),
+        upstream: tenant.app_gate.as_deref(),
+        global: Some(&ctx.snapshot.global),
+    };
+    Ok(limits.acquire(ctx.class).await?)
 }
 
 async fn forward_http(
     up: &HttpUpstream,
     ctx: &RequestCtx,
+    permit: CallPermit,
 ) -> Result<Response<Body>, UpstreamError> {
     let uri = format!("{}{}", up.base, ctx.path_and_query());
     let uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
@@ -49,7 +65,7 @@ async fn forward_http(
     *request.headers_mut() = headers;
     let deadline = Instant::now() + up.timeout;
     let response = up.send(request, deadline).await?;
-    Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline))))
+    Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline, Some(permit)))))
 }
 
 /// Hands the request to the in-process store and turns its answer into an HTTP response.
@@ -100,6 +116,7 @@ pub async fn call(ctx: &RequestCtx, mut call: Call<'_>) -> Result<Reply, Upstrea
 }
 
 async fn send(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
+    let _permit = admit(ctx).await?;
     match &ctx.tenant().upstream {
         Upstream::Http(up) => up.call(call, &forwarded(ctx, &ctx.headers)).await,
         Upstream::Memory(store) => Ok(call::memory_call(store, &call, &ctx.public_base())),

@@ -11,6 +11,7 @@ mod emulate;
 mod errors;
 mod forwarding;
 mod lifecycle;
+mod limits;
 mod memory;
 mod policy;
 mod reload;

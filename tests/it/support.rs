@@ -651,3 +651,49 @@ pub async fn scripted_upstream(scripts: Vec<Script>) -> (SocketAddr, Seen) {
     });
     (addr, seen)
 }
+
+/// An app that takes `delay` over each request and keeps the most requests it ever had at
+/// once; it answers every request 200 (201 for a POST) with a small SCIM User.
+pub async fn counting_upstream(
+    delay: Duration,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let peak = most.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (now, most) = (now.clone(), most.clone());
+            let service = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (now, most) = (now.clone(), most.clone());
+                    async move {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        let status = if req.method() == hyper::Method::POST {
+                            201
+                        } else {
+                            200
+                        };
+                        let user = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"u@example.com"}"#;
+                        let resp = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/scim+json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(user)))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    (addr, peak)
+}
