@@ -241,6 +241,20 @@ fn explain(config: &Config) {
         if t.soft_delete {
             println!("           DELETE of a User deactivates it (soft_delete)");
         }
+        if let Some(l) = &t.limits {
+            println!(
+                "           limits: {} calls/s, burst {}, {} at once (reads {}), wait up to {:?} in a queue of {}",
+                l.rate_per_s,
+                l.burst,
+                l.max_in_flight,
+                (l.max_in_flight.get() as f64 * l.read_share).floor().max(1.0),
+                l.max_wait,
+                l.queue
+            );
+        }
+        if let Some(cap) = t.upstream.max_in_flight {
+            println!("           the app takes at most {cap} calls at once from all its tenants");
+        }
         if !t.app_rules.is_empty() {
             let names: Vec<&str> = t.app_rules.iter().map(|p| &*p.name).collect();
             println!("           app packs: {}", names.join(", "));
