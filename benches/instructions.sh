@@ -4,8 +4,10 @@
 # is an nginx answering a fixed SCIM User; each binary runs under valgrind twice, for N and
 # 5N keep-alive requests from one client, and the difference is divided by 4N, so start-up
 # and shutdown drop out. Loopback only.
-# Usage: benches/instructions.sh   (env: N=500 BIN=… BASELINE_BIN=… PORT_BASE=18180 IDP=auto)
-# IDP sets the tenant's rule pack, to count what stage 6 costs.
+# Usage: benches/instructions.sh   (env: N=500 BIN=… BASELINE_BIN=… PORT_BASE=18180 IDP=auto
+#        TENANT='limits = { rate_per_s = 100000 }')
+# IDP sets the tenant's rule pack, to count what stage 6 costs; TENANT adds a line to the
+# tenant, to count what a setting costs (limits that are never reached, an attribute policy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500}
@@ -47,6 +49,7 @@ route = { path_prefix = "/bench" }
 upstream = { url = "http://127.0.0.1:$UP/scim/v2" }
 auth.bearer = [{ sha256 = "$(printf %s bench-token | sha256sum | cut -d' ' -f1)" }]
 ${IDP:+idp = \"$IDP\"}
+${TENANT:-}
 TOML
 nginx -c "$tmp/upstream.conf" & pids+=($!)
 

@@ -41,12 +41,22 @@ impl Gate {
     /// Waits for a place until `deadline`, in arrival order. Cancellation-safe: a dropped wait
     /// leaves the line and holds nothing.
     pub async fn acquire(&self, deadline: Instant) -> Result<GatePermit, LimitError> {
+        // A free place is taken without arming a timer.
+        if let Some(permit) = self.free() {
+            return Ok(permit);
+        }
         let wait = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await;
         match wait {
             Ok(Ok(slot)) => Ok(GatePermit { _slot: slot }),
             // The semaphore is never closed; a timeout and a closed gate both mean "no place".
             Ok(Err(_)) | Err(_) => Err(self.busy()),
         }
+    }
+
+    /// A place if one is free now; not having one is no refusal (the caller goes on to wait).
+    pub fn free(&self) -> Option<GatePermit> {
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        Some(GatePermit { _slot: slot })
     }
 
     /// A place now, or the refusal.

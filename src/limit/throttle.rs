@@ -7,7 +7,7 @@
 //! let a spray lock out the addresses it has never seen).
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ pub struct AuthThrottle {
     last_sweep: AtomicU64,
     refused: AtomicU64,
     untracked: AtomicU64,
+    /// Whether any address may be remembered: until a failure, `check` reads nothing else, so
+    /// a proxy no one is guessing at pays one load per request.
+    remembers: AtomicBool,
 }
 
 /// governor's per-address states, shared so [`AuthThrottle::check`] can read one without
@@ -96,12 +99,16 @@ impl AuthThrottle {
             last_sweep: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             untracked: AtomicU64::new(0),
+            remembers: AtomicBool::new(false),
         }
     }
 
     /// Before authenticating: refused, with when to retry (whole seconds, at least one),
     /// while the address has no failures left. Counts nothing.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        if !self.remembers.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let tat = match self.map.0.get(&key(ip)) {
             Some(state) => read_tat(&*state),
             None => return Ok(()),
@@ -126,6 +133,7 @@ impl AuthThrottle {
         }
         // Refused means the address was over already, which `check` is saying meanwhile.
         let _ = self.limiter.check_key(&key);
+        self.remembers.store(true, Ordering::Relaxed);
     }
 
     /// Forgets the addresses whose failures have all been forgiven and gives memory back; for a
@@ -133,6 +141,10 @@ impl AuthThrottle {
     pub fn sweep(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+        // A failure racing this sweep sets the flag again after inserting its address.
+        if self.map.0.is_empty() {
+            self.remembers.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Addresses remembered now.

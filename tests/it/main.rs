@@ -6,6 +6,7 @@ mod legacy_app;
 mod support;
 
 mod app_rules;
+mod burst;
 mod cli;
 mod emulate;
 mod errors;
