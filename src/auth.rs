@@ -61,6 +61,16 @@ pub fn authenticate(
     Ok(principal)
 }
 
+/// What a tenant that wants a bearer token would answer these credentials: said to a request
+/// for a tenant that does not exist, so that the answer does not tell which tenants do.
+pub fn refusal_without_tenant(authorization: Option<&[u8]>) -> AuthError {
+    match authorization {
+        None => AuthError::MissingToken,
+        Some(h) if bearer_token(h).is_none() => AuthError::NotBearer,
+        Some(_) => AuthError::UnknownToken,
+    }
+}
+
 /// The label of the matching token.
 fn check_bearer(
     auth: &AuthConfig,

@@ -83,6 +83,8 @@ pub struct Record {
     pub rules: Vec<Arc<str>>,
     /// Stages 7 and 10: what the attribute policy dropped or redacted (`dropped:costCenter`).
     pub withheld: Vec<String>,
+    /// Why the request failed, as the operator needs it (the caller may be told less).
+    pub error: Option<String>,
 }
 
 /// The request body: its bytes as they came, parsed as JSON at most once. A body no stage

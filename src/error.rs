@@ -90,6 +90,7 @@ fn map(err: &ProxyError) -> Mapped {
         ProxyError::Overloaded => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
         ProxyError::Route(RouteError::UnknownTenant) => Mapped::new(StatusCode::NOT_FOUND),
         ProxyError::Route(RouteError::Misdirected) => Mapped::new(StatusCode::MISDIRECTED_REQUEST),
+        ProxyError::Route(RouteError::AmbiguousHost) => Mapped::new(StatusCode::BAD_REQUEST),
         ProxyError::Auth(_) => Mapped::new(StatusCode::UNAUTHORIZED),
         ProxyError::Throttled(after) => Mapped::retry_in(StatusCode::TOO_MANY_REQUESTS, *after),
         ProxyError::Classify(e) => match e {
@@ -162,6 +163,15 @@ impl ProxyError {
     }
 }
 
+/// What the caller is told. An expired token is answered as any token that is not valid: that
+/// it was once valid is for the log only (stage 11 records the real reason).
+fn shown(err: &ProxyError) -> String {
+    match err {
+        ProxyError::Auth(AuthError::ExpiredToken) => AuthError::UnknownToken.to_string(),
+        _ => err.to_string(),
+    }
+}
+
 /// The one place a failure becomes a response. The client sees the external message (the
 /// error's `Display`); causes stay in the log.
 pub fn respond(err: &ProxyError) -> Response<Body> {
@@ -169,7 +179,7 @@ pub fn respond(err: &ProxyError) -> Response<Body> {
     let doc = ScimError {
         status: mapped.status.as_u16(),
         scim_type: mapped.scim_type,
-        detail: err.to_string(),
+        detail: shown(err),
     };
     let mut response = body::full(mapped.status, MEDIA_TYPE, doc.to_json());
     let headers = response.headers_mut();

@@ -18,6 +18,7 @@ use crate::limit::Class;
 use crate::runtime::Runtime;
 use crate::scim::bulk::{BulkRun, PlannedOp};
 use crate::scim::MEDIA_TYPE;
+use crate::tenant::RouteError;
 use crate::upstream::headers::X_REQUEST_ID;
 use crate::{attribute_policy, auth, classify, emulate, normalize, response, tenant, upstream};
 
@@ -29,7 +30,11 @@ pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) 
     let mut ctx = RequestCtx::new(id, rt.snapshot(), conn.clone(), parts);
     let response = match run(&mut ctx, body).await {
         Ok(response) => response,
-        Err(e) => fail(&ctx, &e),
+        Err(e) => {
+            // The caller may be told less than this (an expired token, an unknown tenant).
+            ctx.record.error.get_or_insert_with(|| e.to_string());
+            fail(&ctx, &e)
+        }
     };
     record(&ctx, response)
 }
@@ -39,13 +44,25 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     if ctx.conn.overloaded {
         return Err(ProxyError::Overloaded);
     }
-    // 2. route. Before authentication: the tenant decides which credentials count.
-    tenant::route(ctx)?;
-    // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
-    //    An address that keeps failing is refused before its next guess is even checked.
+    // 2. route. Before authentication: the tenant decides which credentials count. A path no
+    //    tenant serves is answered as a wrong credential would be, so that unauthenticated
+    //    callers cannot list the tenants; the log line keeps the real reason.
     let client = ctx.conn.remote.ip();
     let throttle = ctx.snapshot.auth_throttle.clone();
     throttle.check(client).map_err(ProxyError::Throttled)?;
+    if let Err(e) = tenant::route(ctx) {
+        if e != RouteError::UnknownTenant {
+            return Err(e.into());
+        }
+        ctx.record.error = Some(e.to_string());
+        throttle.failed(client);
+        let authorization = ctx.headers.get(http::header::AUTHORIZATION);
+        let shown = auth::refusal_without_tenant(authorization.map(|v| v.as_bytes()));
+        return Err(shown.into());
+    }
+    // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
+    //    An address that keeps failing is refused before its next guess is even checked
+    //    (above, before routing).
     if let Err(e) = auth::check(ctx) {
         throttle.failed(client);
         return Err(e.into());
@@ -122,7 +139,10 @@ pub async fn sub_request(parent: &RequestCtx, index: usize, op: &PlannedOp) -> R
         Box::pin(answer(&mut ctx)).await
     }
     .await;
-    let response = result.unwrap_or_else(|e| fail(&ctx, &e));
+    let response = result.unwrap_or_else(|e| {
+        ctx.record.error = Some(e.to_string());
+        fail(&ctx, &e)
+    });
     record(&ctx, response)
 }
 
@@ -158,6 +178,7 @@ fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
         pack = ctx.record.pack.as_deref(),
         rules = (!ctx.record.rules.is_empty()).then(|| tracing::field::display(Joined(&ctx.record.rules))),
         withheld = (!ctx.record.withheld.is_empty()).then(|| tracing::field::display(Joined(&ctx.record.withheld))),
+        error = ctx.record.error.as_deref(),
         latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

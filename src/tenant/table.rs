@@ -52,6 +52,10 @@ pub enum RouteError {
     UnknownTenant,
     #[error("the Host header does not match the TLS server name")]
     Misdirected,
+    /// Two `Host` headers, or a `Host` that names another authority than the request target
+    /// (RFC 9112 §3.2): which one routes would be a guess, and the app would be told the other.
+    #[error("the request names two different hosts")]
+    AmbiguousHost,
 }
 
 #[derive(Debug, Default)]

@@ -359,7 +359,7 @@ async fn an_invalid_reload_keeps_the_running_configuration() {
         .send()
         .await
         .unwrap();
-    scim_error(resp, 404).await;
+    scim_error(resp, 401).await;
 
     proxy
         .reload_with(&format!("{}{}", server(""), tenant("t", "memory:", "new")))
@@ -370,7 +370,7 @@ async fn an_invalid_reload_keeps_the_running_configuration() {
 /// A tenant taken out of the file is gone at once, answered like any unknown tenant, while the
 /// one left is served as before.
 #[tokio::test]
-async fn a_tenant_removed_by_a_reload_answers_404() {
+async fn a_tenant_removed_by_a_reload_answers_401() {
     let acme = tenant("acme", "memory:", "acme-token");
     let initech = tenant("initech", "memory:", "initech-token");
     let proxy = Proxy::start(&format!("{}{acme}{initech}", server(""))).await;
@@ -386,7 +386,7 @@ async fn a_tenant_removed_by_a_reload_answers_404() {
         .send()
         .await
         .unwrap();
-    scim_error(resp, 404).await;
+    scim_error(resp, 401).await;
     assert_eq!(
         status_of(&c, proxy.url("/acme/Users"), "acme-token").await,
         200

@@ -48,17 +48,46 @@ async fn host_routes_to_the_tenant() {
     assert_eq!(resp.status(), 200);
 }
 
+/// An unauthenticated caller cannot tell a tenant that does not exist from a wrong token, so it
+/// cannot list the tenants; the log keeps the real reason.
 #[tokio::test]
-async fn unknown_tenant_is_a_404_scim_error() {
+async fn an_unknown_tenant_is_answered_as_a_wrong_credential() {
     let proxy = two_tenants().await;
-    let resp = client()
-        .get(proxy.url("/nobody/Users"))
-        .bearer_auth("acme-token")
-        .send()
-        .await
-        .unwrap();
-    let e = scim_error(resp, 404).await;
-    assert!(e["detail"].as_str().unwrap().contains("no tenant"));
+    let c = client();
+    for (path, token) in [
+        ("/nobody/Users", Some("acme-token")),
+        ("/nobody/Users", None),
+    ] {
+        let unknown = c.get(proxy.url(path));
+        let known = c.get(proxy.url("/acme/Users"));
+        let (unknown, known) = match token {
+            Some(t) => (unknown.bearer_auth(t), known.bearer_auth("wrong-token")),
+            None => (unknown, known),
+        };
+        let (a, b) = (unknown.send().await.unwrap(), known.send().await.unwrap());
+        assert_eq!(
+            a.headers()["www-authenticate"],
+            b.headers()["www-authenticate"]
+        );
+        let (a, b) = (scim_error(a, 401).await, scim_error(b, 401).await);
+        assert_eq!(a, b, "same answer for {path} with {token:?}");
+    }
+    assert!(proxy.logs().contains("no tenant is served at this address"));
+}
+
+#[tokio::test]
+async fn a_request_naming_two_hosts_is_refused() {
+    let proxy = two_tenants().await;
+    // Absolute-form target for one host, Host header for another.
+    let raw = format!(
+        "GET http://globex.scim.test:{}/Users HTTP/1.1\r\nHost: victim.example\r\nAuthorization: Bearer globex-token\r\nConnection: close\r\n\r\n",
+        proxy.addr.port()
+    );
+    let answer = raw_exchange(proxy.addr, raw.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let twice = "GET /acme/Users HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nAuthorization: Bearer acme-token\r\nConnection: close\r\n\r\n";
+    let answer = raw_exchange(proxy.addr, twice.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
 
 #[tokio::test]
@@ -111,8 +140,10 @@ async fn missing_wrong_and_expired_tokens_are_401_and_never_logged() {
         .unwrap();
     assert_eq!(
         scim_error(resp, 401).await["detail"],
-        "the bearer token has expired"
+        "the bearer token is not valid for this tenant",
+        "that the token was once valid is not the caller's to know"
     );
+    assert!(proxy.logs().contains("the bearer token has expired"));
 
     let logs = proxy.logs();
     assert!(logs.contains("\"status\":401"), "{logs}");
