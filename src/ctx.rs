@@ -273,6 +273,20 @@ impl RequestCtx {
             .or_else(|| self.headers.get(header::HOST)?.to_str().ok())
     }
 
+    /// The lock every write to the resource this request names takes, forwarded or emulated.
+    /// Keyed by the resource in the app, not by path text or tenant: `/Users/a%62` and
+    /// `/Users/ab` are one resource, and so is one id reached through two tenants.
+    pub fn resource_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        let target = self.target();
+        let key = format!(
+            "{}|{:?}|{}",
+            self.tenant().app_key(),
+            target.endpoint,
+            target.id.as_deref().unwrap_or_default()
+        );
+        self.snapshot.locks.get(&key)
+    }
+
     /// The client's `If-Match` (RFC 7644 §3.14).
     pub fn if_match(&self) -> Option<&str> {
         self.headers.get(header::IF_MATCH)?.to_str().ok()

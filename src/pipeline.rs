@@ -17,6 +17,7 @@ use crate::error::{self, ProxyError};
 use crate::limit::Class;
 use crate::runtime::Runtime;
 use crate::scim::bulk::{BulkRun, PlannedOp};
+use crate::scim::request::Endpoint;
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
 use crate::upstream::headers::X_REQUEST_ID;
@@ -99,10 +100,25 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     // 8. fill gaps, else 9. forward.
     let response = match emulate::fill(ctx).await? {
         Flow::Respond(response) => response,
+        Flow::Next if writes_one_resource(ctx) => {
+            // A forwarded PUT, PATCH or DELETE waits for an emulated PATCH of the same
+            // resource (which holds the lock across its GET and PUT), so a DELETE cannot fall
+            // between them and be undone by the PUT.
+            let lock = ctx.resource_lock();
+            let _held = lock.lock().await;
+            upstream::forward(ctx).await?
+        }
         Flow::Next => upstream::forward(ctx).await?,
     };
     // 10. answer: forwarded and composed answers alike.
     Ok(response::answer(ctx, response).await?)
+}
+
+fn writes_one_resource(ctx: &RequestCtx) -> bool {
+    let target = ctx.target();
+    matches!(ctx.method, Method::PUT | Method::PATCH | Method::DELETE)
+        && matches!(target.endpoint, Endpoint::Users | Endpoint::Groups)
+        && target.id.is_some()
 }
 
 /// Carries out a Bulk's operations in order, within one deadline for all of them.

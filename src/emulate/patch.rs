@@ -93,15 +93,7 @@ async fn apply(
         Endpoint::Groups => &GROUP,
         _ => &USER,
     });
-    // Keyed by the resource in the app, not by path text or tenant: `/Users/a%62` and
-    // `/Users/ab` are one resource, and so is one id reached through two tenants.
-    let key = format!(
-        "{}|{:?}|{}",
-        ctx.tenant().app_key(),
-        target.endpoint,
-        target.id.as_deref().unwrap_or_default()
-    );
-    let lock = ctx.snapshot.locks.get(&key);
+    let lock = ctx.resource_lock();
     let _held = lock.lock().await;
     let mut attempt = 1;
     loop {

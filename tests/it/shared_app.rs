@@ -186,3 +186,81 @@ async fn a_bulk_answer_carries_the_proxys_address_never_the_upstreams() {
     // The location is one the IdP can use.
     assert_eq!(read(&c, location, "a").await["userName"], "bulky");
 }
+
+/// An app whose GET takes 300 ms and that keeps the order in which it received requests; it
+/// answers every request with one small User.
+async fn slow_reading_app() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let order: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let log = order.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            let service = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let method = req.method().to_string();
+                        log.lock().unwrap().push(method.clone());
+                        if method == "GET" {
+                            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        }
+                        let user = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"u@example.com","active":true}"#;
+                        let status = if method == "DELETE" { 204 } else { 200 };
+                        let body = if status == 204 { "" } else { user };
+                        let resp = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/scim+json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    (addr, order)
+}
+
+/// A DELETE sent while an emulated PATCH of the same user is between its GET and its PUT waits
+/// for the PUT: otherwise the PUT would bring back the user the DELETE removed.
+#[tokio::test]
+async fn a_forwarded_delete_waits_for_an_emulated_patch_of_the_same_resource() {
+    let (app, order) = slow_reading_app().await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"e\"\nroute = {{ path_prefix = \"/e\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{app}/scim/v2\", supports = {{ patch = false, filter = true, sort = true, bulk = false, etag = false, discovery = true }} }}\n",
+        server(""),
+        hash("tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let patching = {
+        let (c, url) = (c.clone(), proxy.url("/e/Users/1"));
+        tokio::spawn(async move {
+            c.patch(url)
+                .bearer_auth("tok")
+                .json(&patch)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let deleted = c
+        .delete(proxy.url("/e/Users/1"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(patching.await.unwrap(), 200);
+    assert_eq!(*order.lock().unwrap(), ["GET", "PUT", "DELETE"]);
+}
