@@ -16,7 +16,7 @@ use crate::ctx::{Flow, RequestCtx};
 use crate::error::{self, ProxyError};
 use crate::limit::Class;
 use crate::runtime::Runtime;
-use crate::scim::bulk::{BulkRun, PlannedOp};
+use crate::scim::bulk::{BulkRun, OpOutcome, PlannedOp};
 use crate::scim::request::Endpoint;
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
@@ -121,21 +121,48 @@ fn writes_one_resource(ctx: &RequestCtx) -> bool {
         && target.id.is_some()
 }
 
-/// Carries out a Bulk's operations in order, within one deadline for all of them.
+/// Carries out a Bulk's operations in order, within one deadline for all of them. Past the
+/// deadline the IdP still gets the BulkResponse: what was done, the operation that was cut
+/// off as 504 (the app may or may not have applied it), and each one not run as 503, so that
+/// nothing done is replayed blindly.
 async fn fan_out(ctx: &RequestCtx, mut run: BulkRun) -> Result<Response<Body>, ProxyError> {
-    let deadline = ctx.tenant().upstream.gap_deadline();
-    let all = async {
-        let mut index = 0;
-        while let Some(op) = run.next() {
-            let answer = sub_request(ctx, index, &op).await;
-            run.record(response::outcome(answer).await);
-            index += 1;
+    let allowed = ctx.tenant().upstream.gap_deadline();
+    let deadline = tokio::time::Instant::now() + allowed;
+    let mut index = 0;
+    while let Some(op) = run.next() {
+        let done = async { response::outcome(sub_request(ctx, index, &op).await).await };
+        match tokio::time::timeout_at(deadline, done).await {
+            Ok(outcome) => run.record(outcome),
+            Err(_) => {
+                tracing::warn!(
+                    request_id = ctx.id.to_str().unwrap_or_default(),
+                    tenant = ctx.tenant_id(),
+                    operation = index,
+                    "the Bulk ran past its deadline of {}s; the operations left are not run",
+                    allowed.as_secs()
+                );
+                run.record(failed(504, "the Bulk ran past its deadline while this operation was at the application; whether it was applied is unknown"));
+                while run.next().is_some() {
+                    run.record(failed(
+                        503,
+                        "not performed: the Bulk ran past its deadline; send this operation again",
+                    ));
+                }
+                break;
+            }
         }
-    };
-    tokio::time::timeout(deadline, all)
-        .await
-        .map_err(|_| emulate::EmulateError::Deadline(deadline))?;
+        index += 1;
+    }
     Ok(body::full(StatusCode::OK, MEDIA_TYPE, run.response()))
+}
+
+/// An operation's outcome that no answer gave.
+fn failed(status: u16, detail: &str) -> OpOutcome {
+    OpOutcome {
+        status,
+        body: crate::scim::error::ScimError::new(status, detail).to_json(),
+        ..OpOutcome::default()
+    }
 }
 
 /// One Bulk operation as a request of its own: classified, then stages 6–10, then recorded.

@@ -630,3 +630,44 @@ async fn a_partial_apps_own_addresses_and_passwords_never_reach_the_idp() {
     assert!(user.get("password").is_none(), "{user}");
     assert_eq!(user["userName"], "bjensen");
 }
+
+/// A Bulk the proxy carries out that runs past its deadline (ten upstream timeouts) still
+/// answers a BulkResponse: what was done, the operation cut off as 504, the rest as 503, so
+/// the IdP replays only what was not done.
+#[tokio::test]
+async fn a_bulk_past_its_deadline_answers_what_was_done() {
+    let (app, _) = counting_upstream(std::time::Duration::from_millis(150)).await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"s\"\nroute = {{ path_prefix = \"/s\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{app}/scim/v2\", timeout = \"200ms\", supports = {{ patch = true, filter = true, sort = true, bulk = false, etag = false, discovery = true }} }}\n",
+        server(""),
+        hash("tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let ops: Vec<Value> = (0..20)
+        .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("b{i}@example.com")}}))
+        .collect();
+    let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops});
+    let resp = client()
+        .post(proxy.url("/s/Bulk"))
+        .bearer_auth("tok")
+        .json(&bulk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let statuses: Vec<&str> = body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 20, "{statuses:?}");
+    let done = statuses.iter().take_while(|s| **s == "201").count();
+    assert!((1..20).contains(&done), "{statuses:?}");
+    assert_eq!(statuses[done], "504", "{statuses:?}");
+    assert!(
+        statuses[done + 1..].iter().all(|s| *s == "503"),
+        "{statuses:?}"
+    );
+}
