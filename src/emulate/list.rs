@@ -287,13 +287,17 @@ pub async fn exists(
         if reply.status.is_success() {
             let page: Value = serde_json::from_slice(&reply.body)
                 .map_err(|_| EmulateError::Unreadable("a list request"))?;
-            let found = member(&page, "Resources")
-                .and_then(Value::as_array)
-                .is_some_and(|rs| {
-                    rs.iter()
-                        .any(|r| filter::matches(filter, r, &info).unwrap_or(false))
-                });
-            return Ok(found);
+            let resources = member(&page, "Resources").and_then(Value::as_array);
+            let matching = |r: &Value| filter::matches(filter, r, &info).unwrap_or(false);
+            let all = resources.map(Vec::as_slice).unwrap_or_default();
+            if all.iter().any(matching) {
+                return Ok(true);
+            }
+            // An app that answers resources the filter does not match has ignored it: its
+            // page says nothing about the rest, so the whole collection is scanned instead.
+            if all.is_empty() || all.iter().all(|r| matching(r)) {
+                return Ok(false);
+            }
         }
     }
     let mut window = Window::new(1, 1, false);

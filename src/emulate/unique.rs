@@ -11,6 +11,7 @@ use super::reply::{body_json, relay};
 use crate::body::Body;
 use crate::ctx::RequestCtx;
 use crate::scim::discovery::{GROUP, USER};
+use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::path::AttrPath;
 use crate::scim::request::Endpoint;
@@ -26,10 +27,12 @@ pub async fn create(
         _ => ("/Users", &USER, &["userName", "externalId"]),
     };
     let doc = body_json(ctx)?;
-    let mut keys: Vec<(&'static str, String)> = attrs
-        .iter()
-        .filter_map(|a| Some((*a, string_member(doc, a)?.to_owned())))
-        .collect();
+    let mut keys: Vec<(&'static str, String)> = Vec::new();
+    for a in attrs {
+        if let Some(v) = string_member(doc, a)? {
+            keys.push((a, v.to_owned()));
+        }
+    }
     let app = ctx.tenant().app_key();
     // One lock per value, taken in a fixed order so two creates cannot wait on each other.
     let lock_keys: Vec<String> = keys
@@ -72,12 +75,23 @@ pub async fn create(
     Ok(relay(upstream::call(ctx, create).await?))
 }
 
-/// A top-level string attribute, by name in any case (RFC 7643 §2.1).
-fn string_member<'a>(doc: &'a Value, name: &str) -> Option<&'a str> {
-    doc.as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))?
-        .1
-        .as_str()
-        .filter(|s| !s.is_empty())
+/// A top-level string attribute, by name in any case (RFC 7643 §2.1). A body that names it
+/// twice in different cases (`externalId` and `EXTERNALID`) is refused: which one the app
+/// stores is its guess, and the check must not look at the other.
+fn string_member<'a>(doc: &'a Value, name: &str) -> Result<Option<&'a str>, EmulateError> {
+    let Some(obj) = doc.as_object() else {
+        return Ok(None);
+    };
+    let mut found = obj.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(EmulateError::scim(ScimError::with_type(
+            400,
+            ScimType::InvalidSyntax,
+            format!("the body names {name} more than once, in different cases"),
+        )));
+    }
+    Ok(first
+        .and_then(|(_, v)| v.as_str())
+        .filter(|s| !s.is_empty()))
 }

@@ -671,3 +671,91 @@ async fn a_bulk_past_its_deadline_answers_what_was_done() {
         "{statuses:?}"
     );
 }
+
+/// An app that pages its list one user at a time and ignores `filter`, whatever it claims: the
+/// duplicate is on its second page.
+async fn paging_app_ignoring_filters() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                |req: hyper::Request<hyper::body::Incoming>| async move {
+                    let users = [
+                        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "1", "userName": "first@example.com"}),
+                        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "2", "userName": "taken@example.com"}),
+                    ];
+                    let start: usize = req
+                        .uri()
+                        .query()
+                        .and_then(|q| {
+                            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "startIndex")
+                        })
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(1);
+                    let (status, body) = if req.method() == hyper::Method::GET {
+                        let page: Vec<Value> =
+                            users.iter().skip(start - 1).take(1).cloned().collect();
+                        (
+                            200,
+                            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 2, "startIndex": start, "itemsPerPage": page.len(), "Resources": page}),
+                        )
+                    } else {
+                        (201, users[0].clone())
+                    };
+                    let resp = hyper::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/scim+json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(
+                            body.to_string(),
+                        )))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(resp)
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_uniqueness_check_is_not_fooled_by_an_app_ignoring_filters_or_by_decoy_keys() {
+    let app = paging_app_ignoring_filters().await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"u\"\nroute = {{ path_prefix = \"/u\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{app}/scim/v2\", supports = {{ patch = true, filter = true, sort = true, bulk = false, etag = false, discovery = true, uniqueness = false }} }}\n",
+        server(""),
+        hash("tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let resp = c
+        .post(proxy.url("/u/Users"))
+        .bearer_auth("tok")
+        .json(&user("taken@example.com"))
+        .send()
+        .await
+        .unwrap();
+    let err = scim_error(resp, 409).await;
+    assert_eq!(err["scimType"], "uniqueness");
+    // Two spellings of one attribute: which one the app would store is a guess.
+    let mut decoy = user("new@example.com");
+    decoy["externalId"] = json!("x");
+    decoy["EXTERNALID"] = json!("y");
+    let resp = c
+        .post(proxy.url("/u/Users"))
+        .bearer_auth("tok")
+        .json(&decoy)
+        .send()
+        .await
+        .unwrap();
+    let err = scim_error(resp, 400).await;
+    assert!(
+        err["detail"].as_str().unwrap().contains("externalId"),
+        "{err}"
+    );
+}
