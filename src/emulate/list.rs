@@ -295,7 +295,7 @@ pub async fn exists(
             }
             // An app that answers resources the filter does not match has ignored it: its
             // page says nothing about the rest, so the whole collection is scanned instead.
-            if all.is_empty() || all.iter().all(|r| matching(r)) {
+            if all.is_empty() || all.iter().all(matching) {
                 return Ok(false);
             }
         }
