@@ -12,6 +12,7 @@ use super::reply::{body_json, relay};
 use crate::body::{self, Body};
 use crate::ctx::{Flow, RequestCtx};
 use crate::response::project::project_by_query;
+use crate::rule_pack::schema;
 use crate::scim::discovery::{SchemaInfo, GROUP, USER};
 use crate::scim::list::asks_for_projection;
 use crate::scim::patch::PatchRequest;
@@ -27,7 +28,17 @@ pub async fn via_put(
     ctx: &mut RequestCtx,
     caps: &Capabilities,
 ) -> Result<Response<Body>, EmulateError> {
-    let patch = PatchRequest::from_json(body_json(ctx)?).map_err(EmulateError::scim)?;
+    let rt = match ctx.target().endpoint {
+        Endpoint::Groups => &GROUP,
+        _ => &USER,
+    };
+    let body = body_json(ctx)?;
+    // The proxy writes the PUT, so what it writes is held to the schema as the memory store
+    // holds a PATCH: value types, paths and sub-attributes (`"active": "True"`,
+    // `members: ["id"]`, `members[].displayName` are refused, not written). Extensions the
+    // proxy does not bundle are the app's to judge.
+    schema::check_written(rt, body).map_err(EmulateError::Scim)?;
+    let patch = PatchRequest::from_json(body).map_err(EmulateError::scim)?;
     let written = apply(ctx, caps, &patch).await?;
     match written.status() {
         StatusCode::NO_CONTENT => readback(ctx).await,

@@ -30,21 +30,9 @@ pub fn check(rt: &'static ResourceTypeDef, shape: Shape, body: &Value) -> Result
 /// The PatchOp parsed, and applied to an empty resource of the type, so that paths and values
 /// meet the schema as the store's PATCH would have them.
 fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
-    let mut body = body.clone();
-    if let Some(Value::Array(ops)) = body.get_mut("Operations") {
-        let given = ops.len();
-        ops.retain(|op| !op_is_foreign(rt, op));
-        if given > 0 && ops.is_empty() {
-            // Every operation is on the app's own extensions: nothing here to judge.
-            return Ok(());
-        }
-        for op in ops.iter_mut() {
-            let pathless = op_path(op).is_none();
-            if let Some(v) = op.get_mut("value").filter(|v| pathless && v.is_object()) {
-                *v = without_foreign(rt, v).into_owned();
-            }
-        }
-    }
+    let Some(body) = own_operations(rt, body) else {
+        return Ok(());
+    };
     let patch = PatchRequest::from_json(&body).map_err(ScimError::from)?;
     if let Some(Value::Array(ops)) = body.get("Operations") {
         for op in ops {
@@ -66,6 +54,55 @@ fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimErr
             }
         }
     }
+}
+
+/// The PatchOp without its operations on extensions the proxy does not bundle; `None` when
+/// that leaves nothing to judge.
+fn own_operations(rt: &'static ResourceTypeDef, body: &Value) -> Option<Value> {
+    let mut body = body.clone();
+    if let Some(Value::Array(ops)) = body.get_mut("Operations") {
+        let given = ops.len();
+        ops.retain(|op| !op_is_foreign(rt, op));
+        if given > 0 && ops.is_empty() {
+            // Every operation is on the app's own extensions: nothing here to judge.
+            return None;
+        }
+        for op in ops.iter_mut() {
+            let pathless = op_path(op).is_none();
+            if let Some(v) = op.get_mut("value").filter(|v| pathless && v.is_object()) {
+                *v = without_foreign(rt, v).into_owned();
+            }
+        }
+    }
+    Some(body)
+}
+
+/// What an emulated PATCH would write, judged as the memory store judges a resource: the
+/// PatchOp checked as above, then applied to a resource holding only the attributes the
+/// schema requires, and the result validated whole, so that a sub-attribute the schema lacks
+/// (`members[].displayName`) is refused too. Stage 6 leaves that to an app that does PATCH
+/// itself; the proxy, writing the PUT, must not.
+pub fn check_written(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
+    check_patch(rt, body)?;
+    let Some(body) = own_operations(rt, body) else {
+        return Ok(());
+    };
+    let patch = PatchRequest::from_json(&body).map_err(ScimError::from)?;
+    let required = if rt.name == GROUP.name { "displayName" } else { "userName" };
+    let mut seeded = serde_json::json!({"schemas": [rt.schema], required: "required"});
+    let info = SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER });
+    match patch.apply(&mut seeded, &info) {
+        Ok(_) => {}
+        Err(e) => {
+            let e = ScimError::from(e);
+            return if e.scim_type == Some(ScimType::NoTarget) {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+    }
+    crate::scim::memory::check_resource(rt, &without_foreign(rt, &seeded))
 }
 
 /// The value of one operation has the type the schema gives what it targets (the PATCH

@@ -759,3 +759,62 @@ async fn the_uniqueness_check_is_not_fooled_by_an_app_ignoring_filters_or_by_dec
         "{err}"
     );
 }
+
+/// What the memory store refuses in a PATCH, the proxy refuses before writing the legacy app's
+/// PUT: same status, same `scimType`, and nothing changes in the app.
+#[tokio::test]
+async fn an_emulated_patch_is_held_to_the_schema_as_the_memory_store_holds_it() {
+    let proxy = both("").await;
+    let c = client();
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Schema Checked"});
+    let cases = [
+        (
+            "/Users",
+            user("typed"),
+            json!({"op": "replace", "path": "active", "value": "True"}),
+        ),
+        (
+            "/Groups",
+            group.clone(),
+            json!({"op": "add", "path": "members", "value": ["string id 1"]}),
+        ),
+        (
+            "/Groups",
+            group,
+            json!({"op": "add", "path": "members", "value": [{"value": "x", "displayName": "X"}]}),
+        ),
+    ];
+    for (i, (path, doc, op)) in cases.into_iter().enumerate() {
+        let mut doc = doc;
+        if path == "/Users" {
+            doc["userName"] = json!(format!("typed{i}"));
+        } else {
+            doc["displayName"] = json!(format!("Schema Checked {i}"));
+        }
+        let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]});
+        let mut answers = Vec::new();
+        for t in ["legacy", "memory"] {
+            let id = create(&c, &proxy, t, path, &doc).await;
+            let url = proxy.url(&format!("/{t}{path}/{id}"));
+            let before = get_json(&c, &url).await;
+            let resp = c
+                .patch(&url)
+                .bearer_auth("tok")
+                .json(&patch)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let err: Value = resp.json().await.unwrap();
+            let after = get_json(&c, &url).await;
+            assert_eq!(
+                comparable(before),
+                comparable(after),
+                "{t}: {op} changed the resource"
+            );
+            answers.push((status, err["scimType"].clone()));
+        }
+        assert_eq!(answers[0], answers[1], "legacy vs memory for {op}");
+        assert_eq!(answers[0].0, 400, "{op}");
+    }
+}
