@@ -1,9 +1,10 @@
 //! Micro-benchmarks of the pure work on the request path, on realistic SCIM payloads:
-//! token check, JSON guard, filter parse and evaluation, PATCH application, error rewriting,
-//! and stage 6 (IdP normalization with its schema check).
+//! token check, JSON guard, filter parse and evaluation, PATCH application (a user's attributes
+//! and a large group's members), error rewriting, and stage 6 (IdP normalization with its schema
+//! check).
 //! Run with `cargo bench --bench core`; figures go in BENCHMARKS.md.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -11,9 +12,10 @@ use http::{HeaderMap, HeaderValue, Method};
 use scimgate::config::{AuthConfig, BearerToken};
 use scimgate::rule_pack::request::{normalize, Request};
 use scimgate::rule_pack::{schema, Packs};
-use scimgate::scim::discovery::{SchemaInfo, USER};
+use scimgate::scim::discovery::{SchemaInfo, GROUP, USER};
+use scimgate::scim::patch::{PatchRequest, MAX_VALUES};
 use scimgate::scim::request::Endpoint;
-use scimgate::scim::{filter, json as scim_json, patch::PatchRequest};
+use scimgate::scim::{filter, json as scim_json};
 
 /// RFC 7643 §8.2: the full representation of a user, the size an IdP sends on create.
 fn user() -> Value {
@@ -109,6 +111,67 @@ fn patches(c: &mut Criterion) {
     });
 }
 
+/// A group of `n` members with ids `{prefix}{i}`, as the memory store hands it to PATCH.
+fn group_of(n: usize, prefix: &str) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "e9e30dba",
+           "displayName": "All staff", "members": members(0..n, prefix)})
+}
+
+fn members(ids: std::ops::Range<usize>, prefix: &str) -> Vec<Value> {
+    ids.map(|i| json!({"value": format!("{prefix}{i:08}")}))
+        .collect()
+}
+
+fn patch_op(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+/// Large groups: Entra's and Okta's member adds (one `add` with a value array) and Okta's member
+/// removes (one `remove members[value eq "…"]` per member), parsed and applied.
+fn group_patches(c: &mut Criterion) {
+    let info = SchemaInfo::new(&GROUP);
+    let mut group = c.benchmark_group("patch");
+    group.sample_size(10);
+    for n in [2_000, 20_000] {
+        let doc = group_of(n, "u");
+        // As many `add` operations as the bound on values per operation requires.
+        let adds: Vec<Value> = members(0..n, "n")
+            .chunks(MAX_VALUES)
+            .map(|chunk| json!({"op": "add", "path": "members", "value": chunk}))
+            .collect();
+        let body = patch_op(Value::Array(adds));
+        group.bench_function(format!("add {n} members to a group of {n}"), |b| {
+            b.iter_batched(
+                || doc.clone(),
+                |mut target| {
+                    let patch = PatchRequest::from_json(black_box(&body)).expect("valid patch");
+                    patch.apply(&mut target, &info).expect("applies")
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    let doc = group_of(20_000, "u");
+    let removes: Vec<Value> = (0..1_000)
+        .map(|i| json!({"op": "remove", "path": format!("members[value eq \"u{:08}\"]", i * 20)}))
+        .collect();
+    let body = patch_op(Value::Array(removes));
+    group.bench_function(
+        "remove 1000 members, one operation each, from a group of 20000",
+        |b| {
+            b.iter_batched(
+                || doc.clone(),
+                |mut target| {
+                    let patch = PatchRequest::from_json(black_box(&body)).expect("valid patch");
+                    patch.apply(&mut target, &info).expect("applies")
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    group.finish();
+}
+
 fn error_rewrite(c: &mut Criterion) {
     let body = br#"{"error":"user already exists","code":"DUPLICATE"}"#;
     c.bench_function("answer: rewrite a framework 409 into a SCIM Error", |b| {
@@ -180,6 +243,7 @@ criterion_group!(
     json_guard,
     filters,
     patches,
+    group_patches,
     error_rewrite,
     normalization
 );

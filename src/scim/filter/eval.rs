@@ -43,6 +43,20 @@ pub fn matches_value(
     .eval(filter, element)
 }
 
+/// Whether a comparison of `attr` inside a value filter on `parent` respects case, as
+/// `matches_value` decides it (RFC 7643 §2.2 `caseExact` of `parent.attr`).
+pub(super) fn case_exact_within(
+    parent: &AttrPath,
+    attr: &AttrPath,
+    info: &dyn AttributeInfo,
+) -> bool {
+    let within = Eval {
+        info,
+        parent: Some(parent),
+    };
+    info.case_exact(&within.schema_path(attr))
+}
+
 struct Eval<'a> {
     info: &'a dyn AttributeInfo,
     /// Set inside `attr[…]`: names are then sub-attributes of this attribute.
@@ -157,7 +171,7 @@ fn one_or_many(v: &Value) -> &[Value] {
 }
 
 /// The simple values a comparison looks at, flattening multi-valued attributes.
-fn operands<'v>(raw: &'v Value, sub: Option<&str>) -> Vec<&'v Value> {
+pub(super) fn operands<'v>(raw: &'v Value, sub: Option<&str>) -> Vec<&'v Value> {
     let mut out = Vec::new();
     for item in one_or_many(raw) {
         let v = match (sub, item) {
@@ -217,7 +231,7 @@ fn compare_one(
 fn equal(actual: &Value, lit: &CompValue, exact: bool) -> bool {
     match (actual, lit) {
         (Value::String(a), CompValue::Str(b)) => {
-            fold(a, exact) == fold(b, exact) || instants(a, b).is_some_and(|(x, y)| x == y)
+            same_text(a, b, exact) || instants(a, b).is_some_and(|(x, y)| x == y)
         }
         (Value::Number(a), CompValue::Num(b)) => num_cmp(a, b) == Some(Ordering::Equal),
         (Value::Bool(a), CompValue::Bool(b)) => a == b,
@@ -263,7 +277,17 @@ fn ordering(
     }
 }
 
-fn fold(s: &str, exact: bool) -> Cow<'_, str> {
+/// `fold(a) == fold(b)` without lowercasing copies when both are ASCII, as most identifiers
+/// are: PATCH evaluates a value filter once per value of the attribute.
+fn same_text(a: &str, b: &str, exact: bool) -> bool {
+    match (exact, a.is_ascii() && b.is_ascii()) {
+        (true, _) => a == b,
+        (false, true) => a.eq_ignore_ascii_case(b),
+        (false, false) => a.to_lowercase() == b.to_lowercase(),
+    }
+}
+
+pub(super) fn fold(s: &str, exact: bool) -> Cow<'_, str> {
     if exact {
         Cow::Borrowed(s)
     } else {
@@ -281,11 +305,13 @@ fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
 
 /// Both strings as RFC 3339 instants, if both are dateTimes (RFC 7643 §2.3.5).
 fn instants(a: &str, b: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
-    fn instant(s: &str) -> Option<OffsetDateTime> {
-        let looks_like_date = s.len() >= 20 && s.as_bytes().get(4) == Some(&b'-');
-        looks_like_date
-            .then(|| OffsetDateTime::parse(s, &Rfc3339).ok())
-            .flatten()
-    }
     Some((instant(a)?, instant(b)?))
+}
+
+/// The string as an RFC 3339 instant, if it is a dateTime.
+pub(super) fn instant(s: &str) -> Option<OffsetDateTime> {
+    let looks_like_date = s.len() >= 20 && s.as_bytes().get(4) == Some(&b'-');
+    looks_like_date
+        .then(|| OffsetDateTime::parse(s, &Rfc3339).ok())
+        .flatten()
 }

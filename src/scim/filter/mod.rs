@@ -1,6 +1,7 @@
 //! The SCIM filter language (RFC 7644 §3.4.2.2): a bounded recursive-descent parser, a
 //! canonical printer (the proxy forwards canonical filters) and an evaluator over JSON resources.
 
+mod eq_set;
 mod eval;
 mod info;
 mod lex;
@@ -16,6 +17,7 @@ use serde_json::Number;
 use super::error::{ScimError, ScimType};
 use super::path::AttrPath;
 
+pub use eq_set::EqualsAny;
 pub use eval::{matches, matches_value};
 pub use info::{AttributeInfo, CoreSchema, Mutability};
 pub(crate) use parse::parse_bracketed;

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::values::{container_mut, is_extension, remove_extension};
-use super::{target, OpKind, PatchError, PatchOperation};
-use crate::scim::filter::{AttributeInfo, Mutability};
+use super::{removal, target, OpKind, PatchError, PatchOperation};
+use crate::scim::filter::{AttributeInfo, EqualsAny, Mutability};
 use crate::scim::path::{self, get_ci, AttrPath, PatchPath};
 
 pub(super) fn operation(
@@ -165,6 +165,33 @@ fn remove(res: &mut Value, path: &PatchPath, info: &dyn AttributeInfo) -> Result
         }
         return Ok(());
     }
+    may_remove(path, info)?;
+    removal::remove(res, path, info)?;
+    prune_extension(res, path);
+    Ok(())
+}
+
+/// A run of `remove attr[name eq "…"]` operations, one per literal (see `runs`): what
+/// `remove` of each in turn does, in one pass over the values. The checks depend only on the
+/// path, so the first operation's hold for all.
+pub(super) fn remove_each(
+    res: &mut Value,
+    path: &PatchPath,
+    literals: &EqualsAny,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    if !res.is_object() {
+        return Err(PatchError::NoTarget(
+            "the resource is not a JSON object".into(),
+        ));
+    }
+    may_remove(path, info)?;
+    removal::remove_matching(res, &path.attr, literals)?;
+    prune_extension(res, path);
+    Ok(())
+}
+
+fn may_remove(path: &PatchPath, info: &dyn AttributeInfo) -> Result<(), PatchError> {
     let target = path.target();
     if matches!(
         mutability(&target, info),
@@ -178,17 +205,16 @@ fn remove(res: &mut Value, path: &PatchPath, info: &dyn AttributeInfo) -> Result
     if path.filter.is_none() && info.required(&target) {
         return Err(PatchError::Mutability(format!("{target} is required")));
     }
-    target::remove(res, path, info)?;
-    if let Some(urn) = path.attr.urn.as_deref() {
-        prune_extension(res, urn);
-    }
     Ok(())
 }
 
 /// An extension left without attributes is unassigned, and leaves `schemas` too.
-fn prune_extension(res: &mut Value, urn: &str) {
+fn prune_extension(res: &mut Value, path: &PatchPath) {
+    let Some(urn) = path.attr.urn.as_deref() else {
+        return;
+    };
     let empty = !path::is_core_urn(res, urn)
-        && container_mut(res, Some(urn), false).is_some_and(|c| c.is_empty());
+        && matches!(container_mut(res, Some(urn), false), Ok(Some(c)) if c.is_empty());
     if let (true, Some(top)) = (empty, res.as_object_mut()) {
         remove_extension(top, urn);
     }

@@ -1,5 +1,5 @@
-//! Writes and removals at one PATCH path: an attribute, a sub-attribute, or the values of a
-//! multi-valued attribute that a filter selects (RFC 7644 §3.5.2.1-3.5.2.3).
+//! Writes at one PATCH path: an attribute, a sub-attribute, or the values of a multi-valued
+//! attribute that a filter selects (RFC 7644 §3.5.2.1, §3.5.2.3).
 
 use serde_json::{Map, Value};
 
@@ -25,7 +25,7 @@ pub(super) fn set(
     }
     let attr = &path.attr;
     let container =
-        container_mut(res, attr.urn.as_deref(), true).ok_or_else(|| no_container(attr))?;
+        container_mut(res, attr.urn.as_deref(), true)?.ok_or_else(|| no_container(attr))?;
     match &attr.sub {
         None => set_attr(container, &attr.name, kind, value, info.multi_valued(attr)),
         Some(sub) => set_sub(container, attr, sub, kind, value, info),
@@ -60,13 +60,12 @@ fn set_attr(
     match current {
         // add to a multi-valued attribute appends (§3.5.2.1).
         Some(Value::Array(items)) if kind == OpKind::Add => {
-            let written = append(items, into_vec(value));
+            let written = append(items, into_vec(value))?;
             return enforce_primary(items, &written);
         }
         // A complex value keeps the sub-attributes not given (§3.5.2.3).
         Some(current @ Value::Object(_)) if value.is_object() => {
-            merge_into(current, value);
-            return Ok(());
+            return merge_into(current, value);
         }
         Some(Value::Array(_)) => return replace_all(obj, name, into_vec(value)),
         _ => {}
@@ -77,10 +76,7 @@ fn set_attr(
         }
         (Some(true), v) => replace_all(obj, name, into_vec(v)),
         (_, Value::Array(items)) => replace_all(obj, name, items),
-        (_, v) => {
-            set_ci(obj, name, v);
-            Ok(())
-        }
+        (_, v) => set_ci(obj, name, v),
     }
 }
 
@@ -103,8 +99,7 @@ fn replace_all(
     }
     let all: Vec<usize> = (0..items.len()).collect();
     enforce_primary(&mut items, &all)?;
-    set_ci(obj, name, Value::Array(items));
-    Ok(())
+    set_ci(obj, name, Value::Array(items))
 }
 
 /// `name.givenName`: a sub-attribute of a singular complex attribute, created if missing.
@@ -130,10 +125,10 @@ fn set_sub(
         None | Some(Value::Null) => {
             let mut parent = Map::new();
             set_attr(&mut parent, sub, kind, value, multi)?;
-            if !parent.is_empty() {
-                set_ci(container, &attr.name, Value::Object(parent));
+            if parent.is_empty() {
+                return Ok(());
             }
-            Ok(())
+            set_ci(container, &attr.name, Value::Object(parent))
         }
         Some(_) => Err(PatchError::InvalidPath(format!(
             "{} has no sub-attributes",
@@ -154,13 +149,13 @@ fn set_filtered(
     let attr = &path.attr;
     let no_match = || PatchError::NoTarget(format!("no value of {attr} matches the filter"));
     let container =
-        container_mut(res, attr.urn.as_deref(), kind == OpKind::Add).ok_or_else(no_match)?;
+        container_mut(res, attr.urn.as_deref(), kind == OpKind::Add)?.ok_or_else(no_match)?;
     // add may create the attribute; one that exists but is not multi-valued is left alone.
     let missing = key_ci(container, &attr.name)
         .and_then(|k| container.get(k))
         .is_none_or(Value::is_null);
     if kind == OpKind::Add && missing {
-        set_ci(container, &attr.name, Value::Array(Vec::new()));
+        set_ci(container, &attr.name, Value::Array(Vec::new()))?;
     }
     let Some(Value::Array(items)) = key_ci(container, &attr.name)
         .cloned()
@@ -201,14 +196,14 @@ fn write_element(
         (Some(sub), Value::Object(fields)) if value.is_null() => {
             remove_ci(fields, sub);
         }
-        (Some(sub), Value::Object(fields)) => set_ci(fields, sub, value),
+        (Some(sub), Value::Object(fields)) => set_ci(fields, sub, value)?,
         (Some(sub), _) => {
             return Err(PatchError::InvalidPath(format!(
                 "the selected values have no sub-attribute {sub}"
             )))
         }
         (None, element) if kind == OpKind::Replace => *element = value,
-        (None, element) => merge_into(element, value),
+        (None, element) => merge_into(element, value)?,
     }
     Ok(())
 }
@@ -226,99 +221,4 @@ fn matching(
         }
     }
     Ok(hits)
-}
-
-/// `remove` at `path` (RFC 7644 §3.5.2.2). Removing what is not there succeeds: the
-/// resource already is as asked, and IdPs treat a 400 as a permanent failure.
-pub(super) fn remove(
-    res: &mut Value,
-    path: &PatchPath,
-    info: &dyn AttributeInfo,
-) -> Result<(), PatchError> {
-    let attr = &path.attr;
-    let Some(container) = container_mut(res, attr.urn.as_deref(), false) else {
-        return Ok(());
-    };
-    let Some(key) = key_ci(container, &attr.name).cloned() else {
-        return Ok(());
-    };
-    match (&path.filter, attr.sub.as_deref().or(path.sub.as_deref())) {
-        (None, None) => {
-            container.remove(&key);
-        }
-        (filter, sub) => {
-            let Some(current) = container.get_mut(&key) else {
-                return Ok(());
-            };
-            remove_within(current, filter.as_ref(), sub, attr, info)?;
-            let now_empty = match container.get(&key) {
-                Some(Value::Array(items)) => items.is_empty(),
-                Some(Value::Object(fields)) => fields.is_empty(),
-                other => other.is_none_or(Value::is_null),
-            };
-            if now_empty {
-                container.remove(&key);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Removes the selected values (all, or those the filter matches), or only their `sub`.
-/// Without a filter, a sub-attribute of a multi-valued attribute goes from every value.
-fn remove_within(
-    current: &mut Value,
-    filter: Option<&Filter>,
-    sub: Option<&str>,
-    attr: &AttrPath,
-    info: &dyn AttributeInfo,
-) -> Result<(), PatchError> {
-    // A value filter on a singular complex attribute (Entra clears a manager with
-    // `manager[value eq "…"]`): it selects the value or nothing, and selecting nothing is
-    // noTarget, never a success that changed nothing.
-    if let (Some(f), true) = (filter, current.is_object()) {
-        if !matches_value(f, current, attr, info)? {
-            return Err(PatchError::NoTarget(format!(
-                "{attr} does not match the filter"
-            )));
-        }
-        match (sub, &mut *current) {
-            (Some(sub), Value::Object(fields)) => {
-                remove_ci(fields, sub);
-            }
-            _ => *current = Value::Null,
-        }
-        return Ok(());
-    }
-    match (current, filter) {
-        (Value::Object(fields), None) => {
-            if let Some(sub) = sub {
-                remove_ci(fields, sub);
-            }
-        }
-        (Value::Array(items), filter) => {
-            let hits = match filter {
-                Some(f) => matching(items, f, attr, info)?,
-                None => (0..items.len()).collect(),
-            };
-            match sub {
-                Some(sub) => {
-                    for (i, item) in items.iter_mut().enumerate() {
-                        if let (true, Value::Object(fields)) = (hits.contains(&i), item) {
-                            remove_ci(fields, sub);
-                        }
-                    }
-                }
-                None => {
-                    let mut index = 0;
-                    items.retain(|_| {
-                        index += 1;
-                        !hits.contains(&(index - 1))
-                    });
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }

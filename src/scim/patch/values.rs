@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::PatchError;
+use super::same::SameValues;
+use super::{PatchError, MAX_MEMBERS};
 use crate::scim::filter::{CompValue, Filter};
 use crate::scim::path::{get_ci, is_core_urn, key_ci};
 use crate::scim::urn;
@@ -14,23 +15,38 @@ pub(super) fn container_mut<'a>(
     res: &'a mut Value,
     urn: Option<&str>,
     create: bool,
-) -> Option<&'a mut Map<String, Value>> {
+) -> Result<Option<&'a mut Map<String, Value>>, PatchError> {
     let Some(urn) = urn else {
-        return res.as_object_mut();
+        return Ok(res.as_object_mut());
     };
     let is_core = is_core_urn(res, urn);
-    let top = res.as_object_mut()?;
+    let Some(top) = res.as_object_mut() else {
+        return Ok(None);
+    };
     let key = match key_ci(top, urn).cloned() {
         Some(key) => key,
-        None if is_core => return Some(top),
+        None if is_core => return Ok(Some(top)),
         None if create => {
+            room_for(top, urn)?;
             add_schema(top, urn);
             top.insert(urn.to_string(), Value::Object(Map::new()));
             urn.to_string()
         }
-        None => return None,
+        None => return Ok(None),
     };
-    top.get_mut(&key)?.as_object_mut()
+    Ok(top.get_mut(&key).and_then(Value::as_object_mut))
+}
+
+/// The container of schema `urn`, as [`container_mut`] finds it without creating it.
+pub(super) fn container<'a>(res: &'a Value, urn: Option<&str>) -> Option<&'a Map<String, Value>> {
+    let top = res.as_object()?;
+    let Some(urn) = urn else {
+        return Some(top);
+    };
+    match key_ci(top, urn) {
+        Some(key) => top.get(key)?.as_object(),
+        None => is_core_urn(res, urn).then_some(top),
+    }
 }
 
 /// Whether `urn` is an extension schema of this resource: present, listed in `schemas`, the
@@ -106,11 +122,32 @@ pub(super) fn strip_nulls(value: Value) -> Value {
 }
 
 /// Sets `obj[name]`, reusing the key's existing spelling since names are case-insensitive.
-pub(super) fn set_ci(obj: &mut Map<String, Value>, name: &str, value: Value) {
-    let key = key_ci(obj, name)
-        .cloned()
-        .unwrap_or_else(|| name.to_string());
+pub(super) fn set_ci(
+    obj: &mut Map<String, Value>,
+    name: &str,
+    value: Value,
+) -> Result<(), PatchError> {
+    let key = match key_ci(obj, name) {
+        Some(key) => key.clone(),
+        None => {
+            room_for(obj, name)?;
+            name.to_string()
+        }
+    };
     obj.insert(key, value);
+    Ok(())
+}
+
+/// A name not yet in `obj` is found by comparing it with every member ignoring case, so an
+/// object that a request could grow without bound would make that quadratic ([`MAX_MEMBERS`]).
+fn room_for(obj: &Map<String, Value>, name: &str) -> Result<(), PatchError> {
+    if obj.len() < MAX_MEMBERS {
+        return Ok(());
+    }
+    Err(PatchError::TooLarge(format!(
+        "adding {name:.120} would give one object of the resource more than {MAX_MEMBERS} \
+         members, the most a PATCH may leave in one"
+    )))
 }
 
 pub(super) fn remove_ci(obj: &mut Map<String, Value>, name: &str) -> Option<Value> {
@@ -120,61 +157,54 @@ pub(super) fn remove_ci(obj: &mut Map<String, Value>, name: &str) -> Option<Valu
 
 /// Merges sub-attributes into a complex value: given ones replace, others stay, null ones
 /// are removed (RFC 7644 §3.5.2.3, RFC 7643 §2.5).
-pub(super) fn merge_into(target: &mut Value, incoming: Value) {
+pub(super) fn merge_into(target: &mut Value, incoming: Value) -> Result<(), PatchError> {
     match (target, incoming) {
         (Value::Object(target), Value::Object(incoming)) => {
             for (name, value) in incoming {
                 if value.is_null() {
                     remove_ci(target, &name);
                 } else {
-                    set_ci(target, &name, value);
+                    set_ci(target, &name, value)?;
                 }
             }
         }
         (target, incoming) => *target = incoming,
     }
+    Ok(())
 }
 
-/// Appends values to a multi-valued attribute; a value already present is merged into the
-/// existing one instead of being added twice (RFC 7644 §3.5.2.1). Returns the indices written.
-pub(super) fn append(items: &mut Vec<Value>, incoming: Vec<Value>) -> Vec<usize> {
+/// Appends values to a multi-valued attribute; a value already present (the first that
+/// `same::same_value` holds for, including values appended just before) is merged into
+/// instead of being added twice (RFC 7644 §3.5.2.1). Returns the indices written.
+pub(super) fn append(
+    items: &mut Vec<Value>,
+    incoming: Vec<Value>,
+) -> Result<Vec<usize>, PatchError> {
+    if incoming.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut index = SameValues::new(items);
     let mut written = Vec::with_capacity(incoming.len());
     for value in incoming {
-        match items
-            .iter()
-            .position(|existing| same_value(existing, &value))
-        {
+        let at = match index.first_same(&value) {
             Some(i) => {
                 if let Some(existing) = items.get_mut(i) {
-                    merge_into(existing, value);
+                    // A merge may give the value a `type` it lacked: it is filed again.
+                    index.remove(i, existing);
+                    merge_into(existing, value)?;
+                    index.insert(i, existing);
                 }
-                written.push(i);
+                i
             }
             None => {
+                index.insert(items.len(), &value);
                 items.push(value);
-                written.push(items.len() - 1);
+                items.len() - 1
             }
-        }
+        };
+        written.push(at);
     }
-    written
-}
-
-/// Two values are the same if equal, or if complex with equal `value`s and compatible
-/// `type`s: Okta and Entra add `{"value": id}` members that are already present with a
-/// `display` or `type`.
-fn same_value(a: &Value, b: &Value) -> bool {
-    if a == b {
-        return true;
-    }
-    let (Value::Object(a), Value::Object(b)) = (a, b) else {
-        return false;
-    };
-    let same_type = match (get_ci(a, "type"), get_ci(b, "type")) {
-        (Some(Value::String(x)), Some(Value::String(y))) => x.eq_ignore_ascii_case(y),
-        (Some(x), Some(y)) => x == y,
-        _ => true,
-    };
-    matches!((get_ci(a, "value"), get_ci(b, "value")), (Some(x), Some(y)) if x == y) && same_type
+    Ok(written)
 }
 
 /// RFC 7644 §3.5.2: setting `primary` true on a value clears it on the others; RFC 7643
@@ -199,7 +229,7 @@ pub(super) fn enforce_primary(items: &mut [Value], written: &[usize]) -> Result<
     for (i, item) in items.iter_mut().enumerate() {
         if let (true, Value::Object(fields)) = (i != winner, item) {
             if get_ci(fields, "primary") == Some(&Value::Bool(true)) {
-                set_ci(fields, "primary", Value::Bool(false));
+                set_ci(fields, "primary", Value::Bool(false))?;
             }
         }
     }

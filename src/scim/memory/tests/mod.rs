@@ -1,8 +1,10 @@
 //! Scenario tests of the memory store through `handle`, including the RFC 7643 §8 examples:
 //! shared helpers here, resource writes in `resources.rs`, reads and endpoints in `reads.rs`,
-//! filters and sorting in `query.rs`, PATCH in `patch.rs`, conditional requests in `etag.rs`.
+//! filters and sorting in `query.rs`, PATCH in `patch.rs` (on large groups in `large.rs`),
+//! conditional requests in `etag.rs`.
 
 mod etag;
+mod large;
 mod patch;
 mod query;
 mod reads;
