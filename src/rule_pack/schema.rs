@@ -88,7 +88,11 @@ pub fn check_written(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), S
         return Ok(());
     };
     let patch = PatchRequest::from_json(&body).map_err(ScimError::from)?;
-    let required = if rt.name == GROUP.name { "displayName" } else { "userName" };
+    let required = if rt.name == GROUP.name {
+        "displayName"
+    } else {
+        "userName"
+    };
     let mut seeded = serde_json::json!({"schemas": [rt.schema], required: "required"});
     let info = SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER });
     match patch.apply(&mut seeded, &info) {
