@@ -230,3 +230,36 @@ proptest! {
         prop_assert_eq!(together, one_by_one(&res, &ops, info));
     }
 }
+
+#[test]
+fn passes_over_a_large_attribute_past_the_budget_are_413_at_the_operation_that_crosses_it() {
+    let members: Vec<Value> = (0..20_000)
+        .map(|i| json!({"value": format!("u{i}")}))
+        .collect();
+    let group = json!({"schemas": [urn::GROUP], "id": "g", "displayName": "G", "members": members});
+    // A `co` filter is no run: each removal is a pass over the 20,000 members.
+    let scan = |i: usize| json!({"op": "remove", "path": format!("members[value co \"x{i}\"]")});
+    let passes = MAX_EXAMINED / 20_000;
+    let fits: Vec<Value> = (0..passes).map(scan).collect();
+    assert!(apply_to(&group, Value::Array(fits), CoreSchema::Group).is_ok());
+    let past: Vec<Value> = (0..=passes).map(scan).collect();
+    let e = refusal(apply_to(&group, Value::Array(past), CoreSchema::Group).expect_err("past"));
+    assert_eq!((e.status, e.scim_type), (413, None));
+    assert!(
+        e.detail
+            .starts_with(&format!("Operations[{}]: ", passes + 1)),
+        "{}",
+        e.detail
+    );
+    assert!(
+        e.detail.contains("more than 2000000 values"),
+        "{}",
+        e.detail
+    );
+    // A run of removals is one pass, however many operations it has.
+    let run: Vec<Value> = (0..MAX_OPERATIONS)
+        .map(|i| json!({"op": "remove", "path": format!("members[value eq \"u{i}\"]")}))
+        .collect();
+    let out = apply_to(&group, Value::Array(run), CoreSchema::Group).expect("one pass");
+    assert_eq!(out["members"].as_array().map(Vec::len), Some(19_000));
+}

@@ -174,8 +174,8 @@ pub(super) fn merge_into(target: &mut Value, incoming: Value) -> Result<(), Patc
 }
 
 /// Appends values to a multi-valued attribute; a value already present (the first that
-/// `same::same_value` holds for, including values appended just before) is merged into
-/// instead of being added twice (RFC 7644 §3.5.2.1). Returns the indices written.
+/// [`same_value`](super::same::same_value) holds for, including values appended just before) is merged into instead of
+/// being added twice (RFC 7644 §3.5.2.1). Returns the indices written.
 pub(super) fn append(
     items: &mut Vec<Value>,
     incoming: Vec<Value>,
@@ -183,10 +183,10 @@ pub(super) fn append(
     if incoming.is_empty() {
         return Ok(Vec::new());
     }
-    let mut index = SameValues::new(items);
+    let mut index = SameValues::new(items, incoming.len());
     let mut written = Vec::with_capacity(incoming.len());
     for value in incoming {
-        let at = match index.first_same(&value) {
+        let at = match index.first_same(items, &value) {
             Some(i) => {
                 if let Some(existing) = items.get_mut(i) {
                     // A merge may give the value a `type` it lacked: it is filed again.
