@@ -13,7 +13,7 @@ use scimgate::config::{AuthConfig, BearerToken};
 use scimgate::rule_pack::request::{normalize, Request};
 use scimgate::rule_pack::{schema, Packs};
 use scimgate::scim::discovery::{SchemaInfo, GROUP, USER};
-use scimgate::scim::patch::{PatchRequest, MAX_VALUES};
+use scimgate::scim::patch::{PatchRequest, MAX_EXAMINED, MAX_OPERATIONS, MAX_VALUES};
 use scimgate::scim::request::Endpoint;
 use scimgate::scim::{filter, json as scim_json};
 
@@ -126,50 +126,69 @@ fn patch_op(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
 
-/// Large groups: Entra's and Okta's member adds (one `add` with a value array) and Okta's member
-/// removes (one `remove members[value eq "…"]` per member), parsed and applied.
+/// Large groups: Entra's and Okta's member adds (one `add` with a value array, split at the
+/// bound on values per operation) and Okta's member removes (one `remove members[value eq "…"]`
+/// per member), then the shapes that cost a pass over the group per operation, as many as the
+/// budget of values examined allows: what a hostile request can make the proxy do.
 fn group_patches(c: &mut Criterion) {
-    let info = SchemaInfo::new(&GROUP);
     let mut group = c.benchmark_group("patch");
     group.sample_size(10);
     for n in [2_000, 20_000] {
-        let doc = group_of(n, "u");
-        // As many `add` operations as the bound on values per operation requires.
         let adds: Vec<Value> = members(0..n, "n")
             .chunks(MAX_VALUES)
             .map(|chunk| json!({"op": "add", "path": "members", "value": chunk}))
             .collect();
-        let body = patch_op(Value::Array(adds));
-        group.bench_function(format!("add {n} members to a group of {n}"), |b| {
-            b.iter_batched(
-                || doc.clone(),
-                |mut target| {
-                    let patch = PatchRequest::from_json(black_box(&body)).expect("valid patch");
-                    patch.apply(&mut target, &info).expect("applies")
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        let name = format!("add {n} members to a group of {n}");
+        bench_patch(&mut group, &name, &group_of(n, "u"), adds);
     }
     let doc = group_of(20_000, "u");
-    let removes: Vec<Value> = (0..1_000)
-        .map(|i| json!({"op": "remove", "path": format!("members[value eq \"u{:08}\"]", i * 20)}))
-        .collect();
-    let body = patch_op(Value::Array(removes));
-    group.bench_function(
-        "remove 1000 members, one operation each, from a group of 20000",
-        |b| {
-            b.iter_batched(
-                || doc.clone(),
-                |mut target| {
-                    let patch = PatchRequest::from_json(black_box(&body)).expect("valid patch");
-                    patch.apply(&mut target, &info).expect("applies")
-                },
-                BatchSize::LargeInput,
-            )
-        },
+    let each = |n: usize, op: fn(usize) -> Value| (0..n).map(|i| op(i * 20)).collect();
+    let removes = each(
+        MAX_OPERATIONS,
+        |i| json!({"op": "remove", "path": format!("members[value eq \"u{i:08}\"]")}),
     );
+    let name = "remove 1000 members, one operation each, from a group of 20000";
+    bench_patch(&mut group, name, &doc, removes);
+    // As many passes over the group as the budget allows: a `co` filter is no run, and each add
+    // looks for the value already present.
+    let passes = MAX_EXAMINED / 20_000;
+    let scans = each(
+        passes,
+        |i| json!({"op": "remove", "path": format!("members[value co \"x{i}\"]")}),
+    );
+    let name = format!("{passes} removals by `co` on a group of 20000 (the budget)");
+    bench_patch(&mut group, &name, &doc, scans);
+    // Each add grows the group by one, so one fewer fits.
+    let adds = each(
+        passes - 1,
+        |i| json!({"op": "add", "path": "members", "value": [{"value": format!("n{i}")}]}),
+    );
+    let name = format!(
+        "{} adds of one member to a group of 20000 (the budget)",
+        passes - 1
+    );
+    bench_patch(&mut group, &name, &doc, adds);
     group.finish();
+}
+
+fn bench_patch(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    doc: &Value,
+    ops: Vec<Value>,
+) {
+    let info = SchemaInfo::new(&GROUP);
+    let body = patch_op(Value::Array(ops));
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || doc.clone(),
+            |mut target| {
+                let patch = PatchRequest::from_json(black_box(&body)).expect("valid patch");
+                patch.apply(&mut target, &info).expect("applies")
+            },
+            BatchSize::LargeInput,
+        )
+    });
 }
 
 fn error_rewrite(c: &mut Criterion) {

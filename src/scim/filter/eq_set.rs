@@ -67,7 +67,7 @@ impl EqualsAny {
             Value::Object(fields) => get_ci(fields, &self.name),
             simple => self.name.eq_ignore_ascii_case("value").then_some(simple),
         };
-        raw.is_some_and(|raw| operands(raw, None).into_iter().any(|v| self.holds(v)))
+        raw.is_some_and(|raw| operands(raw, None).any(|v| self.holds(v)))
     }
 
     fn holds(&self, actual: &Value) -> bool {

@@ -3,7 +3,9 @@
 //! attributes, chronological order for dateTime strings.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use serde_json::{Number, Value};
 use time::format_description::well_known::Rfc3339;
@@ -24,7 +26,12 @@ pub fn matches(
     resource: &Value,
     info: &dyn AttributeInfo,
 ) -> Result<bool, FilterError> {
-    Eval { info, parent: None }.eval(filter, resource)
+    Eval {
+        info,
+        parent: None,
+        known: None,
+    }
+    .eval(filter, resource)
 }
 
 /// Whether one value of the multi-valued attribute `parent` matches a value filter: how
@@ -39,8 +46,27 @@ pub fn matches_value(
     Eval {
         info,
         parent: Some(parent),
+        known: None,
     }
     .eval(filter, element)
+}
+
+/// [`matches_value`] for each of `elements`, in order, stopping at the first failure: how PATCH
+/// selects among all the values of an attribute. The schema is asked whether a comparison is
+/// `caseExact` once per comparison in the filter, not once per value.
+pub fn matches_each(
+    filter: &Filter,
+    elements: &[Value],
+    parent: &AttrPath,
+    info: &dyn AttributeInfo,
+) -> Result<Vec<bool>, FilterError> {
+    let known = RefCell::default();
+    let eval = Eval {
+        info,
+        parent: Some(parent),
+        known: Some(&known),
+    };
+    elements.iter().map(|e| eval.eval(filter, e)).collect()
 }
 
 /// Whether a comparison of `attr` inside a value filter on `parent` respects case, as
@@ -53,14 +79,21 @@ pub(super) fn case_exact_within(
     let within = Eval {
         info,
         parent: Some(parent),
+        known: None,
     };
-    info.case_exact(&within.schema_path(attr))
+    within.case_exact(attr, false)
 }
+
+/// The `caseExact` answers of one evaluation of a filter against many values, by comparison
+/// node (its address: the filter is borrowed, so its nodes stay in place, and each node has one
+/// chain of enclosing value paths) and by whether the comparison fell back to `value`.
+type Known = RefCell<HashMap<(*const AttrPath, bool), bool>>;
 
 struct Eval<'a> {
     info: &'a dyn AttributeInfo,
     /// Set inside `attr[…]`: names are then sub-attributes of this attribute.
     parent: Option<&'a AttrPath>,
+    known: Option<&'a Known>,
 }
 
 impl Eval<'_> {
@@ -108,6 +141,24 @@ impl Eval<'_> {
         }
     }
 
+    /// Whether comparisons of `attr` respect case; `of_values` when it names a complex
+    /// attribute whose `value`s are compared.
+    fn case_exact(&self, attr: &AttrPath, of_values: bool) -> bool {
+        let key = (std::ptr::from_ref(attr), of_values);
+        if let Some(exact) = self.known.and_then(|k| k.borrow().get(&key).copied()) {
+            return exact;
+        }
+        let mut schema_path = self.schema_path(attr);
+        if of_values {
+            schema_path.sub = Some("value".into());
+        }
+        let exact = self.info.case_exact(&schema_path);
+        if let Some(known) = self.known {
+            known.borrow_mut().insert(key, exact);
+        }
+        exact
+    }
+
     fn compare(
         &self,
         node: &Value,
@@ -121,16 +172,15 @@ impl Eval<'_> {
             return Ok(present == (op == CompareOp::Ne));
         }
         let values = raw
-            .map(|r| operands(r, attr.sub.as_deref()))
-            .unwrap_or_default();
-        let mut schema_path = self.schema_path(attr);
+            .into_iter()
+            .flat_map(|r| operands(r, attr.sub.as_deref()));
         // A complex multi-valued attribute without a sub-attribute compares its `value`s.
-        if schema_path.sub.is_none() && raw.and_then(|r| r.get(0)).is_some_and(Value::is_object) {
-            schema_path.sub = Some("value".into());
-        }
-        let exact = self.info.case_exact(&schema_path);
+        let of_values = self.parent.is_none()
+            && attr.sub.is_none()
+            && raw.and_then(|r| r.get(0)).is_some_and(Value::is_object);
+        let exact = self.case_exact(attr, of_values);
         if op == CompareOp::Ne {
-            return Ok(!values.iter().any(|v| equal(v, lit, exact)));
+            return Ok(!values.into_iter().any(|v| equal(v, lit, exact)));
         }
         for v in values {
             if compare_one(v, op, lit, exact)? {
@@ -153,6 +203,7 @@ impl Eval<'_> {
         let inner = Eval {
             info: self.info,
             parent: Some(&parent),
+            known: self.known,
         };
         for element in one_or_many(raw) {
             if inner.eval(filter, element)? {
@@ -171,28 +222,26 @@ fn one_or_many(v: &Value) -> &[Value] {
 }
 
 /// The simple values a comparison looks at, flattening multi-valued attributes.
-pub(super) fn operands<'v>(raw: &'v Value, sub: Option<&str>) -> Vec<&'v Value> {
-    let mut out = Vec::new();
-    for item in one_or_many(raw) {
-        let v = match (sub, item) {
+pub(super) fn operands<'v>(
+    raw: &'v Value,
+    sub: Option<&'v str>,
+) -> impl Iterator<Item = &'v Value> + 'v {
+    let in_array = raw.is_array();
+    one_or_many(raw)
+        .iter()
+        .filter_map(move |item| match (sub, item) {
             (Some(sub), Value::Object(o)) => get_ci(o, sub),
             (Some(_), _) => None,
-            (None, Value::Object(o)) if raw.is_array() => get_ci(o, "value"),
+            (None, Value::Object(o)) if in_array => get_ci(o, "value"),
             (None, v) => Some(v),
-        };
-        match v {
-            Some(Value::Array(items)) => out.extend(items),
-            Some(v) => out.push(v),
-            None => {}
-        }
-    }
-    out
+        })
+        .flat_map(one_or_many)
 }
 
 /// `pr`: assigned and not null, "" , [] or {} (RFC 7644 §3.4.2.2, RFC 7643 §2.5).
 fn present_at(raw: &Value, attr: &AttrPath) -> bool {
     match &attr.sub {
-        Some(sub) => operands(raw, Some(sub)).into_iter().any(is_present),
+        Some(sub) => operands(raw, Some(sub)).any(is_present),
         None => is_present(raw),
     }
 }

@@ -18,7 +18,7 @@ use super::error::{ScimError, ScimType};
 use super::path::AttrPath;
 
 pub use eq_set::EqualsAny;
-pub use eval::{matches, matches_value};
+pub use eval::{matches, matches_each, matches_value};
 pub use info::{AttributeInfo, CoreSchema, Mutability};
 pub(crate) use parse::parse_bracketed;
 pub use parse::{parse, parse_lenient};

@@ -73,18 +73,14 @@ fn strip_never_returned(schema: &str, doc: &mut Map<String, Value>) {
 fn memberships(tables: &Tables, id: &str, base_url: &str) -> Vec<Value> {
     let mut seen: HashSet<&str> = HashSet::new();
     let mut out = Vec::new();
-    let mut frontier: Vec<&str> = vec![id];
+    let mut frontier: HashSet<&str> = HashSet::from([id]);
     let mut kind = "direct";
     while !frontier.is_empty() {
-        let mut next = Vec::new();
-        for group in tables
-            .groups
-            .iter()
-            .filter(|g| frontier.iter().any(|m| has_member(g, m)))
-        {
+        let mut next = HashSet::new();
+        for group in tables.groups.iter().filter(|g| has_member_in(g, &frontier)) {
             if group.id != id && seen.insert(&group.id) {
                 out.push(group_ref(group, kind, base_url));
-                next.push(group.id.as_str());
+                next.insert(group.id.as_str());
             }
         }
         frontier = next;
@@ -93,12 +89,15 @@ fn memberships(tables: &Tables, id: &str, base_url: &str) -> Vec<Value> {
     out
 }
 
-fn has_member(group: &Stored, id: &str) -> bool {
+/// Whether one of the group's members is in `ids`: one pass over the members, however many
+/// ids the level of the walk has.
+fn has_member_in(group: &Stored, ids: &HashSet<&str>) -> bool {
     let members = group.attrs.get("members").and_then(Value::as_array);
     members
         .into_iter()
         .flatten()
-        .any(|m| m.get("value").and_then(Value::as_str) == Some(id))
+        .filter_map(|m| m.get("value").and_then(Value::as_str))
+        .any(|m| ids.contains(m))
 }
 
 fn group_ref(group: &Stored, kind: &str, base_url: &str) -> Value {

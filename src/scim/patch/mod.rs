@@ -4,10 +4,12 @@
 //! The work is bounded and close to linear, since it runs on an async worker (and in the
 //! memory store under its write lock): a request carries at most [`MAX_OPERATIONS`]
 //! operations of at most [`MAX_VALUES`] values each, duplicates are found through hash maps
-//! (`same`), and runs of member removals take one pass (`runs`). What remains proportional to
-//! the resource is one pass per operation, at most [`MAX_OPERATIONS`] of them.
+//! (`same`), and runs of member removals take one pass (`runs`). What remains is a pass over
+//! an attribute's values for some operations, and those passes together examine at most
+//! [`MAX_EXAMINED`] values (`budget`).
 
 mod apply;
+mod budget;
 mod removal;
 mod runs;
 mod same;
@@ -22,6 +24,8 @@ mod tests_idp;
 mod tests_large;
 
 use serde_json::Value;
+
+use budget::Budget;
 
 use super::error::{ScimError, ScimType};
 use super::filter::{AttributeInfo, FilterError};
@@ -41,6 +45,12 @@ pub const MAX_OPERATIONS: usize = 1_000;
 /// extension object. Ten times the largest member batches IdPs are known to send; a larger
 /// change is split across requests, as IdPs already do.
 pub const MAX_VALUES: usize = 10_000;
+
+/// The most values of the resource one PATCH may examine: each operation on a multi-valued
+/// attribute counts the values the attribute holds (times the comparisons in its filter), since
+/// it may look at each; a run of member removals counts one pass. That is 100 passes over a
+/// group of 20,000, or a run of removals and an add (Okta's shape) on a group of a million.
+pub const MAX_EXAMINED: usize = 2_000_000;
 
 /// The most members an object of the resource may have after a PATCH. Attribute names are
 /// matched ignoring case (RFC 7643 §2.1), which for a name not yet present means comparing it
@@ -211,13 +221,17 @@ impl PatchRequest {
         info: &dyn AttributeInfo,
     ) -> Result<bool, PatchError> {
         let mut work = resource.clone();
+        let mut budget = Budget::new();
         let mut next = 0;
         while next < self.operations.len() {
             let ops = &self.operations[next..];
-            let applied = match runs::run_len(&work, ops) {
-                0 => apply::operation(&mut work, &ops[0], info).map(|()| 1),
-                run => runs::apply_run(&mut work, &ops[..run], info).map(|()| run),
-            };
+            let applied =
+                budget
+                    .charge(&work, &ops[0])
+                    .and_then(|()| match runs::run_len(&work, ops) {
+                        0 => apply::operation(&mut work, &ops[0], info).map(|()| 1),
+                        run => runs::apply_run(&mut work, &ops[..run], info).map(|()| run),
+                    });
             next += applied.map_err(|e| e.in_operation(next + 1))?;
         }
         let changed = work != *resource;

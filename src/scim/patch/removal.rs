@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::values::{container_mut, remove_ci};
 use super::PatchError;
-use crate::scim::filter::{matches_value, AttributeInfo, EqualsAny, Filter};
+use crate::scim::filter::{matches_each, matches_value, AttributeInfo, EqualsAny, Filter};
 use crate::scim::path::{key_ci, AttrPath, PatchPath};
 
 /// `remove` at `path` (RFC 7644 §3.5.2.2). Removing what is not there succeeds: the
@@ -107,10 +107,7 @@ fn selected(
     attr: &AttrPath,
     info: &dyn AttributeInfo,
 ) -> Result<Vec<bool>, PatchError> {
-    items
-        .iter()
-        .map(|item| matches_value(filter, item, attr, info).map_err(PatchError::from))
-        .collect()
+    Ok(matches_each(filter, items, attr, info)?)
 }
 
 /// Removes the values of the multi-valued attribute `attr` that `literals` matches, and the

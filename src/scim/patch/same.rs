@@ -3,7 +3,9 @@
 //! by comparing it with every value, so adding K values to an attribute of N costs
 //! O((N + K) log N) instead of O(N·K).
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use serde_json::Value;
 
@@ -12,9 +14,6 @@ use crate::scim::path::get_ci;
 /// Two values are the same if equal, or if complex with equal `value`s and compatible
 /// `type`s (equal ignoring ASCII case, or one of them absent): Okta and Entra add
 /// `{"value": id}` members that are already present with a `display` or `type`.
-/// [`SameValues`] answers with the first value this holds for; the rule is spelt out here as
-/// the reference the index is tested against.
-#[cfg(test)]
 pub(super) fn same_value(a: &Value, b: &Value) -> bool {
     if a == b {
         return true;
@@ -30,124 +29,163 @@ pub(super) fn same_value(a: &Value, b: &Value) -> bool {
     matches!((get_ci(a, "value"), get_ci(b, "value")), (Some(x), Some(y)) if x == y) && same_type
 }
 
-/// The positions of an attribute's values, filed so that the first one the rule above matches
-/// is a lookup. A complex value with a `value` can only be the same as another with an equal
-/// `value` (an equal whole has an equal `value` too), so those are filed by `value` and then
-/// by `type`; anything else can only be the same as an equal whole, and is filed whole.
-#[derive(Default)]
+/// The positions of an attribute's values, filed by hash so that the first one [`same_value`]
+/// holds for is a lookup. A complex value with a `value` can only be the same as one with an
+/// equal `value` (an equal whole has an equal `value` too), and then only if untyped or of the
+/// same type: those are filed by `value`, and by `value` and `type`. Anything else can only be
+/// the same as an equal whole, and is filed whole. A position found is checked with
+/// [`same_value`] itself, so a collision of hashes costs a comparison, never a wrong answer.
 pub(super) struct SameValues {
-    whole: HashMap<Value, BTreeSet<usize>>,
-    by_value: HashMap<Value, Typed>,
+    /// Keyed hashing: values come from the client, and must not be able to collide at will.
+    keys: RandomState,
+    whole: HashMap<u64, Positions>,
+    by_value: HashMap<u64, Positions>,
+    untyped: HashMap<u64, Positions>,
+    typed: HashMap<u64, Positions>,
 }
 
-/// The positions of the complex values with one `value`.
+/// Positions in ascending order. Nearly always one: values are mostly distinct.
 #[derive(Default)]
-struct Typed {
-    all: BTreeSet<usize>,
-    untyped: BTreeSet<usize>,
-    by_type: HashMap<Type, BTreeSet<usize>>,
+enum Positions {
+    #[default]
+    None,
+    One(usize),
+    Many(BTreeSet<usize>),
 }
 
-/// A `type` as the rule compares it: strings ignoring ASCII case, anything else as JSON.
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Type {
-    Text(String),
-    Other(Value),
-}
+impl Positions {
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let (one, many) = match self {
+            Self::None => (None, None),
+            Self::One(i) => (Some(*i), None),
+            Self::Many(all) => (None, Some(all.iter().copied())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
 
-impl Type {
-    fn of(v: &Value) -> Self {
-        match v {
-            Value::String(s) => Self::Text(s.to_ascii_lowercase()),
-            other => Self::Other(other.clone()),
+    fn insert(&mut self, i: usize) {
+        match self {
+            Self::None => *self = Self::One(i),
+            Self::One(j) if *j == i => {}
+            Self::One(j) => *self = Self::Many(BTreeSet::from([*j, i])),
+            Self::Many(all) => {
+                all.insert(i);
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        match self {
+            Self::One(j) if *j == i => *self = Self::None,
+            Self::Many(all) => {
+                all.remove(&i);
+            }
+            _ => {}
         }
     }
 }
 
-/// How a value is filed: its `value` and `type` if it is complex with a `value`, else whole.
-enum Parts<'a> {
-    Whole(&'a Value),
-    Valued(&'a Value, Option<&'a Value>),
-}
+/// A `type` as [`same_value`] compares them: strings ignoring ASCII case, anything else as JSON.
+struct TypeKey<'a>(&'a Value);
 
-fn parts(v: &Value) -> Parts<'_> {
-    match v {
-        Value::Object(fields) => match get_ci(fields, "value") {
-            Some(value) => Parts::Valued(value, get_ci(fields, "type")),
-            None => Parts::Whole(v),
-        },
-        other => Parts::Whole(other),
+impl Hash for TypeKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self.0 {
+            Value::String(s) => {
+                state.write_u8(0);
+                s.bytes()
+                    .for_each(|b| state.write_u8(b.to_ascii_lowercase()));
+                state.write_u8(0xff);
+            }
+            other => {
+                state.write_u8(1);
+                other.hash(state);
+            }
+        }
     }
 }
 
+/// Where a value is filed.
+enum Slot {
+    Whole(u64),
+    Valued { value: u64, typed: Option<u64> },
+}
+
 impl SameValues {
-    pub(super) fn new(items: &[Value]) -> Self {
-        let mut index = Self::default();
+    pub(super) fn new(items: &[Value], more: usize) -> Self {
+        let room = items.len() + more;
+        let mut index = Self {
+            keys: RandomState::new(),
+            whole: HashMap::new(),
+            by_value: HashMap::with_capacity(room),
+            untyped: HashMap::with_capacity(room),
+            typed: HashMap::new(),
+        };
         for (i, item) in items.iter().enumerate() {
             index.insert(i, item);
         }
         index
     }
 
-    /// The position of the first filed value that is the same as `v`.
-    pub(super) fn first_same(&self, v: &Value) -> Option<usize> {
-        match parts(v) {
-            Parts::Whole(v) => self.whole.get(v)?.first().copied(),
-            Parts::Valued(value, ty) => {
-                let typed = self.by_value.get(value)?;
-                let Some(ty) = ty else {
-                    return typed.all.first().copied();
-                };
-                let same_type = typed.by_type.get(&Type::of(ty)).and_then(BTreeSet::first);
-                typed
-                    .untyped
-                    .first()
-                    .into_iter()
-                    .chain(same_type)
-                    .min()
-                    .copied()
+    fn slot(&self, v: &Value) -> Slot {
+        let Some((value, ty)) = v.as_object().and_then(|o| Some((get_ci(o, "value")?, o))) else {
+            return Slot::Whole(self.keys.hash_one(v));
+        };
+        Slot::Valued {
+            value: self.keys.hash_one(value),
+            typed: get_ci(ty, "type").map(|t| self.keys.hash_one((value, TypeKey(t)))),
+        }
+    }
+
+    /// The position of the first of `items` (as filed) that is the same as `v`.
+    pub(super) fn first_same(&self, items: &[Value], v: &Value) -> Option<usize> {
+        let first = |map: &HashMap<u64, Positions>, key: u64| {
+            let at = map.get(&key)?;
+            at.iter()
+                .find(|&i| items.get(i).is_some_and(|a| same_value(a, v)))
+        };
+        match self.slot(v) {
+            Slot::Whole(key) => first(&self.whole, key),
+            Slot::Valued { value, typed: None } => first(&self.by_value, value),
+            Slot::Valued {
+                value,
+                typed: Some(typed),
+            } => {
+                let untyped = first(&self.untyped, value);
+                untyped.into_iter().chain(first(&self.typed, typed)).min()
             }
         }
     }
 
     /// Files `v` at position `i`.
     pub(super) fn insert(&mut self, i: usize, v: &Value) {
-        match parts(v) {
-            Parts::Whole(v) => {
-                self.whole.entry(v.clone()).or_default().insert(i);
-            }
-            Parts::Valued(value, ty) => {
-                let typed = self.by_value.entry(value.clone()).or_default();
-                typed.all.insert(i);
-                match ty {
-                    None => typed.untyped.insert(i),
-                    Some(ty) => typed.by_type.entry(Type::of(ty)).or_default().insert(i),
-                };
+        match self.slot(v) {
+            Slot::Whole(key) => self.whole.entry(key).or_default().insert(i),
+            Slot::Valued { value, typed } => {
+                self.by_value.entry(value).or_default().insert(i);
+                match typed {
+                    None => self.untyped.entry(value).or_default().insert(i),
+                    Some(typed) => self.typed.entry(typed).or_default().insert(i),
+                }
             }
         }
     }
 
     /// Unfiles `v` from position `i`, before the value there changes.
     pub(super) fn remove(&mut self, i: usize, v: &Value) {
-        match parts(v) {
-            Parts::Whole(v) => {
-                if let Some(at) = self.whole.get_mut(v) {
-                    at.remove(&i);
-                }
-            }
-            Parts::Valued(value, ty) => {
-                let Some(typed) = self.by_value.get_mut(value) else {
-                    return;
-                };
-                typed.all.remove(&i);
-                let within = match ty {
-                    None => Some(&mut typed.untyped),
-                    Some(ty) => typed.by_type.get_mut(&Type::of(ty)),
-                };
-                if let Some(at) = within {
-                    at.remove(&i);
-                }
-            }
+        let (map, key, value) = match self.slot(v) {
+            Slot::Whole(key) => (&mut self.whole, key, None),
+            Slot::Valued { value, typed: None } => (&mut self.untyped, value, Some(value)),
+            Slot::Valued {
+                value,
+                typed: Some(typed),
+            } => (&mut self.typed, typed, Some(value)),
+        };
+        if let Some(at) = map.get_mut(&key) {
+            at.remove(i);
+        }
+        if let Some(at) = value.and_then(|value| self.by_value.get_mut(&value)) {
+            at.remove(i);
         }
     }
 }

@@ -8,7 +8,7 @@ use super::values::{
     value_described_by,
 };
 use super::{OpKind, PatchError};
-use crate::scim::filter::{matches_value, AttributeInfo, Filter};
+use crate::scim::filter::{matches_each, AttributeInfo, Filter};
 use crate::scim::path::{key_ci, AttrPath, PatchPath};
 
 /// `add` or `replace` at `path`.
@@ -214,11 +214,10 @@ fn matching(
     attr: &AttrPath,
     info: &dyn AttributeInfo,
 ) -> Result<Vec<usize>, PatchError> {
-    let mut hits = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        if matches_value(filter, item, attr, info)? {
-            hits.push(i);
-        }
-    }
-    Ok(hits)
+    let selected = matches_each(filter, items, attr, info)?;
+    Ok(selected
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, hit)| hit.then_some(i))
+        .collect())
 }

@@ -5,9 +5,8 @@
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use super::same::same_value;
 use super::tests::{apply_to, patch};
-use super::values::{append, merge_into};
+use super::values::{append_by_scan, append_indexed};
 use super::*;
 use crate::scim::filter::CoreSchema;
 
@@ -92,24 +91,6 @@ fn a_run_of_removals_matches_values_as_the_filter_does() {
     ]);
     let out = apply_to(&user, ops, CoreSchema::User).expect("applies");
     assert_eq!(out["emails"], json!([{"value": "stays@x"}]));
-}
-
-/// `append` as it was: each added value compared with every value before it.
-fn append_by_scan(items: &mut Vec<Value>, incoming: Vec<Value>) -> Vec<usize> {
-    let mut written = Vec::new();
-    for value in incoming {
-        match items.iter().position(|e| same_value(e, &value)) {
-            Some(i) => {
-                merge_into(&mut items[i], value).expect("small values");
-                written.push(i);
-            }
-            None => {
-                items.push(value);
-                written.push(items.len() - 1);
-            }
-        }
-    }
-    written
 }
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -198,9 +179,9 @@ proptest! {
         incoming in proptest::collection::vec(element(), 0..12),
     ) {
         let mut by_scan = items.clone();
-        let scanned = append_by_scan(&mut by_scan, incoming.clone());
+        let scanned = append_by_scan(&mut by_scan, incoming.clone()).expect("small values");
         let mut hashed = items;
-        let written = append(&mut hashed, incoming).expect("small values");
+        let written = append_indexed(&mut hashed, incoming).expect("small values");
         prop_assert_eq!(hashed, by_scan);
         prop_assert_eq!(written, scanned);
     }
@@ -229,4 +210,37 @@ proptest! {
         let together = apply_to(&res, Value::Array(ops.clone()), info).map_err(|e| e.scim_type());
         prop_assert_eq!(together, one_by_one(&res, &ops, info));
     }
+}
+
+#[test]
+fn passes_over_a_large_attribute_past_the_budget_are_413_at_the_operation_that_crosses_it() {
+    let members: Vec<Value> = (0..20_000)
+        .map(|i| json!({"value": format!("u{i}")}))
+        .collect();
+    let group = json!({"schemas": [urn::GROUP], "id": "g", "displayName": "G", "members": members});
+    // A `co` filter is no run: each removal is a pass over the 20,000 members.
+    let scan = |i: usize| json!({"op": "remove", "path": format!("members[value co \"x{i}\"]")});
+    let passes = MAX_EXAMINED / 20_000;
+    let fits: Vec<Value> = (0..passes).map(scan).collect();
+    assert!(apply_to(&group, Value::Array(fits), CoreSchema::Group).is_ok());
+    let past: Vec<Value> = (0..=passes).map(scan).collect();
+    let e = refusal(apply_to(&group, Value::Array(past), CoreSchema::Group).expect_err("past"));
+    assert_eq!((e.status, e.scim_type), (413, None));
+    assert!(
+        e.detail
+            .starts_with(&format!("Operations[{}]: ", passes + 1)),
+        "{}",
+        e.detail
+    );
+    assert!(
+        e.detail.contains("more than 2000000 values"),
+        "{}",
+        e.detail
+    );
+    // A run of removals is one pass, however many operations it has.
+    let run: Vec<Value> = (0..MAX_OPERATIONS)
+        .map(|i| json!({"op": "remove", "path": format!("members[value eq \"u{i}\"]")}))
+        .collect();
+    let out = apply_to(&group, Value::Array(run), CoreSchema::Group).expect("one pass");
+    assert_eq!(out["members"].as_array().map(Vec::len), Some(19_000));
 }
