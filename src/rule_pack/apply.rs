@@ -13,7 +13,7 @@ use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Action, Direction, Pack, Rule, Shape, Subject, When};
 use super::path::{each_mut, each_mut_creating, At};
 use crate::scim::discovery::ResourceTypeDef;
-use crate::scim::path::{key_ci, AttrPath};
+use crate::scim::path::{key_ci, remove_ci, AttrPath};
 
 /// What a request to `endpoint` with `method` is for the rules: the resource type it is about
 /// and the shape of its body.
@@ -163,10 +163,10 @@ fn operation_matches(when: &When, op: &Value) -> bool {
         return false;
     };
     let get = |name: &str| key_ci(obj, name).and_then(|k| obj.get(k));
-    let kind = get("op")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
-    if !when.ops.is_empty() && !kind.is_some_and(|k| when.ops.contains(&k)) {
+    let kind = get("op").and_then(Value::as_str);
+    if !when.ops.is_empty()
+        && !kind.is_some_and(|k| when.ops.iter().any(|o| o.eq_ignore_ascii_case(k)))
+    {
         return false;
     }
     let path = get("path").and_then(Value::as_str);
@@ -225,10 +225,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
         Action::Remove { at } => {
             let (parent, key) = at.split_last_key().expect("compiled: ends in a name");
             each_mut(root, &parent.0, &mut |v| match v {
-                Value::Object(obj) => match key_ci(obj, key).cloned() {
-                    Some(k) => obj.remove(&k).is_some(),
-                    None => false,
-                },
+                Value::Object(obj) => remove_ci(obj, key).is_some(),
                 _ => false,
             })
         }
@@ -251,9 +248,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
             let mut taken = None;
             each_mut(root, &parent.0, &mut |v| {
                 if let (Value::Object(obj), None) = (v, &taken) {
-                    if let Some(k) = key_ci(obj, key).cloned() {
-                        taken = obj.remove(&k);
-                    }
+                    taken = remove_ci(obj, key);
                 }
                 false
             });
@@ -275,8 +270,13 @@ fn run(action: &Action, root: &mut Value) -> bool {
         }),
         Action::Map { at, table } => each_mut(root, &at.0, &mut |v| {
             let Value::String(s) = v else { return false };
-            let lower = s.to_lowercase();
-            match table.iter().find(|(k, _)| *k == lower) {
+            let found = if s.is_ascii() {
+                table.iter().find(|(k, _)| k.eq_ignore_ascii_case(s))
+            } else {
+                let lower = s.to_lowercase();
+                table.iter().find(|(k, _)| *k == lower)
+            };
+            match found {
                 Some((_, to)) if to != v => {
                     *v = to.clone();
                     true
@@ -287,7 +287,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
         Action::Wrap { at, key } => each_mut(root, &at.0, &mut |v| wrap(v, key)),
         Action::Unwrap { at, key } => each_mut(root, &at.0, &mut |v| {
             let inner = match v {
-                Value::Object(obj) => key_ci(obj, key).cloned().and_then(|k| obj.remove(&k)),
+                Value::Object(obj) => remove_ci(obj, key),
                 _ => None,
             };
             match inner {

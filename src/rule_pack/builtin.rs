@@ -11,7 +11,8 @@ use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
 use super::model::{Shape, Subject};
 use crate::scim::discovery::{
-    attribute, common_attributes, schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef,
+    attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Mutability,
+    ResourceTypeDef,
 };
 use crate::scim::filter::{self, CompValue, Filter};
 use crate::scim::path::{key_ci, AttrPath, PatchPath};
@@ -95,6 +96,21 @@ fn op_path(op: &mut Value) -> Option<PatchPath> {
 
 /// One PATCH operation's value, and the literals of its path filter, typed by the schema.
 fn coerce_op(rt: &'static ResourceTypeDef, op: &mut Value) -> bool {
+    // Most paths have no value filter: the attribute is looked up by its text, unparsed.
+    let plain = member_mut(op, "path")
+        .and_then(|p| p.as_str())
+        .filter(|p| !p.contains('['))
+        .map(|p| {
+            let p = p.trim();
+            let top_level = !split_urn(rt, p).1.contains('.');
+            (attribute(rt.name, p), top_level)
+        });
+    if let Some((def, whole)) = plain {
+        return match (def, member_mut(op, "value")) {
+            (Some(def), Some(v)) => coerce_value(def, v, whole),
+            _ => false,
+        };
+    }
     let Some(mut path) = op_path(op) else {
         // No path (or one that does not parse, which the PATCH engine refuses): the value is
         // a partial resource.
@@ -127,10 +143,10 @@ fn coerce_resource(rt: &'static ResourceTypeDef, doc: &mut Value) -> bool {
     };
     let mut changed = false;
     for (key, v) in obj.iter_mut() {
-        if schema_def(key).is_some() {
-            if let Value::Object(ext) = v {
+        if let Some(schema) = schema_def(key) {
+            if let (Value::Object(ext), true) = (v, rt.has_schema(key)) {
                 for (sub, sv) in ext.iter_mut() {
-                    if let Some(def) = attribute(rt.name, &format!("{key}:{sub}")) {
+                    if let Some(def) = schema.attribute(sub) {
                         changed |= coerce_value(def, sv, true);
                     }
                 }

@@ -3,13 +3,11 @@
 use serde_json::Value;
 
 use super::model::Coerce;
-use crate::scim::path::key_ci;
+use crate::scim::path::get_mut_ci;
 
 /// A member of an object by name, in any case.
 pub(super) fn member_mut<'a>(v: &'a mut Value, name: &str) -> Option<&'a mut Value> {
-    let obj = v.as_object_mut()?;
-    let key = key_ci(obj, name)?.clone();
-    obj.get_mut(&key)
+    get_mut_ci(v.as_object_mut()?, name)
 }
 
 pub(super) fn contains_ci(haystack: &str, needle: &str) -> bool {

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::scim::path::key_ci;
+use crate::scim::path::{get_mut_ci, key_ci};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seg {
@@ -73,10 +73,9 @@ pub fn each_mut(root: &mut Value, segs: &[Seg], f: &mut dyn FnMut(&mut Value) ->
         return f(root);
     };
     match (first, root) {
-        (Seg::Key(name), Value::Object(obj)) => match key_ci(obj, name).cloned() {
-            Some(k) => obj.get_mut(&k).is_some_and(|v| each_mut(v, rest, f)),
-            None => false,
-        },
+        (Seg::Key(name), Value::Object(obj)) => {
+            get_mut_ci(obj, name).is_some_and(|v| each_mut(v, rest, f))
+        }
         (Seg::Index(i), Value::Array(items)) => {
             items.get_mut(*i).is_some_and(|v| each_mut(v, rest, f))
         }

@@ -13,8 +13,8 @@ use crate::scim::discovery::{
     attribute, AttrType, AttributeDef, ResourceTypeDef, SchemaInfo, GROUP, USER,
 };
 use crate::scim::error::{ScimError, ScimType};
-use crate::scim::patch::PatchRequest;
-use crate::scim::path::{get_ci, PatchPath};
+use crate::scim::patch::{PatchOperation, PatchRequest};
+use crate::scim::path::PatchPath;
 
 pub fn check(rt: &'static ResourceTypeDef, shape: Shape, body: &Value) -> Result<(), ScimError> {
     match shape {
@@ -30,51 +30,53 @@ pub fn check(rt: &'static ResourceTypeDef, shape: Shape, body: &Value) -> Result
 /// The PatchOp parsed, and applied to an empty resource of the type, so that paths and values
 /// meet the schema as the store's PATCH would have them.
 fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
-    let Some(body) = own_operations(rt, body) else {
+    let Some(patch) = own_operations(rt, body)? else {
         return Ok(());
     };
-    let patch = PatchRequest::from_json(&body).map_err(ScimError::from)?;
-    if let Some(Value::Array(ops)) = body.get("Operations") {
-        for op in ops {
-            check_op_value(rt, op)?;
-        }
+    for op in &patch.operations {
+        check_op_value(rt, op)?;
     }
     let mut empty = serde_json::json!({"schemas": [rt.schema]});
+    applied(&patch, rt, &mut empty).map(drop)
+}
+
+/// Whether `patch` applied to `resource` changed it; a remove or a value filter that finds
+/// nothing says nothing about the request, since the resource is made up.
+fn applied(
+    patch: &PatchRequest,
+    rt: &ResourceTypeDef,
+    resource: &mut Value,
+) -> Result<bool, ScimError> {
     let info = SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER });
-    match patch.apply(&mut empty, &info) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let e = ScimError::from(e);
-            // A remove or a value filter that finds nothing in an empty resource says nothing
-            // about the request.
-            if e.scim_type == Some(ScimType::NoTarget) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }
+    match patch.apply(resource, &info) {
+        Ok(changed) => Ok(changed),
+        Err(e) => match ScimError::from(e) {
+            e if e.scim_type == Some(ScimType::NoTarget) => Ok(false),
+            e => Err(e),
+        },
     }
 }
 
-/// The PatchOp without its operations on extensions the proxy does not bundle; `None` when
-/// that leaves nothing to judge.
-fn own_operations(rt: &'static ResourceTypeDef, body: &Value) -> Option<Value> {
-    let mut body = body.clone();
-    if let Some(Value::Array(ops)) = body.get_mut("Operations") {
-        let given = ops.len();
-        ops.retain(|op| !op_is_foreign(rt, op));
-        if given > 0 && ops.is_empty() {
-            // Every operation is on the app's own extensions: nothing here to judge.
-            return None;
-        }
-        for op in ops.iter_mut() {
-            let pathless = op_path(op).is_none();
-            if let Some(v) = op.get_mut("value").filter(|v| pathless && v.is_object()) {
-                *v = without_foreign(rt, v).into_owned();
+/// The PatchOp parsed, without its operations on extensions the proxy does not bundle and
+/// without their attributes in path-less values; `None` when that leaves nothing to judge.
+fn own_operations(
+    rt: &'static ResourceTypeDef,
+    body: &Value,
+) -> Result<Option<PatchRequest>, ScimError> {
+    let mut patch = PatchRequest::from_json(body)?;
+    patch.operations.retain(|op| !op_is_foreign(rt, op));
+    if patch.operations.is_empty() {
+        // Every operation is on the app's own extensions: nothing here to judge.
+        return Ok(None);
+    }
+    for op in &mut patch.operations {
+        if let (None, Some(v @ Value::Object(_))) = (&op.path, &mut op.value) {
+            if let Cow::Owned(own) = without_foreign(rt, v) {
+                *v = own;
             }
         }
     }
-    Some(body)
+    Ok(Some(patch))
 }
 
 /// What an emulated PATCH would write, judged as the memory store judges a resource: the
@@ -84,74 +86,69 @@ fn own_operations(rt: &'static ResourceTypeDef, body: &Value) -> Option<Value> {
 /// itself; the proxy, writing the PUT, must not.
 pub fn check_written(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
     check_patch(rt, body)?;
-    let Some(body) = own_operations(rt, body) else {
+    let Some(patch) = own_operations(rt, body)? else {
         return Ok(());
     };
-    let patch = PatchRequest::from_json(&body).map_err(ScimError::from)?;
     let required = if rt.name == GROUP.name {
         "displayName"
     } else {
         "userName"
     };
     let mut seeded = serde_json::json!({"schemas": [rt.schema], required: "required"});
-    let info = SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER });
-    match patch.apply(&mut seeded, &info) {
-        Ok(_) => {}
-        Err(e) => {
-            let e = ScimError::from(e);
-            return if e.scim_type == Some(ScimType::NoTarget) {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
+    if !applied(&patch, rt, &mut seeded)? {
+        // Nothing written (or a remove that found nothing): nothing more to judge.
+        return Ok(());
     }
     crate::scim::memory::check_resource(rt, &without_foreign(rt, &seeded))
 }
 
 /// The value of one operation has the type the schema gives what it targets (the PATCH
 /// engine checks paths and shapes, the store checks types only when it stores the result).
-fn check_op_value(rt: &'static ResourceTypeDef, op: &Value) -> Result<(), ScimError> {
-    let Some(value) = op.as_object().and_then(|o| get_ci(o, "value")) else {
+fn check_op_value(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result<(), ScimError> {
+    let Some(value) = &op.value else {
         return Ok(());
+    };
+    let attributes = |prefix: Option<&str>, value: &Value| match value {
+        Value::Object(obj) => obj.iter().try_for_each(|(k, v)| {
+            let name = match prefix {
+                Some(ext) => Cow::Owned(format!("{ext}:{k}")),
+                None => Cow::Borrowed(k.as_str()),
+            };
+            match attribute(rt.name, &name) {
+                Some(def) => fits(def, v, true, k),
+                None => Ok(()),
+            }
+        }),
+        _ => Ok(()),
+    };
+    let Some(path) = &op.path else {
+        return attributes(None, value);
     };
     // A path naming a whole extension (`urn:…:enterprise:2.0:User`): its value is that
     // extension's attributes.
-    if let Some(ext) = op_path(op).and_then(|p| {
-        rt.extensions
-            .iter()
-            .find(|e| e.eq_ignore_ascii_case(p.trim()))
-    }) {
-        return match value {
-            Value::Object(obj) => {
-                obj.iter()
-                    .try_for_each(|(k, v)| match attribute(rt.name, &format!("{ext}:{k}")) {
-                        Some(def) => fits(def, v, true, k),
-                        None => Ok(()),
-                    })
-            }
-            _ => Ok(()),
-        };
+    if let Some(ext) = whole_extension(rt, path) {
+        return attributes(Some(ext), value);
     }
-    match op_path(op).and_then(|p| PatchPath::parse(p).ok()) {
-        Some(path) => {
-            let target = path.target().to_string();
-            let whole = path.filter.is_none() && path.sub.is_none();
-            match attribute(rt.name, &target) {
-                Some(def) => fits(def, value, whole, &target),
-                None => Ok(()),
-            }
-        }
-        None => match value {
-            Value::Object(obj) => obj
-                .iter()
-                .try_for_each(|(k, v)| match attribute(rt.name, k) {
-                    Some(def) => fits(def, v, true, k),
-                    None => Ok(()),
-                }),
-            _ => Ok(()),
-        },
+    let target = path.target().to_string();
+    let whole = path.filter.is_none() && path.sub.is_none();
+    match attribute(rt.name, &target) {
+        Some(def) => fits(def, value, whole, &target),
+        None => Ok(()),
     }
+}
+
+/// The extension a path names as a whole, which parses as URN `…:2.0` and name `User`.
+fn whole_extension(rt: &'static ResourceTypeDef, path: &PatchPath) -> Option<&'static str> {
+    let urn = path.attr.urn.as_deref()?;
+    if path.attr.sub.is_some() || path.filter.is_some() || path.sub.is_some() {
+        return None;
+    }
+    let name = &path.attr.name;
+    rt.extensions.iter().copied().find(|e| {
+        e.len() == urn.len() + 1 + name.len()
+            && e[..urn.len()].eq_ignore_ascii_case(urn)
+            && e[urn.len() + 1..].eq_ignore_ascii_case(name)
+    })
 }
 
 /// Whether `v` can be a value of the attribute `def` (RFC 7643 §2.3); `whole` when it stands
@@ -200,25 +197,16 @@ fn fits(def: &AttributeDef, v: &Value, whole: bool, name: &str) -> Result<(), Sc
     ))
 }
 
-fn op_path(op: &Value) -> Option<&str> {
-    get_ci(op.as_object()?, "path")?.as_str()
-}
-
 /// An operation on an extension the proxy does not bundle. A path naming a whole known
-/// extension (`urn:…:enterprise:2.0:User`, which parses as URN `…:2.0` and name `User`) is
-/// not one.
-fn op_is_foreign(rt: &ResourceTypeDef, op: &Value) -> bool {
-    let Some(path) = op_path(op) else {
+/// extension is not one.
+fn op_is_foreign(rt: &'static ResourceTypeDef, op: &PatchOperation) -> bool {
+    let Some(path) = &op.path else {
         return false;
     };
-    let Ok(parsed) = PatchPath::parse(path) else {
+    let Some(urn) = &path.attr.urn else {
         return false;
     };
-    let Some(urn) = parsed.attr.urn else {
-        return false;
-    };
-    let whole = format!("{urn}:{}", parsed.attr.name);
-    foreign(rt, &urn) && foreign(rt, &whole)
+    foreign(rt, urn) && foreign(rt, &format!("{urn}:{}", path.attr.name))
 }
 
 fn foreign(rt: &ResourceTypeDef, urn: &str) -> bool {

@@ -223,6 +223,26 @@ pub fn key_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a String>
         .or_else(|| obj.keys().find(|k| k.eq_ignore_ascii_case(name)))
 }
 
+/// `&mut obj[name]`, ignoring the case of `name`; the exact name is tried first, and no key is
+/// copied.
+pub fn get_mut_ci<'a>(obj: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
+    if obj.contains_key(name) {
+        return obj.get_mut(name);
+    }
+    obj.iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Removes `obj[name]`, ignoring the case of `name`.
+pub fn remove_ci(obj: &mut Map<String, Value>, name: &str) -> Option<Value> {
+    if let Some(v) = obj.remove(name) {
+        return Some(v);
+    }
+    let key = obj.keys().find(|k| k.eq_ignore_ascii_case(name))?.clone();
+    obj.remove(&key)
+}
+
 /// `obj[name]`, ignoring the case of `name`.
 pub fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     key_ci(obj, name).and_then(|k| obj.get(k))

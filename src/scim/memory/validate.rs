@@ -43,13 +43,13 @@ pub(super) fn document(
                 )));
             }
             let ext_def = schema_def(ext).expect("every extension schema is bundled");
-            let attrs = object(ext, value, |name| ext_def.attribute(name))?;
+            let attrs = object(Name::Top(ext), value, |name| ext_def.attribute(name))?;
             insert_unless_empty(&mut out, ext, attrs);
             continue;
         }
         let def =
             find_top(core, key).ok_or_else(|| invalid(format!("unknown attribute {key:?}")))?;
-        if let Some(v) = attribute(def, value, &def.name)? {
+        if let Some(v) = attribute(def, value, Name::Top(&def.name))? {
             out.insert(def.name.clone(), v);
         }
     }
@@ -100,8 +100,28 @@ fn find_top<'a>(core: &'a SchemaDef, key: &str) -> Option<&'a AttributeDef> {
     common.or_else(|| core.attribute(key))
 }
 
+/// Where a value sits (`name.givenName`), for error messages: written out only when one is.
+#[derive(Clone, Copy)]
+enum Name<'a> {
+    Top(&'a str),
+    Sub(&'a Name<'a>, &'a str),
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Top(name) => f.write_str(name),
+            Name::Sub(parent, name) => write!(f, "{parent}.{name}"),
+        }
+    }
+}
+
 /// Checks one attribute; `None` means unassigned (readOnly, null or empty).
-fn attribute(def: &AttributeDef, value: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+fn attribute(
+    def: &AttributeDef,
+    value: &Value,
+    path: Name<'_>,
+) -> Result<Option<Value>, ScimError> {
     // RFC 7643 §2.2: a readOnly value sent by the client SHALL be ignored.
     if def.mutability == Mutability::ReadOnly || value.is_null() {
         return Ok(None);
@@ -121,7 +141,7 @@ fn attribute(def: &AttributeDef, value: &Value, path: &str) -> Result<Option<Val
 }
 
 /// One value of the attribute's type (RFC 7643 §2.3).
-fn single(def: &AttributeDef, value: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+fn single(def: &AttributeDef, value: &Value, path: Name<'_>) -> Result<Option<Value>, ScimError> {
     if value.is_null() {
         return Ok(None);
     }
@@ -147,7 +167,7 @@ fn single(def: &AttributeDef, value: &Value, path: &str) -> Result<Option<Value>
 
 /// A complex value or an extension object: every key must name a known (sub-)attribute.
 fn object<'d>(
-    path: &str,
+    path: Name<'_>,
     value: &Value,
     lookup: impl Fn(&str) -> Option<&'d AttributeDef>,
 ) -> Result<Map<String, Value>, ScimError> {
@@ -157,8 +177,7 @@ fn object<'d>(
     let mut out = Map::new();
     for (key, v) in obj {
         let def = lookup(key).ok_or_else(|| invalid(format!("unknown attribute {path}.{key}")))?;
-        let sub_path = format!("{path}.{}", def.name);
-        if let Some(v) = attribute(def, v, &sub_path)? {
+        if let Some(v) = attribute(def, v, Name::Sub(&path, &def.name))? {
             out.insert(def.name.clone(), v);
         }
     }
@@ -166,7 +185,7 @@ fn object<'d>(
 }
 
 /// RFC 7643 §2.4: the primary value "true" MUST appear no more than once.
-fn check_one_primary(items: &[Value], path: &str) -> Result<(), ScimError> {
+fn check_one_primary(items: &[Value], path: Name<'_>) -> Result<(), ScimError> {
     let primaries = items
         .iter()
         .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
