@@ -6,6 +6,8 @@ mod legacy_app;
 mod support;
 
 mod app_rules;
+mod auth_basic;
+mod auth_jwt;
 mod burst;
 mod cli;
 mod emulate;

@@ -252,6 +252,7 @@ pub async fn tls_echo_upstream(certs: &Path) -> SocketAddr {
         cert: certs.join("server.pem"),
         key: certs.join("server.key"),
         client_ca: None,
+        tenant_cas: Vec::new(),
     };
     echo_upstream_with(Some(scimgate::listener::server_config(&files).unwrap())).await
 }
