@@ -99,6 +99,10 @@ enum CertsCommand {
         /// A client certificate's subject CN, also its DNS SAN (repeatable)
         #[arg(long = "client-cn", default_values = ["idp-client"])]
         client_cns: Vec<String>,
+        /// A tenant id: writes tenant-ID/ca.pem, a CA for that tenant alone, and
+        /// tenant-ID/client.pem/.key named ID-idp and urn:scimgate:idp:ID (repeatable)
+        #[arg(long = "tenant", value_name = "ID")]
+        tenants: Vec<String>,
     },
 }
 
@@ -120,10 +124,12 @@ fn main() -> ExitCode {
             out,
             server_names,
             client_cns,
+            tenants,
         }) => {
             let names = scimgate::certs::DevNames {
                 server_names: &server_names,
                 client_cns: &client_cns,
+                tenants: &tenants,
             };
             match scimgate::certs::write_dev_certs(&out, &names) {
                 Ok(files) => {

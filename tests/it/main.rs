@@ -8,6 +8,7 @@ mod support;
 mod app_rules;
 mod auth_basic;
 mod auth_jwt;
+mod auth_mtls;
 mod burst;
 mod cli;
 mod emulate;

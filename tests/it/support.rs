@@ -217,6 +217,7 @@ pub fn certs(dir: &Path, hosts: &[&str], client_cns: &[&str]) -> PathBuf {
     let names = scimgate::certs::DevNames {
         server_names: &names,
         client_cns: &cns,
+        tenants: &[],
     };
     scimgate::certs::write_dev_certs(dir, &names).unwrap();
     dir.to_owned()
