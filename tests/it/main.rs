@@ -9,6 +9,7 @@ mod app_rules;
 mod auth_basic;
 mod auth_jwt;
 mod auth_mtls;
+mod auth_oauth;
 mod burst;
 mod cli;
 mod emulate;
