@@ -72,8 +72,9 @@ pub fn explain(t: &TenantConfig) -> Vec<String> {
             ),
             None => "issued by a CA of server.tls.client_ca".to_owned(),
         };
+        let and = if alternatives > 0 { "and " } else { "" };
         lines.push(format!(
-            "auth: and a client certificate naming {}, {trust}",
+            "auth: {and}a client certificate naming {}, {trust}",
             names.join(" or ")
         ));
     }
