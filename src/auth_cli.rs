@@ -41,11 +41,11 @@ pub fn explain(t: &TenantConfig) -> Vec<String> {
             _ => format!("subject(s) {}", j.subjects.join(", ")),
         };
         lines.push(format!(
-            "auth: JWT bearer tokens of issuer {} for audience {}, {}, {keys}, {subjects}, leeway {:?}",
+            "auth: JWT bearer tokens of issuer {} for audience {}, {}, {keys}, {subjects}, leeway {}",
             j.issuer,
             j.audience.join(" or "),
             algs.join("/"),
-            j.leeway
+            humantime::format_duration(j.leeway)
         ));
     }
     if let Some(o) = &schemes.oauth {
@@ -55,9 +55,9 @@ pub fn explain(t: &TenantConfig) -> Vec<String> {
             scimgate::config::Route::Host(h) => format!("https://{h}/oauth/token"),
         };
         lines.push(format!(
-            "auth: OAuth client credentials at {path} for client(s) {}; tokens last {:?}, signed with this process's key",
+            "auth: OAuth client credentials at {path} for client(s) {}; tokens last {}, signed with this process's key",
             clients.join(", "),
-            o.token_ttl
+            humantime::format_duration(o.token_ttl)
         ));
     }
     if let Some(m) = &t.auth.mtls {
