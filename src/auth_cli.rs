@@ -1,10 +1,10 @@
 //! What `scimgate check` says of a tenant's authentication: each method it accepts, in words
 //! an operator can hold against the IdP's settings.
 
-use scimgate::config::{JwksFrom, TenantConfig};
+use scimgate::config::{JwksFrom, TenantConfig, TokenKey};
 
 /// One line per method beyond the bearer-token count (which the tenant's line gives).
-pub fn explain(t: &TenantConfig) -> Vec<String> {
+pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
     let mut lines = Vec::new();
     let schemes = &t.schemes;
     let alternatives = !t.auth.bearer.is_empty() as usize
@@ -54,8 +54,12 @@ pub fn explain(t: &TenantConfig) -> Vec<String> {
             scimgate::config::Route::PathPrefix(p) => format!("/{p}/oauth/token"),
             scimgate::config::Route::Host(h) => format!("https://{h}/oauth/token"),
         };
+        let key = match token_key {
+            Some(k) => format!("the key in {}", k.path.display()),
+            None => "this process's own key (server.token_key_file is not set)".to_owned(),
+        };
         lines.push(format!(
-            "auth: OAuth client credentials at {path} for client(s) {}; tokens last {}, signed with this process's key",
+            "auth: OAuth client credentials at {path} for client(s) {}; tokens last {}, signed with {key}",
             clients.join(", "),
             humantime::format_duration(o.token_ttl)
         ));

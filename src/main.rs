@@ -238,7 +238,7 @@ fn explain(config: &Config) {
             t.id,
             t.auth.bearer.len()
         );
-        for line in auth_cli::explain(t) {
+        for line in auth_cli::explain(t, s.token_key.as_ref()) {
             println!("           {line}");
         }
         if matches!(t.upstream.target, UpstreamTarget::Http(_)) {

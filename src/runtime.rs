@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::oauth::Signer;
+use crate::auth::secret::{default_parallelism, SecretVerifier};
 use crate::auth::{self, jwks::Jwks};
-use crate::config::{Config, JwksFrom, Log, Server, UpstreamTarget};
+use crate::config::{Config, JwksFrom, Log, Server, TokenKey, UpstreamTarget};
 use crate::limit::{
     AuthThrottle, AuthThrottleConfig, Gate, GateScope, TenantLimiter, UpstreamGates,
 };
@@ -86,7 +88,9 @@ struct Lasting {
     gates: UpstreamGates,
     global: Option<Arc<Gate>>,
     throttle: Option<(AuthThrottleConfig, Arc<AuthThrottle>)>,
-    auth: Option<Arc<auth::Services>>,
+    secrets: Option<Arc<SecretVerifier>>,
+    /// The OAuth signing key, and the configured key it was made from (`None`: at random).
+    signer: Option<(Option<TokenKey>, Arc<Signer>)>,
     /// Fetched JWT key sets by URL, kept while a tenant still names the URL.
     jwks: HashMap<String, Arc<Jwks>>,
 }
@@ -235,13 +239,7 @@ fn compile(
         _ => Arc::new(AuthThrottle::new(&config.server.auth_throttle)),
     };
     lasting.throttle = Some((config.server.auth_throttle.clone(), throttle.clone()));
-    let auth = match &lasting.auth {
-        Some(auth) => auth.clone(),
-        None => Arc::new(auth::Services::new(
-            auth::oauth::Signer::random().map_err(BuildError::Auth)?,
-        )),
-    };
-    lasting.auth = Some(auth.clone());
+    let auth = Arc::new(auth_services(&config.server.token_key, lasting)?);
     Ok(Snapshot {
         tenants: Tenants::new(tenants),
         http: HttpBuilders::new(config.server.read_timeout),
@@ -255,6 +253,25 @@ fn compile(
         auth_throttle: throttle,
         auth,
     })
+}
+
+/// The same bound on slow hash checks in every snapshot, and the same signing key while its
+/// source stays the same: a reload must not end the tokens the proxy issued.
+fn auth_services(
+    key: &Option<TokenKey>,
+    lasting: &mut Lasting,
+) -> Result<auth::Services, BuildError> {
+    let secrets = lasting
+        .secrets
+        .get_or_insert_with(|| Arc::new(SecretVerifier::new(default_parallelism())))
+        .clone();
+    let signer = match (&lasting.signer, key) {
+        (Some((was, signer)), now) if was == now => signer.clone(),
+        (_, Some(k)) => Arc::new(Signer::with_key(k.key)),
+        (_, None) => Arc::new(Signer::random().map_err(BuildError::Auth)?),
+    };
+    lasting.signer = Some((key.clone(), signer.clone()));
+    Ok(auth::Services { secrets, signer })
 }
 
 /// A tenant's JWT keys: a file's as loaded, a URL's kept from the last snapshot (with what was

@@ -29,17 +29,8 @@ pub use bearer::Credential;
 /// checks with its cache of recent successes, and the key OAuth tokens are signed with.
 #[derive(Debug)]
 pub struct Services {
-    pub secrets: secret::SecretVerifier,
-    pub signer: oauth::Signer,
-}
-
-impl Services {
-    pub fn new(signer: oauth::Signer) -> Self {
-        Self {
-            secrets: secret::SecretVerifier::new(secret::default_parallelism()),
-            signer,
-        }
-    }
+    pub secrets: Arc<secret::SecretVerifier>,
+    pub signer: Arc<oauth::Signer>,
 }
 
 /// Stage 3: the routed tenant's credentials, checked before the body is read, so an unknown

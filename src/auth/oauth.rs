@@ -3,9 +3,11 @@
 //! secret for a short-lived access token signed by the proxy, which that tenant (and no other)
 //! then accepts as a bearer token.
 //!
-//! The signing key is made at random when the process starts and kept across reloads: a reload
-//! leaves issued tokens valid, a restart ends them (an IdP answered 401 fetches a new token).
-//! Each tenant signs with its own key derived from it, and a token names its tenant in `aud`.
+//! The signing key is `server.token_key_file`'s (shared by replicas, and surviving restarts),
+//! else made at random when the process starts. Either is kept across reloads while it stays
+//! the same, so a reload leaves issued tokens valid; a random key ends them at a restart (an
+//! IdP answered 401 fetches a new token). Each tenant signs with its own key derived from it,
+//! and a token names its tenant in `aud`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +62,11 @@ impl Signer {
         let mut master = [0u8; 32];
         getrandom::fill(&mut master).map_err(|e| format!("no randomness available: {e}"))?;
         Ok(Self { master })
+    }
+
+    /// A key shared by every process given the same `server.token_key_file`.
+    pub fn with_key(master: [u8; 32]) -> Self {
+        Self { master }
     }
 
     /// Tenant `id`'s key: a tenant's tokens cannot be made from another's even if `aud`

@@ -29,7 +29,26 @@ const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 
+/// Fewer bytes than this are no key to sign with.
+const MIN_TOKEN_KEY_BYTES: usize = 32;
+
 impl Checker<'_> {
+    /// `server.token_key_file`: at least 32 bytes (surrounding whitespace aside), used as the
+    /// SHA-256 of its content.
+    pub(super) fn token_key(&mut self, f: &Spanned<PathBuf>) -> Option<TokenKey> {
+        let path = self.file_path(f, "server.token_key_file");
+        let content = std::fs::read(&path).unwrap_or_default();
+        let secret = content.trim_ascii();
+        if secret.len() < MIN_TOKEN_KEY_BYTES {
+            let msg = format!("expected at least {MIN_TOKEN_KEY_BYTES} bytes of secret, such as the output of `openssl rand -hex 32`");
+            self.problem(f.span(), "server.token_key_file", msg);
+            return None;
+        }
+        let key =
+            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(secret)).into();
+        Some(TokenKey { path, key })
+    }
+
     pub(super) fn auth(
         &mut self,
         a: &RawAuth,

@@ -58,6 +58,24 @@ pub struct Server {
     pub shutdown_grace: Duration,
     pub max_upstream_calls: NonZeroUsize,
     pub auth_throttle: AuthThrottleConfig,
+    /// The key OAuth access tokens are signed with, from `server.token_key_file`; `None`: a
+    /// random key of the process's own.
+    pub token_key: Option<TokenKey>,
+}
+
+/// A signing key read from a file: the SHA-256 of its content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenKey {
+    pub path: PathBuf,
+    pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]

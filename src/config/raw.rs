@@ -32,6 +32,9 @@ pub struct RawServer {
     pub max_upstream_calls: Option<Spanned<u64>>,
     /// Failed authentications per client address.
     pub auth_throttle: Option<crate::limit::RawAuthThrottle>,
+    /// A secret that OAuth access tokens are signed with, shared by replicas; without it each
+    /// process makes its own.
+    pub token_key_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -149,3 +149,24 @@ fn a_tenants_own_ca_must_hold_a_certificate() {
     );
     assert!(err.contains("auth.mtls: needs server.tls"), "{err}");
 }
+
+#[test]
+fn a_token_key_must_be_long_and_used() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("short.key"), "too short\n").expect("written");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntoken_key_file = \"short.key\"\n\n[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"memory:\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        "ab".repeat(32)
+    );
+    let err = Config::from_toml(&text, &dir.path().join("c.toml"))
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("c.toml:3: server.token_key_file: expected at least 32 bytes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("server.token_key_file: has no effect: no tenant has auth.oauth"),
+        "{err}"
+    );
+}

@@ -66,6 +66,12 @@ pub(super) fn validate(
     };
     let packs = c.packs(raw.rules.as_ref());
     let tenants = c.tenants(&raw.tenants, &packs);
+    if let Some(f) = &raw.server.token_key_file {
+        if tenants.iter().all(|t| t.schemes.oauth.is_none()) {
+            let msg = "has no effect: no tenant has auth.oauth, so the proxy issues no tokens";
+            c.problem(f.span(), "server.token_key_file", msg);
+        }
+    }
     if let Some(tls) = server.as_mut().and_then(|s| s.tls.as_mut()) {
         tls.tenant_cas = std::mem::take(&mut c.tenant_cas);
     }
@@ -204,6 +210,7 @@ impl Checker<'_> {
                     AuthThrottleConfig::default()
                 }
             },
+            token_key: s.token_key_file.as_ref().and_then(|f| self.token_key(f)),
             listen: listen?,
         })
     }

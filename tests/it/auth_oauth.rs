@@ -194,3 +194,39 @@ async fn a_reload_keeps_tokens_valid_unless_their_client_is_removed() {
     proxy.reload_with(&renamed).await;
     assert_eq!(status(token).await, 401);
 }
+
+/// Replicas given the same `server.token_key_file` accept each other's tokens; a replica with
+/// its own random key does not.
+#[tokio::test]
+async fn replicas_sharing_a_token_key_accept_each_others_tokens() {
+    let key = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    let config = |key_line: &str| {
+        format!(
+            "{}[[tenant]]\nid = \"ping\"\nroute = {{ path_prefix = \"/ping\" }}\nupstream = {{ url = \"memory:\" }}\nauth.oauth = {{ clients = [{{ client_id = \"ping\", argon2 = \"{}\" }}], token_ttl = \"10m\" }}\n",
+            server(key_line),
+            argon2("ping-secret")
+        )
+    };
+    let start = |key_line: &'static str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token.key"), format!("{key}\n")).unwrap();
+        let text = config(key_line);
+        async move { Proxy::start_in(dir, &text).await }
+    };
+    let a = start("token_key_file = \"token.key\"").await;
+    let b = start("token_key_file = \"token.key\"").await;
+    let own = start("").await;
+    let token = fetch_token(&a, "ping", "ping-secret").await;
+    let status = |proxy: &Proxy| {
+        let req = client().get(proxy.url("/ping/Users")).bearer_auth(&token);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(status(&a).await, 200);
+    assert_eq!(status(&b).await, 200, "a replica with the same key");
+    assert_eq!(status(&own).await, 401, "a process with a key of its own");
+
+    let path = a.dir.path().join("scimgate.toml");
+    let (code, out, err) = run_cli(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("signed with the key in "), "{out}");
+}
