@@ -1,10 +1,13 @@
 //! Development certificates: a private CA, a server certificate and a client certificate it
-//! signs, so TLS and mTLS can be tried without an outside PKI. Not for production.
+//! signs, and per tenant a client CA of its own with a client certificate whose names say
+//! which tenant it is for, so TLS and per-tenant mTLS can be tried without an outside PKI.
+//! Not for production.
 
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, SanType,
 };
 
 /// The names to put in the certificates.
@@ -12,22 +15,20 @@ pub struct DevNames<'a> {
     pub server_names: &'a [String],
     /// One client certificate is made per name; the name is its subject CN and DNS SAN.
     pub client_cns: &'a [String],
+    /// Per tenant id T: a CA of its own (`tenant-T/ca.pem`) and a client certificate it signs
+    /// (`tenant-T/client.pem`, `.key`) named `T-idp` (CN and DNS SAN) and
+    /// `urn:scimgate:idp:T` (URI SAN), for `auth.mtls.client_ca` and `auth.mtls.san`.
+    pub tenants: &'a [String],
 }
 
 /// Writes `ca.pem`, `server.pem`, `server.key` and, per client name N, `client-N.pem` and
-/// `client-N.key` into `dir`. Returns the paths written.
+/// `client-N.key` into `dir`, and each tenant's folder. Returns the paths written.
 pub fn write_dev_certs(
     dir: &Path,
     names: &DevNames<'_>,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "scimgate development CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key)?;
+    let (ca, ca_key) = ca_cert("scimgate development CA")?;
 
     let server_key = KeyPair::generate()?;
     let mut server_params = CertificateParams::new(names.server_names.to_vec())?;
@@ -47,16 +48,34 @@ pub fn write_dev_certs(
         ("server.key".to_owned(), server_key.serialize_pem()),
     ];
     for cn in names.client_cns {
-        let client_key = KeyPair::generate()?;
-        let mut client_params = CertificateParams::new(Vec::<String>::new())?;
-        client_params
-            .distinguished_name
-            .push(DnType::CommonName, cn.as_str());
-        client_params.subject_alt_names = vec![SanType::DnsName(cn.as_str().try_into()?)];
-        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client_params.signed_by(&client_key, &ca, &ca_key)?;
+        let (client, client_key) = client_cert(cn, None, &ca, &ca_key)?;
         files.push((format!("client-{cn}.pem"), client.pem()));
         files.push((format!("client-{cn}.key"), client_key.serialize_pem()));
+    }
+    for tenant in names.tenants {
+        // A tenant id (as in the configuration), so it is also a safe folder name.
+        let valid = (1..=64).contains(&tenant.len())
+            && tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(format!("tenant {tenant:?}: expected letters, digits, '-' or '_'").into());
+        }
+        let (tenant_ca, tenant_key) = ca_cert(&format!("scimgate development CA of {tenant}"))?;
+        let uri = format!("urn:scimgate:idp:{tenant}");
+        let (client, client_key) = client_cert(
+            &format!("{tenant}-idp"),
+            Some(&uri),
+            &tenant_ca,
+            &tenant_key,
+        )?;
+        std::fs::create_dir_all(dir.join(format!("tenant-{tenant}")))?;
+        files.push((format!("tenant-{tenant}/ca.pem"), tenant_ca.pem()));
+        files.push((format!("tenant-{tenant}/client.pem"), client.pem()));
+        files.push((
+            format!("tenant-{tenant}/client.key"),
+            client_key.serialize_pem(),
+        ));
     }
     let mut written = Vec::new();
     for (name, pem) in files {
@@ -69,6 +88,31 @@ pub fn write_dev_certs(
         written.push(path.display().to_string());
     }
     Ok(written)
+}
+
+type Made = Result<(Certificate, KeyPair), Box<dyn std::error::Error>>;
+
+fn ca_cert(name: &str) -> Made {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key)?;
+    Ok((cert, key))
+}
+
+/// A client certificate named `cn` (subject CN and DNS SAN), and `uri` as a URI SAN if given.
+fn client_cert(cn: &str, uri: Option<&str>, ca: &Certificate, ca_key: &KeyPair) -> Made {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.subject_alt_names = vec![SanType::DnsName(cn.try_into()?)];
+    if let Some(uri) = uri {
+        params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, ca, ca_key)?;
+    Ok((cert, key))
 }
 
 /// Writes a private key readable and writable by its owner only (0600), also when it replaces

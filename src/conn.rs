@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
+use rustls::pki_types::CertificateDer;
+
 /// What the pipeline knows of the connection a request came on.
 #[derive(Debug)]
 pub struct ConnInfo {
@@ -26,7 +28,58 @@ pub struct TlsInfo {
 pub struct PeerIdentity {
     pub subject_cn: Vec<Arc<str>>,
     /// DNS names, URIs and e-mail addresses from the subject alternative names.
-    pub sans: Vec<Arc<str>>,
+    pub sans: Vec<San>,
+    /// The chain as the client sent it, end entity first: a tenant with a CA of its own checks
+    /// it again against that CA alone.
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+/// A subject alternative name of one type. A rule's `dns:okta.example` never matches a URI or
+/// an e-mail address that happens to read the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    Dns(Arc<str>),
+    Uri(Arc<str>),
+    Email(Arc<str>),
+}
+
+impl San {
+    /// `dns:…`, `uri:…` or `email:…`, as written in `auth.mtls.san`.
+    pub fn parse(s: &str) -> Option<San> {
+        let (kind, name) = s.split_once(':')?;
+        if name.is_empty() {
+            return None;
+        }
+        match kind {
+            "dns" => Some(San::Dns(name.into())),
+            "uri" => Some(San::Uri(name.into())),
+            "email" => Some(San::Email(name.into())),
+            _ => None,
+        }
+    }
+
+    /// DNS names and e-mail addresses compare without regard to ASCII case (RFC 4343; the
+    /// domain of an address is a DNS name and IdPs do not send mixed-case local parts); URIs
+    /// compare exactly.
+    pub fn matches(&self, other: &San) -> bool {
+        match (self, other) {
+            (San::Dns(a), San::Dns(b)) | (San::Email(a), San::Email(b)) => {
+                a.eq_ignore_ascii_case(b)
+            }
+            (San::Uri(a), San::Uri(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Dns(n) => write!(f, "dns:{n}"),
+            San::Uri(n) => write!(f, "uri:{n}"),
+            San::Email(n) => write!(f, "email:{n}"),
+        }
+    }
 }
 
 impl ConnInfo {

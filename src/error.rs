@@ -3,6 +3,8 @@
 //! 502/503/504, each with a `scimType` where one fits (RFC 7644 §3.12). The IdP gets the
 //! external message; causes stay in the log.
 
+use std::time::Duration;
+
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
@@ -91,6 +93,12 @@ fn map(err: &ProxyError) -> Mapped {
         ProxyError::Route(RouteError::UnknownTenant) => Mapped::new(StatusCode::NOT_FOUND),
         ProxyError::Route(RouteError::Misdirected) => Mapped::new(StatusCode::MISDIRECTED_REQUEST),
         ProxyError::Route(RouteError::AmbiguousHost) => Mapped::new(StatusCode::BAD_REQUEST),
+        ProxyError::Auth(AuthError::Busy) => {
+            Mapped::retry_in(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(1))
+        }
+        ProxyError::Auth(AuthError::KeysUnavailable(_)) => {
+            Mapped::retry_in(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10))
+        }
         ProxyError::Auth(_) => Mapped::new(StatusCode::UNAUTHORIZED),
         ProxyError::Throttled(after) => Mapped::retry_in(StatusCode::TOO_MANY_REQUESTS, *after),
         ProxyError::Classify(e) => match e {
@@ -164,10 +172,11 @@ impl ProxyError {
 }
 
 /// What the caller is told. An expired token is answered as any token that is not valid: that
-/// it was once valid is for the log only (stage 11 records the real reason).
+/// it was once valid is for the log only (stage 11 records the real reason); so is every
+/// other reason a credential was refused.
 fn shown(err: &ProxyError) -> String {
     match err {
-        ProxyError::Auth(AuthError::ExpiredToken) => AuthError::UnknownToken.to_string(),
+        ProxyError::Auth(e) => e.shown(),
         _ => err.to_string(),
     }
 }
@@ -188,11 +197,11 @@ pub fn respond(err: &ProxyError) -> Response<Body> {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     match err {
-        // RFC 6750 §3: a bearer-protected resource names its scheme when it refuses.
-        ProxyError::Auth(_) => {
+        // RFC 6750 §3, RFC 7617 §2: a protected resource names its scheme when it refuses.
+        ProxyError::Auth(e) if e.is_refusal() => {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"scim\""),
+                HeaderValue::from_static(e.challenge()),
             );
         }
         // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod auth_cli;
 mod rules_cli;
 
 use clap::{Parser, Subcommand};
@@ -80,6 +81,9 @@ enum TokenCommand {
     New,
     /// Print the SHA-256 of a token read from standard input
     Hash,
+    /// Print the argon2 hash of a secret read from standard input: a Basic password
+    /// (`auth.basic`) or an OAuth client secret (`auth.oauth.clients`)
+    HashSecret,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +99,10 @@ enum CertsCommand {
         /// A client certificate's subject CN, also its DNS SAN (repeatable)
         #[arg(long = "client-cn", default_values = ["idp-client"])]
         client_cns: Vec<String>,
+        /// A tenant id: writes tenant-ID/ca.pem, a CA for that tenant alone, and
+        /// tenant-ID/client.pem/.key named ID-idp and urn:scimgate:idp:ID (repeatable)
+        #[arg(long = "tenant", value_name = "ID")]
+        tenants: Vec<String>,
     },
 }
 
@@ -111,14 +119,17 @@ fn main() -> ExitCode {
         }) => rules_cli::test(&pack, dir.as_deref(), &file, response),
         Command::Token(TokenCommand::New) => token_new(),
         Command::Token(TokenCommand::Hash) => token_hash(),
+        Command::Token(TokenCommand::HashSecret) => token_hash_secret(),
         Command::Certs(CertsCommand::Dev {
             out,
             server_names,
             client_cns,
+            tenants,
         }) => {
             let names = scimgate::certs::DevNames {
                 server_names: &server_names,
                 client_cns: &client_cns,
+                tenants: &tenants,
             };
             match scimgate::certs::write_dev_certs(&out, &names) {
                 Ok(files) => {
@@ -222,16 +233,14 @@ fn explain(config: &Config) {
             .iter()
             .filter(|b| b.not_after.is_some())
             .count();
-        let mtls = if t.auth.mtls.is_some() {
-            ", client certificate required"
-        } else {
-            ""
-        };
         println!(
-            "  tenant   {}: {route} → {upstream}; {} bearer token(s), {expiring} with an expiry{mtls}",
+            "  tenant   {}: {route} → {upstream}; {} bearer token(s), {expiring} with an expiry",
             t.id,
             t.auth.bearer.len()
         );
+        for line in auth_cli::explain(t, s.token_key.as_ref()) {
+            println!("           {line}");
+        }
         if matches!(t.upstream.target, UpstreamTarget::Http(_)) {
             println!(
                 "           upstream: {}",
@@ -326,6 +335,26 @@ fn token_new() -> ExitCode {
     println!("Put its hash in the tenant's configuration:");
     println!("  auth.bearer = [{{ sha256 = \"{hash}\" }}]");
     ExitCode::SUCCESS
+}
+
+fn token_hash_secret() -> ExitCode {
+    let mut secret = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut secret) {
+        return fail(1, &format!("reading the secret from standard input: {e}"));
+    }
+    // One trailing newline is what `echo` and a terminal add, not part of the secret.
+    let secret = secret.strip_suffix('\n').unwrap_or(&secret);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return fail(1, "the secret read from standard input is empty");
+    }
+    match scimgate::auth::secret::hash(secret.as_bytes()) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &format!("hashing the secret: {e}")),
+    }
 }
 
 fn token_hash() -> ExitCode {

@@ -63,9 +63,20 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     }
     // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
     //    An address that keeps failing is refused before its next guess is even checked
-    //    (above, before routing).
-    if let Err(e) = auth::check(ctx) {
-        throttle.failed(client);
+    //    (above, before routing). The tenant's OAuth token endpoint takes client credentials
+    //    in place of a token, so it is served here, before anything else is asked.
+    if auth::oauth::is_token_request(ctx) {
+        let (response, failed) = auth::oauth::serve(ctx, body).await;
+        if failed {
+            throttle.failed(client);
+        }
+        return Ok(response);
+    }
+    if let Err(e) = auth::check(ctx).await {
+        // A check that could not run (busy, keys out of reach) is no failed guess.
+        if e.is_refusal() {
+            throttle.failed(client);
+        }
         return Err(e.into());
     }
     // 4. admit: the tenant's limits apply to each upstream call (`upstream::admit`), after

@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Config, Log, Server, UpstreamTarget};
+use crate::auth::oauth::Signer;
+use crate::auth::secret::{default_parallelism, SecretVerifier};
+use crate::auth::{self, jwks::Jwks};
+use crate::config::{Config, JwksFrom, Log, Server, TokenKey, UpstreamTarget};
 use crate::limit::{
     AuthThrottle, AuthThrottleConfig, Gate, GateScope, TenantLimiter, UpstreamGates,
 };
@@ -25,6 +28,8 @@ use crate::upstream::target::Upstream;
 pub enum BuildError {
     #[error("server TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error("authentication setup: {0}")]
+    Auth(String),
     #[error("tenant \"{tenant}\": {source}")]
     Upstream {
         tenant: String,
@@ -49,6 +54,8 @@ pub struct Snapshot {
     pub global: Arc<Gate>,
     /// Failed authentications per client address.
     pub auth_throttle: Arc<AuthThrottle>,
+    /// The slow-hash bound and cache, and the OAuth signing key: the same in every snapshot.
+    pub auth: Arc<auth::Services>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -81,6 +88,11 @@ struct Lasting {
     gates: UpstreamGates,
     global: Option<Arc<Gate>>,
     throttle: Option<(AuthThrottleConfig, Arc<AuthThrottle>)>,
+    secrets: Option<Arc<SecretVerifier>>,
+    /// The OAuth signing key, and the configured key it was made from (`None`: at random).
+    signer: Option<(Option<TokenKey>, Arc<Signer>)>,
+    /// Fetched JWT key sets by URL, kept while a tenant still names the URL.
+    jwks: HashMap<String, Arc<Jwks>>,
 }
 
 /// What a reload did, for the log.
@@ -158,6 +170,7 @@ fn compile(
     let mut limiters = HashMap::new();
     let mut caps = Vec::new();
     let mut tenants = Vec::with_capacity(config.tenants.len());
+    let mut jwks = HashMap::new();
     for cfg in std::mem::take(&mut config.tenants) {
         let key = match &cfg.upstream.target {
             UpstreamTarget::Memory => "memory:".to_owned(),
@@ -198,9 +211,18 @@ fn compile(
             caps.push((key.trim_end_matches('/').to_owned(), cap));
         }
         states.insert(cfg.id.clone(), (key, state.clone()));
-        tenants.push(Tenant::from_config(cfg, upstream, state, limiter));
+        let keys = cfg
+            .schemes
+            .jwt
+            .as_ref()
+            .map(|rule| jwks_of(&rule.keys, lasting, &mut jwks))
+            .transpose()?;
+        let mut tenant = Tenant::from_config(cfg, upstream, state, limiter);
+        tenant.jwks = keys;
+        tenants.push(tenant);
     }
     lasting.tenants = states;
+    lasting.jwks = jwks;
     lasting.limiters = limiters;
     lasting.gates.reconcile(caps);
     for t in &mut tenants {
@@ -217,6 +239,7 @@ fn compile(
         _ => Arc::new(AuthThrottle::new(&config.server.auth_throttle)),
     };
     lasting.throttle = Some((config.server.auth_throttle.clone(), throttle.clone()));
+    let auth = Arc::new(auth_services(&config.server.token_key, lasting)?);
     Ok(Snapshot {
         tenants: Tenants::new(tenants),
         http: HttpBuilders::new(config.server.read_timeout),
@@ -228,7 +251,55 @@ fn compile(
         locks: locks.clone(),
         global,
         auth_throttle: throttle,
+        auth,
     })
+}
+
+/// The same bound on slow hash checks in every snapshot, and the same signing key while its
+/// source stays the same: a reload must not end the tokens the proxy issued.
+fn auth_services(
+    key: &Option<TokenKey>,
+    lasting: &mut Lasting,
+) -> Result<auth::Services, BuildError> {
+    let secrets = lasting
+        .secrets
+        .get_or_insert_with(|| Arc::new(SecretVerifier::new(default_parallelism())))
+        .clone();
+    let signer = match (&lasting.signer, key) {
+        (Some((was, signer)), now) if was == now => signer.clone(),
+        (_, Some(k)) => Arc::new(Signer::with_key(k.key)),
+        (_, None) => Arc::new(Signer::random().map_err(BuildError::Auth)?),
+    };
+    lasting.signer = Some((key.clone(), signer.clone()));
+    Ok(auth::Services { secrets, signer })
+}
+
+/// A tenant's JWT keys: a file's as loaded, a URL's kept from the last snapshot (with what was
+/// fetched) or made now.
+fn jwks_of(
+    from: &JwksFrom,
+    lasting: &mut Lasting,
+    made: &mut HashMap<String, Arc<Jwks>>,
+) -> Result<Arc<Jwks>, BuildError> {
+    let url = match from {
+        JwksFrom::File { set, .. } => return Ok(Arc::new(Jwks::Static(set.clone()))),
+        JwksFrom::Url(url) => url,
+    };
+    let key = url.to_string();
+    let kept = made.get(&key).or_else(|| lasting.jwks.get(&key)).cloned();
+    let jwks = match kept {
+        Some(kept) => kept,
+        None => {
+            let client = lasting
+                .clients
+                .get(None, auth::jwks::FETCH_TIMEOUT)
+                .map_err(|e| BuildError::Auth(format!("JWT key set client: {e}")))?;
+            let remote = auth::jwks::RemoteJwks::new(url.clone(), client);
+            Arc::new(Jwks::Remote(Box::new(remote)))
+        }
+    };
+    made.insert(key, jwks.clone());
+    Ok(jwks)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Configuration: one TOML file parsed strictly (`raw`) and turned into a validated, typed
 //! [`Config`] (`validate`), so nothing downstream re-checks a value or meets a surprise.
 
+mod auth;
 mod raw;
 mod validate;
 
@@ -57,6 +58,24 @@ pub struct Server {
     pub shutdown_grace: Duration,
     pub max_upstream_calls: NonZeroUsize,
     pub auth_throttle: AuthThrottleConfig,
+    /// The key OAuth access tokens are signed with, from `server.token_key_file`; `None`: a
+    /// random key of the process's own.
+    pub token_key: Option<TokenKey>,
+}
+
+/// A signing key read from a file: the SHA-256 of its content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenKey {
+    pub path: PathBuf,
+    pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +83,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
+    /// The tenants' own client CAs (`auth.mtls.client_ca`): the handshake accepts a certificate
+    /// of any of them, and each tenant then accepts only its own.
+    pub tenant_cas: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -78,6 +100,7 @@ pub struct TenantConfig {
     pub route: Route,
     pub upstream: UpstreamConfig,
     pub auth: AuthConfig,
+    pub schemes: AuthSchemes,
     /// DELETE of a User deactivates it (`active: false`) instead.
     pub soft_delete: bool,
     /// How the tenant's requests are normalized; `None`: they are not.
@@ -143,11 +166,82 @@ pub struct BearerToken {
 }
 
 /// Which client certificates a tenant accepts: any listed subject CN, or any listed DNS, URI
-/// or e-mail subject alternative name.
+/// or e-mail subject alternative name, each compared only with SANs of its own type.
 #[derive(Debug, Clone, Default)]
 pub struct MtlsRule {
     pub subject_cn: Vec<String>,
-    pub san: Vec<String>,
+    pub san: Vec<crate::conn::San>,
+    /// The tenant's own CA (and CRLs): a certificate must chain to it, whichever CA the
+    /// listener's handshake accepted it under. `None`: `server.tls.client_ca` decides.
+    pub trust: Option<TenantCa>,
+}
+
+/// A tenant's own client CA, compiled into a verifier that also applies its CRLs.
+#[derive(Debug, Clone)]
+pub struct TenantCa {
+    pub ca: PathBuf,
+    pub crls: Vec<PathBuf>,
+    pub verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+}
+
+/// The credentials a tenant accepts in `Authorization` beyond its static bearer tokens: each
+/// is an alternative to the others (and to `bearer`), all on top of `mtls` when that is set.
+#[derive(Debug, Default)]
+pub struct AuthSchemes {
+    pub basic: Vec<BasicUser>,
+    pub jwt: Option<JwtRule>,
+    pub oauth: Option<OAuthRule>,
+}
+
+impl AuthSchemes {
+    pub fn is_empty(&self) -> bool {
+        self.basic.is_empty() && self.jwt.is_none() && self.oauth.is_none()
+    }
+}
+
+/// An HTTP Basic user: a name and the argon2 PHC string of its password.
+#[derive(Debug, Clone)]
+pub struct BasicUser {
+    pub username: Arc<str>,
+    pub argon2: Arc<str>,
+    pub not_after: Option<OffsetDateTime>,
+}
+
+/// JWT bearer tokens from an outside issuer.
+#[derive(Debug, Clone)]
+pub struct JwtRule {
+    pub issuer: String,
+    pub audience: Vec<String>,
+    /// Asymmetric algorithms only: a shared secret cannot come from a published key set.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub keys: JwksFrom,
+    pub leeway: Duration,
+    /// When not empty, the token's `sub` must be one of these.
+    pub subjects: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum JwksFrom {
+    /// Read when the configuration is loaded (and again on each reload).
+    File {
+        path: PathBuf,
+        set: Arc<jsonwebtoken::jwk::JwkSet>,
+    },
+    /// Fetched when first needed, cached and refreshed (`auth::jwks`).
+    Url(Uri),
+}
+
+/// The OAuth 2.0 client-credentials token endpoint this tenant serves.
+#[derive(Debug, Clone)]
+pub struct OAuthRule {
+    pub clients: Vec<OAuthClient>,
+    pub token_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    pub client_id: Arc<str>,
+    pub argon2: Arc<str>,
 }
 
 impl Config {
@@ -173,3 +267,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_auth;

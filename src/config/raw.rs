@@ -32,6 +32,9 @@ pub struct RawServer {
     pub max_upstream_calls: Option<Spanned<u64>>,
     /// Failed authentications per client address.
     pub auth_throttle: Option<crate::limit::RawAuthThrottle>,
+    /// A secret that OAuth access tokens are signed with, shared by replicas; without it each
+    /// process makes its own.
+    pub token_key_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +142,10 @@ pub struct RawAuth {
     #[serde(default)]
     pub bearer: Vec<RawBearer>,
     pub mtls: Option<Spanned<RawMtls>>,
+    #[serde(default)]
+    pub basic: Vec<Spanned<RawBasic>>,
+    pub jwt: Option<Spanned<RawJwt>>,
+    pub oauth: Option<Spanned<RawOAuth>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +161,57 @@ pub struct RawBearer {
 pub struct RawMtls {
     #[serde(default)]
     pub subject_cn: Vec<String>,
+    /// Typed: `dns:…`, `uri:…` or `email:…`.
     #[serde(default)]
     pub san: Vec<String>,
+    /// The CA (PEM, one or more certificates) this tenant's client certificates must chain to.
+    pub client_ca: Option<Spanned<PathBuf>>,
+    /// Certificate revocation lists (PEM) of that CA.
+    #[serde(default)]
+    pub crl: Vec<Spanned<PathBuf>>,
+}
+
+/// One HTTP Basic user (RFC 7617): the password is stored as an argon2 PHC string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasic {
+    pub username: Spanned<String>,
+    pub argon2: Spanned<String>,
+    pub not_after: Option<Spanned<String>>,
+}
+
+/// Bearer tokens that are JWTs signed by an outside issuer (Entra ID and others).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub issuer: Spanned<String>,
+    pub audience: Spanned<OneOrMany>,
+    pub algorithms: Option<Spanned<Vec<String>>>,
+    pub jwks_file: Option<Spanned<PathBuf>>,
+    pub jwks_url: Option<Spanned<String>>,
+    pub leeway: Option<Spanned<String>>,
+    /// When given, the token's `sub` must be one of these.
+    pub subjects: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The token endpoint the proxy serves for this tenant (OAuth 2.0 client credentials).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub clients: Vec<RawOAuthClient>,
+    pub token_ttl: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuthClient {
+    pub client_id: Spanned<String>,
+    pub argon2: Spanned<String>,
 }

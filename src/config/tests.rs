@@ -27,14 +27,18 @@ fn mtls_without_a_client_ca_is_refused_with_the_tenant_and_line() {
     let text = tenant_with("auth.mtls = { subject_cn = [\"okta\"] }");
     let err = problems(&text);
     assert!(
-        err.contains("c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca"),
+        err.contains(
+            "c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca or auth.mtls.client_ca"
+        ),
         "{err}"
     );
     // Written as a table of its own, the line is that of its header.
     let text = tenant_with("[tenant.auth.mtls]\nsan = [\"okta\"]");
     let err = problems(&text);
     assert!(
-        err.contains("c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca"),
+        err.contains(
+            "c.toml:8: tenant \"a\": auth.mtls: needs server.tls.client_ca or auth.mtls.client_ca"
+        ),
         "{err}"
     );
 }
@@ -95,7 +99,7 @@ fn log_levels_and_per_target_directives_are_accepted() {
 fn a_tenant_without_auth_gets_the_validation_message_not_a_parse_error() {
     let err = problems(&tenant_with(""));
     assert!(
-        err.contains("c.toml:5: tenant \"a\": auth: configure auth.bearer or auth.mtls"),
+        err.contains("c.toml:5: tenant \"a\": auth: configure auth.bearer, auth.basic, auth.jwt, auth.oauth or auth.mtls"),
         "{err}"
     );
 }
@@ -108,7 +112,7 @@ fn a_tenant_without_route_gets_the_validation_message_not_a_parse_error() {
         err.contains("c.toml:5: tenant \"a\": route: expected exactly one of path_prefix or host"),
         "{err}"
     );
-    assert!(err.contains("configure auth.bearer or auth.mtls"), "{err}");
+    assert!(err.contains("configure auth.bearer, auth.basic"), "{err}");
 }
 
 #[test]

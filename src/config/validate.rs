@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::{HeaderValue, Uri};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use toml::Spanned;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
@@ -25,12 +23,16 @@ use super::*;
 /// Loopback only: the admin listener has no authentication.
 const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     text: &'a str,
     file: &'a Path,
-    base: &'a Path,
-    /// Whether the listener asks for client certificates at all: `auth.mtls` needs it.
-    client_ca: bool,
+    pub(super) base: &'a Path,
+    /// Whether the listener speaks TLS, and whether it has a CA for client certificates of its
+    /// own: `auth.mtls` needs TLS, and a CA (the listener's or the tenant's).
+    pub(super) tls: bool,
+    pub(super) client_ca: bool,
+    /// Every tenant's own client CA, which the listener's handshake accepts too.
+    pub(super) tenant_cas: Vec<PathBuf>,
     problems: Vec<String>,
 }
 
@@ -44,14 +46,16 @@ pub(super) fn validate(
         text,
         file,
         base,
+        tls: raw.server.tls.is_some(),
         client_ca: raw
             .server
             .tls
             .as_ref()
             .is_some_and(|t| t.client_ca.is_some()),
+        tenant_cas: Vec::new(),
         problems: Vec::new(),
     };
-    let server = c.server(&raw.server);
+    let mut server = c.server(&raw.server);
     let admin = match &raw.admin {
         Some(a) => c.addr(&a.listen, "admin.listen").unwrap_or(DEFAULT_ADMIN),
         None => DEFAULT_ADMIN,
@@ -62,6 +66,15 @@ pub(super) fn validate(
     };
     let packs = c.packs(raw.rules.as_ref());
     let tenants = c.tenants(&raw.tenants, &packs);
+    if let Some(f) = &raw.server.token_key_file {
+        if tenants.iter().all(|t| t.schemes.oauth.is_none()) {
+            let msg = "has no effect: no tenant has auth.oauth, so the proxy issues no tokens";
+            c.problem(f.span(), "server.token_key_file", msg);
+        }
+    }
+    if let Some(tls) = server.as_mut().and_then(|s| s.tls.as_mut()) {
+        tls.tenant_cas = std::mem::take(&mut c.tenant_cas);
+    }
     match (c.problems.is_empty(), server) {
         (true, Some(server)) => Ok(Config {
             server,
@@ -82,7 +95,7 @@ impl Checker<'_> {
             + 1
     }
 
-    fn problem(&mut self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) {
+    pub(super) fn problem(&mut self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) {
         let line = self.line(span);
         self.problems
             .push(format!("{}:{line}: {key}: {msg}", self.file.display()));
@@ -100,7 +113,12 @@ impl Checker<'_> {
         parsed.ok()
     }
 
-    fn duration(&mut self, v: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
         let Some(v) = v else { return default };
         // A day bounds every wait the proxy has; it also keeps deadline arithmetic far from
         // overflowing.
@@ -135,7 +153,7 @@ impl Checker<'_> {
         }
     }
 
-    fn file_path(&mut self, v: &Spanned<PathBuf>, key: &str) -> PathBuf {
+    pub(super) fn file_path(&mut self, v: &Spanned<PathBuf>, key: &str) -> PathBuf {
         let path = self.base.join(v.get_ref());
         if !path.is_file() {
             self.problem(
@@ -156,6 +174,7 @@ impl Checker<'_> {
                 .client_ca
                 .as_ref()
                 .map(|c| self.file_path(c, "server.tls.client_ca")),
+            tenant_cas: Vec::new(),
         });
         Some(Server {
             tls,
@@ -191,6 +210,7 @@ impl Checker<'_> {
                     AuthThrottleConfig::default()
                 }
             },
+            token_key: s.token_key_file.as_ref().and_then(|f| self.token_key(f)),
             listen: listen?,
         })
     }
@@ -287,7 +307,7 @@ impl Checker<'_> {
                 }
             }
             let upstream = self.upstream(&t.upstream, &ctx);
-            let auth = self.auth(&t.auth, &ctx, t.id.span());
+            let (auth, schemes) = self.auth(&t.auth, &ctx, t.id.span());
             let idp = t.idp.as_ref().and_then(|v| self.idp(v, &ctx, packs));
             let app_rules = t
                 .app_rules
@@ -320,6 +340,7 @@ impl Checker<'_> {
                     route,
                     upstream,
                     auth,
+                    schemes,
                     soft_delete: t.soft_delete,
                     idp,
                     app_rules,
@@ -488,80 +509,6 @@ impl Checker<'_> {
             }
         }
     }
-
-    fn auth(&mut self, a: &RawAuth, ctx: &str, at: Range<usize>) -> AuthConfig {
-        let bearer = a
-            .bearer
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| self.bearer(b, &format!("{ctx}: auth.bearer[{i}]")))
-            .collect();
-        let mtls = a.mtls.as_ref().map(|m| self.mtls(m, ctx));
-        if a.bearer.is_empty() && a.mtls.is_none() {
-            self.problem(
-                at,
-                &format!("{ctx}: auth"),
-                "configure auth.bearer or auth.mtls: a tenant is never open to anyone",
-            );
-        }
-        AuthConfig { bearer, mtls }
-    }
-
-    fn mtls(&mut self, m: &Spanned<RawMtls>, ctx: &str) -> MtlsRule {
-        let key = format!("{ctx}: auth.mtls");
-        if m.get_ref().subject_cn.is_empty() && m.get_ref().san.is_empty() {
-            self.problem(
-                m.span(),
-                &key,
-                "list at least one subject_cn or san to accept",
-            );
-        }
-        if !self.client_ca {
-            // Without it the handshake never asks for a certificate, so every request to the
-            // tenant would be refused.
-            let msg = "needs server.tls.client_ca: without it no client certificate reaches the proxy and every request to this tenant is refused";
-            self.problem(m.span(), &key, msg);
-        }
-        MtlsRule {
-            subject_cn: m.get_ref().subject_cn.clone(),
-            san: m.get_ref().san.clone(),
-        }
-    }
-
-    fn bearer(&mut self, b: &RawBearer, key: &str) -> Option<BearerToken> {
-        let mut sha256 = [0u8; 32];
-        if hex::decode_to_slice(b.sha256.get_ref(), &mut sha256).is_err() {
-            let msg =
-                "expected the token's SHA-256 as 64 hex characters (see `scimgate token new`)";
-            self.problem(b.sha256.span(), &format!("{key}.sha256"), msg);
-            return None;
-        }
-        let not_after = match &b.not_after {
-            None => None,
-            Some(t) => match OffsetDateTime::parse(t.get_ref(), &Rfc3339) {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    let msg = "expected an RFC 3339 time such as \"2027-06-30T00:00:00Z\"";
-                    self.problem(t.span(), &format!("{key}.not_after"), msg);
-                    return None;
-                }
-            },
-        };
-        let label = match &b.label {
-            None => format!("sha256:{}", &b.sha256.get_ref()[..12].to_ascii_lowercase()),
-            Some(l) if valid_label(l.get_ref()) => l.get_ref().clone(),
-            Some(l) => {
-                let msg = "expected 1 to 64 printable characters (letters, digits, '-', '_', '.', ':', '@')";
-                self.problem(l.span(), &format!("{key}.label"), msg);
-                return None;
-            }
-        };
-        Some(BearerToken {
-            sha256,
-            label: label.into(),
-            not_after,
-        })
-    }
 }
 
 /// A filter `tracing_subscriber` accepts in which every directive ends in a level. A bare word
@@ -582,7 +529,7 @@ fn valid_log_filter(filter: &str) -> bool {
 }
 
 /// A token label goes into log lines as it is: short, without spaces or control characters.
-fn valid_label(label: &str) -> bool {
+pub(super) fn valid_label(label: &str) -> bool {
     (1..=64).contains(&label.len())
         && label
             .bytes()

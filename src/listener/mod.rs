@@ -117,10 +117,7 @@ async fn connection(
     let (_, session) = stream.get_ref();
     let tls = TlsInfo {
         sni: session.server_name().map(|s| s.to_ascii_lowercase().into()),
-        peer: session
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(peer_identity),
+        peer: session.peer_certificates().and_then(peer_identity),
     };
     let conn = ConnInfo {
         remote,

@@ -1,7 +1,7 @@
 //! TLS for the listener: the server certificate, ALPN (h2, http/1.1), optional client
 //! certificates verified against configured CAs, and the identity read from a client certificate.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -12,7 +12,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::TlsFiles;
-use crate::conn::PeerIdentity;
+use crate::conn::{PeerIdentity, San};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -30,18 +30,28 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
-    let builder = match &files.client_ca {
-        Some(ca) => {
+    let cas: Vec<&Path> = files
+        .client_ca
+        .iter()
+        .chain(&files.tenant_cas)
+        .map(PathBuf::as_path)
+        .collect();
+    let builder = match cas.is_empty() {
+        false => {
             let mut roots = RootCertStore::empty();
-            roots.add_parsable_certificates(read_certs(ca)?);
+            for ca in cas {
+                roots.add_parsable_certificates(read_certs(ca)?);
+            }
             // Certificates are asked for but not demanded at the handshake: tenants that rely
-            // on bearer tokens share the listener, and `auth` enforces mTLS per tenant.
+            // on bearer tokens share the listener, and `auth` enforces mTLS per tenant. Any
+            // configured CA lets a certificate through here; a tenant with a CA of its own
+            // then accepts only a certificate that chains to that one.
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .allow_unauthenticated()
                 .build()?;
             builder.with_client_cert_verifier(verifier)
         }
-        None => builder.with_no_client_auth(),
+        true => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -69,9 +79,9 @@ fn file_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
     }
 }
 
-/// Reads the names out of a certificate the TLS layer has already verified.
-pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<PeerIdentity> {
-    let (_, cert) = X509Certificate::from_der(cert.as_ref()).ok()?;
+/// Reads the names out of a chain the TLS layer has already verified, end entity first.
+pub fn peer_identity(chain: &[CertificateDer<'_>]) -> Option<PeerIdentity> {
+    let (_, cert) = X509Certificate::from_der(chain.first()?.as_ref()).ok()?;
     let subject_cn = cert
         .subject()
         .iter_common_name()
@@ -83,13 +93,18 @@ pub fn peer_identity(cert: &CertificateDer<'_>) -> Option<PeerIdentity> {
             .general_names
             .iter()
             .filter_map(|name| match name {
-                GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
-                    Some((*s).into())
-                }
+                GeneralName::DNSName(s) => Some(San::Dns((*s).into())),
+                GeneralName::URI(s) => Some(San::Uri((*s).into())),
+                GeneralName::RFC822Name(s) => Some(San::Email((*s).into())),
                 _ => None,
             })
             .collect(),
         _ => Vec::new(),
     };
-    Some(PeerIdentity { subject_cn, sans })
+    let chain = chain.iter().map(|c| c.clone().into_owned()).collect();
+    Some(PeerIdentity {
+        subject_cn,
+        sans,
+        chain,
+    })
 }

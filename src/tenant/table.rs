@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{AuthConfig, Idp, Route, Supports, TenantConfig};
+use crate::auth::jwks::Jwks;
+use crate::config::{AuthConfig, AuthSchemes, Idp, Route, Supports, TenantConfig};
 use crate::limit::{Gate, TenantLimiter};
 use crate::policy::Policy;
 use crate::rule_pack::Pack;
@@ -19,6 +20,10 @@ pub struct Tenant {
     pub id: Arc<str>,
     pub route: Route,
     pub auth: AuthConfig,
+    /// Basic users, the outside JWT issuer and the OAuth token endpoint, if any.
+    pub schemes: AuthSchemes,
+    /// The JWT issuer's keys, read from a file or fetched (and kept across reloads).
+    pub jwks: Option<Arc<Jwks>>,
     pub upstream: Upstream,
     /// What the configuration declares of the upstream; the rest is discovered.
     pub supports: Supports,
@@ -147,6 +152,8 @@ impl Tenant {
             id: cfg.id,
             route: cfg.route,
             auth: cfg.auth,
+            schemes: cfg.schemes,
+            jwks: None,
             upstream,
             supports: cfg.upstream.supports,
             soft_delete: cfg.soft_delete,
@@ -177,6 +184,8 @@ mod tests {
                 id: id.into(),
                 route,
                 auth: AuthConfig::default(),
+                schemes: AuthSchemes::default(),
+                jwks: None,
                 upstream: Upstream::Memory(state.store.clone().expect("made with a store")),
                 supports: Supports::default(),
                 soft_delete: false,

@@ -6,6 +6,10 @@ mod legacy_app;
 mod support;
 
 mod app_rules;
+mod auth_basic;
+mod auth_jwt;
+mod auth_mtls;
+mod auth_oauth;
 mod burst;
 mod cli;
 mod emulate;

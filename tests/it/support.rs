@@ -217,6 +217,7 @@ pub fn certs(dir: &Path, hosts: &[&str], client_cns: &[&str]) -> PathBuf {
     let names = scimgate::certs::DevNames {
         server_names: &names,
         client_cns: &cns,
+        tenants: &[],
     };
     scimgate::certs::write_dev_certs(dir, &names).unwrap();
     dir.to_owned()
@@ -252,6 +253,7 @@ pub async fn tls_echo_upstream(certs: &Path) -> SocketAddr {
         cert: certs.join("server.pem"),
         key: certs.join("server.key"),
         client_ca: None,
+        tenant_cas: Vec::new(),
     };
     echo_upstream_with(Some(scimgate::listener::server_config(&files).unwrap())).await
 }

@@ -13,7 +13,7 @@ async fn tls_proxy(dir: tempfile::TempDir) -> Proxy {
     let tls = "tls = { cert = \"server.pem\", key = \"server.key\", client_ca = \"ca.pem\" }";
     let config = format!(
         "{}{}[[tenant]]\nid = \"okta\"\nroute = {{ path_prefix = \"/okta\" }}\nupstream = {{ url = \"memory:\" }}\nauth.mtls = {{ subject_cn = [\"okta-client\"] }}\n\
-         [[tenant]]\nid = \"both\"\nroute = {{ path_prefix = \"/both\" }}\nupstream = {{ url = \"memory:\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nauth.mtls = {{ san = [\"okta-client\"] }}\n",
+         [[tenant]]\nid = \"both\"\nroute = {{ path_prefix = \"/both\" }}\nupstream = {{ url = \"memory:\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nauth.mtls = {{ san = [\"dns:okta-client\"] }}\n",
         server(tls),
         tenant("acme", "memory:", "acme-token"),
         hash("both-token"),
