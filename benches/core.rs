@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use scimgate::config::{AuthConfig, BearerToken};
 use scimgate::rule_pack::request::{normalize, Request};
 use scimgate::rule_pack::{schema, Packs};
-use scimgate::scim::discovery::{SchemaInfo, GROUP, USER};
+use scimgate::scim::discovery::{Extensions, SchemaInfo, GROUP, USER};
 use scimgate::scim::patch::{PatchRequest, MAX_EXAMINED, MAX_OPERATIONS, MAX_VALUES};
 use scimgate::scim::request::Endpoint;
 use scimgate::scim::{filter, json as scim_json};
@@ -210,11 +210,12 @@ fn normalize_once(packs: &Packs, method: &Method, headers: &HeaderMap, raw: &[u8
         search: false,
         headers,
         query: None,
+        extensions: Extensions::none(),
     };
     let mut doc: Value = serde_json::from_slice(raw).expect("JSON");
     let done = normalize(&pack, &req, Some(&mut doc));
     let rt = done.resource.expect("a Users request");
-    schema::check(rt, done.shape, &doc).expect("schema-valid");
+    schema::check(rt, done.shape, &doc, Extensions::none()).expect("schema-valid");
     black_box(done.fired);
     serde_json::to_vec(&doc).expect("serializes")
 }

@@ -14,6 +14,7 @@ use crate::body::Body;
 use crate::conn::ConnInfo;
 use crate::limit::Class;
 use crate::runtime::Snapshot;
+use crate::scim::discovery::Extensions;
 use crate::scim::request::Target;
 use crate::tenant::table::Tenant;
 use crate::upstream::caps::Capabilities;
@@ -46,6 +47,8 @@ pub struct RequestCtx {
     pub body: ReqBody,
     /// The upstream's capabilities, once looked up.
     pub caps: Option<Capabilities>,
+    /// The app's extension schemas, once looked up (for stage 6).
+    pub extensions: Option<Arc<Extensions>>,
     /// 4: which budget its upstream calls take permits from (deprovisioning, write, read).
     pub class: Class,
     /// What stage 11 writes.
@@ -166,6 +169,7 @@ impl RequestCtx {
             target: None,
             body: ReqBody::default(),
             caps: None,
+            extensions: None,
             class: Class::of(&parts.method, None),
             method: parts.method,
             record: Record::default(),
@@ -207,6 +211,7 @@ impl RequestCtx {
             tenant: self.tenant.clone(),
             prefix_len: self.prefix_len,
             principal: self.principal.clone(),
+            extensions: self.extensions.clone(),
             target: None,
             body: ReqBody::new(body),
             caps: self.caps,
@@ -220,6 +225,11 @@ impl RequestCtx {
     /// The routed tenant. Stages after routing may rely on it.
     pub fn tenant(&self) -> &Arc<Tenant> {
         self.tenant.as_ref().expect("stage 2 routed the request")
+    }
+
+    /// The app's extension schemas as far as they were looked up; none before.
+    pub fn extensions(&self) -> &Extensions {
+        self.extensions.as_deref().unwrap_or(Extensions::none())
     }
 
     /// What the path names. Stages after classification may rely on it.

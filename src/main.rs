@@ -69,6 +69,10 @@ enum RulesCommand {
         /// Run the pack's response rules over an app's answer instead of its request rules
         #[arg(long)]
         response: bool,
+        /// A schema file (RFC 7643 §7: a Schema, an array, or a /Schemas answer) describing
+        /// the app's extensions, as a tenant's `schemas` does; may be given more than once
+        #[arg(long = "schema", value_name = "FILE")]
+        schemas: Vec<PathBuf>,
         /// A JSON request {"method", "path", "headers", "query", "body"}, or a bare SCIM body;
         /// with --response, an answer {"request": "GET /Users", "status", "headers", "body"}
         file: PathBuf,
@@ -115,8 +119,9 @@ fn main() -> ExitCode {
             pack,
             dir,
             response,
+            schemas,
             file,
-        }) => rules_cli::test(&pack, dir.as_deref(), &file, response),
+        }) => rules_cli::test(&pack, dir.as_deref(), &schemas, &file, response),
         Command::Token(TokenCommand::New) => token_new(),
         Command::Token(TokenCommand::Hash) => token_hash(),
         Command::Token(TokenCommand::HashSecret) => token_hash_secret(),

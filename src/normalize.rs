@@ -9,6 +9,7 @@ use crate::config::Idp;
 use crate::ctx::RequestCtx;
 use crate::rule_pack::request::{bulk_ops, normalize, Normalized, Request};
 use crate::rule_pack::{schema, Pack, Shape};
+use crate::scim::discovery::Extensions;
 use crate::scim::error::ScimError;
 use crate::scim::request::Endpoint;
 
@@ -60,8 +61,10 @@ fn from_idp(ctx: &mut RequestCtx) -> Result<(), NormalizeError> {
     else {
         return Ok(());
     };
+    let ext = ctx.extensions.clone();
+    let ext = ext.as_deref().unwrap_or(Extensions::none());
     match ctx.body.json() {
-        Ok(doc) => schema::check(rt, done.shape, doc).map_err(NormalizeError::Schema),
+        Ok(doc) => schema::check(rt, done.shape, doc, ext).map_err(NormalizeError::Schema),
         Err(_) => Ok(()),
     }
 }
@@ -90,6 +93,8 @@ fn for_app(ctx: &mut RequestCtx) {
 /// operation.
 fn bulk(ctx: &mut RequestCtx, pack: &Pack, check: bool) -> Result<(), NormalizeError> {
     let headers = ctx.headers.clone();
+    let extensions = ctx.extensions.clone();
+    let extensions = extensions.as_deref().unwrap_or(Extensions::none());
     let edited = ctx.body.edit(|doc| {
         let mut fired = Vec::new();
         let mut verdict = Ok(());
@@ -100,11 +105,12 @@ fn bulk(ctx: &mut RequestCtx, pack: &Pack, check: bool) -> Result<(), NormalizeE
                 search: false,
                 headers: &headers,
                 query: None,
+                extensions,
             };
             let done = normalize(pack, &req, Some(op.data));
             fired.extend(done.fired);
             if let (true, Ok(()), Some(rt)) = (check, &verdict, done.resource) {
-                verdict = schema::check(rt, done.shape, op.data).map_err(|mut e| {
+                verdict = schema::check(rt, done.shape, op.data, extensions).map_err(|mut e| {
                     e.detail = format!("Operations[{}]: {}", op.index, e.detail);
                     NormalizeError::Schema(e)
                 });
@@ -140,6 +146,7 @@ fn run(ctx: &mut RequestCtx, pack: &Pack) -> Option<Normalized> {
         search,
         headers: &ctx.headers,
         query: ctx.uri.query(),
+        extensions: ctx.extensions.as_deref().unwrap_or(Extensions::none()),
     };
     if !req.has_work(has_body) {
         return None;

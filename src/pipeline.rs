@@ -103,6 +103,7 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     }
     // 6. normalize: the IdP's quirks become RFC form before anything reads the request, so
     //    that gap filling and the app see one dialect.
+    upstream::schemas::look_up(ctx).await;
     normalize::request(ctx)?;
     // 7. filter: after normalization, so that a withheld attribute cannot hide behind an
     //    IdP's spelling of it, and before gap filling, so that nothing the proxy writes for

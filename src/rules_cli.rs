@@ -2,11 +2,12 @@
 //! written and checked without an IdP.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use scimgate::rule_pack::trial::{self, TrialAnswer, TrialRequest};
 use scimgate::rule_pack::Packs;
+use scimgate::scim::discovery::Extensions;
 
 use crate::fail;
 
@@ -45,11 +46,28 @@ pub fn list(dir: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub fn test(name: &str, dir: Option<&Path>, file: &Path, response: bool) -> ExitCode {
+pub fn test(
+    name: &str,
+    dir: Option<&Path>,
+    schemas: &[PathBuf],
+    file: &Path,
+    response: bool,
+) -> ExitCode {
     let packs = match load(dir) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    let mut ext = Extensions::default();
+    for f in schemas {
+        let read = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not JSON: {e}")))
+            .and_then(|doc| Extensions::from_document(&doc));
+        match read {
+            Ok(found) => ext = ext.and(&found),
+            Err(e) => return fail(1, &format!("{}: {e}", f.display())),
+        }
+    }
     let Some(pack) = packs.get(name) else {
         let names: Vec<&str> = packs.iter().map(|p| &*p.name).collect();
         return fail(
@@ -68,12 +86,12 @@ pub fn test(name: &str, dir: Option<&Path>, file: &Path, response: bool) -> Exit
     let tried = if response {
         TrialAnswer::from_json(&doc).map(|a| {
             println!("{} answer to {} {}", a.status, a.method, a.path);
-            trial::run_answer(&pack, &a)
+            trial::run_answer(&pack, &a, &ext)
         })
     } else {
         TrialRequest::from_json(&doc).map(|r| {
             println!("{} {}", r.method, r.path);
-            trial::run(&pack, &r)
+            trial::run(&pack, &r, &ext)
         })
     };
     let out = match tried {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::scim::discovery::Extensions;
 use crate::scim::memory::MemoryStore;
 use crate::upstream::caps::Capabilities;
 
@@ -16,6 +17,9 @@ use crate::upstream::caps::Capabilities;
 pub struct TenantState {
     /// What the upstream announced of itself, read the first time it matters.
     pub discovered: OnceCell<Capabilities>,
+    /// The extension schemas the upstream announced in its `/Schemas`, read the first time a
+    /// request body is checked.
+    pub schemas: OnceCell<Arc<Extensions>>,
     /// The embedded store's data, for a tenant served by it.
     pub store: Option<Arc<MemoryStore>>,
 }
@@ -24,6 +28,7 @@ impl TenantState {
     pub fn with_store() -> Self {
         Self {
             discovered: OnceCell::new(),
+            schemas: OnceCell::new(),
             store: Some(Arc::new(MemoryStore::new())),
         }
     }

@@ -19,6 +19,7 @@ pub use raw::{LogFormat, Supports};
 use crate::limit::{AuthThrottleConfig, Limits};
 use crate::policy::Policy;
 use crate::rule_pack::{Pack, Packs};
+use crate::scim::discovery::Extensions;
 
 /// A problem that stops a configuration from being used.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,8 @@ pub struct TenantConfig {
     pub idp: Option<Idp>,
     /// Packs that fix the app behind the tenant, in order (`app_rules`).
     pub app_rules: Vec<Arc<Pack>>,
+    /// The app's extension schemas from the tenant's schema files (`schemas`).
+    pub schemas: Arc<Extensions>,
     /// What attributes may pass to the app and to the IdP (`attributes`).
     pub policy: Arc<Policy>,
     /// How fast, and how many at once, its calls reach the app; `None`: unlimited.

@@ -91,6 +91,10 @@ pub struct RawTenant {
     /// Packs that fix the app behind this tenant, in the order they run.
     #[serde(default)]
     pub app_rules: Vec<Spanned<String>>,
+    /// Schema files (RFC 7643 §7) describing the app's extensions, beside what its `/Schemas`
+    /// announces.
+    #[serde(default)]
+    pub schemas: Vec<Spanned<PathBuf>>,
     /// What attributes may pass, each way.
     pub attributes: Option<crate::policy::RawAttributes>,
     /// How fast, and how many at once, this tenant's calls reach the app.

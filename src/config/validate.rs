@@ -153,6 +153,32 @@ impl Checker<'_> {
         }
     }
 
+    /// The extension schemas in a tenant's schema files, in order: the first definition of a
+    /// URN stands.
+    fn schemas(&mut self, files: &[Spanned<PathBuf>], ctx: &str) -> Extensions {
+        let key = format!("{ctx}: schemas");
+        let mut all = Extensions::default();
+        for f in files {
+            let path = self.file_path(f, &key);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let read = serde_json::from_str(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|doc| Extensions::from_document(&doc));
+            match read {
+                Ok(found) if found.is_empty() => self.problem(
+                    f.span(),
+                    &key,
+                    format_args!("{} defines no extension schema", path.display()),
+                ),
+                Ok(found) => all = all.and(&found),
+                Err(e) => self.problem(f.span(), &key, format_args!("{}: {e}", path.display())),
+            }
+        }
+        all
+    }
+
     pub(super) fn file_path(&mut self, v: &Spanned<PathBuf>, key: &str) -> PathBuf {
         let path = self.base.join(v.get_ref());
         if !path.is_file() {
@@ -314,6 +340,7 @@ impl Checker<'_> {
                 .iter()
                 .filter_map(|v| self.pack(v, &format!("{ctx}: app_rules"), "", packs))
                 .collect();
+            let schemas = self.schemas(&t.schemas, &ctx);
             let limits = match t.limits.as_ref().map(RawLimits::validate) {
                 None => None,
                 Some(Ok(limits)) => Some(limits),
@@ -344,6 +371,7 @@ impl Checker<'_> {
                     soft_delete: t.soft_delete,
                     idp,
                     app_rules,
+                    schemas: Arc::new(schemas),
                     policy: Arc::new(policy),
                     limits,
                 });

@@ -13,7 +13,7 @@ use crate::body::{self, Body};
 use crate::ctx::{Flow, RequestCtx};
 use crate::response::project::project_by_query;
 use crate::rule_pack::schema;
-use crate::scim::discovery::{SchemaInfo, GROUP, USER};
+use crate::scim::discovery::{Extensions, SchemaInfo, GROUP, USER};
 use crate::scim::list::asks_for_projection;
 use crate::scim::patch::PatchRequest;
 use crate::scim::request::Endpoint;
@@ -32,12 +32,14 @@ pub async fn via_put(
         Endpoint::Groups => &GROUP,
         _ => &USER,
     };
+    let ext = ctx.extensions.clone();
     let body = body_json(ctx)?;
     // The proxy writes the PUT, so what it writes is held to the schema as the memory store
     // holds a PATCH: value types, paths and sub-attributes (`"active": "True"`,
-    // `members: ["id"]`, `members[].displayName` are refused, not written). Extensions the
-    // proxy does not bundle are the app's to judge.
-    schema::check_written(rt, body).map_err(EmulateError::Scim)?;
+    // `members: ["id"]`, `members[].displayName` are refused, not written). Extensions
+    // neither bundled nor described by the app's schemas are the app's to judge.
+    schema::check_written(rt, body, ext.as_deref().unwrap_or(Extensions::none()))
+        .map_err(EmulateError::Scim)?;
     let patch = PatchRequest::from_json(body).map_err(EmulateError::scim)?;
     let written = apply(ctx, caps, &patch).await?;
     match written.status() {

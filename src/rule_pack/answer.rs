@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::apply::{apply_answer, shape_of};
 use super::json::member_mut;
 use super::model::{Answer, Pack, Shape, Subject};
-use crate::scim::discovery::ResourceTypeDef;
+use crate::scim::discovery::{Extensions, ResourceTypeDef};
 use crate::scim::list::ListParams;
 use crate::scim::path::key_ci;
 use crate::scim::request::{Endpoint, Target};
@@ -69,6 +69,7 @@ pub fn normalize<'p>(
         headers: to.headers,
         shape: Shape::Resource,
         answer: Some(&to.answer),
+        extensions: Extensions::none(),
     };
     let mut fired = Vec::new();
     for pack in packs {

@@ -11,8 +11,8 @@ use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
 use super::model::{Shape, Subject};
 use crate::scim::discovery::{
-    attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Mutability,
-    ResourceTypeDef,
+    attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Extensions,
+    Mutability, ResourceTypeDef,
 };
 use crate::scim::filter::{self, CompValue, Filter};
 use crate::scim::path::{key_ci, AttrPath, PatchPath};
@@ -41,8 +41,8 @@ pub fn run(
     let patch = s.shape == Shape::Patch;
     let resource = s.shape == Shape::Resource;
     match b {
-        Builtin::CoerceBySchema if patch => each_op(body, |op| coerce_op(rt, op)),
-        Builtin::CoerceBySchema if resource => coerce_resource(rt, body),
+        Builtin::CoerceBySchema if patch => each_op(body, |op| coerce_op(rt, s.extensions, op)),
+        Builtin::CoerceBySchema if resource => coerce_resource(rt, s.extensions, body),
         Builtin::DropNulls if patch => each_op(body, |op| {
             member_mut(op, "value").is_some_and(|v| match v {
                 Value::Object(_) => drop_nulls(v, false),
@@ -95,26 +95,30 @@ fn op_path(op: &mut Value) -> Option<PatchPath> {
 }
 
 /// One PATCH operation's value, and the literals of its path filter, typed by the schema.
-fn coerce_op(rt: &'static ResourceTypeDef, op: &mut Value) -> bool {
+fn coerce_op(rt: &'static ResourceTypeDef, ext: &Extensions, op: &mut Value) -> bool {
     // Most paths have no value filter: the attribute is looked up by its text, unparsed.
     let plain = member_mut(op, "path")
         .and_then(|p| p.as_str())
         .filter(|p| !p.contains('['))
         .map(|p| {
             let p = p.trim();
-            let top_level = !split_urn(rt, p).1.contains('.');
-            (attribute(rt.name, p), top_level)
+            match attribute(rt.name, p) {
+                Some(def) => Some((def, !split_urn(rt, p).1.contains('.'))),
+                None => ext
+                    .split(p)
+                    .and_then(|(_, rest)| Some((ext.attribute(p)?, !rest.contains('.')))),
+            }
         });
-    if let Some((def, whole)) = plain {
-        return match (def, member_mut(op, "value")) {
-            (Some(def), Some(v)) => coerce_value(def, v, whole),
+    if let Some(found) = plain {
+        return match (found, member_mut(op, "value")) {
+            (Some((def, whole)), Some(v)) => coerce_value(def, v, whole),
             _ => false,
         };
     }
     let Some(mut path) = op_path(op) else {
         // No path (or one that does not parse, which the PATCH engine refuses): the value is
         // a partial resource.
-        return member_mut(op, "value").is_some_and(|v| coerce_resource(rt, v));
+        return member_mut(op, "value").is_some_and(|v| coerce_resource(rt, ext, v));
     };
     let mut changed = false;
     if let Some(f) = &mut path.filter {
@@ -126,7 +130,8 @@ fn coerce_op(rt: &'static ResourceTypeDef, op: &mut Value) -> bool {
         }
     }
     let target = path.target();
-    let Some(def) = attribute(rt.name, &target.to_string()) else {
+    let target_text = target.to_string();
+    let Some(def) = attribute(rt.name, &target_text).or_else(|| ext.attribute(&target_text)) else {
         return changed;
     };
     // A path naming the whole multi-valued attribute takes an array (RFC 7644 §3.5.2.1).
@@ -137,15 +142,19 @@ fn coerce_op(rt: &'static ResourceTypeDef, op: &mut Value) -> bool {
     changed
 }
 
-fn coerce_resource(rt: &'static ResourceTypeDef, doc: &mut Value) -> bool {
+fn coerce_resource(rt: &'static ResourceTypeDef, ext: &Extensions, doc: &mut Value) -> bool {
     let Value::Object(obj) = doc else {
         return false;
     };
     let mut changed = false;
     for (key, v) in obj.iter_mut() {
-        if let Some(schema) = schema_def(key) {
-            if let (Value::Object(ext), true) = (v, rt.has_schema(key)) {
-                for (sub, sv) in ext.iter_mut() {
+        let schema = match schema_def(key) {
+            Some(bundled) => rt.has_schema(key).then_some(bundled),
+            None => ext.schema(key),
+        };
+        if let Some(schema) = schema {
+            if let Value::Object(attrs) = v {
+                for (sub, sv) in attrs.iter_mut() {
                     if let Some(def) = schema.attribute(sub) {
                         changed |= coerce_value(def, sv, true);
                     }

@@ -8,7 +8,7 @@ use jsonpath_rust::parser::model::JpQuery;
 use serde_json::Value;
 
 use super::path::At;
-use crate::scim::discovery::ResourceTypeDef;
+use crate::scim::discovery::{Extensions, ResourceTypeDef};
 use crate::scim::path::AttrPath;
 
 #[derive(Debug)]
@@ -259,6 +259,8 @@ pub struct Subject<'a> {
     pub shape: Shape,
     /// For response rules: what they know of the answer besides its body.
     pub answer: Option<&'a Answer<'a>>,
+    /// The app's extension schemas, beside the bundled ones.
+    pub extensions: &'a Extensions,
 }
 
 /// The request an answer is for, as response rules see it.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::apply::{apply, shape_of};
 use super::model::{Pack, Shape, Subject};
-use crate::scim::discovery::ResourceTypeDef;
+use crate::scim::discovery::{Extensions, ResourceTypeDef};
 use crate::scim::path::key_ci;
 use crate::scim::request::Endpoint;
 
@@ -20,6 +20,8 @@ pub struct Request<'a> {
     pub search: bool,
     pub headers: &'a HeaderMap,
     pub query: Option<&'a str>,
+    /// The app's extension schemas, beside the bundled ones.
+    pub extensions: &'a Extensions,
 }
 
 /// What the pack did.
@@ -61,6 +63,7 @@ pub fn normalize(pack: &Pack, req: &Request<'_>, body: Option<&mut Value>) -> No
         headers: req.headers,
         shape,
         answer: None,
+        extensions: req.extensions,
     };
     let mut fired = Vec::new();
     let mut query = None;

@@ -6,31 +6,44 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::model::Shape;
 use crate::scim::discovery::{
-    attribute, AttrType, AttributeDef, ResourceTypeDef, SchemaInfo, GROUP, USER,
+    attribute, AttrType, AttributeDef, Extensions, ResourceTypeDef, SchemaDef, SchemaInfo, GROUP,
+    USER,
 };
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch::{PatchOperation, PatchRequest};
 use crate::scim::path::PatchPath;
 
-pub fn check(rt: &'static ResourceTypeDef, shape: Shape, body: &Value) -> Result<(), ScimError> {
+pub fn check(
+    rt: &'static ResourceTypeDef,
+    shape: Shape,
+    body: &Value,
+    ext: &Extensions,
+) -> Result<(), ScimError> {
     match shape {
         Shape::Resource => {
+            if let Value::Object(obj) = body {
+                extension_values(ext, obj)?;
+            }
             let body = without_foreign(rt, body);
             crate::scim::memory::check_resource(rt, &body)
         }
-        Shape::Patch => check_patch(rt, body),
+        Shape::Patch => check_patch(rt, body, ext),
         Shape::Other => Ok(()),
     }
 }
 
 /// The PatchOp parsed, and applied to an empty resource of the type, so that paths and values
 /// meet the schema as the store's PATCH would have them.
-fn check_patch(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
-    let Some(patch) = own_operations(rt, body)? else {
+fn check_patch(
+    rt: &'static ResourceTypeDef,
+    body: &Value,
+    ext: &Extensions,
+) -> Result<(), ScimError> {
+    let Some(patch) = own_operations(rt, body, ext)? else {
         return Ok(());
     };
     for op in &patch.operations {
@@ -62,8 +75,12 @@ fn applied(
 fn own_operations(
     rt: &'static ResourceTypeDef,
     body: &Value,
+    ext: &Extensions,
 ) -> Result<Option<PatchRequest>, ScimError> {
     let mut patch = PatchRequest::from_json(body)?;
+    for op in &patch.operations {
+        extension_op(rt, ext, op)?;
+    }
     patch.operations.retain(|op| !op_is_foreign(rt, op));
     if patch.operations.is_empty() {
         // Every operation is on the app's own extensions: nothing here to judge.
@@ -84,9 +101,13 @@ fn own_operations(
 /// schema requires, and the result validated whole, so that a sub-attribute the schema lacks
 /// (`members[].displayName`) is refused too. Stage 6 leaves that to an app that does PATCH
 /// itself; the proxy, writing the PUT, must not.
-pub fn check_written(rt: &'static ResourceTypeDef, body: &Value) -> Result<(), ScimError> {
-    check_patch(rt, body)?;
-    let Some(patch) = own_operations(rt, body)? else {
+pub fn check_written(
+    rt: &'static ResourceTypeDef,
+    body: &Value,
+    ext: &Extensions,
+) -> Result<(), ScimError> {
+    check_patch(rt, body, ext)?;
+    let Some(patch) = own_operations(rt, body, ext)? else {
         return Ok(());
     };
     let required = if rt.name == GROUP.name {
@@ -195,6 +216,92 @@ fn fits(def: &AttributeDef, v: &Value, whole: bool, name: &str) -> Result<(), Sc
         ScimType::InvalidValue,
         format!("{name}: expected {expected} (RFC 7643 §2.3)"),
     ))
+}
+
+/// The attributes of the extensions `ext` defines, in a resource or a path-less PATCH value:
+/// each must be one the extension has, with a value of its type. Extensions no one described
+/// stay the app's to judge.
+fn extension_values(ext: &Extensions, obj: &Map<String, Value>) -> Result<(), ScimError> {
+    for (key, value) in obj {
+        if let Some(schema) = ext.schema(key) {
+            extension_object(schema, value, key)?;
+        }
+    }
+    Ok(())
+}
+
+fn extension_object(schema: &SchemaDef, value: &Value, urn: &str) -> Result<(), ScimError> {
+    let Value::Object(attrs) = value else {
+        return Err(invalid_value(format!("{urn} must be an object")));
+    };
+    attrs
+        .iter()
+        .try_for_each(|(k, v)| match schema.attribute(k) {
+            Some(def) => fits(def, v, true, k),
+            None => Err(ScimError::with_type(
+                400,
+                ScimType::InvalidPath,
+                format!("unknown attribute {urn}:{k} (not in the app's schema)"),
+            )),
+        })
+}
+
+/// A PATCH operation on an extension `ext` defines: its path must name an attribute the
+/// extension has, and its value fit it.
+fn extension_op(
+    rt: &'static ResourceTypeDef,
+    ext: &Extensions,
+    op: &PatchOperation,
+) -> Result<(), ScimError> {
+    if ext.is_empty() {
+        return Ok(());
+    }
+    let value = op.value.as_ref();
+    let Some(path) = &op.path else {
+        return match value {
+            Some(Value::Object(obj)) => extension_values(ext, obj),
+            _ => Ok(()),
+        };
+    };
+    let Some(urn) = path.attr.urn.as_deref().filter(|u| foreign(rt, u)) else {
+        return Ok(());
+    };
+    let whole = format!("{urn}:{}", path.attr.name);
+    if let Some(schema) = ext.schema(&whole) {
+        return match value {
+            Some(v) if path.filter.is_none() && path.attr.sub.is_none() => {
+                extension_object(schema, v, &whole)
+            }
+            _ => Ok(()),
+        };
+    }
+    let Some(schema) = ext.schema(urn) else {
+        return Ok(());
+    };
+    let unknown = || {
+        ScimError::with_type(
+            400,
+            ScimType::InvalidPath,
+            format!(
+                "unknown attribute {} (not in the app's schema)",
+                path.target()
+            ),
+        )
+    };
+    let top = schema.attribute(&path.attr.name).ok_or_else(unknown)?;
+    let def = match path.sub.as_deref().or(path.attr.sub.as_deref()) {
+        Some(sub) => top.sub_attribute(sub).ok_or_else(unknown)?,
+        None => top,
+    };
+    let whole_value = path.filter.is_none() && path.sub.is_none() && path.attr.sub.is_none();
+    match value {
+        Some(v) => fits(def, v, whole_value, &path.target().to_string()),
+        None => Ok(()),
+    }
+}
+
+fn invalid_value(detail: String) -> ScimError {
+    ScimError::with_type(400, ScimType::InvalidValue, detail)
 }
 
 /// An operation on an extension the proxy does not bundle. A path naming a whole known

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::schema;
 use super::trial;
 use super::*;
-use crate::scim::discovery::{GROUP, USER};
+use crate::scim::discovery::{Extensions, GROUP, USER};
 
 const PACK: &str = r#"
 name = "t"
@@ -81,6 +81,7 @@ fn patch(
         headers: &headers,
         shape: Shape::Patch,
         answer: None,
+        extensions: Extensions::none(),
     };
     let mut body = body;
     let fired = apply(&pack(), &s, Some(&mut body), None);
@@ -176,6 +177,7 @@ fn filters_are_rewritten_from_their_parse() {
         headers: &headers,
         shape: Shape::Other,
         answer: None,
+        extensions: Extensions::none(),
     };
     let run = |text: &str| {
         let mut f = text.to_owned();
@@ -311,7 +313,7 @@ proptest! {
         let generic = packs.get(GENERIC).expect("generic exists");
         let headers = HeaderMap::new();
         let (method, shape) = if patch { (Method::PATCH, Shape::Patch) } else { (Method::POST, Shape::Resource) };
-        let s = Subject { method: &method, resource: Some(&USER), headers: &headers, shape, answer: None };
+        let s = Subject { method: &method, resource: Some(&USER), headers: &headers, shape, answer: None, extensions: Extensions::none() };
         let mut once = body;
         apply(&generic, &s, Some(&mut once), None);
         let mut twice = once.clone();
@@ -348,12 +350,12 @@ fn every_rule_fixture_gives_its_expected_output() {
             let out = match fixture.get("response") {
                 Some(answer) => {
                     let answer = trial::TrialAnswer::from_json(answer).expect("an answer");
-                    trial::run_answer(&pack, &answer)
+                    trial::run_answer(&pack, &answer, Extensions::none())
                 }
                 None => {
                     let request =
                         trial::TrialRequest::from_json(&fixture["request"]).expect("a request");
-                    trial::run(&pack, &request)
+                    trial::run(&pack, &request, Extensions::none())
                 }
             };
             let fired: Vec<String> = out.fired.iter().map(|r| r.to_string()).collect();
@@ -427,7 +429,7 @@ fn every_rule_fixture_gives_its_expected_output() {
 fn the_schema_check_knows_whole_extension_paths_and_leaves_foreign_ones_to_the_app() {
     let check = |ops: Value| {
         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
-        schema::check(&USER, Shape::Patch, &body)
+        schema::check(&USER, Shape::Patch, &body, Extensions::none())
     };
     let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
     assert!(
@@ -438,4 +440,90 @@ fn the_schema_check_knows_whole_extension_paths_and_leaves_foreign_ones_to_the_a
         .expect_err("a number is not a department");
     assert!(wrong.detail.contains("department"), "{}", wrong.detail);
     assert!(check(json!([{"op": "replace", "path": "active", "value": "maybe"}])).is_err());
+}
+
+/// Entra's custom extension (QUIRKS: `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`),
+/// as an app's /Schemas would describe it.
+fn custom_extension() -> Extensions {
+    Extensions::from_document(&json!({
+        "id": "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User",
+        "name": "CustomExtension",
+        "attributes": [
+            {"name": "isContractor", "type": "boolean", "multiValued": false},
+            {"name": "badge", "type": "complex", "multiValued": false,
+             "subAttributes": [{"name": "number", "type": "integer"}]}
+        ]
+    }))
+    .expect("a schema")
+}
+
+#[test]
+fn extensions_the_app_describes_are_checked_and_typed_the_rest_stay_the_apps() {
+    let ext = custom_extension();
+    let urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let check = |body: &Value, ext: &Extensions| schema::check(&USER, Shape::Patch, body, ext);
+    let typed =
+        patch(json!([{"op": "replace", "path": format!("{urn}:isContractor"), "value": true}]));
+    assert!(check(&typed, &ext).is_ok());
+    let wrong = patch(
+        json!([{"op": "replace", "path": format!("{urn}:isContractor"), "value": "perhaps"}]),
+    );
+    let e = check(&wrong, &ext).expect_err("not a boolean");
+    assert_eq!(
+        e.scim_type,
+        Some(crate::scim::error::ScimType::InvalidValue)
+    );
+    assert!(e.detail.contains("isContractor"), "{}", e.detail);
+    assert!(!e.detail.contains("perhaps"), "the value is never named");
+    assert!(
+        check(&wrong, Extensions::none()).is_ok(),
+        "undescribed: the app's to judge"
+    );
+    let unknown = patch(json!([{"op": "add", "path": format!("{urn}:shoeSize"), "value": 44}]));
+    let e = check(&unknown, &ext).expect_err("not in the schema");
+    assert_eq!(e.scim_type, Some(crate::scim::error::ScimType::InvalidPath));
+    let sub = patch(json!([{"op": "add", "path": format!("{urn}:badge.number"), "value": "x"}]));
+    assert!(check(&sub, &ext).is_err());
+    let whole = patch(json!([{"op": "add", "path": urn, "value": {"isContractor": 1}}]));
+    assert!(check(&whole, &ext).is_err());
+    let pathless = patch(json!([{"op": "add", "value": {urn: {"badge": {"number": "7"}}}}]));
+    assert!(check(&pathless, &ext).is_err());
+
+    let mut user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", urn],
+        "userName": "bjensen", urn: {"isContractor": "yes"}});
+    let e = schema::check(&USER, Shape::Resource, &user, &ext).expect_err("not a boolean");
+    assert!(e.detail.contains("isContractor"), "{}", e.detail);
+    user[urn]["isContractor"] = json!(false);
+    assert!(schema::check(&USER, Shape::Resource, &user, &ext).is_ok());
+}
+
+#[test]
+fn coerce_by_schema_types_the_values_of_described_extensions() {
+    let packs = Packs::load(None).expect("built-in packs");
+    let generic = packs.get("generic").expect("generic");
+    let urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let ext = custom_extension();
+    let request = trial::TrialRequest::from_json(&json!({
+        "method": "PATCH", "path": "/Users/1",
+        "body": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+            {"op": "Replace", "path": format!("{urn}:isContractor"), "value": "False"},
+            {"op": "Add", "value": {format!("{urn}:badge.number"): "42"}}
+        ]}
+    }))
+    .expect("a request");
+    let out = trial::run(&generic, &request, &ext);
+    let body = out.body.expect("a body");
+    assert_eq!(body["Operations"][0]["value"], json!(false));
+    assert_eq!(
+        body["Operations"][1]["value"][urn]["badge"]["number"],
+        json!(42)
+    );
+    assert!(out.schema.is_ok(), "{:?}", out.schema);
+    let untyped = trial::run(&generic, &request, Extensions::none());
+    assert_eq!(
+        untyped.body.expect("a body")["Operations"][0]["value"],
+        json!("False"),
+        "an undescribed extension is left as sent"
+    );
 }

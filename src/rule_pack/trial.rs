@@ -17,7 +17,7 @@ use super::answer::{self, AnswerTo};
 use super::model::{Answer, Pack};
 use super::request::{normalize, Request};
 use super::schema;
-use crate::scim::discovery::GROUP;
+use crate::scim::discovery::{Extensions, GROUP};
 use crate::scim::error::ScimError;
 use crate::scim::list::ListParams;
 use crate::scim::request::{classify, Endpoint, Target};
@@ -92,8 +92,9 @@ impl TrialRequest {
     }
 }
 
-/// Runs `pack` over the request as stage 6 would, then the schema check.
-pub fn run(pack: &Pack, req: &TrialRequest) -> Outcome {
+/// Runs `pack` over the request as stage 6 would, then the schema check, which knows the
+/// app's extensions `ext` besides the bundled schemas.
+pub fn run(pack: &Pack, req: &TrialRequest, ext: &Extensions) -> Outcome {
     let (endpoint, search) = endpoint_of(&req.path);
     let request = Request {
         method: &req.method,
@@ -101,11 +102,12 @@ pub fn run(pack: &Pack, req: &TrialRequest) -> Outcome {
         search,
         headers: &req.headers,
         query: req.query.as_deref(),
+        extensions: ext,
     };
     let mut body = req.body.clone();
     let done = normalize(pack, &request, body.as_mut());
     let schema = match (done.resource, body.as_ref()) {
-        (Some(rt), Some(doc)) => schema::check(rt, done.shape, doc),
+        (Some(rt), Some(doc)) => schema::check(rt, done.shape, doc, ext),
         _ => Ok(()),
     };
     Outcome {
@@ -177,7 +179,7 @@ impl TrialAnswer {
 
 /// Runs the response rules of `pack` over the answer as stage 10 would, under the public base
 /// `https://proxy.example/scim`, then checks each resource in it against its schema.
-pub fn run_answer(pack: &std::sync::Arc<Pack>, ans: &TrialAnswer) -> Outcome {
+pub fn run_answer(pack: &std::sync::Arc<Pack>, ans: &TrialAnswer, ext: &Extensions) -> Outcome {
     let (endpoint, search) = endpoint_of(&ans.path);
     let params = ListParams::from_query(ans.query.as_deref()).unwrap_or_default();
     let id = has_id(&ans.path, endpoint).then(|| "1".into());
@@ -209,7 +211,7 @@ pub fn run_answer(pack: &std::sync::Arc<Pack>, ans: &TrialAnswer) -> Outcome {
             let mut verdict = Ok(());
             answer::each_resource(doc, &mut |r| {
                 if verdict.is_ok() {
-                    verdict = schema::check(rt, super::Shape::Resource, r);
+                    verdict = schema::check(rt, super::Shape::Resource, r, ext);
                 }
                 false
             });

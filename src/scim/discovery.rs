@@ -3,6 +3,7 @@
 //! rules of §2.2 look up by resource type and attribute name.
 
 mod attributes;
+mod extensions;
 mod info;
 
 use serde::Serialize;
@@ -14,6 +15,7 @@ pub use attributes::{
     attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Mutability,
     Returned, SchemaDef, Uniqueness,
 };
+pub use extensions::Extensions;
 pub use info::SchemaInfo;
 
 /// A resource type (RFC 7643 §6): its endpoint, core schema and schema extensions.

@@ -10,6 +10,7 @@ use crate::config::{AuthConfig, AuthSchemes, Idp, Route, Supports, TenantConfig}
 use crate::limit::{Gate, TenantLimiter};
 use crate::policy::Policy;
 use crate::rule_pack::Pack;
+use crate::scim::discovery::Extensions;
 use crate::state::TenantState;
 use crate::upstream::target::Upstream;
 
@@ -34,6 +35,9 @@ pub struct Tenant {
     /// The packs that fix the app behind it: their request rules run on every request sent to
     /// the app, their response rules on every answer read from it.
     pub app_rules: Vec<Arc<Pack>>,
+    /// The app's extension schemas from the tenant's schema files; those its `/Schemas`
+    /// announces are read into `state`.
+    pub schemas: Arc<Extensions>,
     /// What attributes may pass to the app (stage 7) and back to the IdP (stage 10).
     pub policy: Arc<Policy>,
     /// Its rate and in-flight limits (stage 4), kept across reloads while they stay the same.
@@ -159,6 +163,7 @@ impl Tenant {
             soft_delete: cfg.soft_delete,
             idp: cfg.idp,
             app_rules: cfg.app_rules,
+            schemas: cfg.schemas,
             policy: cfg.policy,
             limiter,
             app_gate: None,
@@ -191,6 +196,7 @@ mod tests {
                 soft_delete: false,
                 idp: None,
                 app_rules: Vec::new(),
+                schemas: Default::default(),
                 policy: Arc::default(),
                 limiter: None,
                 app_gate: None,

@@ -14,6 +14,7 @@ use crate::rule_pack::answer::{self, AnswerTo};
 use crate::rule_pack::model::Answer;
 use crate::rule_pack::request::{normalize, Request};
 use crate::rule_pack::Pack;
+use crate::scim::discovery::Extensions;
 use crate::scim::list::ListParams;
 use crate::scim::request::{classify, Target};
 
@@ -33,6 +34,7 @@ pub fn request(packs: &[Arc<Pack>], headers: &HeaderMap, call: &mut Call<'_>) {
         search: target.search,
         headers,
         query,
+        extensions: Extensions::none(),
     };
     let mut changed = false;
     for pack in packs {

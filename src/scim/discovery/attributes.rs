@@ -93,6 +93,8 @@ impl AttributeDef {
 #[derive(Clone, Debug, Deserialize)]
 pub struct SchemaDef {
     pub id: String,
+    /// OPTIONAL (RFC 7643 §7).
+    #[serde(default)]
     pub name: String,
     pub attributes: Vec<AttributeDef>,
 }
