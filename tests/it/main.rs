@@ -21,6 +21,7 @@ mod memory;
 mod policy;
 mod reload;
 mod routing_auth;
+mod schemas;
 mod shared_app;
 mod tls;
 mod vectors;

@@ -588,6 +588,18 @@ pub struct Script {
 /// A request a [`scripted_upstream`] received: method, path and query, body.
 pub type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
+/// What a [`scripted_upstream`] received for the requests themselves: without the discovery
+/// reads the proxy makes once of its own (`/ServiceProviderConfig`, `/Schemas`).
+pub fn app_requests(seen: &Seen) -> Vec<(String, String, String)> {
+    let discovery = |pq: &str| pq.ends_with("/Schemas") || pq.ends_with("/ServiceProviderConfig");
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, pq, _)| !(m == "GET" && discovery(pq)))
+        .cloned()
+        .collect()
+}
+
 /// An upstream that answers from `scripts` (404 for anything else) and keeps every request it
 /// received.
 pub async fn scripted_upstream(scripts: Vec<Script>) -> (SocketAddr, Seen) {

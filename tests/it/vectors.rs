@@ -359,7 +359,7 @@ async fn a_bulk_the_app_does_itself_has_each_operation_normalized_and_checked() 
         .unwrap();
     assert_eq!(resp.status(), 200);
     let sent: Value = {
-        let seen = seen.lock().unwrap();
+        let seen = app_requests(&seen);
         assert_eq!(seen.len(), 1, "one request: the app does Bulk");
         serde_json::from_str(&seen[0].2).unwrap()
     };
@@ -393,7 +393,7 @@ async fn a_bulk_the_app_does_itself_has_each_operation_normalized_and_checked() 
         "{detail}"
     );
     assert_eq!(
-        seen.lock().unwrap().len(),
+        app_requests(&seen).len(),
         1,
         "the refused Bulk never reached the app"
     );
