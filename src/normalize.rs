@@ -167,7 +167,10 @@ fn run(ctx: &mut RequestCtx, pack: &Pack) -> Option<Normalized> {
         normalize(pack, &req, None)
     };
     if let Some(query) = &done.query {
-        let pq = format!("{}?{query}", ctx.uri.path());
+        let pq = match query.as_str() {
+            "" => ctx.uri.path().to_owned(),
+            query => format!("{}?{query}", ctx.uri.path()),
+        };
         ctx.set_path_and_query(&pq);
     }
     ctx.record.rules.extend(done.fired.iter().cloned());

@@ -99,6 +99,20 @@ pub fn apply_answer(pack: &Pack, subject: &Subject<'_>, doc: &mut Value) -> Vec<
     fired
 }
 
+/// The query parameters the request rules of `pack` that apply drop, with the rule of each.
+pub fn params_to_remove<'p>(pack: &'p Pack, subject: &Subject<'_>) -> Vec<(&'p Arc<str>, &'p str)> {
+    pack.rules
+        .iter()
+        .filter(|r| r.direction == Direction::Request && applies(&r.when, subject))
+        .flat_map(|r| {
+            r.actions.iter().flat_map(move |a| match a {
+                Action::RemoveParam { params } => params.iter().map(|p| (&r.id, p.as_str())).collect(),
+                _ => Vec::new(),
+            })
+        })
+        .collect()
+}
+
 fn applies(when: &When, s: &Subject<'_>) -> bool {
     (when.methods.is_empty() || when.methods.contains(s.method))
         && (when.resources.is_empty()
@@ -299,6 +313,7 @@ fn run(action: &Action, root: &mut Value) -> bool {
             }
         }),
         Action::SplitDottedKeys { at } => each_mut(root, &at.0, &mut split_dotted_keys),
+        Action::RemoveParam { .. } => false,
         Action::Builtin(_) => false,
     }
 }

@@ -131,6 +131,17 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
             }
         }
     }
+    let params = actions
+        .iter()
+        .any(|a| matches!(a, Action::RemoveParam { .. }));
+    if params
+        && (direction == Direction::Response || when.per_operation() || when.body.is_some())
+    {
+        problems.push(
+            "remove_param works on a request's query: its when may name method, resource and headers only"
+                .to_owned(),
+        );
+    }
     let whole_answer = actions
         .iter()
         .filter(|a| matches!(a, Action::Builtin(b) if b.whole_answer()))
@@ -224,9 +235,10 @@ fn compile_action(raw: RawAction) -> Result<Action, String> {
         "map" => &["at", "table"],
         "wrap" | "unwrap" => &["at", "key"],
         "builtin" => &["name"],
+        "remove_param" => &["params"],
         other => {
             return Err(format!(
-                "unknown action {other:?}; expected set, default, remove, rename, move, coerce, lowercase, map, wrap, unwrap, split_dotted_keys or builtin"
+                "unknown action {other:?}; expected set, default, remove, rename, move, coerce, lowercase, map, wrap, unwrap, split_dotted_keys, remove_param or builtin"
             ))
         }
     };
@@ -237,6 +249,7 @@ fn compile_action(raw: RawAction) -> Result<Action, String> {
         ("table", raw.table.is_some()),
         ("key", raw.key.is_some()),
         ("name", raw.name.is_some()),
+        ("params", raw.params.is_some()),
     ];
     if let Some((extra, _)) = given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
         return Err(format!("{kind} does not take `{extra}`"));
@@ -310,6 +323,10 @@ fn compile_action(raw: RawAction) -> Result<Action, String> {
             key: key(),
         },
         "split_dotted_keys" => Action::SplitDottedKeys { at: at()? },
+        "remove_param" => match raw.params.clone().unwrap_or_default() {
+            params if params.is_empty() => return Err("remove_param needs `params`".into()),
+            params => Action::RemoveParam { params },
+        },
         _ => {
             let name = raw.name.as_deref().ok_or("builtin needs `name`")?;
             let builtin = Builtin::ALL

@@ -174,6 +174,11 @@ pub enum Action {
     SplitDottedKeys {
         at: At,
     },
+    /// Drops query parameters by name (any case): flags an IdP puts on its requests that mean
+    /// nothing to the app.
+    RemoveParam {
+        params: Vec<String>,
+    },
     Builtin(Builtin),
 }
 

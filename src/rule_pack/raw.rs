@@ -98,4 +98,6 @@ pub struct RawAction {
     pub key: Option<String>,
     /// `builtin`: which named normalizer.
     pub name: Option<String>,
+    /// `remove_param`: the query parameters to drop.
+    pub params: Option<Vec<String>>,
 }

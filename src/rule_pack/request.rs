@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method};
 use serde_json::Value;
 
-use super::apply::{apply, shape_of};
+use super::apply::{apply, params_to_remove, shape_of};
 use super::model::{Pack, Shape, Subject};
 use crate::scim::discovery::{Extensions, ResourceTypeDef};
 use crate::scim::path::key_ci;
@@ -44,9 +44,9 @@ impl Request<'_> {
         shape_of(self.method, self.endpoint, self.search)
     }
 
-    /// Whether the pack has anything to look at: a `filter` parameter, or a body it reads.
+    /// Whether the pack has anything to look at: a query, or a body it reads.
     pub fn has_work(&self, has_body: bool) -> bool {
-        query_filter(self.query).is_some() || (has_body && self.reads_body())
+        self.query.is_some_and(|q| !q.is_empty()) || (has_body && self.reads_body())
     }
 
     fn reads_body(&self) -> bool {
@@ -67,12 +67,24 @@ pub fn normalize(pack: &Pack, req: &Request<'_>, body: Option<&mut Value>) -> No
     };
     let mut fired = Vec::new();
     let mut query = None;
-    if let (Some(q), Some(mut filter)) = (req.query, query_filter(req.query)) {
-        let rules = apply(pack, &subject(Shape::Other), None, Some(&mut filter));
-        if !rules.is_empty() {
-            query = Some(with_filter(q, &filter));
+    if let Some(q) = req.query.filter(|q| !q.is_empty()) {
+        let (kept, dropped) = without_params(q, &params_to_remove(pack, &subject(Shape::Other)));
+        for rule in dropped {
+            if !fired.contains(rule) {
+                fired.push(rule.clone());
+            }
         }
-        fired.extend(rules);
+        let q = match kept {
+            Some(kept) => query.insert(kept).as_str(),
+            None => q,
+        };
+        if let Some(mut filter) = query_filter(Some(q)) {
+            let rules = apply(pack, &subject(Shape::Other), None, Some(&mut filter));
+            if !rules.is_empty() {
+                query = Some(with_filter(q, &filter));
+            }
+            fired.extend(rules);
+        }
     }
     let before = fired.len();
     if let Some(doc) = body.filter(|_| req.reads_body()) {
@@ -141,6 +153,39 @@ fn query_filter(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k.eq_ignore_ascii_case("filter"))
         .map(|(_, v)| v.into_owned())
+}
+
+/// `query` without the parameters `remove` names (any case), with the rules that dropped one;
+/// `None` when none was there. The other parameters keep their bytes and order.
+fn without_params<'r>(
+    query: &str,
+    remove: &[(&'r Arc<str>, &str)],
+) -> (Option<String>, Vec<&'r Arc<str>>) {
+    if remove.is_empty() {
+        return (None, Vec::new());
+    }
+    let mut dropped = Vec::new();
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            let name = form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            match remove.iter().find(|(_, p)| p.eq_ignore_ascii_case(&name)) {
+                Some((rule, _)) => {
+                    dropped.push(*rule);
+                    false
+                }
+                None => true,
+            }
+        })
+        .collect();
+    if dropped.is_empty() {
+        return (None, dropped);
+    }
+    (Some(kept.join("&")), dropped)
 }
 
 /// `query` with its `filter` parameter replaced; the other parameters keep their bytes.

@@ -398,3 +398,45 @@ async fn a_bulk_the_app_does_itself_has_each_operation_normalized_and_checked() 
         "the refused Bulk never reached the app"
     );
 }
+
+#[tokio::test]
+async fn entras_feature_flags_do_not_reach_the_app() {
+    let (app, seen) = scripted_upstream(vec![Script {
+        method: "GET",
+        path: "/scim/v2/Users".into(),
+        status: 200,
+        content_type: "application/scim+json",
+        body: json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 0, "Resources": []})
+        .to_string(),
+    }])
+    .await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, "idp = \"entra\"")
+    );
+    let proxy = Proxy::start(&config).await;
+    for query in [
+        "?aadOptscim062020",
+        "?filter=userName%20eq%20%22bjensen%22&aadOptscim062020",
+        "?AZUREADSCIMPATCH2017=1",
+    ] {
+        let resp = client()
+            .get(proxy.url(&format!("/e/Users{query}")))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{query}");
+    }
+    let targets: Vec<String> = app_requests(&seen).into_iter().map(|(_, pq, _)| pq).collect();
+    assert_eq!(
+        targets,
+        [
+            "/scim/v2/Users",
+            "/scim/v2/Users?filter=userName%20eq%20%22bjensen%22",
+            "/scim/v2/Users"
+        ]
+    );
+}
