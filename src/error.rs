@@ -133,7 +133,7 @@ fn map(err: &ProxyError) -> Mapped {
             E::PreconditionFailed => Mapped::new(StatusCode::PRECONDITION_FAILED),
             E::Duplicate { .. } => Mapped::typed(StatusCode::CONFLICT, ScimType::Uniqueness),
             E::DuplicateUnknown => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
-            E::TooManyToSort { .. } | E::TooManyToScan { .. } => {
+            E::TooManyToSort { .. } | E::TooLargeToSort { .. } | E::TooManyToScan { .. } => {
                 Mapped::typed(StatusCode::BAD_REQUEST, ScimType::TooMany)
             }
             E::Unreadable(_) => Mapped::new(StatusCode::BAD_GATEWAY),

@@ -24,6 +24,8 @@ pub enum EmulateError {
     DuplicateUnknown,
     #[error("more than {limit} resources match; narrow the filter to sort them")]
     TooManyToSort { limit: usize },
+    #[error("the resources that match take more than {limit} MiB; narrow the filter to sort them")]
+    TooLargeToSort { limit: usize },
     #[error("{collection} holds more than {limit} resources; too many to filter by scanning")]
     TooManyToScan {
         collection: &'static str,

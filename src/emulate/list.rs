@@ -2,7 +2,7 @@
 //! through the upstream's list, keep what the filter matches, and answer a ListResponse of
 //! the requested window. Without sorting, memory stays bounded by one upstream page plus the
 //! window, whatever the directory's size; sorting must hold every match, so it is refused
-//! past `MAX_SORTED` matches with `tooMany`.
+//! past `MAX_SORTED` matches, or `MAX_SORTED_BYTES` of them, with `tooMany`.
 
 use http::{Response, StatusCode};
 use serde_json::Value;
@@ -27,6 +27,9 @@ const PAGE: usize = 100;
 const MAX_PAGES: usize = 10_000;
 /// The most matches the proxy holds to sort them.
 const MAX_SORTED: usize = 10_000;
+/// The most bytes of matches (as the app sent them; parsed, they take a few times more) the
+/// proxy holds to sort them: 10,000 users of 800 B each, and not 10,000 of 20 KB.
+const MAX_SORTED_BYTES: usize = 8 << 20;
 
 pub async fn answer(ctx: &mut RequestCtx, caps: &Capabilities) -> Result<Flow, EmulateError> {
     let search = ctx.target().search;
@@ -131,6 +134,8 @@ struct Window {
     keep_all: bool,
     matched: usize,
     kept: Vec<(Value, &'static ResourceTypeDef)>,
+    /// The bytes of the app's answers the kept matches came in, counted when all are kept.
+    kept_bytes: usize,
 }
 
 impl Window {
@@ -141,14 +146,27 @@ impl Window {
             keep_all,
             matched: 0,
             kept: Vec::with_capacity(size.min(PAGE)),
+            kept_bytes: 0,
         }
     }
 
-    fn offer(&mut self, resource: Value, rt: &'static ResourceTypeDef) -> Result<(), EmulateError> {
+    /// Offers a match that took `bytes` of the app's answer.
+    fn offer(
+        &mut self,
+        resource: Value,
+        rt: &'static ResourceTypeDef,
+        bytes: usize,
+    ) -> Result<(), EmulateError> {
         self.matched += 1;
         if self.keep_all {
             if self.kept.len() >= MAX_SORTED {
                 return Err(EmulateError::TooManyToSort { limit: MAX_SORTED });
+            }
+            self.kept_bytes += bytes;
+            if self.kept_bytes > MAX_SORTED_BYTES {
+                return Err(EmulateError::TooLargeToSort {
+                    limit: MAX_SORTED_BYTES >> 20,
+                });
             }
             self.kept.push((resource, rt));
         } else if self.matched >= self.from && self.kept.len() < self.size {
@@ -206,13 +224,16 @@ async fn scan_collection(
             return Ok(None);
         }
         start += resources.len();
+        // Each match is charged its share of the page it came in: what holding it costs,
+        // without serializing it again to measure it.
+        let share = reply.body.len().div_ceil(resources.len());
         for resource in resources {
             let matched = match filter {
                 Some(f) => filter::matches(f, &resource, &info).map_err(EmulateError::scim)?,
                 None => true,
             };
             if matched {
-                window.offer(resource, rt)?;
+                window.offer(resource, rt, share)?;
             }
         }
         if total.is_some_and(|t| start > t) {

@@ -106,7 +106,9 @@ pub fn params_to_remove<'p>(pack: &'p Pack, subject: &Subject<'_>) -> Vec<(&'p A
         .filter(|r| r.direction == Direction::Request && applies(&r.when, subject))
         .flat_map(|r| {
             r.actions.iter().flat_map(move |a| match a {
-                Action::RemoveParam { params } => params.iter().map(|p| (&r.id, p.as_str())).collect(),
+                Action::RemoveParam { params } => {
+                    params.iter().map(|p| (&r.id, p.as_str())).collect()
+                }
                 _ => Vec::new(),
             })
         })

@@ -134,9 +134,7 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
     let params = actions
         .iter()
         .any(|a| matches!(a, Action::RemoveParam { .. }));
-    if params
-        && (direction == Direction::Response || when.per_operation() || when.body.is_some())
-    {
+    if params && (direction == Direction::Response || when.per_operation() || when.body.is_some()) {
         problems.push(
             "remove_param works on a request's query: its when may name method, resource and headers only"
                 .to_owned(),

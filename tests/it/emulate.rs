@@ -818,3 +818,55 @@ async fn an_emulated_patch_is_held_to_the_schema_as_the_memory_store_holds_it() 
         assert_eq!(answers[0].0, 400, "{op}");
     }
 }
+
+/// An app without sort whose users are 20 KB each (a long `title`), 1,000 of them.
+fn heavy_app(path: &str, _: std::net::SocketAddr) -> (u16, String) {
+    if path.ends_with("/ServiceProviderConfig") {
+        let spc = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": true}, "filter": {"supported": true, "maxResults": 100},
+            "sort": {"supported": false}, "bulk": {"supported": false},
+            "etag": {"supported": false}, "changePassword": {"supported": false}});
+        return (200, spc.to_string());
+    }
+    let heavy = "x".repeat(20_000);
+    let users: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": format!("u{i}"), "userName": format!("user{i}"), "title": heavy})
+        })
+        .collect();
+    let page = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 1000, "itemsPerPage": 100, "Resources": users});
+    (200, page.to_string())
+}
+
+#[tokio::test]
+async fn sorting_holds_matches_up_to_a_byte_bound_not_only_a_count() {
+    let app = json_upstream(heavy_app).await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        tenant("s", &format!("http://{app}/scim/v2"), "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    // 1,000 matches are far below the count bound, but 20 MB of them are past the byte bound.
+    let resp = c
+        .get(proxy.url("/s/Users"))
+        .query(&[("sortBy", "userName")])
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    let err = scim_error(resp, 400).await;
+    assert_eq!(err["scimType"], "tooMany");
+    assert!(err["detail"].as_str().unwrap().contains("MiB"), "{err}");
+    // A filter that keeps few of them sorts fine (the app answers the same page whatever
+    // `startIndex` asks, so each of its ten pages holds one "user7").
+    let list: Value = json_of(
+        c.get(proxy.url("/s/Users"))
+            .query(&[("sortBy", "userName"), ("filter", "userName eq \"user7\"")]),
+    )
+    .await;
+    assert_eq!(list["totalResults"], 10, "{}", list["totalResults"]);
+}

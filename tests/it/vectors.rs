@@ -430,7 +430,10 @@ async fn entras_feature_flags_do_not_reach_the_app() {
             .unwrap();
         assert_eq!(resp.status(), 200, "{query}");
     }
-    let targets: Vec<String> = app_requests(&seen).into_iter().map(|(_, pq, _)| pq).collect();
+    let targets: Vec<String> = app_requests(&seen)
+        .into_iter()
+        .map(|(_, pq, _)| pq)
+        .collect();
     assert_eq!(
         targets,
         [
