@@ -151,7 +151,10 @@ fn map_upstream(e: &UpstreamError) -> Mapped {
         UpstreamError::Timeout(_) | UpstreamError::SlowBody => {
             Mapped::new(StatusCode::GATEWAY_TIMEOUT)
         }
-        UpstreamError::Broken(_) => Mapped::new(StatusCode::BAD_GATEWAY),
+        UpstreamError::Broken(_) | UpstreamError::TooLarge(_) => {
+            Mapped::new(StatusCode::BAD_GATEWAY)
+        }
+        UpstreamError::NoBufferRoom(_) => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
         UpstreamError::BadPath(_) => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidPath),
         // The tenant's own budget is spent: 429. A cap shared with others is full: 503.
         UpstreamError::Limited(e) if e.is_tenant_limit() => {

@@ -14,7 +14,7 @@ use crate::auth::secret::{default_parallelism, SecretVerifier};
 use crate::auth::{self, jwks::Jwks};
 use crate::config::{Config, JwksFrom, Log, Server, TokenKey, UpstreamTarget};
 use crate::limit::{
-    AuthThrottle, AuthThrottleConfig, Gate, GateScope, TenantLimiter, UpstreamGates,
+    AuthThrottle, AuthThrottleConfig, Buffers, Gate, GateScope, TenantLimiter, UpstreamGates,
 };
 use crate::listener::http::HttpBuilders;
 use crate::listener::tls::{server_config, TlsError};
@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub global: Arc<Gate>,
     /// Failed authentications per client address.
     pub auth_throttle: Arc<AuthThrottle>,
+    /// The bytes of answers read whole, for the whole process.
+    pub buffers: Arc<Buffers>,
     /// The slow-hash bound and cache, and the OAuth signing key: the same in every snapshot.
     pub auth: Arc<auth::Services>,
 }
@@ -88,6 +90,7 @@ struct Lasting {
     gates: UpstreamGates,
     global: Option<Arc<Gate>>,
     throttle: Option<(AuthThrottleConfig, Arc<AuthThrottle>)>,
+    buffers: Option<Arc<Buffers>>,
     secrets: Option<Arc<SecretVerifier>>,
     /// The OAuth signing key, and the configured key it was made from (`None`: at random).
     signer: Option<(Option<TokenKey>, Arc<Signer>)>,
@@ -239,6 +242,12 @@ fn compile(
         _ => Arc::new(AuthThrottle::new(&config.server.auth_throttle)),
     };
     lasting.throttle = Some((config.server.auth_throttle.clone(), throttle.clone()));
+    let budget = config.server.max_buffered_bytes;
+    let buffers = match &lasting.buffers {
+        Some(b) if b.total() == budget => b.clone(),
+        _ => Arc::new(Buffers::new(budget)),
+    };
+    lasting.buffers = Some(buffers.clone());
     let auth = Arc::new(auth_services(&config.server.token_key, lasting)?);
     Ok(Snapshot {
         tenants: Tenants::new(tenants),
@@ -251,6 +260,7 @@ fn compile(
         locks: locks.clone(),
         global,
         auth_throttle: throttle,
+        buffers,
         auth,
     })
 }

@@ -58,6 +58,8 @@ pub struct Server {
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
     pub max_upstream_calls: NonZeroUsize,
+    /// Bytes of answers the process may hold while it reads them whole.
+    pub max_buffered_bytes: usize,
     pub auth_throttle: AuthThrottleConfig,
     /// The key OAuth access tokens are signed with, from `server.token_key_file`; `None`: a
     /// random key of the process's own.

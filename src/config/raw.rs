@@ -30,6 +30,8 @@ pub struct RawServer {
     pub shutdown_grace: Option<Spanned<String>>,
     /// Upstream calls the whole process may have in flight at once.
     pub max_upstream_calls: Option<Spanned<u64>>,
+    /// Bytes of answers the whole process may hold while reading them whole.
+    pub max_buffered_bytes: Option<Spanned<u64>>,
     /// Failed authentications per client address.
     pub auth_throttle: Option<crate::limit::RawAuthThrottle>,
     /// A secret that OAuth access tokens are signed with, shared by replicas; without it each

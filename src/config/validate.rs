@@ -191,6 +191,19 @@ impl Checker<'_> {
         path
     }
 
+    /// `server.max_buffered_bytes`: 256 MiB unless set, and at least 1 MiB.
+    fn buffered_bytes(&mut self, s: &RawServer) -> usize {
+        let key = "server.max_buffered_bytes";
+        let bytes = self.count(&s.max_buffered_bytes, key, 256 << 20);
+        if bytes < 1 << 20 {
+            if let Some(v) = &s.max_buffered_bytes {
+                self.problem(v.span(), key, "expected at least 1048576 (1 MiB)");
+            }
+            return 1 << 20;
+        }
+        bytes
+    }
+
     fn server(&mut self, s: &RawServer) -> Option<Server> {
         let listen = self.addr(&s.listen, "server.listen");
         let tls = s.tls.as_ref().map(|t| TlsFiles {
@@ -226,6 +239,7 @@ impl Checker<'_> {
                 "server.max_upstream_calls",
                 DEFAULT_MAX_UPSTREAM_CALLS,
             ),
+            max_buffered_bytes: self.buffered_bytes(s),
             auth_throttle: match s.auth_throttle.as_ref().map(|t| t.validate()) {
                 None => AuthThrottleConfig::default(),
                 Some(Ok(t)) => t,

@@ -11,6 +11,7 @@
 //! - [`Gate`] with [`GateScope::Global`]: a cap for the whole process.
 //! - [`CallLimits`]: the three together, as one upstream call passes them.
 //! - [`AuthThrottle`]: failed authentications per client address.
+//! - [`Buffers`]: the bytes of the answers the proxy reads whole, for the whole process.
 //!
 //! No limit configured costs nothing: every limit in [`CallLimits`] is an `Option`, and an
 //! absent one is skipped without reading the clock. The limiters are state that outlives a
@@ -20,6 +21,7 @@
 //! the in-flight counts stay per process.
 
 mod bucket;
+mod buffers;
 mod class;
 pub mod config;
 mod error;
@@ -35,6 +37,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use buffers::{Buffers, Held, ReadError};
 pub use class::Class;
 pub use config::{AuthThrottleConfig, Limits, RawAuthThrottle, RawLimits};
 pub use error::{GateScope, LimitError};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Either, Full};
 use serde_json::Value;
 
 pub use errors::scim_error_body;
@@ -89,11 +89,13 @@ async fn finish_resources(
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();
-    let bytes = Limited::new(body, MAX_ANSWER)
-        .collect()
+    // Held until the answer is rewritten; what replaces it is the IdP's to read.
+    let (bytes, _held) = ctx
+        .snapshot
+        .buffers
+        .read(body, MAX_ANSWER)
         .await
-        .map_err(UpstreamError::reading)?
-        .to_bytes();
+        .map_err(UpstreamError::from)?;
     let Ok(mut doc) = serde_json::from_slice::<Value>(&bytes) else {
         // Not JSON: the IdP sees it as it came.
         return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));

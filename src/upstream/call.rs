@@ -5,12 +5,13 @@
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use tokio::time::Instant;
 
 use super::error::UpstreamError;
 use super::headers::{self, Forwarded};
 use super::target::HttpUpstream;
+use crate::limit::{Buffers, Held};
 use crate::scim::error::ScimError;
 use crate::scim::memory::{MemoryStore, StoreRequest, StoreResponse};
 use crate::scim::request::Method as ScimMethod;
@@ -44,6 +45,9 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The body's bytes in the process's budget for buffered answers, while the reply lives
+    /// (`None` for the embedded store's answers, which the proxy holds anyway).
+    pub held: Option<Held>,
 }
 
 impl HttpUpstream {
@@ -51,6 +55,7 @@ impl HttpUpstream {
         &self,
         call: Call<'_>,
         forwarded: &Forwarded<'_>,
+        buffers: &Buffers,
     ) -> Result<Reply, UpstreamError> {
         let uri = Uri::try_from(format!("{}{}", self.base, call.path_and_query))
             .map_err(UpstreamError::BadPath)?;
@@ -73,15 +78,15 @@ impl HttpUpstream {
         let deadline = Instant::now() + self.timeout;
         let response = self.send(request, deadline).await?;
         let (parts, body) = response.into_parts();
-        let body = tokio::time::timeout_at(deadline, Limited::new(body, MAX_REPLY).collect())
+        let (body, held) = tokio::time::timeout_at(deadline, buffers.read(body, MAX_REPLY))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
-            .map_err(UpstreamError::reading)?
-            .to_bytes();
+            .map_err(UpstreamError::from)?;
         Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body,
+            held: Some(held),
         })
     }
 }
@@ -148,5 +153,6 @@ pub(super) fn memory_reply(store: &MemoryStore, ask: &MemoryAsk<'_>) -> Reply {
         status: StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         headers,
         body: Bytes::from(answer.body),
+        held: None,
     }
 }

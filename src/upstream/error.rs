@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::limit::LimitError;
+use crate::limit::{LimitError, ReadError};
 
 use crate::body::{BodyTimeout, BoxError};
 
@@ -21,6 +21,22 @@ pub enum UpstreamError {
     /// The call did not get its turn under the tenant's, the app's or the process's limits.
     #[error(transparent)]
     Limited(#[from] LimitError),
+    /// An answer the proxy must read whole is larger than it reads.
+    #[error("the application's answer is larger than {} MiB, the most the proxy reads whole", .0 >> 20)]
+    TooLarge(usize),
+    /// The process's budget for answers read whole is taken.
+    #[error("the proxy is holding {} MiB of answers already; try again shortly", .0 >> 20)]
+    NoBufferRoom(usize),
+}
+
+impl From<ReadError> for UpstreamError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::TooLarge(max) => Self::TooLarge(max),
+            ReadError::NoRoom(total) => Self::NoBufferRoom(total),
+            ReadError::Body(e) => Self::reading(e),
+        }
+    }
 }
 
 impl UpstreamError {

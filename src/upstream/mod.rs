@@ -119,7 +119,10 @@ pub async fn call(ctx: &RequestCtx, mut call: Call<'_>) -> Result<Reply, Upstrea
 async fn send(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
     let _permit = admit(ctx).await?;
     match &ctx.tenant().upstream {
-        Upstream::Http(up) => up.call(call, &forwarded(ctx, &ctx.headers)).await,
+        Upstream::Http(up) => {
+            let buffers = &ctx.snapshot.buffers;
+            up.call(call, &forwarded(ctx, &ctx.headers), buffers).await
+        }
         Upstream::Memory(store) => Ok(call::memory_call(store, &call, &ctx.public_base())),
     }
 }

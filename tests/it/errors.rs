@@ -1,6 +1,11 @@
 //! Every answer is a SCIM Error: the legacy app's odd errors rewritten, and an upstream that is
 //! down, slow or rude answered 502/503/504.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
 use crate::support::*;
 
 async fn proxy_to_legacy(upstream_token: &str) -> Proxy {
@@ -278,4 +283,96 @@ async fn an_apps_422_becomes_400_invalid_value() {
     let e = scim_error(resp, 400).await;
     assert_eq!(e["scimType"], "invalidValue");
     assert_eq!(e["detail"], "userName is not valid");
+}
+
+/// An app that answers `GET …/Users/{id}` with a User of `size(id)` bytes, sending all but the
+/// last 100 bytes at once and the rest after `pause(id)`.
+async fn paced_app(size: fn(&str) -> usize, pause: fn(&str) -> Duration) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+                let mut body = format!(
+                    "{{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"id\":\"{id}\",\"userName\":\"{id}\",\"title\":\""
+                );
+                let pad = size(&id).saturating_sub(body.len() + 2);
+                body.push_str(&"x".repeat(pad));
+                body.push_str("\"}");
+                let header = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let (first, rest) = body.as_bytes().split_at(body.len() - 100);
+                let _ = stream.write_all(header.as_bytes()).await;
+                let _ = stream.write_all(first).await;
+                tokio::time::sleep(pause(&id)).await;
+                let _ = stream.write_all(rest).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn answers_read_whole_share_one_memory_budget_and_say_why_they_failed() {
+    let app = paced_app(
+        |id| match id {
+            "big" => 900_000,
+            "huge" => 2_000_000,
+            _ => 200_000,
+        },
+        |id| match id {
+            "big" => Duration::from_secs(4),
+            _ => Duration::ZERO,
+        },
+    )
+    .await;
+    // The response rules of app-generic make the proxy read every answer whole.
+    let config = format!(
+        "{}{}",
+        server("max_buffered_bytes = 1048576"),
+        complete_app_tenant(app, "app_rules = [\"app-generic\"]")
+    );
+    let proxy = Proxy::start(&config).await;
+    let get = |id: &'static str| {
+        let url = proxy.url(&format!("/e/Users/{id}"));
+        async move { client().get(url).bearer_auth("tok").send().await.unwrap() }
+    };
+    // One answer larger than the budget: 502, and the detail (and the log) says why.
+    let err = scim_error(get("huge").await, 502).await;
+    let detail = err["detail"].as_str().unwrap();
+    assert!(detail.contains("larger than 1 MiB"), "{detail}");
+    // 900 KB held by an answer still arriving leaves no room for 200 KB more: 503 after a
+    // short wait, with Retry-After; once it is done there is room again.
+    let big = tokio::spawn(get("big"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let small = get("small").await;
+    assert_eq!(small.status(), 503);
+    assert!(small.headers().contains_key("retry-after"));
+    assert_eq!(big.await.unwrap().status(), 200);
+    assert_eq!(get("small").await.status(), 200);
+    assert!(
+        proxy.logs().contains("larger than 1 MiB"),
+        "the log names the cause"
+    );
 }
