@@ -297,8 +297,10 @@ pub async fn exists(
     collection: &'static str,
     rt: &'static ResourceTypeDef,
     filter: &Filter,
+    except: Option<&str>,
 ) -> Result<bool, EmulateError> {
     let info = SchemaInfo::new(rt);
+    let other = |r: &Value| except.is_none_or(|id| r.get("id").and_then(Value::as_str) != Some(id));
     if caps.filter {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("filter", &filter.to_string())
@@ -311,7 +313,7 @@ pub async fn exists(
             let resources = member(&page, "Resources").and_then(Value::as_array);
             let matching = |r: &Value| filter::matches(filter, r, &info).unwrap_or(false);
             let all = resources.map(Vec::as_slice).unwrap_or_default();
-            if all.iter().any(matching) {
+            if all.iter().any(|r| matching(r) && other(r)) {
                 return Ok(true);
             }
             // An app that answers resources the filter does not match has ignored it: its
@@ -321,10 +323,25 @@ pub async fn exists(
             }
         }
     }
+    // Scanned, the resource itself is left out by the filter: `… and not (id eq "except")`.
+    let others = except.map(|id| {
+        let itself = Filter::Compare {
+            attr: crate::scim::path::AttrPath::new("id"),
+            op: filter::CompareOp::Eq,
+            value: filter::CompValue::Str(id.to_owned()),
+        };
+        Filter::and_of(vec![filter.clone(), Filter::Not(Box::new(itself))])
+    });
     let mut window = Window::new(1, 1, false);
-    if scan_collection(ctx, collection, rt, Some(filter), &mut window)
-        .await?
-        .is_some()
+    if scan_collection(
+        ctx,
+        collection,
+        rt,
+        Some(others.as_ref().unwrap_or(filter)),
+        &mut window,
+    )
+    .await?
+    .is_some()
     {
         // Not knowing is not "no duplicate": the create fails closed, and the IdP retries.
         return Err(EmulateError::DuplicateUnknown);

@@ -46,6 +46,11 @@ async fn help(ctx: &mut RequestCtx, need: Need) -> Result<Flow, EmulateError> {
             Flow::Respond(unique::create(ctx, &caps).await?),
         ),
         Need::Create => return Ok(Flow::Next),
+        Need::Replace if !caps.uniqueness => (
+            "uniqueness",
+            Flow::Respond(unique::replace(ctx, &caps).await?),
+        ),
+        Need::Replace => return Ok(Flow::Next),
         Need::Delete => (
             "soft_delete",
             Flow::Respond(patch::deactivate(ctx, &caps).await?),
@@ -64,6 +69,7 @@ enum Need {
     Patch,
     List,
     Create,
+    Replace,
     Delete,
 }
 
@@ -87,6 +93,7 @@ fn need(ctx: &RequestCtx) -> Option<Need> {
         Method::POST if t.search && t.id.is_none() => Some(Need::List),
         Method::POST if resource && t.id.is_none() => Some(Need::Create),
         Method::PATCH if resource && t.id.is_some() => Some(Need::Patch),
+        Method::PUT if resource && t.id.is_some() => Some(Need::Replace),
         Method::DELETE
             if ctx.tenant().soft_delete && t.endpoint == Endpoint::Users && t.id.is_some() =>
         {

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::error::EmulateError;
 use super::reply::{body_json, relay};
+use super::unique;
 use crate::body::{self, Body};
 use crate::ctx::{Flow, RequestCtx};
 use crate::response::project::project_by_query;
@@ -123,6 +124,7 @@ async fn apply(
             }
         }
         let etag = if caps.etag { version } else { None };
+        let unique_before = (!caps.uniqueness).then(|| unique::values(&resource));
         let changed = patch
             .apply(&mut resource, &info)
             .map_err(EmulateError::scim)?;
@@ -130,6 +132,14 @@ async fn apply(
             let doc = project_by_query(target.endpoint, ctx.query(), resource);
             return Ok(body::json(StatusCode::OK, &doc));
         }
+        // A PATCH that renames the resource may not take a value another one holds.
+        let _claimed = match unique_before {
+            Some(before) if before != unique::values(&resource) => {
+                let id = target.id.as_deref();
+                Some(unique::claim(ctx, caps, &resource, id).await?)
+            }
+            _ => None,
+        };
         let put = Call {
             method: Method::PUT,
             path_and_query: ctx.path(),

@@ -870,3 +870,46 @@ async fn sorting_holds_matches_up_to_a_byte_bound_not_only_a_count() {
     .await;
     assert_eq!(list["totalResults"], 10, "{}", list["totalResults"]);
 }
+
+#[tokio::test]
+async fn a_replace_or_a_patch_may_not_take_a_value_another_resource_holds() {
+    // The legacy app does not do PATCH (the proxy writes a PUT) and does not check externalId.
+    let proxy = both("").await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"dedup\"\nroute = {{ path_prefix = \"/dedup\" }}\nupstream = {{ url = \"{}\", token_file = \"legacy.token\", supports = {{ uniqueness = false }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        legacy_url(&proxy).await,
+        hash("tok"),
+    );
+    let dedup = Proxy::start_in(tempdir_with_token(), &config).await;
+    let c = client();
+    let mut ids = Vec::new();
+    for name in ["holder", "renamed"] {
+        let mut doc = user(name);
+        doc["externalId"] = json!(format!("ext-{name}"));
+        let created: Value = json_of(c.post(dedup.url("/dedup/Users")).json(&doc)).await;
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let url = dedup.url(&format!("/dedup/Users/{}", ids[1]));
+    let put = |external: &str| {
+        let mut doc = user("renamed");
+        doc["externalId"] = json!(external);
+        doc["displayName"] = json!(format!("now {external}"));
+        c.put(&url).bearer_auth("tok").json(&doc).send()
+    };
+    let err = scim_error(put("ext-holder").await.unwrap(), 409).await;
+    assert_eq!(err["scimType"], "uniqueness");
+    // Its own values are no conflict.
+    assert_eq!(put("ext-renamed").await.unwrap().status(), 200);
+    let patch = |external: &str| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "externalId", "value": external}]});
+        c.patch(&url).bearer_auth("tok").json(&body).send()
+    };
+    let err = scim_error(patch("ext-holder").await.unwrap(), 409).await;
+    assert_eq!(err["scimType"], "uniqueness");
+    assert_eq!(patch("ext-new").await.unwrap().status(), 200);
+    let now: Value = json_of(c.get(&url)).await;
+    assert_eq!(now["externalId"], "ext-new");
+    assert_eq!(now["displayName"], "now ext-renamed");
+}
