@@ -173,6 +173,13 @@ async fn serve_connection<S>(
     let mut idle = tokio::time::interval(shared.snapshot.server.idle_timeout);
     idle.reset();
     let mut closing = false;
+    // A connection asked to close gets this long to finish its streams (at shutdown, the
+    // shutdown grace); one whose client never reads its answer (an h2 flow-control window
+    // held at zero after GOAWAY) is then dropped instead of holding its slot forever.
+    let grace = shared.snapshot.server.read_timeout;
+    let shutdown_grace = shared.snapshot.server.shutdown_grace;
+    let force_close = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(force_close);
     loop {
         tokio::select! {
             result = served.as_mut() => {
@@ -183,17 +190,24 @@ async fn serve_connection<S>(
             }
             _ = shutdown.changed(), if !closing => {
                 closing = true;
+                force_close.as_mut().reset(tokio::time::Instant::now() + shutdown_grace);
                 served.as_mut().graceful_shutdown();
             }
             _ = answered.notified(), if conn.overloaded && !closing => {
                 closing = true;
+                force_close.as_mut().reset(tokio::time::Instant::now() + grace);
                 served.as_mut().graceful_shutdown();
             }
             _ = idle.tick(), if !closing => {
                 if conn.activity.idle_since_last_look() {
                     closing = true;
+                    force_close.as_mut().reset(tokio::time::Instant::now() + grace);
                     served.as_mut().graceful_shutdown();
                 }
+            }
+            _ = &mut force_close, if closing => {
+                tracing::debug!(remote = %conn.remote, "did not finish within the grace after being asked to close; dropped");
+                return;
             }
         }
     }

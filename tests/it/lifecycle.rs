@@ -238,3 +238,39 @@ async fn health_and_readiness_follow_the_upstreams() {
         200
     );
 }
+
+/// RFC 9113 §6.9: a client that opens its flow-control window at zero receives the answer's
+/// headers but none of its body. Asked to close (GOAWAY) when idle, it used to keep its
+/// connection, and its slot, for as long as it liked; now it is dropped after `read_timeout`.
+#[tokio::test]
+async fn an_h2_client_that_never_reads_its_answer_loses_the_connection_after_goaway() {
+    let config = format!(
+        "{}{}",
+        server("idle_timeout = \"500ms\"\nread_timeout = \"500ms\""),
+        tenant("t", "memory:", "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let url = proxy.url("/t/Users");
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(&url)
+        .header("authorization", "Bearer tok")
+        .body(())
+        .unwrap();
+    let (answer, _) = client.send_request(request, true).unwrap();
+    let answer = answer.await.unwrap();
+    assert_eq!(answer.status(), 200, "the headers are not flow-controlled");
+    let closed = tokio::time::timeout(Duration::from_secs(10), connection).await;
+    assert!(closed.is_ok(), "the proxy dropped the connection");
+}
