@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::oauth::Signer;
+use crate::auth::jwks::{self, Jwks};
 use crate::auth::secret::{default_parallelism, SecretVerifier};
-use crate::auth::{self, jwks::Jwks};
+use crate::auth::services::Services;
+use crate::auth::signer::Signer;
 use crate::config::{Config, JwksFrom, Log, Server, TokenKey, UpstreamTarget};
 use crate::limit::{
     AuthThrottle, AuthThrottleConfig, Buffers, Gate, GateScope, TenantLimiter, UpstreamGates,
@@ -57,7 +58,7 @@ pub struct Snapshot {
     /// The bytes of answers read whole, for the whole process.
     pub buffers: Arc<Buffers>,
     /// The slow-hash bound and cache, and the OAuth signing key: the same in every snapshot.
-    pub auth: Arc<auth::Services>,
+    pub auth: Arc<Services>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -267,10 +268,7 @@ fn compile(
 
 /// The same bound on slow hash checks in every snapshot, and the same signing key while its
 /// source stays the same: a reload must not end the tokens the proxy issued.
-fn auth_services(
-    key: &Option<TokenKey>,
-    lasting: &mut Lasting,
-) -> Result<auth::Services, BuildError> {
+fn auth_services(key: &Option<TokenKey>, lasting: &mut Lasting) -> Result<Services, BuildError> {
     let secrets = lasting
         .secrets
         .get_or_insert_with(|| Arc::new(SecretVerifier::new(default_parallelism())))
@@ -281,7 +279,7 @@ fn auth_services(
         (_, None) => Arc::new(Signer::random().map_err(BuildError::Auth)?),
     };
     lasting.signer = Some((key.clone(), signer.clone()));
-    Ok(auth::Services { secrets, signer })
+    Ok(Services { secrets, signer })
 }
 
 /// A tenant's JWT keys: a file's as loaded, a URL's kept from the last snapshot (with what was
@@ -302,9 +300,9 @@ fn jwks_of(
         None => {
             let client = lasting
                 .clients
-                .get(None, auth::jwks::FETCH_TIMEOUT)
+                .get(None, jwks::FETCH_TIMEOUT)
                 .map_err(|e| BuildError::Auth(format!("JWT key set client: {e}")))?;
-            let remote = auth::jwks::RemoteJwks::new(url.clone(), client);
+            let remote = jwks::RemoteJwks::new(url.clone(), client);
             Arc::new(Jwks::Remote(Box::new(remote)))
         }
     };

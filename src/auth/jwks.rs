@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use jsonwebtoken::jwk::JwkSet;
 use tokio::time::Instant;
 
-use super::AuthError;
+use super::error::AuthError;
 use crate::upstream::client::HttpClient;
 
 /// A key set larger than this is not a key set.

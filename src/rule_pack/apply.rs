@@ -7,8 +7,8 @@ use std::sync::Arc;
 use http::Method;
 use serde_json::{Map, Value};
 
-use super::answer::each_resource;
 use super::builtin;
+use super::envelope::each_resource;
 use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Action, Direction, Pack, Rule, Shape, Subject, When};
 use super::path::{each_mut, each_mut_creating, At};

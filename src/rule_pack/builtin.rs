@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use super::answer::{self, list_envelope};
+use super::envelope::{self, list_envelope};
 use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
 use super::model::{Shape, Subject};
@@ -32,7 +32,7 @@ pub fn run(
     match (b, s.answer) {
         (Builtin::DropEmpty, _) => return drop_empty(body),
         (Builtin::ListEnvelope, Some(answer)) => return list_envelope(answer, body),
-        (Builtin::EndpointsRelative, _) => return answer::endpoints_relative(body),
+        (Builtin::EndpointsRelative, _) => return envelope::endpoints_relative(body),
         _ => {}
     }
     let Some(rt) = s.resource else {
@@ -77,7 +77,7 @@ pub fn run(
         }
         Builtin::MetaComplete if resource => s
             .answer
-            .is_some_and(|a| answer::meta_complete(rt, a.base, body)),
+            .is_some_and(|a| envelope::meta_complete(rt, a.base, body)),
         _ => false,
     }
 }

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod apply;
 mod builtin;
 mod compile;
+mod envelope;
 mod json;
 pub mod model;
 pub mod path;

@@ -209,7 +209,7 @@ pub fn run_answer(pack: &std::sync::Arc<Pack>, ans: &TrialAnswer, ext: &Extensio
     let schema = match (resource, body.as_mut()) {
         (Some(rt), Some(doc)) => {
             let mut verdict = Ok(());
-            answer::each_resource(doc, &mut |r| {
+            super::envelope::each_resource(doc, &mut |r| {
                 if verdict.is_ok() {
                     verdict = schema::check(rt, super::Shape::Resource, r, ext);
                 }
