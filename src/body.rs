@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::conn::InFlight;
 use crate::limit::CallPermit;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -61,6 +62,8 @@ pin_project! {
         // The call's place in the tenant's and the app's limits, given back when the answer
         // has been passed on (or dropped).
         permit: Option<CallPermit>,
+        // The request's mark on its connection: a connection streaming an answer is busy.
+        in_flight: Option<InFlight>,
     }
 }
 
@@ -70,7 +73,13 @@ impl UpstreamBody {
             inner,
             deadline: tokio::time::sleep_until(deadline),
             permit,
+            in_flight: None,
         }
+    }
+
+    /// Keeps the request counted as in flight on its connection until this body is done.
+    pub fn hold(&mut self, in_flight: InFlight) {
+        self.in_flight = Some(in_flight);
     }
 }
 

@@ -96,37 +96,48 @@ impl ConnInfo {
     }
 }
 
-/// What the idle timer reads: bytes moved since its last look, and requests still being served.
+/// What the connection's timers read: whether a request started or finished since the last
+/// look, how many are being served (an answer still streaming counts), and whether any request
+/// on the connection has authenticated. Bytes are not activity: a client that only PINGs, or
+/// only sends requests it cannot authenticate, is not busy.
 #[derive(Debug, Default)]
 pub struct Activity {
     moved: AtomicBool,
     in_flight: AtomicU32,
+    authenticated: AtomicBool,
 }
 
 impl Activity {
-    /// True when nothing moved since the last call and no request is being served.
+    /// True when no request started or finished since the last call and none is being served.
     pub fn idle_since_last_look(&self) -> bool {
         let moved = self.moved.swap(false, Ordering::Relaxed);
         !moved && self.in_flight.load(Ordering::Relaxed) == 0
     }
 
-    /// Bytes went in or out.
-    pub fn mark(&self) {
-        self.moved.store(true, Ordering::Relaxed);
-    }
-
     pub fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+
+    /// A request on this connection proved who sent it.
+    pub fn authenticated(&self) {
+        self.authenticated.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::Relaxed)
     }
 }
 
-/// Held while a request is served; dropping it (even when the client goes away) counts it out.
+/// Held while a request is served, until the last byte of its answer is handed to the
+/// connection; dropping it (even when the client goes away) counts it out.
+#[derive(Debug)]
 pub struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.mark();
+        self.0.moved.store(true, Ordering::Relaxed);
     }
 }

@@ -69,6 +69,8 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
         let (response, failed) = auth::oauth::serve(ctx, body).await;
         if failed {
             throttle.failed(client);
+        } else if response.status().is_success() {
+            ctx.conn.activity.authenticated();
         }
         return Ok(response);
     }
@@ -79,6 +81,7 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
         }
         return Err(e.into());
     }
+    ctx.conn.activity.authenticated();
     // 4. admit: the tenant's limits apply to each upstream call (`upstream::admit`), after
     //    authentication so that no one else can spend a tenant's budget; the request's class
     //    is known once its body is (below).

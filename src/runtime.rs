@@ -141,6 +141,9 @@ impl Runtime {
         if config.server.max_connections != old.server.max_connections {
             ignored.push("server.max_connections");
         }
+        if config.server.max_connections_per_address != old.server.max_connections_per_address {
+            ignored.push("server.max_connections_per_address");
+        }
         if config.log.format != old.log.format || config.log.level != old.log.level {
             ignored.push("log");
         }
@@ -152,6 +155,7 @@ impl Runtime {
         snapshot.server.listen = old.server.listen;
         snapshot.admin = old.admin;
         snapshot.server.max_connections = old.server.max_connections;
+        snapshot.server.max_connections_per_address = old.server.max_connections_per_address;
         snapshot.log = crate::config::Log {
             format: old.log.format,
             level: old.log.level.clone(),
@@ -252,7 +256,7 @@ fn compile(
     let auth = Arc::new(auth_services(&config.server.token_key, lasting)?);
     Ok(Snapshot {
         tenants: Tenants::new(tenants),
-        http: HttpBuilders::new(config.server.read_timeout),
+        http: HttpBuilders::new(&config.server),
         server: config.server,
         admin: config.admin,
         log: config.log,
@@ -400,13 +404,21 @@ mod tests {
         let rt = Runtime::build(config(dir.path(), &first)).expect("built");
         let moved = server(
             "127.0.0.1:8081",
-            "max_connections = 20\nmax_body_bytes = 4096",
+            "max_connections = 20\nmax_connections_per_address = 3\nmax_body_bytes = 4096",
         ) + &tenant("a", "memory:");
         let done = rt.reload(config(dir.path(), &moved)).expect("reloaded");
-        assert_eq!(done.ignored, ["server.listen", "server.max_connections"]);
+        assert_eq!(
+            done.ignored,
+            [
+                "server.listen",
+                "server.max_connections",
+                "server.max_connections_per_address"
+            ]
+        );
         let now = rt.snapshot();
         assert_eq!(now.server.listen.port(), 8080);
         assert_eq!(now.server.max_connections, 10);
+        assert_eq!(now.server.max_connections_per_address, 256);
         assert_eq!(now.server.max_body_bytes, 4096, "the rest applies");
     }
 }

@@ -53,9 +53,13 @@ pub struct Server {
     pub listen: SocketAddr,
     pub tls: Option<TlsFiles>,
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold at once.
+    pub max_connections_per_address: usize,
     pub max_body_bytes: usize,
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A connection none of whose requests has authenticated by then is closed.
+    pub unauthenticated_timeout: Duration,
     pub shutdown_grace: Duration,
     pub max_upstream_calls: NonZeroUsize,
     /// Bytes of answers the process may hold while it reads them whole.

@@ -24,9 +24,13 @@ pub struct RawServer {
     pub listen: Spanned<String>,
     pub tls: Option<RawTls>,
     pub max_connections: Option<Spanned<u64>>,
+    /// Connections one client address (an IPv6 /64) may hold at once.
+    pub max_connections_per_address: Option<Spanned<u64>>,
     pub max_body_bytes: Option<Spanned<u64>>,
     pub read_timeout: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
+    /// How long a connection may stay open before one of its requests authenticates.
+    pub unauthenticated_timeout: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
     /// Upstream calls the whole process may have in flight at once.
     pub max_upstream_calls: Option<Spanned<u64>>,

@@ -218,6 +218,11 @@ impl Checker<'_> {
         Some(Server {
             tls,
             max_connections: self.count(&s.max_connections, "server.max_connections", 10_000),
+            max_connections_per_address: self.count(
+                &s.max_connections_per_address,
+                "server.max_connections_per_address",
+                256,
+            ),
             max_body_bytes: self.count(&s.max_body_bytes, "server.max_body_bytes", 1 << 20),
             read_timeout: self.duration(
                 &s.read_timeout,
@@ -228,6 +233,11 @@ impl Checker<'_> {
                 &s.idle_timeout,
                 "server.idle_timeout",
                 Duration::from_secs(60),
+            ),
+            unauthenticated_timeout: self.duration(
+                &s.unauthenticated_timeout,
+                "server.unauthenticated_timeout",
+                Duration::from_secs(10),
             ),
             shutdown_grace: self.duration(
                 &s.shutdown_grace,

@@ -1,10 +1,10 @@
 //! The HTTP/1.1 and h2 server settings of one listener, built with each configuration snapshot
 //! so a reload's timeouts apply to the connections accepted after it.
 
-use std::time::Duration;
-
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
+
+use crate::config::Server;
 
 /// For connections within the cap, and for those past it (HTTP/1 answers with
 /// `Connection: close`).
@@ -14,10 +14,10 @@ pub struct HttpBuilders {
 }
 
 impl HttpBuilders {
-    pub fn new(read_timeout: Duration) -> Self {
+    pub fn new(server: &Server) -> Self {
         Self {
-            normal: builder(read_timeout, true),
-            overloaded: builder(read_timeout, false),
+            normal: builder(server, true),
+            overloaded: builder(server, false),
         }
     }
 }
@@ -28,16 +28,23 @@ impl std::fmt::Debug for HttpBuilders {
     }
 }
 
-fn builder(read_timeout: Duration, keep_alive: bool) -> auto::Builder<TokioExecutor> {
+/// HTTP/1.1 waits at most `read_timeout` for a request's headers, the next one's included. An
+/// h2 connection that has received nothing for half the idle timeout is PINGed, and closed when
+/// the PING goes unanswered for `read_timeout`: a peer that vanished with a stream open does not
+/// keep its slot until the stream's own deadline. The PINGs are not activity (see
+/// [`crate::conn::Activity`]), so they keep no connection open.
+fn builder(server: &Server, keep_alive: bool) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(keep_alive)
-        .header_read_timeout(read_timeout);
+        .header_read_timeout(server.read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(256)
+        .keep_alive_interval(server.idle_timeout / 2)
+        .keep_alive_timeout(server.read_timeout);
     builder
 }

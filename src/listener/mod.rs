@@ -1,8 +1,9 @@
 //! Stage 1, listen: accepts TCP connections, terminates TLS, serves HTTP/1.1 and h2 on each,
-//! enforces the connection cap and the read and idle timeouts, and drains on shutdown.
+//! enforces the connection caps (in all and per client address) and the read, idle and
+//! authentication timeouts, and drains on shutdown.
 
 pub mod http;
-mod io;
+mod per_address;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -10,12 +11,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::Either;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
+use per_address::PerAddress;
 pub use tls::{peer_identity, server_config, TlsError};
 
 use crate::conn::{Activity, ConnInfo, TlsInfo};
@@ -31,6 +34,7 @@ pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch:
     let max = rt.snapshot().server.max_connections;
     let permits = Arc::new(Semaphore::new(max));
     let overflow = Arc::new(Semaphore::new(max / 8 + 1));
+    let per_address = PerAddress::new(rt.snapshot().server.max_connections_per_address);
     loop {
         let (stream, remote) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -44,7 +48,9 @@ pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch:
                 }
             },
         };
-        let Some((permit, overloaded)) = admit(&permits, &overflow) else {
+        // An address past its own cap is treated as the whole listener past its cap.
+        let slot = per_address.admit(remote.ip());
+        let Some((permit, overloaded)) = admit(&permits, &overflow, slot.is_some()) else {
             // Past both caps: no TLS handshake, no answer, no task; just the socket closed.
             tracing::debug!(%remote, "over the connection and overflow caps; dropped");
             continue;
@@ -53,24 +59,28 @@ pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch:
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             connection(stream, remote, overloaded, rt, shutdown).await;
-            drop(permit);
+            drop((permit, slot));
         });
     }
     drop(listener);
     drain(&permits, max, rt.snapshot().server.shutdown_grace).await;
 }
 
-/// A place among the `max_connections`, else among the overflow connections that are told 503
-/// and closed (overloaded = true), else none. The overflow cap bounds what a flood can cost:
-/// each overflow connection still takes a task, a TLS handshake and a response.
+/// A place among the `max_connections` (for a connection within its address's cap), else
+/// among the overflow connections that are told 503 and closed (overloaded = true), else none.
+/// The overflow cap bounds what a flood can cost: each overflow connection still takes a task,
+/// a TLS handshake and a response.
 fn admit(
     permits: &Arc<Semaphore>,
     overflow: &Arc<Semaphore>,
+    within_address_cap: bool,
 ) -> Option<(OwnedSemaphorePermit, bool)> {
-    match permits.clone().try_acquire_owned() {
-        Ok(permit) => Some((permit, false)),
-        Err(_) => Some((overflow.clone().try_acquire_owned().ok()?, true)),
+    if within_address_cap {
+        if let Ok(permit) = permits.clone().try_acquire_owned() {
+            return Some((permit, false));
+        }
     }
+    Some((overflow.clone().try_acquire_owned().ok()?, true))
 }
 
 async fn drain(permits: &Semaphore, max: usize, grace: Duration) {
@@ -144,7 +154,7 @@ async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = Arc::new(conn);
-    let io = TokioIo::new(io::MarkedIo::new(stream, conn.activity.clone()));
+    let io = TokioIo::new(stream);
     let rt = shared.rt.clone();
     let info = conn.clone();
     // Set once a request has its answer; an overloaded connection then closes (for HTTP/2,
@@ -155,8 +165,12 @@ async fn serve_connection<S>(
         let (rt, conn) = (rt.clone(), info.clone());
         let answered = answered_in_service.clone();
         async move {
-            let _in_flight = conn.activity.request();
-            let response = pipeline::handle(&rt, &conn, req).await;
+            let in_flight = conn.activity.request();
+            let mut response = pipeline::handle(&rt, &conn, req).await;
+            // A streamed answer keeps the connection busy until its last byte is handed over.
+            if let Either::Left(streamed) = response.body_mut() {
+                streamed.hold(in_flight);
+            }
             if conn.overloaded {
                 answered.notify_one();
             }
@@ -180,35 +194,45 @@ async fn serve_connection<S>(
     let shutdown_grace = shared.snapshot.server.shutdown_grace;
     let force_close = tokio::time::sleep(Duration::MAX);
     tokio::pin!(force_close);
+    // A connection is for an IdP that authenticates: one that has not, however busy with
+    // PINGs or refused requests, is asked to close after a short while.
+    let unauthenticated = tokio::time::sleep(shared.snapshot.server.unauthenticated_timeout);
+    tokio::pin!(unauthenticated);
+    let mut vouched = false;
     loop {
-        tokio::select! {
+        // How long the connection gets to finish once asked to close, if it is to be.
+        let close_within = tokio::select! {
             result = served.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(remote = %conn.remote, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            _ = shutdown.changed(), if !closing => {
-                closing = true;
-                force_close.as_mut().reset(tokio::time::Instant::now() + shutdown_grace);
-                served.as_mut().graceful_shutdown();
-            }
-            _ = answered.notified(), if conn.overloaded && !closing => {
-                closing = true;
-                force_close.as_mut().reset(tokio::time::Instant::now() + grace);
-                served.as_mut().graceful_shutdown();
-            }
+            _ = shutdown.changed(), if !closing => shutdown_grace,
+            _ = answered.notified(), if conn.overloaded && !closing => grace,
             _ = idle.tick(), if !closing => {
-                if conn.activity.idle_since_last_look() {
-                    closing = true;
-                    force_close.as_mut().reset(tokio::time::Instant::now() + grace);
-                    served.as_mut().graceful_shutdown();
+                if !conn.activity.idle_since_last_look() {
+                    continue;
                 }
+                grace
+            }
+            _ = &mut unauthenticated, if !closing && !vouched => {
+                if conn.activity.is_authenticated() {
+                    vouched = true;
+                    continue;
+                }
+                tracing::debug!(remote = %conn.remote, "no authenticated request in time; closing");
+                grace
             }
             _ = &mut force_close, if closing => {
                 tracing::debug!(remote = %conn.remote, "did not finish within the grace after being asked to close; dropped");
                 return;
             }
-        }
+        };
+        closing = true;
+        force_close
+            .as_mut()
+            .reset(tokio::time::Instant::now() + close_within);
+        served.as_mut().graceful_shutdown();
     }
 }

@@ -26,7 +26,8 @@ async fn create(c: &reqwest::Client, url: &str, i: usize) -> reqwest::Response {
 async fn a_burst_above_the_rate_waits_its_turn_and_every_user_is_created_once() {
     let config = format!(
         "{}{}limits = {{ rate_per_s = 200, burst = 10, max_wait = \"10s\", max_in_flight = 4 }}\n",
-        server(""),
+        // 300 connections at once from one address, as from IdPs behind one NAT.
+        server("max_connections_per_address = 1000"),
         tenant("t", "memory:", "tok")
     );
     let proxy = Proxy::start(&config).await;
