@@ -23,8 +23,18 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
             .iter()
             .filter(|u| u.not_after.is_some())
             .count();
+        let bcrypt = schemes
+            .basic
+            .iter()
+            .filter(|u| scimgate::auth::secret::is_bcrypt(&u.hash))
+            .count();
+        let hashes = match (bcrypt, schemes.basic.len() - bcrypt) {
+            (0, _) => "argon2".to_owned(),
+            (_, 0) => "bcrypt".to_owned(),
+            (b, a) => format!("{a} argon2, {b} bcrypt"),
+        };
         lines.push(format!(
-            "auth: HTTP Basic for user(s) {} (argon2, {expiring} with an expiry)",
+            "auth: HTTP Basic for user(s) {} ({hashes}, {expiring} with an expiry)",
             users.join(", ")
         ));
     }

@@ -106,7 +106,7 @@ async fn token(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, R
     let Some(client) = client else {
         services
             .secrets
-            .waste(secret.as_bytes())
+            .waste(rule.clients.first().map(|c| &c.argon2), secret.as_bytes())
             .await
             .map_err(|_| busy())?;
         return Err(invalid("no such client"));

@@ -247,13 +247,36 @@ impl Checker<'_> {
             let msg = "a Basic user name cannot contain ':' (RFC 7617 §2)";
             self.problem(raw.username.span(), &format!("{key}.username"), msg);
         }
-        let argon2 = self.argon2(&raw.argon2, &format!("{key}.argon2"));
+        let hash = match (&raw.argon2, &raw.bcrypt) {
+            (Some(a), None) => self.argon2(a, &format!("{key}.argon2")),
+            (None, Some(b)) => self.bcrypt(b, &format!("{key}.bcrypt")),
+            (Some(_), Some(b)) => {
+                let msg = "give argon2 or bcrypt, not both";
+                self.problem(b.span(), &format!("{key}.bcrypt"), msg);
+                None
+            }
+            (None, None) => {
+                let msg = "needs argon2 (`scimgate token hash-secret`) or bcrypt: the hash of the password";
+                self.problem(b.span(), key, msg);
+                None
+            }
+        };
         let not_after = self.not_after(raw.not_after.as_ref(), key)?;
         Some(BasicUser {
             username: username.as_str().into(),
-            argon2: argon2?,
+            hash: hash?,
             not_after,
         })
+    }
+
+    fn bcrypt(&mut self, v: &Spanned<String>, key: &str) -> Option<Arc<str>> {
+        match secret::check_bcrypt(v.get_ref()) {
+            Ok(()) => Some(v.get_ref().as_str().into()),
+            Err(why) => {
+                self.problem(v.span(), key, why);
+                None
+            }
+        }
     }
 
     fn argon2(&mut self, v: &Spanned<String>, key: &str) -> Option<Arc<str>> {

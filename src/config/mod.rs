@@ -204,11 +204,12 @@ impl AuthSchemes {
     }
 }
 
-/// An HTTP Basic user: a name and the argon2 PHC string of its password.
+/// An HTTP Basic user: a name and the stored hash of its password (an argon2 PHC string or
+/// a bcrypt hash; `auth::secret` tells them apart by their prefix).
 #[derive(Debug, Clone)]
 pub struct BasicUser {
     pub username: Arc<str>,
-    pub argon2: Arc<str>,
+    pub hash: Arc<str>,
     pub not_after: Option<OffsetDateTime>,
 }
 

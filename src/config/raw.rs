@@ -177,12 +177,14 @@ pub struct RawMtls {
     pub crl: Vec<Spanned<PathBuf>>,
 }
 
-/// One HTTP Basic user (RFC 7617): the password is stored as an argon2 PHC string.
+/// One HTTP Basic user (RFC 7617): the password is stored as an argon2 PHC string, or as a
+/// bcrypt hash brought over from another system (one of the two).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBasic {
     pub username: Spanned<String>,
-    pub argon2: Spanned<String>,
+    pub argon2: Option<Spanned<String>>,
+    pub bcrypt: Option<Spanned<String>>,
     pub not_after: Option<Spanned<String>>,
 }
 

@@ -65,6 +65,45 @@ fn basic_wants_an_argon2_hash_and_a_name_without_colon() {
     assert!(err.contains("scimgate token hash-secret"), "{err}");
 }
 
+/// A bcrypt hash of "pw" at cost 4, made the way a system exporting its users would.
+fn bcrypt_of(pw: &str) -> String {
+    bcrypt::hash_with_salt(pw, 4, *b"saltsaltsaltsalt")
+        .expect("hashed")
+        .format_for_version(bcrypt::Version::TwoY)
+}
+
+#[test]
+fn basic_takes_a_bcrypt_hash_instead_of_argon2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hash = bcrypt_of("pw");
+    let auth = format!(
+        "auth.basic = [{{ username = \"okta\", bcrypt = \"{hash}\" }}, {{ username = \"ping\", argon2 = \"{PHC}\" }}]"
+    );
+    let config = load_in(dir.path(), &auth).expect("valid");
+    let users = &config.tenants[0].schemes.basic;
+    assert_eq!(&*users[0].hash, hash.as_str());
+    assert_eq!(&*users[1].hash, PHC);
+}
+
+#[test]
+fn a_malformed_or_doubled_basic_hash_is_refused_with_its_reason() {
+    let hash = bcrypt_of("pw");
+    let err = problems(&format!(
+        "auth.basic = [{{ username = \"a\", bcrypt = \"{}\" }}, {{ username = \"b\", bcrypt = \"{}\" }}, {{ username = \"c\", bcrypt = \"{hash}\", argon2 = \"{PHC}\" }}, {{ username = \"d\" }}, {{ username = \"e\", bcrypt = \"{PHC}\" }}]",
+        &hash[..hash.len() - 2],
+        hash.replacen("$04$", "$20$", 1),
+    ));
+    for expected in [
+        "auth.basic[0].bcrypt: expected a bcrypt hash such as \"$2b$12$\"",
+        "auth.basic[1].bcrypt: bcrypt cost 20 is too costly to check per request (at most 14)",
+        "auth.basic[2].bcrypt: give argon2 or bcrypt, not both",
+        "auth.basic[3]: needs argon2 (`scimgate token hash-secret`) or bcrypt",
+        "auth.basic[4].bcrypt: expected a bcrypt hash such as \"$2b$12$\" followed by 53 characters of salt and hash ($2a$, $2b$ or $2y$)",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
 #[test]
 fn every_jwt_mistake_is_reported() {
     let err = problems(
