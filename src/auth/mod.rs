@@ -4,6 +4,7 @@
 //! token the tenant's own OAuth endpoint issued. Beside it, a client certificate. Every refusal
 //! is a plain 401 to the caller; the log keeps the real reason.
 
+pub mod announce;
 pub mod basic;
 pub mod bearer;
 mod error;

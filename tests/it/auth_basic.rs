@@ -226,3 +226,59 @@ fn check_refuses_a_malformed_bcrypt_hash_and_names_it() {
         "{err}"
     );
 }
+
+/// The ServiceProviderConfig tells the IdP what the tenant it asks accepts (RFC 7643 §5),
+/// whether the proxy writes the document or amends the app's own.
+#[tokio::test]
+async fn auth_schemes_announced_are_the_tenants_own() {
+    // An app without discovery of its own: the proxy writes the whole document.
+    let app = json_upstream(|_, _| (404, "{}".to_owned())).await;
+    let config = format!(
+        "{}{}\
+         [[tenant]]\nid = \"okta\"\nroute = {{ path_prefix = \"/okta\" }}\nupstream = {{ url = \"memory:\" }}\n\
+         auth.basic = [{{ username = \"okta\", argon2 = \"{}\" }}]\n\
+         [[tenant]]\nid = \"both\"\nroute = {{ path_prefix = \"/both\" }}\nupstream = {{ url = \"http://{app}/scim/v2\", supports = {{ discovery = false }} }}\n\
+         auth.bearer = [{{ sha256 = \"{}\" }}]\nauth.basic = [{{ username = \"okta\", argon2 = \"{}\" }}]\n",
+        server(""),
+        tenant("acme", "memory:", "acme-token"),
+        argon2("okta-pw"),
+        hash("both-token"),
+        argon2("both-pw"),
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let announced = |req: reqwest::RequestBuilder| async move {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let spc: serde_json::Value = resp.json().await.unwrap();
+        let schemes = spc["authenticationSchemes"].as_array().unwrap().clone();
+        for s in &schemes {
+            for field in ["type", "name", "description", "specUri", "primary"] {
+                assert!(s.get(field).is_some(), "{field} in {s}");
+            }
+        }
+        schemes
+            .iter()
+            .map(|s| (s["type"].as_str().unwrap().to_owned(), s["primary"] == true))
+            .collect::<Vec<_>>()
+    };
+    let spc = |t: &str| proxy.url(&format!("/{t}/ServiceProviderConfig"));
+    let pair = |t: &str, p: bool| (t.to_owned(), p);
+    assert_eq!(
+        announced(c.get(spc("acme")).bearer_auth("acme-token")).await,
+        [pair("oauthbearertoken", true)]
+    );
+    assert_eq!(
+        announced(c.get(spc("okta")).basic_auth("okta", Some("okta-pw"))).await,
+        [pair("httpbasic", true)]
+    );
+    let both = [pair("oauthbearertoken", true), pair("httpbasic", false)];
+    assert_eq!(
+        announced(c.get(spc("both")).bearer_auth("both-token")).await,
+        both
+    );
+    assert_eq!(
+        announced(c.get(spc("both")).basic_auth("okta", Some("both-pw"))).await,
+        both
+    );
+}
