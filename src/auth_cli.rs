@@ -44,7 +44,13 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
             JwksFrom::File { path, set } => {
                 format!("{} key(s) from {}", set.keys.len(), path.display())
             }
-            JwksFrom::Url(url) => format!("keys fetched from {url} (refreshed hourly)"),
+            JwksFrom::Url { url, ca: None } => {
+                format!("keys fetched from {url} (refreshed hourly)")
+            }
+            JwksFrom::Url { url, ca: Some(ca) } => format!(
+                "keys fetched from {url} (refreshed hourly, server checked against the CA in {})",
+                ca.display()
+            ),
         };
         let subjects = match j.subjects.len() {
             0 => "any subject".to_owned(),

@@ -366,8 +366,33 @@ impl Checker<'_> {
         out
     }
 
+    /// `auth.jwt.jwks_ca`: PEM certificates, for an https `jwks_url` only.
+    fn jwks_ca(&mut self, ca: &Spanned<PathBuf>, url: &Uri, key: &str) -> Option<PathBuf> {
+        let key = format!("{key}.jwks_ca");
+        let path = self.file_path(ca, &key);
+        if url.scheme_str() != Some("https") {
+            let msg = "has no effect: the jwks_url is plain http (loopback), which has no server certificate to check";
+            self.problem(ca.span(), &key, msg);
+            return None;
+        }
+        let certs = CertificateDer::pem_file_iter(&path)
+            .map(|it| it.filter_map(Result::ok).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut roots = RootCertStore::empty();
+        if path.is_file() && roots.add_parsable_certificates(certs).0 == 0 {
+            let msg = "no usable PEM certificate in it (-----BEGIN CERTIFICATE-----)";
+            self.problem(ca.span(), &key, msg);
+            return None;
+        }
+        Some(path)
+    }
+
     fn jwks_from(&mut self, raw: &RawJwt, at: Range<usize>, ctx: &str) -> Option<JwksFrom> {
         let key = format!("{ctx}: auth.jwt");
+        if let (Some(ca), None) = (&raw.jwks_ca, &raw.jwks_url) {
+            let msg = "needs jwks_url: the CA checks the server the keys are fetched from";
+            self.problem(ca.span(), &format!("{key}.jwks_ca"), msg);
+        }
         match (&raw.jwks_file, &raw.jwks_url) {
             (Some(f), None) => {
                 let path = self.file_path(f, &format!("{key}.jwks_file"));
@@ -390,7 +415,13 @@ impl Checker<'_> {
                 }
             }
             (None, Some(u)) => match crate::auth::jwks::parse_url(u.get_ref()) {
-                Ok(uri) => Some(JwksFrom::Url(uri)),
+                Ok(url) => {
+                    let ca = raw
+                        .jwks_ca
+                        .as_ref()
+                        .and_then(|ca| self.jwks_ca(ca, &url, &key));
+                    Some(JwksFrom::Url { url, ca })
+                }
                 Err(msg) => {
                     self.problem(u.span(), &format!("{key}.jwks_url"), msg);
                     None

@@ -233,8 +233,9 @@ pub enum JwksFrom {
         path: PathBuf,
         set: Arc<jsonwebtoken::jwk::JwkSet>,
     },
-    /// Fetched when first needed, cached and refreshed (`auth::jwks`).
-    Url(Uri),
+    /// Fetched when first needed, cached and refreshed (`auth::jwks`), over TLS checked
+    /// against `ca` (PEM) when given, else against the system's roots.
+    Url { url: Uri, ca: Option<PathBuf> },
 }
 
 /// The OAuth 2.0 client-credentials token endpoint this tenant serves.

@@ -197,6 +197,9 @@ pub struct RawJwt {
     pub algorithms: Option<Spanned<Vec<String>>>,
     pub jwks_file: Option<Spanned<PathBuf>>,
     pub jwks_url: Option<Spanned<String>>,
+    /// PEM CA certificates that the https `jwks_url` server's certificate must chain to,
+    /// instead of the system's roots.
+    pub jwks_ca: Option<Spanned<PathBuf>>,
     pub leeway: Option<Spanned<String>>,
     /// When given, the token's `sub` must be one of these.
     pub subjects: Option<Spanned<Vec<String>>>,

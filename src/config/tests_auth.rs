@@ -105,6 +105,48 @@ fn a_malformed_or_doubled_basic_hash_is_refused_with_its_reason() {
 }
 
 #[test]
+fn jwks_ca_applies_to_an_https_jwks_url_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    crate::certs::write_dev_certs(
+        dir.path(),
+        &crate::certs::DevNames {
+            server_names: &["localhost".to_owned()],
+            client_cns: &[],
+            tenants: &[],
+        },
+    )
+    .expect("certificates");
+    let ok = "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_url = \"https://keys.example.com/k\", jwks_ca = \"ca.pem\" }";
+    let config = load_in(dir.path(), ok).expect("valid");
+    let jwt = config.tenants[0].schemes.jwt.as_ref().expect("jwt");
+    assert!(
+        matches!(&jwt.keys, JwksFrom::Url { ca: Some(ca), .. } if ca.ends_with("ca.pem")),
+        "{:?}",
+        jwt.keys
+    );
+    for (auth, expected) in [
+        (
+            "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_url = \"http://127.0.0.1:1/k\", jwks_ca = \"ca.pem\" }",
+            "auth.jwt.jwks_ca: has no effect: the jwks_url is plain http",
+        ),
+        (
+            "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_file = \"jwks.json\", jwks_ca = \"ca.pem\" }",
+            "auth.jwt.jwks_ca: needs jwks_url",
+        ),
+        (
+            "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_url = \"https://keys.example.com/k\", jwks_ca = \"jwks.json\" }",
+            "auth.jwt.jwks_ca: no usable PEM certificate in it",
+        ),
+    ] {
+        let err = match load_in(dir.path(), auth) {
+            Ok(_) => panic!("expected a problem in {auth}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
 fn every_jwt_mistake_is_reported() {
     let err = problems(
         "auth.jwt = { issuer = \"\", audience = [], algorithms = [\"HS256\", \"none\"], jwks_url = \"http://keys.example.com/k\", leeway = \"1h\", subjects = [] }",
