@@ -83,7 +83,7 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
     if let Some(m) = &t.auth.mtls {
         let mut names: Vec<String> = m.subject_cn.iter().map(|c| format!("CN {c}")).collect();
         names.extend(m.san.iter().map(|s| format!("SAN {s}")));
-        let trust = match &m.trust {
+        let mut trust = match &m.trust {
             Some(ca) if ca.crls.is_empty() => format!("issued by the CA in {}", ca.ca.display()),
             Some(ca) => format!(
                 "issued by the CA in {}, checked against {} CRL file(s)",
@@ -92,6 +92,23 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
             ),
             None => "issued by a CA of server.tls.client_ca".to_owned(),
         };
+        if !m.issuers.is_empty() {
+            let pins: Vec<String> = m
+                .issuers
+                .iter()
+                .map(|p| {
+                    let whence = match p.known {
+                        Some(_) => "in a CA file",
+                        None => "sent by clients",
+                    };
+                    format!("{} ({whence})", hex::encode(p.sha256))
+                })
+                .collect();
+            trust.push_str(&format!(
+                ", under the CA with SHA-256 {}",
+                pins.join(" or ")
+            ));
+        }
         let and = if alternatives > 0 { "and " } else { "" };
         lines.push(format!(
             "auth: {and}a client certificate naming {}, {trust}",

@@ -75,7 +75,7 @@ async fn token(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, R
     }
     // A tenant that wants a client certificate wants it here too.
     if let Some(m) = &tenant.auth.mtls {
-        mtls::check(m, ctx.conn.peer())
+        mtls::check(m, ctx.conn.peer(), ctx.conn.verdicts())
             .map_err(|e| refused(StatusCode::UNAUTHORIZED, "invalid_client", e.to_string()))?;
     }
     let form = read_form(ctx, body).await?;

@@ -175,6 +175,9 @@ pub struct RawMtls {
     /// Certificate revocation lists (PEM) of that CA.
     #[serde(default)]
     pub crl: Vec<Spanned<PathBuf>>,
+    /// The SHA-256 fingerprint(s) of the CA certificate(s) this tenant's client certificates
+    /// must be issued under, among those the listener's `client_ca` (or the tenant's) accepts.
+    pub issuer_sha256: Option<Spanned<OneOrMany>>,
 }
 
 /// One HTTP Basic user (RFC 7617): the password is stored as an argon2 PHC string, or as a

@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
 use super::*;
 
 /// A tenant "a" with `auth`, in a folder holding `jwks.json` with one key.
@@ -142,6 +145,64 @@ fn jwks_ca_applies_to_an_https_jwks_url_only() {
             Ok(_) => panic!("expected a problem in {auth}"),
             Err(e) => e.to_string(),
         };
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
+fn issuer_sha256_wants_32_bytes_of_hex_and_a_nonempty_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = crate::certs::DevNames {
+        server_names: &["localhost".to_owned()],
+        client_cns: &[],
+        tenants: &[],
+    };
+    crate::certs::write_dev_certs(dir.path(), &names).expect("certificates");
+    let ca = CertificateDer::pem_file_iter(dir.path().join("ca.pem"))
+        .expect("readable")
+        .next()
+        .expect("one")
+        .expect("PEM");
+    let fp = hex::encode(crate::auth::anchor::fingerprint(&ca));
+    let with = |pins: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = {{ cert = \"server.pem\", key = \"server.key\", client_ca = \"ca.pem\" }}\n[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"memory:\" }}\nauth.mtls = {{ subject_cn = [\"idp\"], issuer_sha256 = {pins} }}\n"
+        );
+        Config::from_toml(&text, &dir.path().join("c.toml"))
+    };
+    let config = with(&format!("\"{}\"", fp.to_ascii_uppercase())).expect("valid");
+    let rule = config.tenants[0].auth.mtls.as_ref().expect("mtls");
+    assert_eq!(hex::encode(rule.issuers[0].sha256), fp);
+    assert!(
+        rule.issuers[0].known.is_some(),
+        "found in server.tls.client_ca"
+    );
+    let other = "ab".repeat(32);
+    let config = with(&format!("[\"{other}\"]")).expect("valid: an intermediate clients send");
+    let rule = config.tenants[0].auth.mtls.as_ref().expect("mtls");
+    assert!(rule.issuers[0].known.is_none());
+    let again = with(&format!("[\"{other}\"]")).expect("valid");
+    assert_ne!(
+        again.tenants[0].auth.mtls.as_ref().expect("mtls").check_id,
+        rule.check_id,
+        "every load checks chains anew"
+    );
+
+    for (pins, expected) in [
+        (
+            "\"abcd\"",
+            "auth.mtls.issuer_sha256: \"abcd\": expected the SHA-256 fingerprint",
+        ),
+        (
+            "[]",
+            "auth.mtls.issuer_sha256: an empty list would refuse every certificate",
+        ),
+        (
+            &format!("\"{}zz\"", &fp[..62]),
+            "expected the SHA-256 fingerprint",
+        ),
+    ] {
+        let err = with(pins).expect_err("refused").to_string();
         assert!(err.contains(expected), "{expected}\n{err}");
     }
 }
