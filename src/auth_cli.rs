@@ -23,8 +23,18 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
             .iter()
             .filter(|u| u.not_after.is_some())
             .count();
+        let bcrypt = schemes
+            .basic
+            .iter()
+            .filter(|u| scimgate::auth::secret::is_bcrypt(&u.hash))
+            .count();
+        let hashes = match (bcrypt, schemes.basic.len() - bcrypt) {
+            (0, _) => "argon2".to_owned(),
+            (_, 0) => "bcrypt".to_owned(),
+            (b, a) => format!("{a} argon2, {b} bcrypt"),
+        };
         lines.push(format!(
-            "auth: HTTP Basic for user(s) {} (argon2, {expiring} with an expiry)",
+            "auth: HTTP Basic for user(s) {} ({hashes}, {expiring} with an expiry)",
             users.join(", ")
         ));
     }
@@ -34,7 +44,13 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
             JwksFrom::File { path, set } => {
                 format!("{} key(s) from {}", set.keys.len(), path.display())
             }
-            JwksFrom::Url(url) => format!("keys fetched from {url} (refreshed hourly)"),
+            JwksFrom::Url { url, ca: None } => {
+                format!("keys fetched from {url} (refreshed hourly)")
+            }
+            JwksFrom::Url { url, ca: Some(ca) } => format!(
+                "keys fetched from {url} (refreshed hourly, server checked against the CA in {})",
+                ca.display()
+            ),
         };
         let subjects = match j.subjects.len() {
             0 => "any subject".to_owned(),
@@ -67,7 +83,7 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
     if let Some(m) = &t.auth.mtls {
         let mut names: Vec<String> = m.subject_cn.iter().map(|c| format!("CN {c}")).collect();
         names.extend(m.san.iter().map(|s| format!("SAN {s}")));
-        let trust = match &m.trust {
+        let mut trust = match &m.trust {
             Some(ca) if ca.crls.is_empty() => format!("issued by the CA in {}", ca.ca.display()),
             Some(ca) => format!(
                 "issued by the CA in {}, checked against {} CRL file(s)",
@@ -76,6 +92,23 @@ pub fn explain(t: &TenantConfig, token_key: Option<&TokenKey>) -> Vec<String> {
             ),
             None => "issued by a CA of server.tls.client_ca".to_owned(),
         };
+        if !m.issuers.is_empty() {
+            let pins: Vec<String> = m
+                .issuers
+                .iter()
+                .map(|p| {
+                    let whence = match p.known {
+                        Some(_) => "in a CA file",
+                        None => "sent by clients",
+                    };
+                    format!("{} ({whence})", hex::encode(p.sha256))
+                })
+                .collect();
+            trust.push_str(&format!(
+                ", under the CA with SHA-256 {}",
+                pins.join(" or ")
+            ));
+        }
         let and = if alternatives > 0 { "and " } else { "" };
         lines.push(format!(
             "auth: {and}a client certificate naming {}, {trust}",

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::pki_types::CertificateDer;
 
@@ -21,6 +21,61 @@ pub struct ConnInfo {
 pub struct TlsInfo {
     pub sni: Option<Box<str>>,
     pub peer: Option<PeerIdentity>,
+    /// What the tenants' own checks of `peer`'s chain concluded on this connection.
+    pub verdicts: ChainVerdicts,
+}
+
+/// Verdicts of chain checks (a tenant's own CA and CRLs, its pinned issuers) on one
+/// connection's client chain, by the id of the check. The chain cannot change within a
+/// connection, so each check runs once per connection instead of once per request. A check's
+/// id is new at every configuration load, so a reload (new CRLs, new pins) checks again; an
+/// acceptance lasts no longer than the chain's certificates do.
+#[derive(Debug, Default)]
+pub struct ChainVerdicts {
+    seen: Mutex<Vec<Verdict>>,
+}
+
+#[derive(Debug, Clone)]
+struct Verdict {
+    check: u64,
+    outcome: Result<(), String>,
+    /// Unix time past which an acceptance is checked again (the chain's earliest notAfter).
+    until: Option<i64>,
+}
+
+/// Distinct checks one connection may meet: a few tenants over a few reloads. Past it the
+/// oldest verdict is forgotten (and checked again if needed).
+const MAX_VERDICTS: usize = 16;
+
+impl ChainVerdicts {
+    /// The remembered verdict of check `check`, else `run`'s, remembered. `run` returns the
+    /// outcome and, for an acceptance, until when it holds.
+    pub fn get_or_check(
+        &self,
+        check: u64,
+        now: i64,
+        run: impl FnOnce() -> (Result<(), String>, Option<i64>),
+    ) -> Result<(), String> {
+        let lock = || self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = |v: &Verdict| v.check == check && v.until.is_none_or(|t| now <= t);
+        if let Some(v) = lock().iter().find(|v| fresh(v)) {
+            return v.outcome.clone();
+        }
+        // Checked without the lock: another request of the connection may check at the same
+        // time, and both come to the same verdict.
+        let (outcome, until) = run();
+        let mut seen = lock();
+        seen.retain(|v| v.check != check);
+        if seen.len() >= MAX_VERDICTS {
+            seen.remove(0);
+        }
+        seen.push(Verdict {
+            check,
+            outcome: outcome.clone(),
+            until,
+        });
+        outcome
+    }
 }
 
 /// Who a verified client certificate names: what tenants' `auth.mtls` rules match against.
@@ -91,6 +146,10 @@ impl ConnInfo {
         self.tls.as_ref()?.peer.as_ref()
     }
 
+    pub fn verdicts(&self) -> Option<&ChainVerdicts> {
+        self.tls.as_ref().map(|t| &t.verdicts)
+    }
+
     pub fn https(&self) -> bool {
         self.tls.is_some()
     }
@@ -139,5 +198,77 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.moved.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counting(
+        runs: &AtomicU32,
+        outcome: Result<(), String>,
+        until: Option<i64>,
+    ) -> impl FnOnce() -> (Result<(), String>, Option<i64>) + '_ {
+        move || {
+            runs.fetch_add(1, Ordering::Relaxed);
+            (outcome, until)
+        }
+    }
+
+    #[test]
+    fn a_check_runs_once_per_connection_and_again_under_a_new_id() {
+        let v = ChainVerdicts::default();
+        let runs = AtomicU32::new(0);
+        for _ in 0..3 {
+            assert_eq!(
+                v.get_or_check(7, 100, counting(&runs, Ok(()), None)),
+                Ok(())
+            );
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        let refused = Err("revoked".to_owned());
+        assert_eq!(
+            v.get_or_check(8, 100, counting(&runs, refused.clone(), None)),
+            refused
+        );
+        assert_eq!(
+            v.get_or_check(8, 100, counting(&runs, Ok(()), None)),
+            refused
+        );
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn an_acceptance_ends_when_the_chain_expires() {
+        let v = ChainVerdicts::default();
+        let runs = AtomicU32::new(0);
+        assert_eq!(
+            v.get_or_check(1, 100, counting(&runs, Ok(()), Some(200))),
+            Ok(())
+        );
+        assert_eq!(
+            v.get_or_check(1, 200, counting(&runs, Ok(()), Some(200))),
+            Ok(())
+        );
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        let expired = Err("expired".to_owned());
+        assert_eq!(
+            v.get_or_check(1, 201, counting(&runs, expired.clone(), None)),
+            expired
+        );
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn verdicts_stay_bounded() {
+        let v = ChainVerdicts::default();
+        let runs = AtomicU32::new(0);
+        for id in 0..(3 * MAX_VERDICTS as u64) {
+            v.get_or_check(id, 0, counting(&runs, Ok(()), None))
+                .expect("accepted");
+        }
+        let kept = v.seen.lock().expect("not poisoned").len();
+        assert_eq!(kept, MAX_VERDICTS);
     }
 }

@@ -293,18 +293,28 @@ fn jwks_of(
     lasting: &mut Lasting,
     made: &mut HashMap<String, Arc<Jwks>>,
 ) -> Result<Arc<Jwks>, BuildError> {
-    let url = match from {
+    let (url, ca) = match from {
         JwksFrom::File { set, .. } => return Ok(Arc::new(Jwks::Static(set.clone()))),
-        JwksFrom::Url(url) => url,
+        JwksFrom::Url { url, ca } => (url, ca.as_deref()),
     };
-    let key = url.to_string();
+    // The same URL checked against another CA (or a CA file whose content changed) is
+    // another source of keys: what was fetched under the old trust is not kept.
+    let trust = match ca {
+        None => String::new(),
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| BuildError::Auth(format!("JWT key set CA {}: {e}", path.display())))?;
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pem))
+        }
+    };
+    let key = format!("{url} {trust}");
     let kept = made.get(&key).or_else(|| lasting.jwks.get(&key)).cloned();
     let jwks = match kept {
         Some(kept) => kept,
         None => {
             let client = lasting
                 .clients
-                .get(None, jwks::FETCH_TIMEOUT)
+                .get(ca, jwks::FETCH_TIMEOUT)
                 .map_err(|e| BuildError::Auth(format!("JWT key set client: {e}")))?;
             let remote = jwks::RemoteJwks::new(url.clone(), client);
             Arc::new(Jwks::Remote(Box::new(remote)))

@@ -1,5 +1,6 @@
 //! HTTP Basic (RFC 7617), for IdPs whose SCIM connector offers only a user name and password
-//! (Okta, Ping): the password is stored as an argon2 hash and checked by [`SecretVerifier`].
+//! (Okta, Ping): the password is stored as an argon2 (or bcrypt) hash and checked by
+//! [`SecretVerifier`].
 
 use std::sync::Arc;
 
@@ -34,14 +35,18 @@ pub async fn check(
         .filter(|u| bool::from(u.username.as_bytes().ct_eq(name)))
         .collect();
     if candidates.is_empty() {
-        secrets.waste(password).await.map_err(|_| AuthError::Busy)?;
+        let like = users.first().map(|u| &u.hash);
+        secrets
+            .waste(like, password)
+            .await
+            .map_err(|_| AuthError::Busy)?;
         return Err(AuthError::Basic("no such user"));
     }
     candidates.sort_by_key(|u| u.not_after.is_some_and(|t| now > t));
     for user in candidates {
         let scope = format!("{}/basic/{}", tenant.id, user.username);
         if secrets
-            .verify(&scope, &user.argon2, password)
+            .verify(&scope, &user.hash, password)
             .await
             .map_err(|_| AuthError::Busy)?
         {

@@ -4,6 +4,8 @@
 //! token the tenant's own OAuth endpoint issued. Beside it, a client certificate. Every refusal
 //! is a plain 401 to the caller; the log keeps the real reason.
 
+pub mod anchor;
+pub mod announce;
 pub mod basic;
 pub mod bearer;
 mod error;
@@ -39,7 +41,8 @@ pub async fn check(ctx: &mut RequestCtx) -> Result<(), AuthError> {
     let now = OffsetDateTime::now_utc();
     let mut principal = Principal::default();
     if let Some(rule) = &tenant.auth.mtls {
-        principal.certificate = Some(mtls::check(rule, ctx.conn.peer())?);
+        let verdicts = ctx.conn.verdicts();
+        principal.certificate = Some(mtls::check(rule, ctx.conn.peer(), verdicts)?);
     }
     if wants_credential(&tenant) {
         let label = credential(&tenant, authorization, now, &services).await?;
@@ -103,7 +106,7 @@ pub fn authenticate(
 ) -> Result<Principal, AuthError> {
     let mut principal = Principal::default();
     if let Some(rule) = &auth.mtls {
-        principal.certificate = Some(mtls::check(rule, peer)?);
+        principal.certificate = Some(mtls::check(rule, peer, None)?);
     }
     if !auth.bearer.is_empty() {
         let token = match Credential::parse(authorization) {

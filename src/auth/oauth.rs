@@ -75,7 +75,7 @@ async fn token(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, R
     }
     // A tenant that wants a client certificate wants it here too.
     if let Some(m) = &tenant.auth.mtls {
-        mtls::check(m, ctx.conn.peer())
+        mtls::check(m, ctx.conn.peer(), ctx.conn.verdicts())
             .map_err(|e| refused(StatusCode::UNAUTHORIZED, "invalid_client", e.to_string()))?;
     }
     let form = read_form(ctx, body).await?;
@@ -106,7 +106,7 @@ async fn token(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, R
     let Some(client) = client else {
         services
             .secrets
-            .waste(secret.as_bytes())
+            .waste(rule.clients.first().map(|c| &c.argon2), secret.as_bytes())
             .await
             .map_err(|_| busy())?;
         return Err(invalid("no such client"));

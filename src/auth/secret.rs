@@ -1,5 +1,5 @@
-//! Secrets stored as a salted slow hash (argon2 PHC strings): HTTP Basic passwords and OAuth
-//! client secrets. A check costs tens of milliseconds of CPU and memory on purpose, so it runs
+//! Secrets stored as a salted slow hash: HTTP Basic passwords (argon2 PHC strings, or bcrypt
+//! hashes carried over from another system) and OAuth client secrets (argon2). A check costs tens of milliseconds of CPU and memory on purpose, so it runs
 //! on the blocking pool, a few at a time, and a success is remembered for a few minutes (keyed
 //! by a SHA-256 of the credential) so that an IdP syncing steadily pays for it once.
 
@@ -24,6 +24,10 @@ const MAX_WAIT: Duration = Duration::from_secs(2);
 const MAX_M_COST: u32 = 256 * 1024;
 const MAX_T_COST: u32 = 16;
 const MAX_P_COST: u32 = 8;
+/// bcrypt's cost is the log2 of its rounds: 14 is about a second of one core, and each step
+/// doubles it. Below 4 the crate refuses to hash at all.
+const MIN_BCRYPT_COST: u32 = 4;
+const MAX_BCRYPT_COST: u32 = 14;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("every slot for slow hash checks is taken")]
@@ -52,8 +56,9 @@ impl SecretVerifier {
         }
     }
 
-    /// Whether `secret` matches the PHC string `stored`. `scope` (the tenant and the user or
-    /// client) is part of the cache key, so a success in one place counts nowhere else.
+    /// Whether `secret` matches `stored` (an argon2 PHC string or a bcrypt hash). `scope` (the
+    /// tenant and the user or client) is part of the cache key, so a success in one place
+    /// counts nowhere else.
     pub async fn verify(
         &self,
         scope: &str,
@@ -71,10 +76,11 @@ impl SecretVerifier {
         Ok(ok)
     }
 
-    /// Spends what a real check would, for a user name that is not configured: the answer's
-    /// timing must not tell which names exist.
-    pub async fn waste(&self, secret: &[u8]) -> Result<(), Busy> {
-        let stored: Arc<str> = decoy().clone();
+    /// Spends what a real check against `like` (one of the tenant's stored hashes, so of the
+    /// same kind and cost) would, for a user name that is not configured: the answer's timing
+    /// must not tell which names exist. The outcome is thrown away.
+    pub async fn waste(&self, like: Option<&Arc<str>>, secret: &[u8]) -> Result<(), Busy> {
+        let stored: Arc<str> = like.unwrap_or_else(|| decoy()).clone();
         self.run(stored, secret.to_vec()).await.map(|_| ())
     }
 
@@ -129,13 +135,27 @@ fn cache_key(scope: &str, stored: &str, secret: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The comparison itself; argon2 reads its parameters and salt from the PHC string and
-/// compares the outputs in constant time.
+/// The comparison itself; both argon2 and bcrypt read their parameters and salt from the
+/// stored string and compare the outputs in constant time.
 fn matches(stored: &str, secret: &[u8]) -> bool {
+    if is_bcrypt(stored) {
+        // bcrypt reads at most 72 bytes of a password, as every implementation does; the
+        // systems these hashes come from accepted the same passwords.
+        return bcrypt::verify(secret, stored).unwrap_or(false);
+    }
     match PasswordHash::new(stored) {
         Ok(hash) => Argon2::default().verify_password(secret, &hash).is_ok(),
         Err(_) => false,
     }
+}
+
+/// The versions of bcrypt's modular crypt format that are checked (`$2x$`, the marker of
+/// hashes made by a buggy implementation, is not).
+const BCRYPT_PREFIXES: [&str; 3] = ["$2a$", "$2b$", "$2y$"];
+
+/// Whether a stored hash is a bcrypt one (else it is read as an argon2 PHC string).
+pub fn is_bcrypt(stored: &str) -> bool {
+    BCRYPT_PREFIXES.iter().any(|p| stored.starts_with(p))
 }
 
 /// A hash of a secret nobody has, with the default parameters, checked for unknown names.
@@ -180,6 +200,31 @@ pub fn check_phc(stored: &str) -> Result<(), String> {
     }
     if hash.hash.is_none() || hash.salt.is_none() {
         return Err("the PHC string has no salt or no hash".to_owned());
+    }
+    Ok(())
+}
+
+/// Whether a configured string is a bcrypt hash the proxy can check in bounded time:
+/// `$2b$` (or `$2a$`, `$2y$`), a two-digit cost, then 53 characters of salt and hash.
+pub fn check_bcrypt(stored: &str) -> Result<(), String> {
+    let expected =
+        "expected a bcrypt hash such as \"$2b$12$\" followed by 53 characters of salt and hash";
+    if !is_bcrypt(stored) {
+        return Err(format!("{expected} ($2a$, $2b$ or $2y$)"));
+    }
+    let parts: bcrypt::HashParts = stored
+        .parse()
+        .map_err(|e: bcrypt::BcryptError| format!("{expected}: {e}"))?;
+    let cost = parts.get_cost();
+    if cost < MIN_BCRYPT_COST {
+        return Err(format!(
+            "bcrypt cost {cost} is below {MIN_BCRYPT_COST}, which bcrypt does not allow"
+        ));
+    }
+    if cost > MAX_BCRYPT_COST {
+        return Err(format!(
+            "bcrypt cost {cost} is too costly to check per request (at most {MAX_BCRYPT_COST})"
+        ));
     }
     Ok(())
 }
@@ -251,5 +296,57 @@ mod tests {
         let costly = "$argon2id$v=19$m=4194304,t=2,p=1$MDEyMzQ1Njc4OWFiY2RlZg$o4YdOSZGW3v8f/CnW2n6iqKuEuAk8i+rcJvKdgSe6DI";
         assert!(check_phc(costly).unwrap_err().contains("too costly"));
         assert!(check_phc("$scrypt$ln=15,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2g").is_err());
+    }
+
+    /// A bcrypt hash at the lowest cost, so the tests do not wait on it, in the version given.
+    fn quick_bcrypt(secret: &[u8], version: bcrypt::Version) -> Arc<str> {
+        bcrypt::hash_with_salt(secret, 4, *b"0123456789abcdef")
+            .expect("hashed")
+            .format_for_version(version)
+            .into()
+    }
+
+    #[tokio::test]
+    async fn bcrypt_hashes_are_checked_on_the_same_path_as_argon2() {
+        let v = SecretVerifier::new(1);
+        for version in [
+            bcrypt::Version::TwoA,
+            bcrypt::Version::TwoB,
+            bcrypt::Version::TwoY,
+        ] {
+            let stored = quick_bcrypt(b"s3cret", version);
+            assert_eq!(check_bcrypt(&stored), Ok(()), "{stored}");
+            assert_eq!(v.verify("t/u", &stored, b"s3creT").await, Ok(false));
+            assert_eq!(v.verify("t/u", &stored, b"s3cret").await, Ok(true));
+            assert!(v.recently_verified(&cache_key("t/u", &stored, b"s3cret")));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bcrypt_check_waits_for_a_slot_like_any_other() {
+        let v = SecretVerifier::new(1);
+        let _taken = v.slots.clone().acquire_owned().await.expect("open");
+        tokio::time::pause();
+        let stored = quick_bcrypt(b"pw", bcrypt::Version::TwoB);
+        assert_eq!(v.verify("t/u", &stored, b"pw").await, Err(Busy));
+        assert_eq!(v.waste(Some(&stored), b"pw").await, Err(Busy));
+    }
+
+    #[test]
+    fn malformed_and_costly_bcrypt_hashes_are_refused_by_the_configuration_check() {
+        let good = quick_bcrypt(b"pw", bcrypt::Version::TwoB);
+        let truncated = &good[..good.len() - 1];
+        assert!(check_bcrypt(truncated)
+            .unwrap_err()
+            .contains("expected a bcrypt hash"));
+        let x = good.replacen("$2b$", "$2x$", 1);
+        assert!(check_bcrypt(&x).unwrap_err().contains("$2a$, $2b$ or $2y$"));
+        let bad_cost = good.replacen("$04$", "$xx$", 1);
+        assert!(check_bcrypt(&bad_cost).is_err());
+        let costly = good.replacen("$04$", "$15$", 1);
+        assert!(check_bcrypt(&costly).unwrap_err().contains("too costly"));
+        let cheap = good.replacen("$04$", "$03$", 1);
+        assert!(check_bcrypt(&cheap).unwrap_err().contains("below 4"));
+        assert!(check_bcrypt(&hash(b"pw").expect("hashed")).is_err());
     }
 }

@@ -110,7 +110,7 @@ fn certificate_must_match_a_listed_cn_or_san() {
     let rule = MtlsRule {
         subject_cn: vec!["okta".into()],
         san: vec![San::Dns("idp.example".into())],
-        trust: None,
+        ..MtlsRule::default()
     };
     let auth = AuthConfig {
         bearer: vec![],
@@ -140,7 +140,7 @@ fn a_san_matches_only_a_san_of_its_type() {
     let rule = MtlsRule {
         subject_cn: vec![],
         san: vec![San::Uri("spiffe://example.com/okta".into())],
-        trust: None,
+        ..MtlsRule::default()
     };
     let auth = AuthConfig {
         bearer: vec![],

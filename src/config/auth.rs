@@ -19,6 +19,7 @@ use toml::Spanned;
 use super::raw::*;
 use super::validate::{valid_label, Checker};
 use super::*;
+use crate::auth::anchor;
 use crate::auth::jwks::MAX_JWKS_BYTES;
 use crate::auth::secret;
 use crate::conn::San;
@@ -31,6 +32,18 @@ const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 
 /// Fewer bytes than this are no key to sign with.
 const MIN_TOKEN_KEY_BYTES: usize = 32;
+
+/// The next [`MtlsRule::check_id`]: process-wide, so no two loads share one.
+static NEXT_CHECK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// 32 bytes in hex, upper or lower case, optionally with ':' between bytes as OpenSSL prints
+/// fingerprints.
+fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let hex: String = s.trim().chars().filter(|&c| c != ':').collect();
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(&hex, &mut out).ok()?;
+    Some(out)
+}
 
 impl Checker<'_> {
     /// `server.token_key_file`: at least 32 bytes (surrounding whitespace aside), used as the
@@ -127,11 +140,68 @@ impl Checker<'_> {
             .client_ca
             .as_ref()
             .and_then(|ca| self.tenant_ca(ca, &raw.crl, &key));
+        let issuers = match &raw.issuer_sha256 {
+            Some(pins) => self.issuer_pins(pins, trust.as_ref(), &key),
+            None => Vec::new(),
+        };
         MtlsRule {
             subject_cn: raw.subject_cn.clone(),
             san,
             trust,
+            issuers,
+            check_id: NEXT_CHECK_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// `auth.mtls.issuer_sha256`: each a SHA-256 fingerprint, looked up in the CA files the
+    /// handshake uses (the listener's `client_ca`, the tenant's own) so that a pinned root is
+    /// known now; a pin found in neither must name an intermediate CA that clients send.
+    fn issuer_pins(
+        &mut self,
+        pins: &Spanned<OneOrMany>,
+        trust: Option<&TenantCa>,
+        key: &str,
+    ) -> Vec<IssuerPin> {
+        let key = format!("{key}.issuer_sha256");
+        let listed = match pins.get_ref() {
+            OneOrMany::One(p) => vec![p.clone()],
+            OneOrMany::Many(p) => p.clone(),
+        };
+        if listed.is_empty() {
+            let msg = "an empty list would refuse every certificate; leave the key out to accept any CA of the handshake";
+            self.problem(pins.span(), &key, msg);
+        }
+        let files: Vec<PathBuf> = self
+            .listener_ca
+            .iter()
+            .cloned()
+            .chain(trust.map(|t| t.ca.clone()))
+            .collect();
+        let known: Vec<CertificateDer<'static>> = files
+            .iter()
+            .filter_map(|f| CertificateDer::pem_file_iter(f).ok())
+            .flat_map(|it| it.filter_map(Result::ok))
+            .collect();
+        let mut out = Vec::with_capacity(listed.len());
+        for pin in &listed {
+            let Some(sha256) = parse_fingerprint(pin) else {
+                let msg = format!("{pin:?}: expected the SHA-256 fingerprint of the CA's certificate: 64 hex characters, with or without ':' between bytes (`openssl x509 -in ca.pem -noout -fingerprint -sha256`)");
+                self.problem(pins.span(), &key, msg);
+                continue;
+            };
+            let known = match known.iter().find(|c| anchor::fingerprint(c) == sha256) {
+                None => None,
+                Some(ca) => match anchor::verifier_anchored_at(ca) {
+                    Ok(v) => Some(v),
+                    Err(why) => {
+                        self.problem(pins.span(), &key, format!("{pin:?}: {why}"));
+                        continue;
+                    }
+                },
+            };
+            out.push(IssuerPin { sha256, known });
+        }
+        out
     }
 
     /// Reads the tenant's CA and CRLs into a verifier; the listener is told of the CA too.
@@ -247,13 +317,36 @@ impl Checker<'_> {
             let msg = "a Basic user name cannot contain ':' (RFC 7617 §2)";
             self.problem(raw.username.span(), &format!("{key}.username"), msg);
         }
-        let argon2 = self.argon2(&raw.argon2, &format!("{key}.argon2"));
+        let hash = match (&raw.argon2, &raw.bcrypt) {
+            (Some(a), None) => self.argon2(a, &format!("{key}.argon2")),
+            (None, Some(b)) => self.bcrypt(b, &format!("{key}.bcrypt")),
+            (Some(_), Some(b)) => {
+                let msg = "give argon2 or bcrypt, not both";
+                self.problem(b.span(), &format!("{key}.bcrypt"), msg);
+                None
+            }
+            (None, None) => {
+                let msg = "needs argon2 (`scimgate token hash-secret`) or bcrypt: the hash of the password";
+                self.problem(b.span(), key, msg);
+                None
+            }
+        };
         let not_after = self.not_after(raw.not_after.as_ref(), key)?;
         Some(BasicUser {
             username: username.as_str().into(),
-            argon2: argon2?,
+            hash: hash?,
             not_after,
         })
+    }
+
+    fn bcrypt(&mut self, v: &Spanned<String>, key: &str) -> Option<Arc<str>> {
+        match secret::check_bcrypt(v.get_ref()) {
+            Ok(()) => Some(v.get_ref().as_str().into()),
+            Err(why) => {
+                self.problem(v.span(), key, why);
+                None
+            }
+        }
     }
 
     fn argon2(&mut self, v: &Spanned<String>, key: &str) -> Option<Arc<str>> {
@@ -343,8 +436,33 @@ impl Checker<'_> {
         out
     }
 
+    /// `auth.jwt.jwks_ca`: PEM certificates, for an https `jwks_url` only.
+    fn jwks_ca(&mut self, ca: &Spanned<PathBuf>, url: &Uri, key: &str) -> Option<PathBuf> {
+        let key = format!("{key}.jwks_ca");
+        let path = self.file_path(ca, &key);
+        if url.scheme_str() != Some("https") {
+            let msg = "has no effect: the jwks_url is plain http (loopback), which has no server certificate to check";
+            self.problem(ca.span(), &key, msg);
+            return None;
+        }
+        let certs = CertificateDer::pem_file_iter(&path)
+            .map(|it| it.filter_map(Result::ok).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut roots = RootCertStore::empty();
+        if path.is_file() && roots.add_parsable_certificates(certs).0 == 0 {
+            let msg = "no usable PEM certificate in it (-----BEGIN CERTIFICATE-----)";
+            self.problem(ca.span(), &key, msg);
+            return None;
+        }
+        Some(path)
+    }
+
     fn jwks_from(&mut self, raw: &RawJwt, at: Range<usize>, ctx: &str) -> Option<JwksFrom> {
         let key = format!("{ctx}: auth.jwt");
+        if let (Some(ca), None) = (&raw.jwks_ca, &raw.jwks_url) {
+            let msg = "needs jwks_url: the CA checks the server the keys are fetched from";
+            self.problem(ca.span(), &format!("{key}.jwks_ca"), msg);
+        }
         match (&raw.jwks_file, &raw.jwks_url) {
             (Some(f), None) => {
                 let path = self.file_path(f, &format!("{key}.jwks_file"));
@@ -367,7 +485,13 @@ impl Checker<'_> {
                 }
             }
             (None, Some(u)) => match crate::auth::jwks::parse_url(u.get_ref()) {
-                Ok(uri) => Some(JwksFrom::Url(uri)),
+                Ok(url) => {
+                    let ca = raw
+                        .jwks_ca
+                        .as_ref()
+                        .and_then(|ca| self.jwks_ca(ca, &url, &key));
+                    Some(JwksFrom::Url { url, ca })
+                }
                 Err(msg) => {
                     self.problem(u.span(), &format!("{key}.jwks_url"), msg);
                     None

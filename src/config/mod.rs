@@ -183,6 +183,21 @@ pub struct MtlsRule {
     /// The tenant's own CA (and CRLs): a certificate must chain to it, whichever CA the
     /// listener's handshake accepted it under. `None`: `server.tls.client_ca` decides.
     pub trust: Option<TenantCa>,
+    /// CAs named by fingerprint (`issuer_sha256`): a certificate must have been issued under
+    /// one of them. Empty: any CA the handshake (and `trust`) accepts.
+    pub issuers: Vec<IssuerPin>,
+    /// Names this rule's chain checks (`trust`, `issuers`) in a connection's remembered
+    /// verdicts ([`crate::conn::ChainVerdicts`]): new at every load, so a reload checks again.
+    pub check_id: u64,
+}
+
+/// A CA a tenant pins by the SHA-256 of its certificate (DER).
+#[derive(Debug, Clone)]
+pub struct IssuerPin {
+    pub sha256: [u8; 32],
+    /// A verifier anchored at the pinned certificate when a configured CA file holds it;
+    /// `None`: it must come in the client's chain (an intermediate), and is looked up there.
+    pub known: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 /// A tenant's own client CA, compiled into a verifier that also applies its CRLs.
@@ -208,11 +223,12 @@ impl AuthSchemes {
     }
 }
 
-/// An HTTP Basic user: a name and the argon2 PHC string of its password.
+/// An HTTP Basic user: a name and the stored hash of its password (an argon2 PHC string or
+/// a bcrypt hash; `auth::secret` tells them apart by their prefix).
 #[derive(Debug, Clone)]
 pub struct BasicUser {
     pub username: Arc<str>,
-    pub argon2: Arc<str>,
+    pub hash: Arc<str>,
     pub not_after: Option<OffsetDateTime>,
 }
 
@@ -236,8 +252,9 @@ pub enum JwksFrom {
         path: PathBuf,
         set: Arc<jsonwebtoken::jwk::JwkSet>,
     },
-    /// Fetched when first needed, cached and refreshed (`auth::jwks`).
-    Url(Uri),
+    /// Fetched when first needed, cached and refreshed (`auth::jwks`), over TLS checked
+    /// against `ca` (PEM) when given, else against the system's roots.
+    Url { url: Uri, ca: Option<PathBuf> },
 }
 
 /// The OAuth 2.0 client-credentials token endpoint this tenant serves.

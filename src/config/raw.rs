@@ -179,14 +179,19 @@ pub struct RawMtls {
     /// Certificate revocation lists (PEM) of that CA.
     #[serde(default)]
     pub crl: Vec<Spanned<PathBuf>>,
+    /// The SHA-256 fingerprint(s) of the CA certificate(s) this tenant's client certificates
+    /// must be issued under, among those the listener's `client_ca` (or the tenant's) accepts.
+    pub issuer_sha256: Option<Spanned<OneOrMany>>,
 }
 
-/// One HTTP Basic user (RFC 7617): the password is stored as an argon2 PHC string.
+/// One HTTP Basic user (RFC 7617): the password is stored as an argon2 PHC string, or as a
+/// bcrypt hash brought over from another system (one of the two).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBasic {
     pub username: Spanned<String>,
-    pub argon2: Spanned<String>,
+    pub argon2: Option<Spanned<String>>,
+    pub bcrypt: Option<Spanned<String>>,
     pub not_after: Option<Spanned<String>>,
 }
 
@@ -199,6 +204,9 @@ pub struct RawJwt {
     pub algorithms: Option<Spanned<Vec<String>>>,
     pub jwks_file: Option<Spanned<PathBuf>>,
     pub jwks_url: Option<Spanned<String>>,
+    /// PEM CA certificates that the https `jwks_url` server's certificate must chain to,
+    /// instead of the system's roots.
+    pub jwks_ca: Option<Spanned<PathBuf>>,
     pub leeway: Option<Spanned<String>>,
     /// When given, the token's `sub` must be one of these.
     pub subjects: Option<Spanned<Vec<String>>>,

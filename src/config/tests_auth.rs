@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
 use super::*;
 
 /// A tenant "a" with `auth`, in a folder holding `jwks.json` with one key.
@@ -63,6 +66,145 @@ fn basic_wants_an_argon2_hash_and_a_name_without_colon() {
         "{err}"
     );
     assert!(err.contains("scimgate token hash-secret"), "{err}");
+}
+
+/// A bcrypt hash of "pw" at cost 4, made the way a system exporting its users would.
+fn bcrypt_of(pw: &str) -> String {
+    bcrypt::hash_with_salt(pw, 4, *b"saltsaltsaltsalt")
+        .expect("hashed")
+        .format_for_version(bcrypt::Version::TwoY)
+}
+
+#[test]
+fn basic_takes_a_bcrypt_hash_instead_of_argon2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hash = bcrypt_of("pw");
+    let auth = format!(
+        "auth.basic = [{{ username = \"okta\", bcrypt = \"{hash}\" }}, {{ username = \"ping\", argon2 = \"{PHC}\" }}]"
+    );
+    let config = load_in(dir.path(), &auth).expect("valid");
+    let users = &config.tenants[0].schemes.basic;
+    assert_eq!(&*users[0].hash, hash.as_str());
+    assert_eq!(&*users[1].hash, PHC);
+}
+
+#[test]
+fn a_malformed_or_doubled_basic_hash_is_refused_with_its_reason() {
+    let hash = bcrypt_of("pw");
+    let err = problems(&format!(
+        "auth.basic = [{{ username = \"a\", bcrypt = \"{}\" }}, {{ username = \"b\", bcrypt = \"{}\" }}, {{ username = \"c\", bcrypt = \"{hash}\", argon2 = \"{PHC}\" }}, {{ username = \"d\" }}, {{ username = \"e\", bcrypt = \"{PHC}\" }}]",
+        &hash[..hash.len() - 2],
+        hash.replacen("$04$", "$20$", 1),
+    ));
+    for expected in [
+        "auth.basic[0].bcrypt: expected a bcrypt hash such as \"$2b$12$\"",
+        "auth.basic[1].bcrypt: bcrypt cost 20 is too costly to check per request (at most 14)",
+        "auth.basic[2].bcrypt: give argon2 or bcrypt, not both",
+        "auth.basic[3]: needs argon2 (`scimgate token hash-secret`) or bcrypt",
+        "auth.basic[4].bcrypt: expected a bcrypt hash such as \"$2b$12$\" followed by 53 characters of salt and hash ($2a$, $2b$ or $2y$)",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
+fn jwks_ca_applies_to_an_https_jwks_url_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    crate::certs::write_dev_certs(
+        dir.path(),
+        &crate::certs::DevNames {
+            server_names: &["localhost".to_owned()],
+            client_cns: &[],
+            tenants: &[],
+        },
+    )
+    .expect("certificates");
+    let ok = "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_url = \"https://keys.example.com/k\", jwks_ca = \"ca.pem\" }";
+    let config = load_in(dir.path(), ok).expect("valid");
+    let jwt = config.tenants[0].schemes.jwt.as_ref().expect("jwt");
+    assert!(
+        matches!(&jwt.keys, JwksFrom::Url { ca: Some(ca), .. } if ca.ends_with("ca.pem")),
+        "{:?}",
+        jwt.keys
+    );
+    for (auth, expected) in [
+        (
+            "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_url = \"http://127.0.0.1:1/k\", jwks_ca = \"ca.pem\" }",
+            "auth.jwt.jwks_ca: has no effect: the jwks_url is plain http",
+        ),
+        (
+            "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_file = \"jwks.json\", jwks_ca = \"ca.pem\" }",
+            "auth.jwt.jwks_ca: needs jwks_url",
+        ),
+        (
+            "auth.jwt = { issuer = \"i\", audience = \"a\", jwks_url = \"https://keys.example.com/k\", jwks_ca = \"jwks.json\" }",
+            "auth.jwt.jwks_ca: no usable PEM certificate in it",
+        ),
+    ] {
+        let err = match load_in(dir.path(), auth) {
+            Ok(_) => panic!("expected a problem in {auth}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
+fn issuer_sha256_wants_32_bytes_of_hex_and_a_nonempty_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = crate::certs::DevNames {
+        server_names: &["localhost".to_owned()],
+        client_cns: &[],
+        tenants: &[],
+    };
+    crate::certs::write_dev_certs(dir.path(), &names).expect("certificates");
+    let ca = CertificateDer::pem_file_iter(dir.path().join("ca.pem"))
+        .expect("readable")
+        .next()
+        .expect("one")
+        .expect("PEM");
+    let fp = hex::encode(crate::auth::anchor::fingerprint(&ca));
+    let with = |pins: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls = {{ cert = \"server.pem\", key = \"server.key\", client_ca = \"ca.pem\" }}\n[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"memory:\" }}\nauth.mtls = {{ subject_cn = [\"idp\"], issuer_sha256 = {pins} }}\n"
+        );
+        Config::from_toml(&text, &dir.path().join("c.toml"))
+    };
+    let config = with(&format!("\"{}\"", fp.to_ascii_uppercase())).expect("valid");
+    let rule = config.tenants[0].auth.mtls.as_ref().expect("mtls");
+    assert_eq!(hex::encode(rule.issuers[0].sha256), fp);
+    assert!(
+        rule.issuers[0].known.is_some(),
+        "found in server.tls.client_ca"
+    );
+    let other = "ab".repeat(32);
+    let config = with(&format!("[\"{other}\"]")).expect("valid: an intermediate clients send");
+    let rule = config.tenants[0].auth.mtls.as_ref().expect("mtls");
+    assert!(rule.issuers[0].known.is_none());
+    let again = with(&format!("[\"{other}\"]")).expect("valid");
+    assert_ne!(
+        again.tenants[0].auth.mtls.as_ref().expect("mtls").check_id,
+        rule.check_id,
+        "every load checks chains anew"
+    );
+
+    for (pins, expected) in [
+        (
+            "\"abcd\"",
+            "auth.mtls.issuer_sha256: \"abcd\": expected the SHA-256 fingerprint",
+        ),
+        (
+            "[]",
+            "auth.mtls.issuer_sha256: an empty list would refuse every certificate",
+        ),
+        (
+            &format!("\"{}zz\"", &fp[..62]),
+            "expected the SHA-256 fingerprint",
+        ),
+    ] {
+        let err = with(pins).expect_err("refused").to_string();
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub(super) struct Checker<'a> {
     /// own: `auth.mtls` needs TLS, and a CA (the listener's or the tenant's).
     pub(super) tls: bool,
     pub(super) client_ca: bool,
+    /// `server.tls.client_ca` from the file's folder, where tenants' pinned issuers are looked
+    /// up.
+    pub(super) listener_ca: Option<PathBuf>,
     /// Every tenant's own client CA, which the listener's handshake accepts too.
     pub(super) tenant_cas: Vec<PathBuf>,
     problems: Vec<String>,
@@ -52,6 +55,12 @@ pub(super) fn validate(
             .tls
             .as_ref()
             .is_some_and(|t| t.client_ca.is_some()),
+        listener_ca: raw
+            .server
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_ca.as_ref())
+            .map(|ca| base.join(ca.get_ref())),
         tenant_cas: Vec::new(),
         problems: Vec::new(),
     };

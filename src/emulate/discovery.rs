@@ -35,12 +35,12 @@ pub async fn answer(ctx: &RequestCtx, caps: &Capabilities) -> Result<Flow, Emula
             }
             let mut doc: Value = serde_json::from_slice(&reply.body)
                 .map_err(|_| EmulateError::Unreadable("/ServiceProviderConfig"))?;
-            announce(&mut doc, caps);
+            announce(&mut doc, caps, ctx);
             body::json(StatusCode::OK, &doc)
         }
         Endpoint::ServiceProviderConfig => body::json(
             StatusCode::OK,
-            &docs::service_provider_config(&provided(caps), &base),
+            &docs::service_provider_config(&provided(caps, ctx), &base),
         ),
         _ if caps.discovery => return Ok(Flow::Next),
         Endpoint::Schemas => one_or_all(id.map(|urn| docs::schema(urn, &base)), || {
@@ -54,7 +54,7 @@ pub async fn answer(ctx: &RequestCtx, caps: &Capabilities) -> Result<Flow, Emula
 }
 
 /// What the proxy and upstream together provide.
-fn provided(caps: &Capabilities) -> docs::Capabilities {
+fn provided(caps: &Capabilities, ctx: &RequestCtx) -> docs::Capabilities {
     docs::Capabilities {
         patch: true,
         filter: true,
@@ -65,12 +65,19 @@ fn provided(caps: &Capabilities) -> docs::Capabilities {
         bulk: true,
         bulk_max_operations: MAX_OPERATIONS as u32,
         bulk_max_payload_size: MAX_PAYLOAD_BYTES as u64,
-        authentication_schemes: vec![AuthenticationScheme::oauth_bearer_token()],
+        authentication_schemes: announced_schemes(ctx),
     }
 }
 
-/// Marks in the upstream's own document what the proxy adds.
-fn announce(doc: &mut Value, caps: &Capabilities) {
+/// The IdP authenticates to the proxy, not to the app: what the tenant accepts is what counts.
+fn announced_schemes(ctx: &RequestCtx) -> Vec<AuthenticationScheme> {
+    let tenant = ctx.tenant();
+    crate::auth::announce::schemes(&tenant.auth, &tenant.schemes)
+}
+
+/// Marks in the upstream's own document what the proxy adds, and puts the tenant's
+/// authentication schemes in place of the app's (which only the proxy ever uses).
+fn announce(doc: &mut Value, caps: &Capabilities, ctx: &RequestCtx) {
     for key in ["patch", "filter", "sort", "bulk"] {
         if let Some(section) = doc.get_mut(key).and_then(Value::as_object_mut) {
             section.insert("supported".into(), Value::Bool(true));
@@ -80,6 +87,11 @@ fn announce(doc: &mut Value, caps: &Capabilities) {
     }
     if let Some(filter) = doc.get_mut("filter").and_then(Value::as_object_mut) {
         filter.entry("maxResults").or_insert(Value::from(MAX_COUNT));
+    }
+    if let Some(map) = doc.as_object_mut() {
+        let schemes = serde_json::to_value(announced_schemes(ctx))
+            .expect("strings and booleans always serialize");
+        map.insert("authenticationSchemes".into(), schemes);
     }
     if !caps.bulk {
         if let Some(bulk) = doc.get_mut("bulk").and_then(Value::as_object_mut) {

@@ -128,6 +128,7 @@ async fn connection(
     let tls = TlsInfo {
         sni: session.server_name().map(|s| s.to_ascii_lowercase().into()),
         peer: session.peer_certificates().and_then(peer_identity),
+        verdicts: Default::default(),
     };
     let conn = ConnInfo {
         remote,

@@ -86,6 +86,17 @@ impl AuthenticationScheme {
             primary: true,
         }
     }
+
+    /// A user name and password in `Authorization: Basic` (RFC 7617).
+    pub fn http_basic() -> Self {
+        Self {
+            kind: "httpbasic".into(),
+            name: "HTTP Basic".into(),
+            description: "Authentication with a user name and password (HTTP Basic)".into(),
+            spec_uri: Some("https://www.rfc-editor.org/info/rfc7617".into()),
+            primary: false,
+        }
+    }
 }
 
 /// What a SCIM service supports; the ServiceProviderConfig is built from it (RFC 7643 §5).

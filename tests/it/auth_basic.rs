@@ -164,3 +164,121 @@ async fn hash_secret_makes_a_hash_the_configuration_takes() {
     assert_eq!(code, 0);
     assert!(out.contains("HTTP Basic for user(s) okta"), "{out}");
 }
+
+/// A bcrypt hash as another system exports it, with a fresh salt and the lowest cost.
+fn bcrypt_hash(secret: &str, version: bcrypt::Version) -> String {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).unwrap();
+    bcrypt::hash_with_salt(secret, 4, salt)
+        .unwrap()
+        .format_for_version(version)
+}
+
+#[tokio::test]
+async fn bcrypt_hashed_passwords_open_their_tenant() {
+    let (two_b, two_y) = (
+        bcrypt_hash("okta-pw", bcrypt::Version::TwoB),
+        bcrypt_hash("jc-pw", bcrypt::Version::TwoY),
+    );
+    let config = format!(
+        "{}[[tenant]]\nid = \"okta\"\nroute = {{ path_prefix = \"/okta\" }}\nupstream = {{ url = \"memory:\" }}\n\
+         auth.basic = [{{ username = \"okta\", bcrypt = \"{two_b}\" }}, {{ username = \"jc\", bcrypt = \"{two_y}\" }}, {{ username = \"ping\", argon2 = \"{}\" }}]\n",
+        server("auth_throttle = { burst = 100, rate_per_s = 100 }"),
+        argon2("ping-pw"),
+    );
+    let proxy = Proxy::start(&config).await;
+    for (user, pw) in [("okta", "okta-pw"), ("jc", "jc-pw"), ("ping", "ping-pw")] {
+        let resp = get_basic(&proxy, "/okta/Users", user, pw).await;
+        assert_eq!(resp.status(), 200, "{user}");
+    }
+    for (user, pw) in [("okta", "jc-pw"), ("jc", "okta-pw"), ("nobody", "okta-pw")] {
+        let resp = get_basic(&proxy, "/okta/Users", user, pw).await;
+        scim_error(resp, 401).await;
+    }
+    let logs = proxy.logs();
+    assert!(logs.contains("basic:jc\""), "{logs}");
+    assert!(logs.contains("wrong password") && logs.contains("no such user"));
+    assert!(!logs.contains("okta-pw") && !logs.contains(&two_b));
+}
+
+#[test]
+fn check_refuses_a_malformed_bcrypt_hash_and_names_it() {
+    let good = bcrypt_hash("pw", bcrypt::Version::TwoB);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let write = |hash: &str| {
+        let config = format!(
+            "{}[[tenant]]\nid = \"okta\"\nroute = {{ path_prefix = \"/okta\" }}\nupstream = {{ url = \"memory:\" }}\nauth.basic = [{{ username = \"okta\", bcrypt = \"{hash}\" }}]\n",
+            server("")
+        );
+        std::fs::write(&path, config).unwrap();
+    };
+    write(&good);
+    let (code, out, err) = run_cli(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("HTTP Basic for user(s) okta (bcrypt"), "{out}");
+
+    write(&good[..50]);
+    let (code, _, err) = run_cli(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "`check` says the file is not valid");
+    assert!(
+        err.contains("tenant \"okta\": auth.basic[0].bcrypt: expected a bcrypt hash"),
+        "{err}"
+    );
+}
+
+/// The ServiceProviderConfig tells the IdP what the tenant it asks accepts (RFC 7643 §5),
+/// whether the proxy writes the document or amends the app's own.
+#[tokio::test]
+async fn auth_schemes_announced_are_the_tenants_own() {
+    // An app without discovery of its own: the proxy writes the whole document.
+    let app = json_upstream(|_, _| (404, "{}".to_owned())).await;
+    let config = format!(
+        "{}{}\
+         [[tenant]]\nid = \"okta\"\nroute = {{ path_prefix = \"/okta\" }}\nupstream = {{ url = \"memory:\" }}\n\
+         auth.basic = [{{ username = \"okta\", argon2 = \"{}\" }}]\n\
+         [[tenant]]\nid = \"both\"\nroute = {{ path_prefix = \"/both\" }}\nupstream = {{ url = \"http://{app}/scim/v2\", supports = {{ discovery = false }} }}\n\
+         auth.bearer = [{{ sha256 = \"{}\" }}]\nauth.basic = [{{ username = \"okta\", argon2 = \"{}\" }}]\n",
+        server(""),
+        tenant("acme", "memory:", "acme-token"),
+        argon2("okta-pw"),
+        hash("both-token"),
+        argon2("both-pw"),
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let announced = |req: reqwest::RequestBuilder| async move {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let spc: serde_json::Value = resp.json().await.unwrap();
+        let schemes = spc["authenticationSchemes"].as_array().unwrap().clone();
+        for s in &schemes {
+            for field in ["type", "name", "description", "specUri", "primary"] {
+                assert!(s.get(field).is_some(), "{field} in {s}");
+            }
+        }
+        schemes
+            .iter()
+            .map(|s| (s["type"].as_str().unwrap().to_owned(), s["primary"] == true))
+            .collect::<Vec<_>>()
+    };
+    let spc = |t: &str| proxy.url(&format!("/{t}/ServiceProviderConfig"));
+    let pair = |t: &str, p: bool| (t.to_owned(), p);
+    assert_eq!(
+        announced(c.get(spc("acme")).bearer_auth("acme-token")).await,
+        [pair("oauthbearertoken", true)]
+    );
+    assert_eq!(
+        announced(c.get(spc("okta")).basic_auth("okta", Some("okta-pw"))).await,
+        [pair("httpbasic", true)]
+    );
+    let both = [pair("oauthbearertoken", true), pair("httpbasic", false)];
+    assert_eq!(
+        announced(c.get(spc("both")).bearer_auth("both-token")).await,
+        both
+    );
+    assert_eq!(
+        announced(c.get(spc("both")).basic_auth("okta", Some("both-pw"))).await,
+        both
+    );
+}

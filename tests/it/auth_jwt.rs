@@ -297,3 +297,83 @@ async fn check_explains_the_jwt_settings_and_refuses_shared_secret_algorithms() 
     assert!(err.contains("auth.jwt.algorithms: \"HS256\""), "{err}");
     assert!(err.contains("auth.jwt.jwks_url"), "{err}");
 }
+
+/// A key server over TLS (HTTP/1.1) with the server certificate of a `certs` folder, serving
+/// `body` at any path.
+async fn tls_key_server(body: String, certs: &std::path::Path) -> SocketAddr {
+    let files = scimgate::config::TlsFiles {
+        cert: certs.join("server.pem"),
+        key: certs.join("server.key"),
+        client_ca: None,
+        tenant_cas: Vec::new(),
+    };
+    let mut tls = (*scimgate::listener::server_config(&files).unwrap()).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, body) = (acceptor.clone(), body.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate ends the handshake here.
+                let Ok(mut stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_https_key_server_is_checked_against_the_tenants_jwks_ca() {
+    let key = Key::new("k1");
+    let dir = tempfile::tempdir().unwrap();
+    let keys_certs = certs(&dir.path().join("keys"), &[], &[]);
+    certs(&dir.path().join("other"), &[], &[]);
+    let addr = tls_key_server(jwks(&[&key]), &keys_certs).await;
+    let url = format!("jwks_url = \"https://{addr}/keys\"");
+    let config = format!(
+        "{}{}{}{}",
+        server(""),
+        jwt_tenant(
+            "pinned",
+            &format!("{url}, jwks_ca = \"keys/ca.pem\""),
+            AUDIENCE
+        ),
+        jwt_tenant(
+            "wrong",
+            &format!("{url}, jwks_ca = \"other/ca.pem\""),
+            AUDIENCE
+        ),
+        jwt_tenant("system", &url, AUDIENCE),
+    );
+    let proxy = Proxy::start_in(dir, &config).await;
+    let token = key.sign(&claims(serde_json::json!({})));
+    assert_eq!(
+        get_bearer(&proxy, "/pinned/Users", &token).await.status(),
+        200
+    );
+    // The same URL under another trust is another source: the keys fetched above do not count.
+    for tenant in ["wrong", "system"] {
+        let resp = get_bearer(&proxy, &format!("/{tenant}/Users"), &token).await;
+        scim_error(resp, 503).await;
+    }
+    let logs = proxy.logs();
+    assert!(logs.contains("fetching the JWT key set failed"), "{logs}");
+
+    let path = proxy.dir.path().join("check.toml");
+    std::fs::write(&path, &config).unwrap();
+    let (code, out, err) = run_cli(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("server checked against the CA in"), "{out}");
+}

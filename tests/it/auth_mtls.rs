@@ -196,3 +196,168 @@ async fn check_names_each_tenants_ca_and_certs_dev_makes_one_per_tenant() {
         "{out}"
     );
 }
+
+/// Writes `name.pem` (the certificate, then `chain`) and `name.key` for a client certificate
+/// named "idp" issued by `ca`.
+fn client_pem(
+    dir: &Path,
+    name: &str,
+    ca: &(rcgen::Certificate, rcgen::KeyPair),
+    chain: &[&rcgen::Certificate],
+) {
+    use rcgen::*;
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["idp".to_owned()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "idp");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &ca.0, &ca.1).unwrap();
+    let mut pem = cert.pem();
+    for c in chain {
+        pem.push_str(&c.pem());
+    }
+    std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+}
+
+/// A CA named `cn`: self-signed, or issued by `parent` (an intermediate).
+fn ca(
+    cn: &str,
+    parent: Option<&(rcgen::Certificate, rcgen::KeyPair)>,
+) -> (rcgen::Certificate, rcgen::KeyPair) {
+    use rcgen::*;
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = match parent {
+        None => p.self_signed(&key).unwrap(),
+        Some((pc, pk)) => p.signed_by(&key, pc, pk).unwrap(),
+    };
+    (cert, key)
+}
+
+fn sha256_hex(cert: &rcgen::Certificate) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(cert.der()))
+}
+
+/// OpenSSL's way of writing a fingerprint: upper case, ':' between bytes.
+fn openssl_style(hex: &str) -> String {
+    let upper = hex.to_ascii_uppercase();
+    let pairs: Vec<&str> = (0..upper.len())
+        .step_by(2)
+        .map(|i| &upper[i..i + 2])
+        .collect();
+    pairs.join(":")
+}
+
+#[tokio::test]
+async fn a_pinned_issuer_narrows_the_listeners_client_ca_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    tenant_certs(dir.path());
+    let d = dir.path();
+    // Two roots in the listener's bundle; an intermediate under the first, sent by clients.
+    let (r1, r2) = (ca("root one", None), ca("root two", None));
+    let i1 = ca("intermediate one", Some(&r1));
+    std::fs::write(
+        d.join("clients-ca.pem"),
+        format!("{}{}", r1.0.pem(), r2.0.pem()),
+    )
+    .unwrap();
+    client_pem(d, "by-r1", &r1, &[]);
+    client_pem(d, "by-r2", &r2, &[]);
+    client_pem(d, "by-i1", &i1, &[&i1.0]);
+    // Issued under root two, with the pinned intermediate appended: listed, not an issuer.
+    client_pem(d, "by-r2-with-i1", &r2, &[&i1.0]);
+    let config = format!(
+        "{}{}{}",
+        server(
+            "tls = { cert = \"server.pem\", key = \"server.key\", client_ca = \"clients-ca.pem\" }"
+        ),
+        mtls_tenant(
+            "root",
+            &format!(
+                "subject_cn = [\"idp\"], issuer_sha256 = \"{}\"",
+                sha256_hex(&r1.0)
+            )
+        ),
+        mtls_tenant(
+            "inter",
+            &format!(
+                "subject_cn = [\"idp\"], issuer_sha256 = [\"{}\", \"{}\"]",
+                openssl_style(&sha256_hex(&i1.0)),
+                sha256_hex(&ca("unused", None).0)
+            ),
+        ),
+    );
+    let proxy = Proxy::start_in(dir, &config).await;
+    let d = proxy.dir.path();
+    let client = |name: &str| client_with(d, &format!("{name}.pem"), &format!("{name}.key"));
+    for (name, root, inter) in [
+        ("by-r1", 200, 401),
+        ("by-i1", 200, 200),
+        ("by-r2", 401, 401),
+        ("by-r2-with-i1", 401, 401),
+    ] {
+        let c = client(name);
+        assert_eq!(
+            status(&c, &proxy, "/root/Users").await,
+            root,
+            "{name} at root"
+        );
+        assert_eq!(
+            status(&c, &proxy, "/inter/Users").await,
+            inter,
+            "{name} at inter"
+        );
+    }
+    let logs = proxy.logs();
+    assert!(
+        logs.contains("not issued under a CA of issuer_sha256"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("no CA of issuer_sha256 is in the chain"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_tenants_chain_check_runs_once_per_connection_and_again_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    tenant_certs(dir.path());
+    ca_with_crl(dir.path());
+    const CHECKED: &str = "client certificate chain checked";
+    let config = |crl: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{TLS}\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"info,scimgate::auth::mtls=debug\"\n{}",
+            mtls_tenant("c", &format!("subject_cn = [\"idp\"], client_ca = \"crl-ca.pem\"{crl}"))
+        )
+    };
+    let proxy = Proxy::start_in(dir, &config("")).await;
+    // Serial 2, which the CRL revokes; the first configuration has no CRL.
+    let c = client_with(proxy.dir.path(), "idp-2.pem", "idp-2.key");
+    for _ in 0..3 {
+        assert_eq!(status(&c, &proxy, "/c/Users").await, 200);
+    }
+    proxy.wait_for_log(CHECKED, 1).await;
+    assert_eq!(
+        proxy.log_count(CHECKED),
+        1,
+        "one check for three requests of one connection"
+    );
+
+    proxy.reload_with(&config(", crl = [\"crl.pem\"]")).await;
+    for _ in 0..2 {
+        assert_eq!(
+            status(&c, &proxy, "/c/Users").await,
+            401,
+            "the new snapshot's CRL applies to an open connection"
+        );
+    }
+    proxy.wait_for_log(CHECKED, 2).await;
+    assert_eq!(proxy.log_count(CHECKED), 2, "{}", proxy.logs());
+
+    let other = client_with(proxy.dir.path(), "idp-2.pem", "idp-2.key");
+    assert_eq!(status(&other, &proxy, "/c/Users").await, 401);
+    proxy.wait_for_log(CHECKED, 3).await;
+}
