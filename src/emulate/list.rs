@@ -11,6 +11,7 @@ use super::error::EmulateError;
 use super::reply::{body_json, relay};
 use crate::body::{self, Body};
 use crate::ctx::{Flow, RequestCtx};
+use crate::limit;
 use crate::response::project::project_as;
 use crate::scim::discovery::{ResourceTypeDef, SchemaInfo, GROUP, USER};
 use crate::scim::filter::{self, Filter};
@@ -109,7 +110,10 @@ impl Scan<'_> {
         }
         let matched = window.matched;
         let kept = match sorting {
-            Some(spec) => window.sorted(spec)?,
+            Some(spec) => {
+                let long = window.kept_bytes > limit::LARGE;
+                limit::pure_work(long, || window.sorted(spec))?
+            }
             None => window.kept,
         };
         let (attributes, excluded) = (&self.params.attributes, &self.params.excluded_attributes);

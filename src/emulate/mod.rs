@@ -39,7 +39,8 @@ async fn help(ctx: &mut RequestCtx, need: Need) -> Result<Flow, EmulateError> {
     let (filled, answer) = match need {
         Need::Discovery => ("discovery", discovery::answer(ctx, &caps).await?),
         Need::Patch if !caps.patch => ("patch", Flow::Respond(patch::via_put(ctx, &caps).await?)),
-        Need::Patch => ("patch_readback", patch::native_with_readback(ctx).await?),
+        // With the values it gives claimed, or read back for the attributes asked for.
+        Need::Patch => ("patch_native", patch::native(ctx, &caps).await?),
         Need::List => ("list", list::answer(ctx, &caps).await?),
         Need::Create if !caps.uniqueness => (
             "uniqueness",

@@ -12,6 +12,7 @@ use super::reply::{body_json, relay};
 use super::unique;
 use crate::body::{self, Body};
 use crate::ctx::{Flow, RequestCtx};
+use crate::limit;
 use crate::response::project::project_by_query;
 use crate::rule_pack::schema;
 use crate::scim::discovery::{Extensions, SchemaInfo, GROUP, USER};
@@ -49,12 +50,37 @@ pub async fn via_put(
     }
 }
 
-/// The upstream does PATCH, but may answer 204; when the IdP asked for attributes it wants the
-/// resource (RFC 7644 §3.5.2), so it is read back.
-pub async fn native_with_readback(ctx: &mut RequestCtx) -> Result<Flow, EmulateError> {
-    if !asks_for_projection(ctx.query()) {
-        return Ok(Flow::Next);
-    }
+/// The upstream does PATCH. A PATCH that gives a `userName` or `externalId`, to an upstream
+/// that does not keep them unique, is sent while the values are claimed and under the
+/// resource's lock, as a PUT would be. An upstream may answer 204; when the IdP asked for
+/// attributes it wants the resource (RFC 7644 §3.5.2), so it is read back.
+pub async fn native(ctx: &mut RequestCtx, caps: &Capabilities) -> Result<Flow, EmulateError> {
+    // A body that is no PatchOp is the app's to refuse.
+    let unique = match caps.uniqueness {
+        true => None,
+        false => body_json(ctx)
+            .ok()
+            .and_then(|body| PatchRequest::from_json(body).ok())
+            .and_then(|patch| unique::set_by_patch(&patch)),
+    };
+    let readback_wanted = asks_for_projection(ctx.query());
+    let Some(values) = unique else {
+        if !readback_wanted {
+            return Ok(Flow::Next);
+        }
+        return Ok(Flow::Respond(send_native(ctx, true).await?));
+    };
+    let id = ctx.target().id.clone().unwrap_or_default();
+    let lock = ctx.resource_lock();
+    let _resource = lock.lock().await;
+    let _claimed = unique::claim(ctx, caps, &values, Some(&id)).await?;
+    Ok(Flow::Respond(send_native(ctx, readback_wanted).await?))
+}
+
+async fn send_native(
+    ctx: &RequestCtx,
+    readback_wanted: bool,
+) -> Result<Response<Body>, EmulateError> {
     let patch = Call {
         method: Method::PATCH,
         path_and_query: ctx.path_and_query(),
@@ -62,10 +88,10 @@ pub async fn native_with_readback(ctx: &mut RequestCtx) -> Result<Flow, EmulateE
         if_match: ctx.if_match(),
     };
     let patched = upstream::call(ctx, patch).await?;
-    if patched.status != StatusCode::NO_CONTENT {
-        return Ok(Flow::Respond(relay(patched)));
+    if patched.status != StatusCode::NO_CONTENT || !readback_wanted {
+        return Ok(relay(patched));
     }
-    Ok(Flow::Respond(readback(ctx).await?))
+    readback(ctx).await
 }
 
 /// Soft delete: DELETE of a User becomes `active: false` (RFC 7643 §4.1.1), answered 204 as
@@ -125,8 +151,8 @@ async fn apply(
         }
         let etag = if caps.etag { version } else { None };
         let unique_before = (!caps.uniqueness).then(|| unique::values(&resource));
-        let changed = patch
-            .apply(&mut resource, &info)
+        let long = current.body.len() + ctx.body.raw().len() > limit::LARGE;
+        let changed = limit::pure_work(long, || patch.apply(&mut resource, &info))
             .map_err(EmulateError::scim)?;
         if !changed {
             let doc = project_by_query(target.endpoint, ctx.query(), resource);

@@ -1,5 +1,6 @@
-//! Uniqueness for an upstream that does not enforce it: before a create, a replace, or the PUT
-//! of an emulated PATCH, the proxy looks for another resource with the same `userName` (or
+//! Uniqueness for an upstream that does not enforce it: before a create, a replace, a PATCH
+//! that gives a new value (sent as the app's own PATCH or as the PUT of an emulated one), the
+//! proxy looks for another resource with the same `userName` (or
 //! `externalId`), and writes of one value are serialized, so two deliveries of one create at
 //! once make exactly one resource and a rename cannot take a name another resource holds.
 
@@ -14,8 +15,10 @@ use crate::ctx::RequestCtx;
 use crate::scim::discovery::{GROUP, USER};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
+use crate::scim::patch::{OpKind, PatchRequest};
 use crate::scim::path::AttrPath;
 use crate::scim::request::Endpoint;
+use crate::scim::urn;
 use crate::upstream::caps::Capabilities;
 use crate::upstream::{self, Call};
 
@@ -65,6 +68,40 @@ pub fn values(doc: &Value) -> [Option<String>; 2] {
         Ok(v) => v.map(str::to_owned),
         Err(_) => Some(String::new()),
     })
+}
+
+/// What a PATCH gives `userName` and `externalId`, as a document [`claim`] reads: the values
+/// of `add` and `replace` operations, by path (the core schema's URN or none) or as members of
+/// a value without a path, the last operation winning. `None` when it gives neither.
+pub fn set_by_patch(patch: &PatchRequest) -> Option<Value> {
+    const NAMES: [&str; 2] = ["userName", "externalId"];
+    let named = |name: &str| NAMES.into_iter().find(|n| n.eq_ignore_ascii_case(name));
+    let mut doc = serde_json::Map::new();
+    for op in patch.operations.iter().filter(|op| op.op != OpKind::Remove) {
+        let Some(value) = &op.value else { continue };
+        match &op.path {
+            Some(path) if path.filter.is_none() && path.sub.is_none() => {
+                let attr = &path.attr;
+                let core = attr.urn.as_deref().is_none_or(|u| {
+                    u.eq_ignore_ascii_case(urn::USER) || u.eq_ignore_ascii_case(urn::GROUP)
+                });
+                if let (true, None, Some(name)) = (core, &attr.sub, named(&attr.name)) {
+                    doc.insert(name.to_owned(), value.clone());
+                }
+            }
+            Some(_) => {}
+            // Kept as spelled: two spellings of one name are refused by `claim`.
+            None => {
+                for (key, v) in value.as_object().into_iter().flatten() {
+                    if let Some(name) = named(key) {
+                        doc.remove(name);
+                        doc.insert(key.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    (!doc.is_empty()).then_some(Value::Object(doc))
 }
 
 fn collection_of(ctx: &RequestCtx) -> &'static str {
@@ -142,4 +179,49 @@ fn string_member<'a>(doc: &'a Value, name: &str) -> Result<Option<&'a str>, Emul
     Ok(first
         .and_then(|(_, v)| v.as_str())
         .filter(|s| !s.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn given(ops: Value) -> Option<Value> {
+        let body = json!({"schemas": [urn::PATCH_OP], "Operations": ops});
+        set_by_patch(&PatchRequest::from_json(&body).unwrap())
+    }
+
+    #[test]
+    fn values_given_by_path_in_any_case_and_with_the_core_urn() {
+        let ops = json!([
+            {"op": "Replace", "path": "USERNAME", "value": "a@example.com"},
+            {"op": "add", "path": "urn:ietf:params:scim:schemas:core:2.0:User:externalId", "value": "e1"},
+        ]);
+        assert_eq!(
+            given(ops),
+            Some(json!({"userName": "a@example.com", "externalId": "e1"}))
+        );
+    }
+
+    #[test]
+    fn values_given_without_a_path_keep_their_spelling_and_the_last_operation_wins() {
+        let ops = json!([
+            {"op": "replace", "path": "externalId", "value": "first"},
+            {"op": "replace", "value": {"EXTERNALID": "second", "displayName": "x"}},
+        ]);
+        assert_eq!(given(ops), Some(json!({"EXTERNALID": "second"})));
+    }
+
+    #[test]
+    fn removals_other_attributes_and_sub_attributes_give_nothing() {
+        let ops = json!([
+            {"op": "remove", "path": "externalId"},
+            {"op": "replace", "path": "active", "value": false},
+            {"op": "replace", "path": "name.givenName", "value": "userName"},
+            {"op": "add", "path": "emails[type eq \"work\"].value", "value": "x@example.com"},
+            {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:externalId", "value": "other"},
+        ]);
+        assert_eq!(given(ops), None);
+    }
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::error::UpstreamError;
 use super::headers::{self, Forwarded};
 use super::target::HttpUpstream;
-use crate::limit::{Buffers, Held};
+use crate::limit::{self, Buffers, Held};
 use crate::scim::error::ScimError;
 use crate::scim::memory::{MemoryStore, StoreRequest, StoreResponse};
 use crate::scim::request::Method as ScimMethod;
@@ -120,15 +120,21 @@ pub(super) fn memory_reply(store: &MemoryStore, ask: &MemoryAsk<'_>) -> Reply {
         None => (ask.path_and_query, None),
     };
     let answer = match ScimMethod::parse(ask.method.as_str()) {
-        Some(method) => store.handle(&StoreRequest {
-            method,
-            path,
-            query,
-            body: ask.body,
-            base_url: ask.base_url,
-            if_match: ask.if_match,
-            if_none_match: ask.if_none_match,
-        }),
+        Some(method) => {
+            let request = StoreRequest {
+                method,
+                path,
+                query,
+                body: ask.body,
+                base_url: ask.base_url,
+                if_match: ask.if_match,
+                if_none_match: ask.if_none_match,
+            };
+            // A large body is long work under the store's lock, and a busy store is a wait for
+            // it: neither may hold up the other tasks of this worker.
+            let long = ask.body.len() > limit::LARGE || store.busy(method != ScimMethod::Get);
+            limit::pure_work(long, || store.handle(&request))
+        }
         None => {
             let e = ScimError::new(405, format!("{} is not a SCIM method", ask.method));
             StoreResponse {

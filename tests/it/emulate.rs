@@ -913,3 +913,44 @@ async fn a_replace_or_a_patch_may_not_take_a_value_another_resource_holds() {
     assert_eq!(now["externalId"], "ext-new");
     assert_eq!(now["displayName"], "now ext-renamed");
 }
+
+/// An app that does PATCH itself but does not keep `externalId` unique (here: the proxy's
+/// legacy tenant, declared so): a PATCH that would give a resource a value another one holds
+/// is refused before it is sent, as a PUT is.
+#[tokio::test]
+async fn a_native_patch_may_not_take_a_value_another_resource_holds() {
+    let inner = both("").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inner.token"), "tok").unwrap();
+    let config = format!(
+        "{}[[tenant]]\nid = \"native\"\nroute = {{ path_prefix = \"/native\" }}\nupstream = {{ url = \"{}\", token_file = \"inner.token\", supports = {{ patch = true, filter = true, sort = true, bulk = false, etag = false, discovery = false, uniqueness = false }} }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server(""),
+        inner.url("/legacy"),
+        hash("tok"),
+    );
+    let outer = Proxy::start_in(dir, &config).await;
+    let c = client();
+    let mut ids = Vec::new();
+    for name in ["holder", "renamed"] {
+        let created: Value = json_of(c.post(outer.url("/native/Users")).json(&user(name))).await;
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let url = outer.url(&format!("/native/Users/{}", ids[1]));
+    let patch = |op: Value| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]});
+        c.patch(&url).bearer_auth("tok").json(&body).send()
+    };
+    let by_path = json!({"op": "replace", "path": "externalId", "value": "ext-holder"});
+    let err = scim_error(patch(by_path).await.unwrap(), 409).await;
+    assert_eq!(err["scimType"], "uniqueness");
+    let by_value = json!({"op": "Replace", "value": {"userName": "HOLDER"}});
+    let err = scim_error(patch(by_value).await.unwrap(), 409).await;
+    assert_eq!(err["scimType"], "uniqueness");
+    let fresh = json!({"op": "replace", "path": "externalId", "value": "ext-fresh"});
+    assert_eq!(patch(fresh).await.unwrap().status(), 200);
+    let now: Value = json_of(c.get(&url)).await;
+    assert_eq!(
+        (&now["externalId"], &now["userName"]),
+        (&json!("ext-fresh"), &json!("renamed"))
+    );
+}

@@ -10,7 +10,7 @@ mod render;
 mod store;
 mod validate;
 
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use serde_json::Value;
 
@@ -121,6 +121,16 @@ impl MemoryStore {
     /// Answers one request; every failure is a SCIM Error document (RFC 7644 §3.12).
     pub fn handle(&self, req: &StoreRequest<'_>) -> StoreResponse {
         handlers::route(self, req).unwrap_or_else(|e| StoreResponse::error(&e))
+    }
+
+    /// Whether a request would wait for the lock now: a reader while a write is under way, a
+    /// writer while anything is. A hint for the caller, stale as soon as it is read.
+    pub fn busy(&self, for_write: bool) -> bool {
+        if for_write {
+            matches!(self.tables.try_write(), Err(TryLockError::WouldBlock))
+        } else {
+            matches!(self.tables.try_read(), Err(TryLockError::WouldBlock))
+        }
     }
 
     // The lock is poisoned only if a request panicked while holding it; the writes have no
