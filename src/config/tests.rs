@@ -144,3 +144,52 @@ fn upstream_credentials_and_ca_on_the_memory_store_are_refused() {
         "{err}"
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VALID: &str = "[server]\nlisten = \"127.0.0.1:0\"\nread_timeout = \"10s\"\nmax_connections = 100\n\n[[tenant]]\nid = \"a\"\nroute = { path_prefix = \"/a\" }\nupstream = { url = \"memory:\" }\nauth.bearer = [{ sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\" }]\nlimits = { rate_per_s = 10, burst = 5 }\n";
+
+    /// A value TOML can hold, of any of the types a key might wrongly be given.
+    fn toml_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[ -~]{0,16}".prop_map(|s| format!("{s:?}")),
+            "[0-9]{1,4}(ms|s|m|h|d|x)?".prop_map(|s| format!("{s:?}")),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Any text is answered with a configuration or with problems, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = load(&text);
+        }
+
+        /// A valid file with one line's value replaced by anything, or one line cut short.
+        #[test]
+        fn a_valid_file_with_one_line_broken_never_panics(
+            line in 0usize..12,
+            value in toml_value(),
+            cut in any::<bool>(),
+        ) {
+            let lines: Vec<String> = VALID
+                .lines()
+                .enumerate()
+                .map(|(i, l)| match (i == line, l.split_once(" = ")) {
+                    (true, Some((key, _))) if !cut => format!("{key} = {value}"),
+                    (true, _) => l[..l.len() / 2].to_owned(),
+                    _ => l.to_owned(),
+                })
+                .collect();
+            let _ = load(&lines.join("\n"));
+        }
+    }
+}

@@ -94,4 +94,57 @@ mod tests {
         assert!(msg.contains("line 1"), "{msg}");
         assert!(!msg.contains("hunter2"));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::*;
+
+        /// JSON values nested up to about twice the allowed depth.
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                "[\\PC\"\\\\\\[\\]{}]{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(MAX_DEPTH as u32 * 2, 256, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z\\[{\"]{0,6}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn nesting(v: &Value) -> usize {
+            match v {
+                Value::Array(a) => 1 + a.iter().map(nesting).max().unwrap_or(0),
+                Value::Object(o) => 1 + o.values().map(nesting).max().unwrap_or(0),
+                _ => 0,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// The guard refuses exactly the documents nested too deep, however their strings
+            /// hide brackets, quotes and escapes.
+            #[test]
+            fn well_formed_documents_pass_unless_too_deep(v in value()) {
+                let bytes = serde_json::to_vec(&v).unwrap();
+                let expected = if nesting(&v) > MAX_DEPTH { Err(JsonError::TooDeep) } else { Ok(()) };
+                prop_assert_eq!(check(&bytes), expected);
+            }
+
+            /// Arbitrary bytes never panic, and what passes is JSON.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                if check(&bytes).is_ok() {
+                    prop_assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
+                }
+            }
+        }
+    }
 }
