@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::listener::Drained;
 use crate::runtime::{BuildError, Runtime};
 
 pub struct App {
@@ -27,7 +28,8 @@ impl App {
         })
     }
 
-    pub async fn run(self) -> std::io::Result<()> {
+    /// Serves until SIGTERM or SIGINT, then drains; a second signal ends the drain at once.
+    pub async fn run(self) -> std::io::Result<Drained> {
         // Before "listening" is logged: a SIGHUP that arrives once the proxy says it is up
         // must reload, not take the default action of ending the process.
         let signals = Signals::install()?;
@@ -57,14 +59,19 @@ impl App {
                 runtime.snapshot().auth_throttle.sweep();
             }
         });
+        let (hurry, hurried) = watch::channel(false);
         let (runtime, path) = (self.runtime.clone(), self.config_path.clone());
         tokio::spawn(async move {
+            let mut signals = signals;
             signals.until_stop(&runtime, &path).await;
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            tracing::info!("shutting down: no new connections, finishing requests in flight (a second signal stops at once)");
             let _ = stop.send(true);
+            signals.until_stop(&runtime, &path).await;
+            let _ = hurry.send(true);
         });
-        crate::listener::serve(listener, self.runtime.clone(), stopped).await;
-        Ok(())
+        let drained =
+            crate::listener::serve(listener, self.runtime.clone(), stopped, hurried).await;
+        Ok(drained)
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -95,7 +102,7 @@ impl Signals {
     }
 
     /// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
-    async fn until_stop(mut self, runtime: &Runtime, path: &std::path::Path) {
+    async fn until_stop(&mut self, runtime: &Runtime, path: &std::path::Path) {
         #[cfg(unix)]
         loop {
             tokio::select! {

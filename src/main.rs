@@ -5,15 +5,27 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Prints a line to stdout. A reader that went away (`scimgate check … | head`) loses the
+/// rest of the output; the command carries on to its exit code instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod auth_cli;
 mod rules_cli;
 
 use clap::{Parser, Subcommand};
 use scimgate::app::App;
 use scimgate::config::{Config, Idp, LogFormat, Route, Supports, UpstreamTarget};
+use scimgate::listener::Drained;
 
 /// EX_CONFIG from sysexits(3): the configuration is wrong.
 const EXIT_BAD_CONFIG: u8 = 64;
+/// The shutdown ended with requests still in flight (grace period over, or a second signal).
+const EXIT_REQUESTS_CUT: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -138,7 +150,7 @@ fn main() -> ExitCode {
             };
             match scimgate::certs::write_dev_certs(&out, &names) {
                 Ok(files) => {
-                    files.iter().for_each(|f| println!("wrote {f}"));
+                    files.iter().for_each(|f| out!("wrote {f}"));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(1, &format!("certs dev: {e}")),
@@ -170,8 +182,13 @@ fn serve(path: PathBuf) -> ExitCode {
         Err(e) => return fail(1, &format!("cannot start the runtime: {e}")),
     };
     let listen = app.listen_addr();
-    match runtime.block_on(app.run()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let served = runtime.block_on(app.run());
+    // Requests cut by the drain may have left work on the blocking pool (a password hash);
+    // it is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match served {
+        Ok(Drained::All) => ExitCode::SUCCESS,
+        Ok(Drained::Cut { .. }) => ExitCode::from(EXIT_REQUESTS_CUT),
         Err(e) => fail(
             1,
             &format!("cannot serve on {listen} or the admin address: {e}"),
@@ -201,7 +218,7 @@ fn check(path: PathBuf) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(1, &format!("invalid configuration\n{e}")),
     };
-    println!("{}: valid", path.display());
+    out!("{}: valid", path.display());
     explain(&config);
     if let Err(e) = App::build(config, path) {
         return fail(1, &e.to_string());
@@ -212,17 +229,19 @@ fn check(path: PathBuf) -> ExitCode {
 fn explain(config: &Config) {
     let s = &config.server;
     let scheme = if s.tls.is_some() { "https" } else { "http" };
-    println!(
+    out!(
         "  listen   {scheme}://{} (up to {} connections, bodies up to {} bytes)",
-        s.listen, s.max_connections, s.max_body_bytes
+        s.listen,
+        s.max_connections,
+        s.max_body_bytes
     );
     if let Some(tls) = s.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
-        println!(
+        out!(
             "  mTLS     client certificates checked against {}",
             tls.display()
         );
     }
-    println!("  admin    http://{} (/healthz, /readyz)", config.admin);
+    out!("  admin    http://{} (/healthz, /readyz)", config.admin);
     for t in &config.tenants {
         let route = match &t.route {
             Route::PathPrefix(p) => format!("path /{p}"),
@@ -238,25 +257,25 @@ fn explain(config: &Config) {
             .iter()
             .filter(|b| b.not_after.is_some())
             .count();
-        println!(
+        out!(
             "  tenant   {}: {route} → {upstream}; {} bearer token(s), {expiring} with an expiry",
             t.id,
             t.auth.bearer.len()
         );
         for line in auth_cli::explain(t, s.token_key.as_ref()) {
-            println!("           {line}");
+            out!("           {line}");
         }
         if matches!(t.upstream.target, UpstreamTarget::Http(_)) {
-            println!(
+            out!(
                 "           upstream: {}",
                 describe_supports(&t.upstream.supports)
             );
         }
         if t.soft_delete {
-            println!("           DELETE of a User deactivates it (soft_delete)");
+            out!("           DELETE of a User deactivates it (soft_delete)");
         }
         if let Some(l) = &t.limits {
-            println!(
+            out!(
                 "           limits: {} calls/s, burst {}, {} at once (reads {}), wait up to {:?} in a queue of {}",
                 l.rate_per_s,
                 l.burst,
@@ -267,29 +286,29 @@ fn explain(config: &Config) {
             );
         }
         if let Some(cap) = t.upstream.max_in_flight {
-            println!("           the app takes at most {cap} calls at once from all its tenants");
+            out!("           the app takes at most {cap} calls at once from all its tenants");
         }
         if !t.app_rules.is_empty() {
             let names: Vec<&str> = t.app_rules.iter().map(|p| &*p.name).collect();
-            println!("           app packs: {}", names.join(", "));
+            out!("           app packs: {}", names.join(", "));
         }
         if !t.policy.is_empty() {
             use scimgate::policy::Direction;
-            println!(
+            out!(
                 "           attributes to the app: {}",
                 t.policy.rules(Direction::Inbound)
             );
-            println!(
+            out!(
                 "           attributes to the IdP: {}",
                 t.policy.rules(Direction::Outbound)
             );
         }
         match &t.idp {
-            Some(Idp::Pack(pack)) => println!(
+            Some(Idp::Pack(pack)) => out!(
                 "           requests normalized by the {} rule pack",
                 pack.name
             ),
-            Some(Idp::Auto) => println!(
+            Some(Idp::Auto) => out!(
                 "           requests normalized by the rule pack of the detected IdP (idp = auto)"
             ),
             None => {}
@@ -333,12 +352,12 @@ fn token_new() -> ExitCode {
     }
     let token = format!("sgt_{}", hex::encode(bytes));
     let hash = scimgate::auth::token_hash(&token);
-    println!("token:  {token}");
-    println!("sha256: {hash}");
-    println!();
-    println!("Give the token to the identity provider now: it is not stored anywhere.");
-    println!("Put its hash in the tenant's configuration:");
-    println!("  auth.bearer = [{{ sha256 = \"{hash}\" }}]");
+    out!("token:  {token}");
+    out!("sha256: {hash}");
+    out!();
+    out!("Give the token to the identity provider now: it is not stored anywhere.");
+    out!("Put its hash in the tenant's configuration:");
+    out!("  auth.bearer = [{{ sha256 = \"{hash}\" }}]");
     ExitCode::SUCCESS
 }
 
@@ -355,7 +374,7 @@ fn token_hash_secret() -> ExitCode {
     }
     match scimgate::auth::secret::hash(secret.as_bytes()) {
         Ok(phc) => {
-            println!("{phc}");
+            out!("{phc}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(1, &format!("hashing the secret: {e}")),
@@ -367,6 +386,6 @@ fn token_hash() -> ExitCode {
     if let Err(e) = std::io::stdin().read_to_string(&mut token) {
         return fail(1, &format!("reading the token from standard input: {e}"));
     }
-    println!("{}", scimgate::auth::token_hash(token.trim()));
+    out!("{}", scimgate::auth::token_hash(token.trim()));
     ExitCode::SUCCESS
 }

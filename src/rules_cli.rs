@@ -85,12 +85,12 @@ pub fn test(
     };
     let tried = if response {
         TrialAnswer::from_json(&doc).map(|a| {
-            println!("{} answer to {} {}", a.status, a.method, a.path);
+            out!("{} answer to {} {}", a.status, a.method, a.path);
             trial::run_answer(&pack, &a, &ext)
         })
     } else {
         TrialRequest::from_json(&doc).map(|r| {
-            println!("{} {}", r.method, r.path);
+            out!("{} {}", r.method, r.path);
             trial::run(&pack, &r, &ext)
         })
     };
@@ -99,25 +99,25 @@ pub fn test(
         Err(e) => return fail(1, &format!("{}: {e}", file.display())),
     };
     if let Some(q) = &out.query {
-        println!("query: {q}");
+        out!("query: {q}");
     }
     if let Some(body) = &out.body {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(body).expect("a JSON value always serializes")
         );
     }
     if out.fired.is_empty() {
-        println!("rules fired: none");
+        out!("rules fired: none");
     } else {
-        println!("rules fired:");
+        out!("rules fired:");
         for id in &out.fired {
-            println!("  {id}");
+            out!("  {id}");
         }
     }
     match out.schema {
         Ok(()) => {
-            println!("schema check: ok");
+            out!("schema check: ok");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -125,7 +125,7 @@ pub fn test(
                 .scim_type
                 .map(|t| format!(" ({})", t.as_str()))
                 .unwrap_or_default();
-            println!("schema check: refused{kind}: {}", e.detail);
+            out!("schema check: refused{kind}: {}", e.detail);
             ExitCode::from(1)
         }
     }

@@ -193,3 +193,13 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn max_connections_has_an_upper_bound() {
+    let text = "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 9223372036854775807\n\n[[tenant]]\nid = \"a\"\nroute = { path_prefix = \"/a\" }\nupstream = { url = \"memory:\" }\n";
+    let err = problems(text);
+    assert!(
+        err.contains("c.toml:3: server.max_connections: expected a whole number from 1 to 1048576"),
+        "{err}"
+    );
+}

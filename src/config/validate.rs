@@ -14,6 +14,10 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use super::raw::*;
 use crate::limit::RawLimits;
 
+/// More open connections than a process can hold file descriptors for, in practice; the
+/// connection cap is a semaphore that a larger count would overflow.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
 /// Upstream calls in flight for the whole process, unless `server.max_upstream_calls` says
 /// otherwise: far above what one app should see, low enough that a flood of emulated work
 /// cannot open thousands of connections.
@@ -162,6 +166,27 @@ impl Checker<'_> {
         }
     }
 
+    /// A count that also has an upper bound.
+    fn count_at_most(
+        &mut self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: usize,
+        max: usize,
+    ) -> usize {
+        match v {
+            Some(n) if usize::try_from(*n.get_ref()).map_or(true, |n| n > max) => {
+                self.problem(
+                    n.span(),
+                    key,
+                    format!("expected a whole number from 1 to {max}"),
+                );
+                default
+            }
+            _ => self.count(v, key, default),
+        }
+    }
+
     /// The extension schemas in a tenant's schema files, in order: the first definition of a
     /// URN stands.
     fn schemas(&mut self, files: &[Spanned<PathBuf>], ctx: &str) -> Extensions {
@@ -226,7 +251,12 @@ impl Checker<'_> {
         });
         Some(Server {
             tls,
-            max_connections: self.count(&s.max_connections, "server.max_connections", 10_000),
+            max_connections: self.count_at_most(
+                &s.max_connections,
+                "server.max_connections",
+                10_000,
+                MAX_CONNECTIONS,
+            ),
             max_connections_per_address: self.count(
                 &s.max_connections_per_address,
                 "server.max_connections_per_address",

@@ -26,10 +26,15 @@ use crate::pipeline;
 use crate::runtime::{Runtime, Snapshot};
 
 /// Serves until `shutdown` turns true, then stops accepting and waits up to the grace period
-/// for open connections to finish their requests. Each connection takes the TLS and HTTP
-/// settings of the snapshot in force when it was accepted; each request, the snapshot in force
-/// when it arrived.
-pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) {
+/// (or until `hurry` turns true) for open connections to finish their requests; says whether
+/// they all did. Each connection takes the TLS and HTTP settings of the snapshot in force when
+/// it was accepted; each request, the snapshot in force when it arrived.
+pub async fn serve(
+    listener: TcpListener,
+    rt: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+    hurry: watch::Receiver<bool>,
+) -> Drained {
     // Fixed at start: a reload cannot resize the connection cap.
     let max = rt.snapshot().server.max_connections;
     let permits = Arc::new(Semaphore::new(max));
@@ -63,7 +68,16 @@ pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch:
         });
     }
     drop(listener);
-    drain(&permits, max, rt.snapshot().server.shutdown_grace).await;
+    drain(&permits, max, rt.snapshot().server.shutdown_grace, hurry).await
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every connection finished its requests.
+    All,
+    /// The grace period ended, or a second signal came, with connections still open.
+    Cut { open: usize },
 }
 
 /// A place among the `max_connections` (for a connection within its address's cap), else
@@ -83,18 +97,28 @@ fn admit(
     Some((overflow.clone().try_acquire_owned().ok()?, true))
 }
 
-async fn drain(permits: &Semaphore, max: usize, grace: Duration) {
+async fn drain(
+    permits: &Semaphore,
+    max: usize,
+    grace: Duration,
+    mut hurry: watch::Receiver<bool>,
+) -> Drained {
     let all = u32::try_from(max).unwrap_or(u32::MAX);
-    match tokio::time::timeout(grace, permits.acquire_many(all)).await {
-        Ok(_) => tracing::info!("all connections finished"),
-        Err(_) => {
-            let open = max - permits.available_permits();
-            tracing::warn!(
-                open,
-                "shutdown grace period over; closing remaining connections"
-            );
-        }
-    }
+    let finished = tokio::time::timeout(grace, permits.acquire_many(all));
+    let hurried = hurry.wait_for(|now| *now);
+    let cause = tokio::select! {
+        finished = finished => match finished {
+            Ok(_) => {
+                tracing::info!("all connections finished");
+                return Drained::All;
+            }
+            Err(_) => "shutdown grace period over",
+        },
+        _ = hurried => "a second signal",
+    };
+    let open = max - permits.available_permits();
+    tracing::warn!(open, "{cause}; closing remaining connections");
+    Drained::Cut { open }
 }
 
 async fn connection(

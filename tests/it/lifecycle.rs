@@ -575,3 +575,72 @@ async fn an_answer_still_streaming_keeps_its_connection() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), user);
 }
+
+/// A second SIGTERM during the drain ends it at once, and the exit code says that requests
+/// were cut; `scimgate check` whose reader went away does not panic.
+#[tokio::test]
+async fn a_second_signal_ends_the_drain_at_once_and_says_so() {
+    let legacy = legacy_app("legacy-secret").await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"t\"\nroute = {{ path_prefix = \"/t\" }}\nupstream = {{ url = \"http://{legacy}/_test/sleep\", timeout = \"60s\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        server("shutdown_grace = \"60s\""),
+        hash("tok")
+    );
+    let mut proxy = Proxy::start(&config).await;
+    let c = client();
+    let _slow = tokio::spawn(
+        c.get(proxy.url("/t/Users?ms=30000"))
+            .bearer_auth("tok")
+            .send(),
+    );
+    let seen = format!("http://{legacy}/_debug/last-headers");
+    let arrived = async {
+        loop {
+            let last: serde_json::Value = c.get(&seen).send().await.unwrap().json().await.unwrap();
+            if last["x-scimgate-tenant"] == "t" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, arrived)
+        .await
+        .expect("the request reaches the app");
+    proxy.terminate();
+    tokio::time::timeout(LIMIT, async {
+        while !proxy.logs().contains("shutting down") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the first signal starts the drain");
+    proxy.terminate();
+    let status = tokio::time::timeout(LIMIT, proxy.wait())
+        .await
+        .expect("the second signal ends the drain before its grace period");
+    assert_eq!(status.code(), Some(3), "requests were cut");
+    assert!(proxy
+        .logs()
+        .contains("a second signal; closing remaining connections"));
+}
+
+#[test]
+fn check_does_not_panic_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough tenants that the output fills the pipe: the writes must meet the closed end.
+    let tenants: String = (0..2000)
+        .map(|i| tenant(&format!("t{i}"), "memory:", "tok"))
+        .collect();
+    let path = dir.path().join("many.toml");
+    std::fs::write(&path, format!("{}{tenants}", server(""))).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" check --config "$1" | head -n 1 > /dev/null; echo "${PIPESTATUS[0]}""#)
+        .arg(BIN)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{stderr}");
+}
