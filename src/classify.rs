@@ -16,8 +16,24 @@ use crate::scim::json::{self, JsonError};
 use crate::scim::list::{asks_for_projection, ListParams};
 use crate::scim::request::{self, Endpoint};
 
+/// The largest header section the proxy reads, counted as HTTP/2 counts it (RFC 9113 §6.5.2:
+/// each field's name and value and 32 bytes). The HTTP library's own limits are looser, so that
+/// the proxy's SCIM Error is what a client gets.
+pub const MAX_HEADER_BYTES: usize = 32 << 10;
+/// The most header fields a request may have. HTTP/1.1's parser stops at 100 on its own, with a
+/// bare 431.
+pub const MAX_HEADER_COUNT: usize = 64;
+/// The longest request target, path and query.
+pub const MAX_URI_BYTES: usize = 8 << 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
+    #[error("the request has more than {MAX_HEADER_COUNT} header fields, or more than {MAX_HEADER_BYTES} bytes of them")]
+    HeadersTooLarge,
+    #[error("the request target is longer than {MAX_URI_BYTES} bytes")]
+    UriTooLong,
+    #[error("the request body must be application/scim+json or application/json, not {0}")]
+    MediaType(String),
     #[error("{0} is not a SCIM method")]
     MethodNotAllowed(Method),
     #[error("the request path has segments that could reach outside the tenant's SCIM base ('.', '..', ';', '\\' or an encoded slash)")]
@@ -87,6 +103,25 @@ fn canonical_spelling(ctx: &mut RequestCtx, endpoint: Endpoint) {
     ctx.set_path_and_query(&rewritten);
 }
 
+/// What the request's head alone says is too much: refused before anything else reads it.
+pub fn head(ctx: &RequestCtx) -> Result<(), ClassifyError> {
+    if ctx.uri.path_and_query().map_or(0, |pq| pq.as_str().len()) > MAX_URI_BYTES {
+        return Err(ClassifyError::UriTooLong);
+    }
+    let headers = &ctx.headers;
+    if headers.len() > MAX_HEADER_COUNT {
+        return Err(ClassifyError::HeadersTooLarge);
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(ClassifyError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
 /// Reads the body whole, within the size limit and the read timeout, and checks it is JSON.
 /// SCIM bodies are small JSON documents that later stages parse; the bytes are kept as they
 /// came.
@@ -95,6 +130,28 @@ pub async fn body(ctx: &mut RequestCtx, body: Incoming) -> Result<(), ClassifyEr
     check(&bytes)?;
     ctx.body = ReqBody::new(bytes);
     Ok(())
+}
+
+/// A body says it is JSON (RFC 7644 §3.1: `application/scim+json`; `application/json` is
+/// what many clients send), or says nothing. Anything else is refused before it is read.
+fn media_type(headers: &http::HeaderMap) -> Result<(), ClassifyError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value.to_str().unwrap_or_default();
+    let essence = essence.split(';').next().unwrap_or_default().trim();
+    let json = ["application/scim+json", "application/json"]
+        .iter()
+        .any(|t| essence.eq_ignore_ascii_case(t));
+    if json {
+        return Ok(());
+    }
+    let shown: String = essence.chars().take(64).filter(|c| !c.is_control()).collect();
+    Err(ClassifyError::MediaType(if shown.is_empty() {
+        "an empty or unreadable Content-Type".to_owned()
+    } else {
+        shown
+    }))
 }
 
 /// The JSON guard, for a body that arrived by other means (a Bulk operation's data).
@@ -109,6 +166,7 @@ async fn read(ctx: &RequestCtx, body: Incoming) -> Result<Bytes, ClassifyError> 
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
+    media_type(&ctx.headers)?;
     let limit = ctx.snapshot.server.max_body_bytes;
     let declared = ctx
         .headers

@@ -102,6 +102,9 @@ fn map(err: &ProxyError) -> Mapped {
         ProxyError::Auth(_) => Mapped::new(StatusCode::UNAUTHORIZED),
         ProxyError::Throttled(after) => Mapped::retry_in(StatusCode::TOO_MANY_REQUESTS, *after),
         ProxyError::Classify(e) => match e {
+            C::HeadersTooLarge => Mapped::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            C::UriTooLong => Mapped::new(StatusCode::URI_TOO_LONG),
+            C::MediaType(_) => Mapped::new(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             C::MethodNotAllowed(_) => Mapped::new(StatusCode::METHOD_NOT_ALLOWED),
             C::UnsafePath => Mapped::typed(StatusCode::BAD_REQUEST, ScimType::InvalidPath),
             C::NoEndpoint => Mapped::new(StatusCode::NOT_FOUND),
@@ -215,7 +218,11 @@ pub fn respond(err: &ProxyError) -> Response<Body> {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
         // The rest of the body is unread: the connection cannot carry another request.
-        ProxyError::Classify(ClassifyError::BodyTooLarge { .. } | ClassifyError::BodyTimeout) => {
+        ProxyError::Classify(
+            ClassifyError::BodyTooLarge { .. }
+            | ClassifyError::BodyTimeout
+            | ClassifyError::MediaType(_),
+        ) => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}

@@ -45,6 +45,9 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     if ctx.conn.overloaded {
         return Err(ProxyError::Overloaded);
     }
+    // 5. classify, its first part: a head too large for any SCIM request is refused before
+    //    anything reads it.
+    classify::head(ctx)?;
     // 2. route. Before authentication: the tenant decides which credentials count. A path no
     //    tenant serves is answered as a wrong credential would be, so that unauthenticated
     //    callers cannot list the tenants; the log line keeps the real reason.

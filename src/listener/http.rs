@@ -4,6 +4,7 @@
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
+use crate::classify;
 use crate::config::Server;
 
 /// For connections within the cap, and for those past it (HTTP/1 answers with
@@ -44,6 +45,8 @@ fn builder(server: &Server, keep_alive: bool) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
+        // Looser than the proxy's own bound, so that it answers a SCIM Error.
+        .max_header_list_size(2 * classify::MAX_HEADER_BYTES as u32)
         .keep_alive_interval(server.idle_timeout / 2)
         .keep_alive_timeout(server.read_timeout);
     builder

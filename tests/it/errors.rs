@@ -376,3 +376,57 @@ async fn answers_read_whole_share_one_memory_budget_and_say_why_they_failed() {
         "the log names the cause"
     );
 }
+
+/// What the proxy can see of a request's head and media type is answered as a SCIM Error, over
+/// HTTP/1.1 and HTTP/2 alike, and a body that is not JSON is refused before anything is written.
+#[tokio::test]
+async fn oversized_heads_and_bodies_of_another_media_type_get_scim_errors() {
+    let config = format!("{}{}", server(""), tenant("t", "memory:", "tok"));
+    let proxy = Proxy::start(&config).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(LIMIT)
+        .build()
+        .unwrap();
+    for c in [client(), h2] {
+        let mut many = c.get(proxy.url("/t/Users")).bearer_auth("tok");
+        for i in 0..80 {
+            many = many.header(format!("x-extra-{i}"), "1");
+        }
+        let err = scim_error(many.send().await.unwrap(), 431).await;
+        assert!(err["detail"].as_str().unwrap().contains("header"), "{err}");
+        let big = c
+            .get(proxy.url("/t/Users"))
+            .bearer_auth("tok")
+            .header("x-big", "a".repeat(40 << 10))
+            .send()
+            .await
+            .unwrap();
+        scim_error(big, 431).await;
+        let long = format!("/t/Users?filter=userName eq \"{}\"", "a".repeat(10 << 10));
+        let resp = c.get(proxy.url(&long)).bearer_auth("tok").send().await.unwrap();
+        scim_error(resp, 414).await;
+        let plain = c
+            .post(proxy.url("/t/Users"))
+            .bearer_auth("tok")
+            .header("content-type", "text/plain")
+            .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"plain"}"#)
+            .send()
+            .await
+            .unwrap();
+        let err = scim_error(plain, 415).await;
+        assert!(err["detail"].as_str().unwrap().contains("text/plain"), "{err}");
+    }
+    let list = get_json(&client(), proxy.url("/t/Users")).await;
+    assert_eq!(list["totalResults"], 0, "nothing was created");
+    // With a charset, or in another case, JSON is JSON.
+    let created = client()
+        .post(proxy.url("/t/Users"))
+        .bearer_auth("tok")
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"json"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}
