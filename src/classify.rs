@@ -146,7 +146,11 @@ fn media_type(headers: &http::HeaderMap) -> Result<(), ClassifyError> {
     if json {
         return Ok(());
     }
-    let shown: String = essence.chars().take(64).filter(|c| !c.is_control()).collect();
+    let shown: String = essence
+        .chars()
+        .take(64)
+        .filter(|c| !c.is_control())
+        .collect();
     Err(ClassifyError::MediaType(if shown.is_empty() {
         "an empty or unreadable Content-Type".to_owned()
     } else {

@@ -139,7 +139,7 @@ fn map(err: &ProxyError) -> Mapped {
             E::TooManyToSort { .. } | E::TooLargeToSort { .. } | E::TooManyToScan { .. } => {
                 Mapped::typed(StatusCode::BAD_REQUEST, ScimType::TooMany)
             }
-            E::Unreadable(_) => Mapped::new(StatusCode::BAD_GATEWAY),
+            E::Unreadable(_) | E::NotKept(_) => Mapped::new(StatusCode::BAD_GATEWAY),
             E::NoSuchDocument => Mapped::new(StatusCode::NOT_FOUND),
             E::ReadOnly(_) => Mapped::new(StatusCode::METHOD_NOT_ALLOWED),
             E::Deadline(_) => Mapped::new(StatusCode::GATEWAY_TIMEOUT),

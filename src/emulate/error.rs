@@ -31,6 +31,9 @@ pub enum EmulateError {
         collection: &'static str,
         limit: usize,
     },
+    /// The app answered the PUT of an emulated PATCH with success, but without the change.
+    #[error("the application answered success but did not keep {0}: the PATCH is not complete, and sending it again will not help until the application stores it")]
+    NotKept(String),
     #[error("the application's answer to {0} is not valid SCIM JSON")]
     Unreadable(&'static str),
     #[error("no such discovery document")]

@@ -17,7 +17,7 @@ use crate::response::project::project_by_query;
 use crate::rule_pack::schema;
 use crate::scim::discovery::{Extensions, SchemaInfo, GROUP, USER};
 use crate::scim::list::asks_for_projection;
-use crate::scim::patch::PatchRequest;
+use crate::scim::patch::{not_kept, PatchRequest};
 use crate::scim::request::Endpoint;
 use crate::scim::urn;
 use crate::upstream::caps::Capabilities;
@@ -43,11 +43,7 @@ pub async fn via_put(
     schema::check_written(rt, body, ext.as_deref().unwrap_or(Extensions::none()))
         .map_err(EmulateError::Scim)?;
     let patch = PatchRequest::from_json(body).map_err(EmulateError::scim)?;
-    let written = apply(ctx, caps, &patch).await?;
-    match written.status() {
-        StatusCode::NO_CONTENT => readback(ctx).await,
-        _ => Ok(written),
-    }
+    apply(ctx, caps, &patch).await
 }
 
 /// The upstream does PATCH. A PATCH that gives a `userName` or `externalId`, to an upstream
@@ -129,10 +125,11 @@ async fn apply(
     patch: &PatchRequest,
 ) -> Result<Response<Body>, EmulateError> {
     let target = ctx.target();
-    let info = SchemaInfo::new(match target.endpoint {
+    let rt = match target.endpoint {
         Endpoint::Groups => &GROUP,
         _ => &USER,
-    });
+    };
+    let info = SchemaInfo::new(rt);
     let lock = ctx.resource_lock();
     let _held = lock.lock().await;
     let mut attempt = 1;
@@ -151,6 +148,7 @@ async fn apply(
         }
         let etag = if caps.etag { version } else { None };
         let unique_before = (!caps.uniqueness).then(|| unique::values(&resource));
+        let before = resource.clone();
         let long = current.body.len() + ctx.body.raw().len() > limit::LARGE;
         let changed = limit::pure_work(long, || patch.apply(&mut resource, &info))
             .map_err(EmulateError::scim)?;
@@ -182,14 +180,33 @@ async fn apply(
             attempt += 1;
             continue;
         }
-        // The proxy answers for the PATCH: what it returns gets the PATCH's projection.
-        if written.status == StatusCode::OK {
-            let doc: Value = serde_json::from_slice(&written.body)
-                .map_err(|_| EmulateError::Unreadable("a PUT"))?;
-            let doc = project_by_query(target.endpoint, ctx.query(), doc);
-            return Ok(body::json(StatusCode::OK, &doc));
+        if !written.status.is_success() {
+            return Ok(relay(written));
         }
-        return Ok(relay(written));
+        // What the app now holds: its answer to the PUT, else (204, or no body) a read-back.
+        let answered: Value = if written.body.is_empty() {
+            let back = upstream::call(ctx, Call::get(ctx.path())).await?;
+            if !back.status.is_success() {
+                return Ok(relay(back));
+            }
+            serde_json::from_slice(&back.body).map_err(|_| EmulateError::Unreadable("a GET"))?
+        } else {
+            serde_json::from_slice(&written.body).map_err(|_| EmulateError::Unreadable("a PUT"))?
+        };
+        // A 2xx is not a change: an app may drop what it does not store.
+        let lost = not_kept(rt.name, patch, &before, &resource, &answered);
+        if !lost.is_empty() {
+            tracing::warn!(
+                request_id = ctx.id.to_str().unwrap_or_default(),
+                tenant = ctx.tenant_id(),
+                attributes = %lost.join(", "),
+                "the application answered the PUT of an emulated PATCH with success but did not keep what it changed"
+            );
+            return Err(EmulateError::NotKept(lost.join(", ")));
+        }
+        // The proxy answers for the PATCH: what it returns gets the PATCH's projection.
+        let doc = project_by_query(target.endpoint, ctx.query(), answered);
+        return Ok(body::json(StatusCode::OK, &doc));
     }
 }
 

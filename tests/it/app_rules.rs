@@ -205,7 +205,12 @@ async fn request_rules_adapt_forwarded_and_emulated_writes_to_the_app() {
             path: "/scim/v2/Users/5".into(),
             status: 200,
             content_type: "application/scim+json",
-            body: stored.to_string(),
+            // What the app keeps of the PUT: the role, without the type it cannot take.
+            body: {
+                let mut kept = stored.clone();
+                kept["roles"] = json!([{"value": "editor"}]);
+                kept.to_string()
+            },
         },
     ])
     .await;

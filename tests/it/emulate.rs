@@ -954,3 +954,87 @@ async fn a_native_patch_may_not_take_a_value_another_resource_holds() {
         (&json!("ext-fresh"), &json!("renamed"))
     );
 }
+
+/// An app that stores a group's name but not its members: its PUT answers success with the
+/// members it had. With `keeps_members`, it stores what is put.
+async fn group_app(keeps_members: bool) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stored = std::sync::Arc::new(std::sync::Mutex::new(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "id": "g", "displayName": "Staff", "members": [{"value": "a"}]
+    })));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let stored = stored.clone();
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let stored = stored.clone();
+                    async move {
+                        let put = req.method() == hyper::Method::PUT;
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .unwrap()
+                            .to_bytes();
+                        if put {
+                            let sent: Value = serde_json::from_slice(&body).unwrap();
+                            let mut now = stored.lock().unwrap();
+                            now["displayName"] = sent["displayName"].clone();
+                            if keeps_members {
+                                now["members"] = sent["members"].clone();
+                            }
+                        }
+                        let doc = stored.lock().unwrap().to_string();
+                        let resp = hyper::Response::builder()
+                            .header("content-type", "application/scim+json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(doc)))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    addr
+}
+
+/// An emulated PATCH is answered 200 only when the app kept the change: an app whose PUT drops
+/// `members` makes the PATCH a 502 that names them, not a 200 for a change that did not happen.
+#[tokio::test]
+async fn an_emulated_patch_the_app_did_not_keep_is_an_error_naming_the_attribute() {
+    for keeps_members in [false, true] {
+        let app = group_app(keeps_members).await;
+        let config = format!(
+            "{}[[tenant]]\nid = \"g\"\nroute = {{ path_prefix = \"/g\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{app}/scim/v2\", supports = {{ patch = false, filter = true, sort = true, bulk = false, etag = false, discovery = true }} }}\n",
+            server(""),
+            hash("tok")
+        );
+        let proxy = Proxy::start(&config).await;
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+            {"op": "replace", "path": "displayName", "value": "All staff"},
+            {"op": "add", "path": "members", "value": [{"value": "b"}]},
+        ]});
+        let resp = client()
+            .patch(proxy.url("/g/Groups/g"))
+            .bearer_auth("tok")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if keeps_members {
+            assert_eq!(resp.status(), 200);
+            let doc: Value = resp.json().await.unwrap();
+            assert_eq!(doc["members"], json!([{"value": "a"}, {"value": "b"}]));
+        } else {
+            let err = scim_error(resp, 502).await;
+            let detail = err["detail"].as_str().unwrap();
+            assert!(detail.contains("did not keep members"), "{detail}");
+            assert!(
+                !detail.contains("displayName"),
+                "what it kept is not named: {detail}"
+            );
+            assert!(proxy.logs().contains("did not keep what it changed"));
+        }
+    }
+}

@@ -404,18 +404,28 @@ async fn oversized_heads_and_bodies_of_another_media_type_get_scim_errors() {
             .unwrap();
         scim_error(big, 431).await;
         let long = format!("/t/Users?filter=userName eq \"{}\"", "a".repeat(10 << 10));
-        let resp = c.get(proxy.url(&long)).bearer_auth("tok").send().await.unwrap();
+        let resp = c
+            .get(proxy.url(&long))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap();
         scim_error(resp, 414).await;
         let plain = c
             .post(proxy.url("/t/Users"))
             .bearer_auth("tok")
             .header("content-type", "text/plain")
-            .body(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"plain"}"#)
+            .body(
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"plain"}"#,
+            )
             .send()
             .await
             .unwrap();
         let err = scim_error(plain, 415).await;
-        assert!(err["detail"].as_str().unwrap().contains("text/plain"), "{err}");
+        assert!(
+            err["detail"].as_str().unwrap().contains("text/plain"),
+            "{err}"
+        );
     }
     let list = get_json(&client(), proxy.url("/t/Users")).await;
     assert_eq!(list["totalResults"], 0, "nothing was created");

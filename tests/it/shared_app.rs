@@ -188,7 +188,7 @@ async fn a_bulk_answer_carries_the_proxys_address_never_the_upstreams() {
 }
 
 /// An app whose GET takes 300 ms and that keeps the order in which it received requests; it
-/// answers every request with one small User.
+/// answers a PUT with what was put, and every other request with one small User.
 async fn slow_reading_app() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -211,11 +211,16 @@ async fn slow_reading_app() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<
                         }
                         let user = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"u@example.com","active":true}"#;
                         let status = if method == "DELETE" { 204 } else { 200 };
-                        let body = if status == 204 { "" } else { user };
+                        let put = http_body_util::BodyExt::collect(req.into_body()).await;
+                        let body = match (status, method.as_str()) {
+                            (204, _) => bytes::Bytes::new(),
+                            (_, "PUT") => put.map(|b| b.to_bytes()).unwrap_or_default(),
+                            _ => bytes::Bytes::from(user),
+                        };
                         let resp = hyper::Response::builder()
                             .status(status)
                             .header("content-type", "application/scim+json")
-                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .body(http_body_util::Full::new(body))
                             .unwrap();
                         Ok::<_, std::convert::Infallible>(resp)
                     }

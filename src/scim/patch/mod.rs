@@ -10,6 +10,7 @@
 
 mod apply;
 mod budget;
+mod kept;
 mod removal;
 mod runs;
 mod same;
@@ -26,6 +27,7 @@ mod tests_large;
 use serde_json::Value;
 
 use budget::Budget;
+pub use kept::not_kept;
 
 use super::error::{ScimError, ScimType};
 use super::filter::{AttributeInfo, FilterError};
