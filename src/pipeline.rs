@@ -118,15 +118,24 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     // 8. fill gaps, else 9. forward.
     let response = match emulate::fill(ctx).await? {
         Flow::Respond(response) => response,
-        Flow::Next if writes_one_resource(ctx) => {
-            // A forwarded PUT, PATCH or DELETE waits for an emulated PATCH of the same
-            // resource (which holds the lock across its GET and PUT), so a DELETE cannot fall
-            // between them and be undone by the PUT.
-            let lock = ctx.resource_lock();
-            let _held = lock.lock().await;
-            upstream::forward(ctx).await?
+        Flow::Next => {
+            let forwarded = if writes_one_resource(ctx) {
+                // A forwarded PUT, PATCH or DELETE waits for an emulated PATCH of the same
+                // resource (which holds the lock across its GET and PUT), so a DELETE cannot
+                // fall between them and be undone by the PUT.
+                let lock = ctx.resource_lock();
+                let _held = lock.lock().await;
+                upstream::forward(ctx).await?
+            } else {
+                upstream::forward(ctx).await?
+            };
+            // An app may announce what it then refuses (501): filled after all.
+            if forwarded.status().is_client_error() || forwarded.status().is_server_error() {
+                emulate::after_refusal(ctx, forwarded).await?
+            } else {
+                forwarded
+            }
         }
-        Flow::Next => upstream::forward(ctx).await?,
     };
     // 10. answer: forwarded and composed answers alike.
     Ok(response::answer(ctx, response).await?)

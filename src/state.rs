@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::scim::discovery::Extensions;
 use crate::scim::memory::MemoryStore;
-use crate::upstream::caps::Capabilities;
+use crate::upstream::caps::{Capabilities, Learned};
 
 /// One tenant's lasting state, for as long as its upstream stays the same.
 #[derive(Debug, Default)]
@@ -22,6 +22,8 @@ pub struct TenantState {
     pub schemas: OnceCell<Arc<Extensions>>,
     /// The embedded store's data, for a tenant served by it.
     pub store: Option<Arc<MemoryStore>>,
+    /// What the upstream announced but turned out not to do.
+    pub learned: Learned,
 }
 
 impl TenantState {
@@ -30,6 +32,7 @@ impl TenantState {
             discovered: OnceCell::new(),
             schemas: OnceCell::new(),
             store: Some(Arc::new(MemoryStore::new())),
+            learned: Learned::default(),
         }
     }
 }

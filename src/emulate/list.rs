@@ -18,7 +18,7 @@ use crate::scim::filter::{self, Filter};
 use crate::scim::list::{ListParams, ListResponse, SortOrder, MAX_COUNT};
 use crate::scim::request::Endpoint;
 use crate::scim::sort::{sort, SortSpec};
-use crate::upstream::caps::Capabilities;
+use crate::upstream::caps::{Capabilities, Form};
 use crate::upstream::{self, Call};
 
 /// Resources asked of the upstream per page while scanning.
@@ -62,11 +62,41 @@ pub async fn answer(ctx: &mut RequestCtx, caps: &Capabilities) -> Result<Flow, E
     if !search {
         return Ok(Flow::Next);
     }
-    // The upstream filters itself: a search becomes the GET it understands.
+    // The upstream filters itself: a search becomes the GET it understands. One that it
+    // refuses (501; 404 from an app that serves no service root) is scanned after all.
     let path = format!("{}?{}", search_path(ctx.path()), to_query(&params));
-    Ok(Flow::Respond(relay(
-        upstream::call(ctx, Call::get(&path)).await?,
-    )))
+    let reply = upstream::call(ctx, Call::get(&path)).await?;
+    let at = ctx.target().endpoint;
+    let refused = reply.status == StatusCode::NOT_IMPLEMENTED
+        || (reply.status == StatusCode::NOT_FOUND && at == Endpoint::Root);
+    if !refused {
+        return Ok(Flow::Respond(relay(reply)));
+    }
+    super::learn(ctx, at, &[Form::Filter]);
+    let scan = Scan {
+        collections: collections(at),
+        params: &params,
+        filter: filter.as_ref(),
+    };
+    let sorting = match &params.sort_by {
+        Some(by) => Some(SortSpec::parse(by, params.sort_order).map_err(EmulateError::Scim)?),
+        None => None,
+    };
+    Ok(Flow::Respond(scan.run(ctx, sorting.as_ref()).await?))
+}
+
+/// The forms of list request this one uses that an app may refuse: a filter (a search is
+/// one), a sort.
+pub fn forms(ctx: &RequestCtx) -> Vec<Form> {
+    let params = ListParams::from_query(ctx.query()).ok();
+    let mut forms = Vec::new();
+    if ctx.target().search || params.as_ref().is_some_and(|p| p.filter.is_some()) {
+        forms.push(Form::Filter);
+    }
+    if params.as_ref().is_some_and(|p| p.sort_by.is_some()) {
+        forms.push(Form::Sort);
+    }
+    forms
 }
 
 /// The collections a request covers: the service root lists every resource type (§3.4.2.1).

@@ -1,7 +1,8 @@
 //! Stage 8, fill gaps: what the upstream cannot do, the proxy does with what it can. PATCH
 //! becomes GET + PUT, a filter becomes a scan of the list, discovery is answered locally, a
 //! create is checked for duplicates, and DELETE becomes deactivation where the tenant asks.
-//! A request the upstream handles itself passes through untouched. (A Bulk the upstream cannot
+//! A request the upstream handles itself passes through untouched; one it announced but
+//! refused with 501 is filled after all (`after_refusal`). (A Bulk the upstream cannot
 //! do is split by the pipeline, so that each operation passes stages 6–10 on its own.)
 
 pub mod bulk;
@@ -12,14 +13,16 @@ mod patch;
 mod reply;
 mod unique;
 
-use http::Method;
+use http::{Method, Response, StatusCode};
 
 pub use error::EmulateError;
 
+use crate::body::Body;
 use crate::ctx::{Flow, RequestCtx};
 use crate::scim::list::asks_for_more;
 use crate::scim::request::Endpoint;
 use crate::upstream;
+use crate::upstream::caps::Form;
 
 /// Answers the request when the upstream needs help with it; `Flow::Next` lets it pass through.
 pub async fn fill(ctx: &mut RequestCtx) -> Result<Flow, EmulateError> {
@@ -61,6 +64,44 @@ async fn help(ctx: &mut RequestCtx, need: Need) -> Result<Flow, EmulateError> {
         ctx.record.filled = Some(filled);
     }
     Ok(answer)
+}
+
+/// An answer of 501 (or, at the service root, 404) to a form of request the proxy can fill: the
+/// app announced it but does not do it. The proxy learns that for the resource type and fills
+/// this request, and the ones after it, itself; any other answer is passed on. Called with no
+/// lock held, as the fill takes its own.
+pub async fn after_refusal(
+    ctx: &mut RequestCtx,
+    answer: Response<Body>,
+) -> Result<Response<Body>, EmulateError> {
+    let status = answer.status();
+    let at = ctx.target().endpoint;
+    let refused = status == StatusCode::NOT_IMPLEMENTED
+        || (status == StatusCode::NOT_FOUND && at == Endpoint::Root);
+    let forms = match refused.then(|| need(ctx)).flatten() {
+        Some(Need::Patch) => vec![Form::Patch],
+        Some(Need::List) => list::forms(ctx),
+        _ => Vec::new(),
+    };
+    if forms.is_empty() {
+        return Ok(answer);
+    }
+    learn(ctx, at, &forms);
+    ctx.caps = None;
+    match fill(ctx).await? {
+        Flow::Respond(filled) => Ok(filled),
+        Flow::Next => Ok(answer),
+    }
+}
+
+/// Remembers, for the tenant, forms of request its app refused at `at`.
+pub fn learn(ctx: &RequestCtx, at: Endpoint, forms: &[Form]) {
+    let tenant = ctx.tenant();
+    for form in forms {
+        if tenant.state.learned.learn(at, *form) {
+            tracing::info!(tenant = %tenant.id, endpoint = ?at, form = ?form, "the application announced this form of request but refused it; the proxy fills it from now on");
+        }
+    }
 }
 
 /// The kinds of request that may need help, decided from the request alone so that plain

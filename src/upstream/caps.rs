@@ -1,10 +1,13 @@
 //! What an upstream does itself: declared in the configuration, or read from its own
 //! ServiceProviderConfig (RFC 7643 §5). Every `false` is a gap the proxy fills.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use http::StatusCode;
 use serde_json::Value;
 
 use crate::config::Supports;
+use crate::scim::request::Endpoint;
 
 /// The upstream's own abilities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +91,63 @@ impl Capabilities {
             etag: d.etag.unwrap_or(self.etag),
             discovery: d.discovery.unwrap_or(self.discovery),
             uniqueness: d.uniqueness.unwrap_or(true),
+        }
+    }
+}
+
+/// A form of request an app announced it does but answered 501 for (or, at the service root,
+/// 404): the proxy fills it from then on, for that resource type only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    Patch,
+    Filter,
+    Sort,
+}
+
+impl Form {
+    fn bit(self) -> u8 {
+        match self {
+            Form::Patch => 1,
+            Form::Filter => 2,
+            Form::Sort => 4,
+        }
+    }
+}
+
+/// What an app turned out not to do, per resource type (Users, Groups, the service root):
+/// kept with the tenant for the life of the process, so one refused request teaches the rest.
+#[derive(Debug, Default)]
+pub struct Learned {
+    forms: [AtomicU8; 3],
+}
+
+impl Learned {
+    /// Returns whether this is news.
+    pub fn learn(&self, at: Endpoint, form: Form) -> bool {
+        let Some(slot) = self.slot(at) else {
+            return false;
+        };
+        slot.fetch_or(form.bit(), Ordering::Relaxed) & form.bit() == 0
+    }
+
+    /// `caps` without what the app turned out not to do at `at`.
+    pub fn apply(&self, at: Endpoint, mut caps: Capabilities) -> Capabilities {
+        let Some(slot) = self.slot(at) else {
+            return caps;
+        };
+        let refused = slot.load(Ordering::Relaxed);
+        caps.patch &= refused & Form::Patch.bit() == 0;
+        caps.filter &= refused & Form::Filter.bit() == 0;
+        caps.sort &= refused & Form::Sort.bit() == 0;
+        caps
+    }
+
+    fn slot(&self, at: Endpoint) -> Option<&AtomicU8> {
+        match at {
+            Endpoint::Users => Some(&self.forms[0]),
+            Endpoint::Groups => Some(&self.forms[1]),
+            Endpoint::Root => Some(&self.forms[2]),
+            _ => None,
         }
     }
 }

@@ -153,6 +153,8 @@ pub async fn capabilities(ctx: &mut RequestCtx) -> Result<Capabilities, Upstream
             }
         },
     };
+    // What the app turned out not to do for this resource type, it is not asked again.
+    let caps = tenant.state.learned.apply(ctx.target().endpoint, caps);
     ctx.caps = Some(caps);
     Ok(caps)
 }

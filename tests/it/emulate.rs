@@ -1038,3 +1038,123 @@ async fn an_emulated_patch_the_app_did_not_keep_is_an_error_naming_the_attribute
         }
     }
 }
+
+/// An app that announces PATCH and filtering but answers 501 for a PATCH of a group, and
+/// serves no service root; it keeps one user and one group, and counts the PATCHes it saw.
+async fn overpromising_app() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let patches = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = patches.clone();
+    let group = std::sync::Arc::new(std::sync::Mutex::new(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "id": "g", "displayName": "Staff", "members": [{"value": "u"}]
+    })));
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "u", "userName": "ann@example.com"});
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (group, user, seen) = (group.clone(), user.clone(), seen.clone());
+            let service = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (group, user, seen) = (group.clone(), user.clone(), seen.clone());
+                    async move {
+                        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .unwrap()
+                            .to_bytes();
+                        let list = |r: Vec<Value>| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": r.len(), "startIndex": 1, "itemsPerPage": r.len(), "Resources": r});
+                        let (status, doc) = match (method.as_str(), path.as_str()) {
+                            ("GET", "/scim/v2/ServiceProviderConfig") => (
+                                200,
+                                json!({
+                            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+                            "patch": {"supported": true}, "filter": {"supported": true, "maxResults": 100},
+                            "sort": {"supported": false}, "bulk": {"supported": false}, "etag": {"supported": false},
+                            "changePassword": {"supported": false}, "authenticationSchemes": []}),
+                            ),
+                            ("PATCH", _) => {
+                                seen.fetch_add(1, Ordering::SeqCst);
+                                (
+                                    501,
+                                    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "501", "detail": "PATCH of groups is not implemented"}),
+                                )
+                            }
+                            ("PUT", "/scim/v2/Groups/g") => {
+                                *group.lock().unwrap() = serde_json::from_slice(&body).unwrap();
+                                (200, group.lock().unwrap().clone())
+                            }
+                            ("GET", "/scim/v2/Groups/g") => (200, group.lock().unwrap().clone()),
+                            ("GET", "/scim/v2/Users") => (200, list(vec![user])),
+                            ("GET", "/scim/v2/Groups") => {
+                                (200, list(vec![group.lock().unwrap().clone()]))
+                            }
+                            _ => (
+                                404,
+                                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404"}),
+                            ),
+                        };
+                        let resp = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/scim+json")
+                            .body(http_body_util::Full::new(bytes::Bytes::from(
+                                doc.to_string(),
+                            )))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    (addr, patches)
+}
+
+/// What an app announces and then refuses with 501 (or, for the service root, 404) is filled
+/// by the proxy after all, and remembered: the next PATCH goes straight to GET + PUT.
+#[tokio::test]
+async fn a_form_the_app_announces_but_refuses_is_filled_and_remembered() {
+    let (app, patches) = overpromising_app().await;
+    let config = format!(
+        "{}[[tenant]]\nid = \"o\"\nroute = {{ path_prefix = \"/o\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://{app}/scim/v2\" }}\n",
+        server(""),
+        hash("tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    for member in ["v", "w"] {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": member}]}]});
+        let resp = c
+            .patch(proxy.url("/o/Groups/g"))
+            .bearer_auth("tok")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+    let group = get_json(&c, proxy.url("/o/Groups/g")).await;
+    assert_eq!(
+        group["members"],
+        json!([{"value": "u"}, {"value": "v"}, {"value": "w"}])
+    );
+    assert_eq!(
+        patches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "asked once, then filled"
+    );
+    assert!(proxy
+        .logs()
+        .contains("refused it; the proxy fills it from now on"));
+
+    let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName eq \"ann@example.com\" or displayName eq \"Staff\""});
+    let found: Value = json_of(c.post(proxy.url("/o/.search")).json(&search)).await;
+    assert_eq!(found["totalResults"], 2, "{found}");
+}
