@@ -115,7 +115,7 @@ async fn relocate(
                 streamed.rewrite(Box::new(Relocating::new(base.clone(), public)));
                 return Ok(Response::from_parts(parts, Either::Left(streamed)));
             }
-            // Held until the answer is sent on.
+            // Counted in the process's budget while it is read.
             let (bytes, _held) = ctx
                 .snapshot
                 .buffers
@@ -125,7 +125,12 @@ async fn relocate(
             bytes
         }
     };
-    let bytes = match base.replace_all(&bytes, &Public::new(&ctx.public_base())) {
+    if !base.occurs_in(&bytes) {
+        // The common case: nothing to replace, and nothing built to replace it with.
+        return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
+    }
+    let public = Public::new(&ctx.public_base());
+    let bytes = match base.replace_all(&bytes, &public) {
         None => bytes,
         Some(replaced) => {
             parts.headers.remove(header::CONTENT_LENGTH);

@@ -32,16 +32,13 @@ const ANSWER_HEADERS: [HeaderName; 12] = [
 
 /// Keeps only the answer headers the IdP may see (see [`ANSWER_HEADERS`]).
 pub fn keep_answer_headers(headers: &mut HeaderMap) {
-    let all = std::mem::take(headers);
-    let mut name = None;
-    for (n, value) in all {
-        // Repeated lines come with `None` for the name of the one before.
-        if n.is_some() {
-            name = n;
-        }
-        if let Some(n) = name.as_ref().filter(|n| ANSWER_HEADERS.contains(n)) {
-            headers.append(n.clone(), value);
-        }
+    let unwanted: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| !ANSWER_HEADERS.contains(name))
+        .cloned()
+        .collect();
+    for name in unwanted {
+        headers.remove(name);
     }
 }
 
