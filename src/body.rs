@@ -53,6 +53,13 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 #[error("the upstream did not finish its response body in time")]
 pub struct BodyTimeout;
 
+/// A change made to a streamed answer's bytes as they pass (the app's address replaced by the
+/// proxy's): each chunk in, what to send now out; what is held back comes out at the end.
+pub trait Rewrite: Send + Sync {
+    fn chunk(&mut self, data: Bytes) -> Bytes;
+    fn finish(&mut self) -> Bytes;
+}
+
 pin_project! {
     pub struct UpstreamBody {
         #[pin]
@@ -64,6 +71,8 @@ pin_project! {
         permit: Option<CallPermit>,
         // The request's mark on its connection: a connection streaming an answer is busy.
         in_flight: Option<InFlight>,
+        // Applied to each chunk; `None` once the held-back end has been sent.
+        rewrite: Option<Box<dyn Rewrite>>,
     }
 }
 
@@ -74,7 +83,14 @@ impl UpstreamBody {
             deadline: tokio::time::sleep_until(deadline),
             permit,
             in_flight: None,
+            rewrite: None,
         }
+    }
+
+    /// Rewrites the bytes as they pass. The length may change: the caller drops any
+    /// `Content-Length`.
+    pub fn rewrite(&mut self, rewrite: Box<dyn Rewrite>) {
+        self.rewrite = Some(rewrite);
     }
 
     /// Keeps the request counted as in flight on its connection until this body is done.
@@ -91,21 +107,54 @@ impl HttpBody for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
-        match this.deadline.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
-            Poll::Pending => Poll::Pending,
+        let mut this = self.project();
+        loop {
+            let frame = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    return match this.deadline.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            };
+            let Some(rewrite) = this.rewrite.as_mut() else {
+                return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+            };
+            match frame {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let out = rewrite.chunk(data);
+                        // All of it held back (it may be the start of the address): read on.
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    // Trailers would come before the held-back end; SCIM defines none, so a
+                    // rewritten answer goes without them.
+                    Err(_trailers) => {}
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                None => {
+                    let rest = rewrite.finish();
+                    *this.rewrite = None;
+                    if !rest.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rewrite.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.rewrite {
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
     }
 }

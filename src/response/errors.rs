@@ -1,6 +1,6 @@
 //! Error answers from the app that are not SCIM Errors (HTML pages, framework JSON, plain
 //! text, empty bodies) rewritten into one (RFC 7644 §3.12); SCIM Errors kept to the members the
-//! RFC defines.
+//! RFC defines, and a `detail` that holds a secret of the proxy's withheld whatever the status.
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -17,7 +17,12 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Upstream text longer than this is not put in `detail`.
 const MAX_DETAIL: usize = 200;
 
-pub async fn rewrite(response: Response<Body>) -> Response<Body> {
+/// The detail an IdP gets in place of app text that held a secret.
+const WITHHELD: &str = "the application's error text is withheld: it held a credential";
+
+/// The app's error answer as a SCIM Error, and whether its text was withheld because it held
+/// one of `secrets` (the upstream credential the app was sent, which it may echo).
+pub async fn rewrite(response: Response<Body>, secrets: &[&[u8]]) -> (Response<Body>, bool) {
     let (mut parts, body) = response.into_parts();
     let content_type = parts
         .headers
@@ -43,6 +48,10 @@ pub async fn rewrite(response: Response<Body>) -> Response<Body> {
         .to_json(),
         s => scim_error_body(s.as_u16(), content_type.as_deref(), &bytes),
     };
+    let (doc, withheld) = match withhold_secrets(&doc, secrets) {
+        Some(clean) => (clean, true),
+        None => (doc, false),
+    };
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
@@ -50,7 +59,27 @@ pub async fn rewrite(response: Response<Body>) -> Response<Body> {
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
-    Response::from_parts(parts, Either::Right(Full::new(Bytes::from(doc))))
+    let response = Response::from_parts(parts, Either::Right(Full::new(Bytes::from(doc))));
+    (response, withheld)
+}
+
+/// The error document with its `detail` replaced, when it holds any of `secrets` as written
+/// or as JSON escapes it; `None` when it holds none.
+fn withhold_secrets(doc: &[u8], secrets: &[&[u8]]) -> Option<Vec<u8>> {
+    let holds = |secret: &&[u8]| {
+        let escaped = std::str::from_utf8(secret)
+            .ok()
+            .and_then(|s| serde_json::to_string(s).ok())
+            .map(|q| q.trim_matches('"').as_bytes().to_vec());
+        memchr::memmem::find(doc, secret).is_some()
+            || escaped.is_some_and(|e| memchr::memmem::find(doc, &e).is_some())
+    };
+    if !secrets.iter().any(holds) {
+        return None;
+    }
+    let mut error: Value = serde_json::from_slice(doc).ok()?;
+    error["detail"] = Value::from(WITHHELD);
+    Some(serde_json::to_vec(&error).expect("a JSON value always serializes"))
 }
 
 /// The SCIM Error body for an upstream error answer: a SCIM Error kept (with its `status`
@@ -265,6 +294,22 @@ mod tests {
         assert_eq!(keys, ["detail", "schemas", "scimType", "status"]);
         assert_eq!(d["scimType"], "invalidValue");
         assert_eq!(d["detail"], "the application answered 400 Bad Request");
+    }
+
+    #[test]
+    fn a_detail_holding_a_secret_is_withheld_and_others_are_kept() {
+        let secret: &[u8] = b"up-s3cret/token";
+        let leaky = scim_error_body(500, None, b"upstream refused Bearer up-s3cret/token");
+        let clean = withhold_secrets(&leaky, &[secret]).expect("withheld");
+        let d: Value = serde_json::from_slice(&clean).expect("JSON");
+        assert_eq!(d["detail"], WITHHELD);
+        assert_eq!(d["status"], "500");
+        // JSON may write `/` as `\/`; the detail is compared as the IdP would read it.
+        let escaped = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"up-s3cret\/token"}"#;
+        let escaped = scim_error_body(409, Some("application/scim+json"), escaped);
+        assert!(withhold_secrets(&escaped, &[secret]).is_some());
+        let fine = scim_error_body(400, None, b"userName is required");
+        assert!(withhold_secrets(&fine, &[secret]).is_none());
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Stage 10, answer: every answer on its way back to the IdP, forwarded or composed, passes
-//! here once. What the app left undone in a success is done (an empty list for a filter it
-//! answered 404, the projection asked for, `returned: never` attributes dropped, its own
-//! address replaced by the proxy's); hop-by-hop headers go; error answers become SCIM Errors;
-//! the media type is made SCIM's. Success bodies the proxy need not read stream through.
+//! here once. A compressed answer is decoded; what the app left undone in a success is done
+//! (an empty list for a filter it answered 404, the projection asked for, `returned: never`
+//! attributes dropped); only the headers that describe the answer stay; error answers become
+//! SCIM Errors without the proxy's secrets in them; the media type is made SCIM's; the app's
+//! own address becomes the proxy's, in headers and body. Success bodies the proxy need not read
+//! stream through, searched for the app's address on the way.
 
+pub mod decode;
 pub mod errors;
 pub mod project;
 
@@ -27,30 +30,114 @@ use crate::scim::error::ScimError;
 use crate::scim::list::{asks_for_more, asks_for_projection, ListParams, ListResponse};
 use crate::scim::request::Endpoint;
 use crate::upstream::headers;
+use crate::upstream::relocate::{Public, Relocating};
 use crate::upstream::target::Upstream;
 use crate::upstream::{self, UpstreamError};
-use project::Relocation;
 
-/// The largest upstream answer read to rework it.
+/// The largest upstream answer read to rework it (and the most a compressed one may decode to).
 const MAX_ANSWER: usize = 32 << 20;
+
+/// Streamed answers up to this length are read whole to replace the app's address, so that
+/// their `Content-Length` stays exact; longer ones, and those of unknown length, are rewritten
+/// as they stream.
+const READ_WHOLE_UP_TO: u64 = 256 << 10;
 
 pub async fn answer(
     ctx: &mut RequestCtx,
     response: Response<Body>,
 ) -> Result<Response<Body>, UpstreamError> {
+    let response = decode::unencoded(ctx, response, MAX_ANSWER).await?;
     let mut response = finish_resources(ctx, response).await?;
-    headers::strip_hop_by_hop(response.headers_mut());
+    headers::keep_answer_headers(response.headers_mut());
     rewrite_location(ctx, &mut response);
     let status = response.status();
-    if status.is_client_error() || status.is_server_error() {
-        let response = errors::rewrite(response).await;
+    let response = if status.is_client_error() || status.is_server_error() {
+        let response = error_answer(ctx, response).await;
         if attribute_policy::has_outbound(ctx) {
-            return Ok(screen(ctx, response).await);
+            screen(ctx, response).await
+        } else {
+            response
         }
+    } else {
+        fix_media_type(response.headers_mut());
+        response
+    };
+    relocate(ctx, response).await
+}
+
+/// An error answer as a SCIM Error; text holding the upstream credential is withheld, and the
+/// log says so (without the text).
+async fn error_answer(ctx: &RequestCtx, response: Response<Body>) -> Response<Body> {
+    let status = response.status().as_u16();
+    let (response, withheld) = errors::rewrite(response, &ctx.tenant().upstream.secrets()).await;
+    if withheld {
+        tracing::warn!(
+            request_id = ctx.id.to_str().unwrap_or_default(),
+            tenant = ctx.tenant_id(),
+            status,
+            "the application's error text held the upstream credential; the IdP gets a neutral detail"
+        );
+    }
+    response
+}
+
+/// The app's base URL, wherever it is in the body, names the proxy instead (its `Location`
+/// header is done in [`rewrite_location`]). Bodies without it pass unchanged and unparsed.
+async fn relocate(
+    ctx: &RequestCtx,
+    response: Response<Body>,
+) -> Result<Response<Body>, UpstreamError> {
+    let Some(base) = ctx.tenant().upstream.base_pattern() else {
+        return Ok(response);
+    };
+    let status = response.status();
+    if ctx.method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
         return Ok(response);
     }
-    fix_media_type(response.headers_mut());
-    Ok(response)
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body {
+        Either::Right(held) => held
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default(),
+        Either::Left(mut streamed) => {
+            let length = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if length.is_none_or(|n| n > READ_WHOLE_UP_TO) {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                let public = Public::new(&ctx.public_base());
+                streamed.rewrite(Box::new(Relocating::new(base.clone(), public)));
+                return Ok(Response::from_parts(parts, Either::Left(streamed)));
+            }
+            // Counted in the process's budget while it is read.
+            let (bytes, _held) = ctx
+                .snapshot
+                .buffers
+                .read(streamed, READ_WHOLE_UP_TO as usize)
+                .await
+                .map_err(UpstreamError::from)?;
+            bytes
+        }
+    };
+    if !base.occurs_in(&bytes) {
+        // The common case: nothing to replace, and nothing built to replace it with.
+        return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
+    }
+    let public = Public::new(&ctx.public_base());
+    let bytes = match base.replace_all(&bytes, &public) {
+        None => bytes,
+        Some(replaced) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Bytes::from(replaced)
+        }
+    };
+    Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))))
 }
 
 /// What the app left undone in a successful answer: the response rules of the tenant's packs
@@ -96,8 +183,15 @@ async fn finish_resources(
         .read(body, MAX_ANSWER)
         .await
         .map_err(UpstreamError::from)?;
-    let Ok(mut doc) = serde_json::from_slice::<Value>(&bytes) else {
-        // Not JSON: the IdP sees it as it came.
+    // A UTF-8 byte order mark is no JSON (RFC 8259 §8.1), but some frameworks write one.
+    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let Ok(mut doc) = serde_json::from_slice::<Value>(json) else {
+        if (finish || withhold) && !json.trim_ascii().is_empty() {
+            // Fail closed: what cannot be read cannot be checked for `password` or a
+            // withheld value.
+            return Ok(unreadable(ctx));
+        }
+        // Only response rules were to run: the IdP sees it as it came.
         return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
     };
     let public = ctx.public_base();
@@ -127,22 +221,36 @@ async fn finish_resources(
         }
     }
     if finish {
-        let tenant = ctx.tenant();
-        let relocation = tenant.upstream.base_url().map(|upstream| Relocation {
-            upstream,
-            public: &public,
-        });
         let endpoint = ctx.target().endpoint;
-        doc = project::finish_answer(endpoint, ctx.query(), relocation.as_ref(), doc);
+        doc = project::finish_answer(endpoint, ctx.query(), doc);
         changed = true;
     }
-    if !changed {
+    if !changed && json.len() == bytes.len() {
         return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
     let body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
     Ok(Response::from_parts(parts, Either::Right(Full::new(body))))
+}
+
+/// 502 for a successful answer from a partial app that is not JSON: it may hold a
+/// `returned: never` attribute the proxy could not remove.
+fn unreadable(ctx: &RequestCtx) -> Response<Body> {
+    tracing::warn!(
+        request_id = ctx.id.to_str().unwrap_or_default(),
+        tenant = ctx.tenant_id(),
+        "the application's answer is not JSON; withheld, as it cannot be checked"
+    );
+    let e = ScimError::new(
+        502,
+        "the application's answer is withheld: it is not JSON, so it cannot be checked before it is passed on",
+    );
+    body::full(
+        StatusCode::BAD_GATEWAY,
+        crate::scim::MEDIA_TYPE,
+        e.to_json(),
+    )
 }
 
 /// An answer holding a value the outbound policy refuses to pass (`on_detect = "reject"`).

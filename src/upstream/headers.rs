@@ -1,5 +1,6 @@
-//! Header hygiene at the proxy boundary: hop-by-hop headers go (RFC 9110 §7.6.1), the IdP's
-//! credential never travels upstream, and the upstream learns who asked through `X-Forwarded-*`.
+//! Header hygiene at the proxy boundary: the IdP's credential never travels upstream, the
+//! upstream learns who asked through `X-Forwarded-*`, and of the app's answer only the headers
+//! that describe the SCIM answer reach the IdP (no cookies, server banners or internal headers).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -9,33 +10,34 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1, RFC 9112 §9.6).
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
+/// The answer headers that reach the IdP; every other header of the app's answer stays at the
+/// proxy (`Set-Cookie`, `Server`, `X-Powered-By`, `X-Internal-*`, hop-by-hop headers, RFC 9110
+/// §7.6.1). Left out on purpose: `Content-Encoding` (the proxy decodes every answer, so the
+/// body it sends is never encoded), `WWW-Authenticate` (the app's challenge is for the proxy's
+/// upstream credential, not the IdP's), `Content-Location` (it names the app).
+const ANSWER_HEADERS: [HeaderName; 12] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_LANGUAGE,
+    header::ETAG,
+    header::LOCATION,
+    header::LAST_MODIFIED,
+    header::RETRY_AFTER,
+    header::CACHE_CONTROL,
+    header::EXPIRES,
+    header::PRAGMA,
+    header::VARY,
+    header::ALLOW,
 ];
 
-/// Removes the hop-by-hop headers, including any the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(listed) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = listed
-            .to_str()
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for name in &HOP_BY_HOP {
+/// Keeps only the answer headers the IdP may see (see [`ANSWER_HEADERS`]).
+pub fn keep_answer_headers(headers: &mut HeaderMap) {
+    let unwanted: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| !ANSWER_HEADERS.contains(name))
+        .cloned()
+        .collect();
+    for name in unwanted {
         headers.remove(name);
     }
 }
@@ -52,7 +54,8 @@ pub struct Forwarded<'a> {
 /// The IdP's headers that reach the upstream: what a SCIM request needs to be understood, and
 /// trace context. Everything else stays at the proxy: method overrides and URL rewrites that
 /// would let a request become another one, cookies and proxy headers a caller could spoof,
-/// and `Accept-Encoding`, because the proxy reads and rewrites answers.
+/// and `Accept-Encoding`: the proxy reads and rewrites answers, so it asks for them unencoded
+/// (see [`for_upstream`]).
 const FORWARDED_HEADERS: [HeaderName; 8] = [
     header::ACCEPT,
     header::ACCEPT_LANGUAGE,
@@ -91,6 +94,12 @@ pub fn for_upstream(
     if let Some(credential) = credential {
         headers.insert(header::AUTHORIZATION, credential.clone());
     }
+    // An app that compresses anyway is decoded (stage 10), but one that is asked not to spares
+    // both sides the work (RFC 9110 §12.5.3).
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     let ip = fwd.client_ip.to_string();
     let xff = match incoming.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {ip}"),
@@ -127,18 +136,26 @@ mod tests {
     }
 
     #[test]
-    fn headers_named_by_connection_are_removed_with_the_fixed_set() {
+    fn only_answer_headers_reach_the_idp() {
         let mut h = headers(&[
-            ("connection", "keep-alive, x-secret-hop"),
-            ("x-secret-hop", "1"),
-            ("keep-alive", "timeout=5"),
-            ("te", "trailers"),
-            ("upgrade", "h2c"),
-            ("accept", "application/scim+json"),
+            ("content-type", "application/scim+json"),
+            ("etag", "W/\"1\""),
+            ("vary", "Accept"),
+            ("vary", "Origin"),
+            ("set-cookie", "session=abc"),
+            ("server", "Apache/2.4.1"),
+            ("x-powered-by", "Express"),
+            ("x-internal-node", "10.0.0.7"),
+            ("www-authenticate", "Bearer realm=\"internal\""),
+            ("content-encoding", "gzip"),
+            ("connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
         ]);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("accept"));
+        keep_answer_headers(&mut h);
+        let mut kept: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["content-type", "etag", "vary"]);
+        assert_eq!(h.get_all("vary").iter().count(), 2);
     }
 
     #[test]
@@ -172,14 +189,10 @@ mod tests {
         assert_eq!(h["x-scimgate-tenant"], "acme");
         assert_eq!(h["x-request-id"], "req-1");
         assert!(!h.contains_key("host"));
-        for gone in [
-            "x-http-method-override",
-            "x-original-url",
-            "accept-encoding",
-            "cookie",
-        ] {
+        for gone in ["x-http-method-override", "x-original-url", "cookie"] {
             assert!(!h.contains_key(gone), "{gone} was forwarded");
         }
+        assert_eq!(h["accept-encoding"], "identity");
         assert_eq!(h["accept"], "application/scim+json");
         assert_eq!(h["if-match"], "W/\"3\"");
     }

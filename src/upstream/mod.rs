@@ -8,6 +8,7 @@ pub mod caps;
 pub mod client;
 pub mod error;
 pub mod headers;
+pub mod relocate;
 pub mod schemas;
 pub mod target;
 

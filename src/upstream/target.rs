@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::client::{ClientError, Clients, HttpClient};
 use super::error::UpstreamError;
+use super::relocate::BaseUrl;
 use crate::config::{UpstreamConfig, UpstreamTarget};
 use crate::scim::memory::MemoryStore;
 
@@ -26,6 +27,8 @@ pub enum Upstream {
 pub struct HttpUpstream {
     /// `scheme://authority/base-path`, no trailing slash: the request's path is appended.
     pub(super) base: Box<str>,
+    /// `base` as byte patterns, to find it in answers.
+    base_pattern: Arc<BaseUrl>,
     authority: http::uri::Authority,
     https: bool,
     client: HttpClient,
@@ -52,8 +55,10 @@ impl Upstream {
             UpstreamTarget::Memory => return Ok(Self::Memory(store())),
             UpstreamTarget::Http(uri) => uri,
         };
+        let base_text: Box<str> = base.to_string().trim_end_matches('/').into();
         Ok(Self::Http(HttpUpstream {
-            base: base.to_string().trim_end_matches('/').into(),
+            base_pattern: Arc::new(BaseUrl::new(&base_text)),
+            base: base_text,
             authority: base
                 .authority()
                 .expect("validated: an http(s) URL has an authority")
@@ -71,6 +76,30 @@ impl Upstream {
             Self::Http(up) => Some(&up.base),
             Self::Memory(_) => None,
         }
+    }
+
+    /// The upstream's base URL as byte patterns, to find it anywhere in an answer's body.
+    pub fn base_pattern(&self) -> Option<&Arc<BaseUrl>> {
+        match self {
+            Self::Http(up) => Some(&up.base_pattern),
+            Self::Memory(_) => None,
+        }
+    }
+
+    /// What the proxy holds that the app knows and the IdP must never see: the token the
+    /// proxy presents upstream (without its `Bearer ` scheme).
+    pub fn secrets(&self) -> Vec<&[u8]> {
+        let Self::Http(up) = self else {
+            return Vec::new();
+        };
+        up.credential
+            .iter()
+            .map(|c| {
+                let c = c.as_bytes();
+                c.strip_prefix(b"Bearer ").unwrap_or(c).trim_ascii()
+            })
+            .filter(|c| !c.is_empty())
+            .collect()
     }
 
     /// How long the proxy may work on one request for this tenant when it fills a gap with

@@ -15,6 +15,7 @@ mod cli;
 mod emulate;
 mod errors;
 mod forwarding;
+mod leaks;
 mod lifecycle;
 mod limits;
 mod memory;

@@ -357,7 +357,8 @@ pub enum Rude {
     Silent,
     /// Answers bytes that are not HTTP.
     Garbage,
-    /// Sends headers and part of the body, then stalls.
+    /// Sends headers and part of the body, then stalls. The length it announces (1 MB) is
+    /// past what the proxy reads whole to look for the app's address, so the answer streams.
     StallsMidBody,
 }
 
@@ -383,7 +384,7 @@ pub async fn rude_upstream(kind: Rude) -> SocketAddr {
                     let _ = stream.write_all(b"\x00\x01 this is not http\r\n\r\n").await;
                 }
                 Rude::StallsMidBody => {
-                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: 100\r\n\r\n{\"partial\":";
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: 1000000\r\n\r\n{\"partial\":";
                     let _ = stream.write_all(head.as_bytes()).await;
                     tokio::spawn(async move {
                         tokio::time::sleep(LIMIT).await;
