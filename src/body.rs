@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -50,10 +51,14 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the upstream did not finish its response body in time")]
+#[error("the application did not finish its answer within the upstream timeout")]
 pub struct BodyTimeout;
 
 pin_project! {
+    /// An upstream answer's body on its way to the client. One that does not reach its end
+    /// (the app broke off or was too slow, the client went away or stopped reading) is said
+    /// in the log with how many bytes were passed on: the request's line has already gone out
+    /// with the status of the head.
     pub struct UpstreamBody {
         #[pin]
         inner: Incoming,
@@ -64,6 +69,29 @@ pin_project! {
         permit: Option<CallPermit>,
         // The request's mark on its connection: a connection streaming an answer is busy.
         in_flight: Option<InFlight>,
+        // The request id and tenant, for the log line of an answer cut off.
+        label: Option<(HeaderValue, Arc<str>)>,
+        passed: u64,
+        // The end, or the failure, has been seen (and the failure logged).
+        over: bool,
+    }
+
+    impl PinnedDrop for UpstreamBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Unlabelled: read whole by the proxy, whose failure is the request's own.
+            let Some(label) = this.label.as_ref() else { return };
+            if *this.over || this.inner.is_end_stream() {
+                return;
+            }
+            let stalled = this.in_flight.as_ref().is_some_and(InFlight::client_stalled);
+            let cause = if stalled {
+                "the client took no bytes of the answer before its deadline"
+            } else {
+                "the client went away before the end of the answer"
+            };
+            cut_off(label, *this.passed, &cause);
+        }
     }
 }
 
@@ -74,13 +102,35 @@ impl UpstreamBody {
             deadline: tokio::time::sleep_until(deadline),
             permit,
             in_flight: None,
+            label: None,
+            passed: 0,
+            over: false,
         }
     }
 
-    /// Keeps the request counted as in flight on its connection until this body is done.
-    pub fn hold(&mut self, in_flight: InFlight) {
+    /// Keeps the request counted as in flight on its connection until this body is done, and
+    /// tells the connection when the body must be done by.
+    pub fn hold(&mut self, mut in_flight: InFlight) {
+        in_flight.streams_until(self.deadline.deadline());
         self.in_flight = Some(in_flight);
     }
+
+    /// Names the request this is the answer to, for the log, as it is handed to the client.
+    pub fn label(&mut self, request_id: HeaderValue, tenant: Arc<str>) {
+        self.label = Some((request_id, tenant));
+    }
+}
+
+/// The log line of an answer passed on to the client that did not reach its end.
+fn cut_off(label: &(HeaderValue, Arc<str>), passed: u64, cause: &dyn std::fmt::Display) {
+    let (id, tenant) = label;
+    tracing::warn!(
+        request_id = id.to_str().unwrap_or_default(),
+        tenant = &**tenant,
+        bytes_passed_on = passed,
+        cause = %cause,
+        "answer cut off"
+    );
 }
 
 impl HttpBody for UpstreamBody {
@@ -92,13 +142,28 @@ impl HttpBody for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        let failure: BoxError = match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.passed += data.len() as u64;
+                }
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Poll::Ready(None) => {
+                *this.over = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Err(e))) => e.into(),
+            Poll::Pending => match this.deadline.poll(cx) {
+                Poll::Ready(()) => BodyTimeout.into(),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        *this.over = true;
+        if let Some(label) = this.label.as_ref() {
+            cut_off(label, *this.passed, &Causes(&*failure));
         }
-        match this.deadline.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Ready(Some(Err(failure)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -107,5 +172,21 @@ impl HttpBody for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// An error and its causes on one line: "error reading a body from connection: connection
+/// reset by peer".
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
     }
 }
