@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::scim::discovery::Extensions;
 use crate::scim::memory::MemoryStore;
+use crate::upstream::breaker::Breaker;
 use crate::upstream::caps::Capabilities;
 
 /// One tenant's lasting state, for as long as its upstream stays the same.
@@ -22,6 +23,8 @@ pub struct TenantState {
     pub schemas: OnceCell<Arc<Extensions>>,
     /// The embedded store's data, for a tenant served by it.
     pub store: Option<Arc<MemoryStore>>,
+    /// Whether the upstream is being left alone after failing repeatedly.
+    pub breaker: Arc<Breaker>,
 }
 
 impl TenantState {
@@ -30,6 +33,7 @@ impl TenantState {
             discovered: OnceCell::new(),
             schemas: OnceCell::new(),
             store: Some(Arc::new(MemoryStore::new())),
+            breaker: Arc::default(),
         }
     }
 }
