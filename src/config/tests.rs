@@ -167,7 +167,10 @@ fn the_breaker_is_on_by_default_and_its_keys_are_checked() {
     let up = &config.tenants[0].upstream;
     assert_eq!(up.pool_idle_timeout, Duration::from_secs(2));
     let b = up.breaker.unwrap();
-    assert_eq!((b.failures.get(), b.cool_down), (2, Duration::from_secs(30)));
+    assert_eq!(
+        (b.failures.get(), b.cool_down),
+        (2, Duration::from_secs(30))
+    );
     let err = problems(&http_upstream(
         "pool_idle_timeout = \"0s\", breaker = { failures = 0, cool_down = \"soon\" }",
     ));
@@ -176,7 +179,10 @@ fn the_breaker_is_on_by_default_and_its_keys_are_checked() {
         "upstream.breaker.failures: expected a whole number from 1 to 1000",
         "upstream.breaker.cool_down: expected a positive duration",
     ] {
-        assert!(err.contains(&format!("c.toml:8: tenant \"a\": {key}")), "{err}");
+        assert!(
+            err.contains(&format!("c.toml:8: tenant \"a\": {key}")),
+            "{err}"
+        );
     }
 }
 
@@ -184,10 +190,13 @@ fn the_breaker_is_on_by_default_and_its_keys_are_checked() {
 fn pool_and_breaker_keys_on_the_memory_store_are_refused() {
     let bearer = format!("auth.bearer = [{{ sha256 = \"{}\" }}]", "ab".repeat(32));
     let text = tenant_with(&bearer).replace(
-            "url = \"memory:\"",
-            "url = \"memory:\", pool_idle_timeout = \"1s\", breaker = { failures = 2 }",
-        );
+        "url = \"memory:\"",
+        "url = \"memory:\", pool_idle_timeout = \"1s\", breaker = { failures = 2 }",
+    );
     let err = problems(&text);
-    assert!(err.contains("upstream.pool_idle_timeout: has no effect"), "{err}");
+    assert!(
+        err.contains("upstream.pool_idle_timeout: has no effect"),
+        "{err}"
+    );
     assert!(err.contains("upstream.breaker: has no effect"), "{err}");
 }
