@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -50,7 +51,7 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the upstream did not finish its response body in time")]
+#[error("the application did not finish its answer within the upstream timeout")]
 pub struct BodyTimeout;
 
 /// A change made to a streamed answer's bytes as they pass (the app's address replaced by the
@@ -61,6 +62,10 @@ pub trait Rewrite: Send + Sync {
 }
 
 pin_project! {
+    /// An upstream answer's body on its way to the client. One that does not reach its end
+    /// (the app broke off or was too slow, the client went away or stopped reading) is said
+    /// in the log with how many bytes were passed on: the request's line has already gone out
+    /// with the status of the head.
     pub struct UpstreamBody {
         #[pin]
         inner: Incoming,
@@ -73,6 +78,29 @@ pin_project! {
         in_flight: Option<InFlight>,
         // Applied to each chunk; `None` once the held-back end has been sent.
         rewrite: Option<Box<dyn Rewrite>>,
+        // The request id and tenant, for the log line of an answer cut off.
+        label: Option<(HeaderValue, Arc<str>)>,
+        passed: u64,
+        // The end, or the failure, has been seen (and the failure logged).
+        over: bool,
+    }
+
+    impl PinnedDrop for UpstreamBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Unlabelled: read whole by the proxy, whose failure is the request's own.
+            let Some(label) = this.label.as_ref() else { return };
+            if *this.over || this.inner.is_end_stream() {
+                return;
+            }
+            let stalled = this.in_flight.as_ref().is_some_and(InFlight::client_stalled);
+            let cause = if stalled {
+                "the client took no bytes of the answer before its deadline"
+            } else {
+                "the client went away before the end of the answer"
+            };
+            cut_off(label, *this.passed, &cause);
+        }
     }
 }
 
@@ -84,6 +112,9 @@ impl UpstreamBody {
             permit,
             in_flight: None,
             rewrite: None,
+            label: None,
+            passed: 0,
+            over: false,
         }
     }
 
@@ -93,10 +124,29 @@ impl UpstreamBody {
         self.rewrite = Some(rewrite);
     }
 
-    /// Keeps the request counted as in flight on its connection until this body is done.
-    pub fn hold(&mut self, in_flight: InFlight) {
+    /// Keeps the request counted as in flight on its connection until this body is done, and
+    /// tells the connection when the body must be done by.
+    pub fn hold(&mut self, mut in_flight: InFlight) {
+        in_flight.streams_until(self.deadline.deadline());
         self.in_flight = Some(in_flight);
     }
+
+    /// Names the request this is the answer to, for the log, as it is handed to the client.
+    pub fn label(&mut self, request_id: HeaderValue, tenant: Arc<str>) {
+        self.label = Some((request_id, tenant));
+    }
+}
+
+/// The log line of an answer passed on to the client that did not reach its end.
+fn cut_off(label: &(HeaderValue, Arc<str>), passed: u64, cause: &dyn std::fmt::Display) {
+    let (id, tenant) = label;
+    tracing::warn!(
+        request_id = id.to_str().unwrap_or_default(),
+        tenant = &**tenant,
+        bytes_passed_on = passed,
+        cause = %cause,
+        "answer cut off"
+    );
 }
 
 impl HttpBody for UpstreamBody {
@@ -108,43 +158,50 @@ impl HttpBody for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        loop {
+        let failure: BoxError = loop {
             let frame = match this.inner.as_mut().poll_frame(cx) {
-                Poll::Ready(frame) => frame,
-                Poll::Pending => {
-                    return match this.deadline.as_mut().poll(cx) {
-                        Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
-                        Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(None) => {
+                    *this.over = true;
+                    // The held-back end of a rewritten answer, if any.
+                    let rest = this.rewrite.take().map(|mut r| r.finish());
+                    return match rest.filter(|rest| !rest.is_empty()) {
+                        Some(rest) => {
+                            *this.passed += rest.len() as u64;
+                            Poll::Ready(Some(Ok(Frame::data(rest))))
+                        }
+                        None => Poll::Ready(None),
                     };
                 }
+                Poll::Ready(Some(Err(e))) => break e.into(),
+                Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => break BodyTimeout.into(),
+                    Poll::Pending => return Poll::Pending,
+                },
             };
-            let Some(rewrite) = this.rewrite.as_mut() else {
-                return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-            };
-            match frame {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        let out = rewrite.chunk(data);
-                        // All of it held back (it may be the start of the address): read on.
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
-                    }
+            let frame = match this.rewrite.as_mut() {
+                None => frame,
+                Some(rewrite) => match frame.into_data() {
+                    // All of it held back (it may be the start of the address): read on.
+                    Ok(data) => match rewrite.chunk(data) {
+                        out if out.is_empty() => continue,
+                        out => Frame::data(out),
+                    },
                     // Trailers would come before the held-back end; SCIM defines none, so a
                     // rewritten answer goes without them.
-                    Err(_trailers) => {}
+                    Err(_trailers) => continue,
                 },
-                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-                None => {
-                    let rest = rewrite.finish();
-                    *this.rewrite = None;
-                    if !rest.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(rest))));
-                    }
-                    return Poll::Ready(None);
-                }
+            };
+            if let Some(data) = frame.data_ref() {
+                *this.passed += data.len() as u64;
             }
+            return Poll::Ready(Some(Ok(frame)));
+        };
+        *this.over = true;
+        if let Some(label) = this.label.as_ref() {
+            cut_off(label, *this.passed, &Causes(&*failure));
         }
+        Poll::Ready(Some(Err(failure)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -156,5 +213,21 @@ impl HttpBody for UpstreamBody {
             Some(_) => SizeHint::default(),
             None => self.inner.size_hint(),
         }
+    }
+}
+
+/// An error and its causes on one line: "error reading a body from connection: connection
+/// reset by peer".
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
     }
 }

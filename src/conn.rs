@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::pki_types::CertificateDer;
+use tokio::time::Instant;
 
 /// What the pipeline knows of the connection a request came on.
 #[derive(Debug)]
@@ -164,6 +165,11 @@ pub struct Activity {
     moved: AtomicBool,
     in_flight: AtomicU32,
     authenticated: AtomicBool,
+    /// The deadline of the upstream answer streaming on this connection, if one is: past it, a
+    /// client that takes no more bytes is cut off (see `listener::stall`).
+    streaming_until: Mutex<Option<Instant>>,
+    /// The connection was cut because its client stopped taking bytes.
+    stalled: AtomicBool,
 }
 
 impl Activity {
@@ -176,7 +182,23 @@ impl Activity {
     pub fn request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.moved.store(true, Ordering::Relaxed);
-        InFlight(self.clone())
+        InFlight {
+            activity: self.clone(),
+            until: None,
+        }
+    }
+
+    /// When the answer streaming now must be done by, if one is streaming.
+    pub fn streaming_until(&self) -> Option<Instant> {
+        *self
+            .streaming_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection is being cut: its client took no bytes in time.
+    pub fn stalled(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
     }
 
     /// A request on this connection proved who sent it.
@@ -192,12 +214,43 @@ impl Activity {
 /// Held while a request is served, until the last byte of its answer is handed to the
 /// connection; dropping it (even when the client goes away) counts it out.
 #[derive(Debug)]
-pub struct InFlight(Arc<Activity>);
+pub struct InFlight {
+    activity: Arc<Activity>,
+    /// The deadline of this request's streaming answer, as told to the connection.
+    until: Option<Instant>,
+}
+
+impl InFlight {
+    /// This request's answer streams until `deadline` at the latest.
+    pub fn streams_until(&mut self, deadline: Instant) {
+        *self
+            .activity
+            .streaming_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(deadline);
+        self.until = Some(deadline);
+    }
+
+    /// Whether the connection was cut because its client stopped taking bytes.
+    pub fn client_stalled(&self) -> bool {
+        self.activity.stalled.load(Ordering::Relaxed)
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.moved.store(true, Ordering::Relaxed);
+        if let Some(mine) = self.until {
+            let mut at = self
+                .activity
+                .streaming_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *at == Some(mine) {
+                *at = None;
+            }
+        }
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.activity.moved.store(true, Ordering::Relaxed);
     }
 }
 

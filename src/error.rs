@@ -151,6 +151,9 @@ fn map(err: &ProxyError) -> Mapped {
 fn map_upstream(e: &UpstreamError) -> Mapped {
     match e {
         UpstreamError::Unavailable(_) => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
+        UpstreamError::CircuitOpen(left) => {
+            Mapped::retry_in(StatusCode::SERVICE_UNAVAILABLE, *left)
+        }
         UpstreamError::Timeout(_) | UpstreamError::SlowBody => {
             Mapped::new(StatusCode::GATEWAY_TIMEOUT)
         }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use http::header::HeaderValue;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
@@ -234,6 +235,9 @@ fn fail(ctx: &RequestCtx, e: &ProxyError) -> Response<Body> {
 /// echoed to the caller.
 fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
     response.headers_mut().insert(X_REQUEST_ID, ctx.id.clone());
+    if let (Either::Left(streamed), Some(tenant)) = (response.body_mut(), &ctx.tenant) {
+        streamed.label(ctx.id.clone(), tenant.id.clone());
+    }
     let principal = ctx.principal.as_ref();
     // The path only: a query can carry filter values such as e-mail addresses.
     tracing::info!(

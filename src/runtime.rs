@@ -22,7 +22,7 @@ use crate::listener::tls::{server_config, TlsError};
 use crate::rule_pack::Packs;
 use crate::state::{Locks, TenantState};
 use crate::tenant::table::{Tenant, Tenants};
-use crate::upstream::client::{ClientError, Clients};
+use crate::upstream::client::{ClientError, Clients, DEFAULT_POOL_IDLE};
 use crate::upstream::target::Upstream;
 
 #[derive(Debug, thiserror::Error)]
@@ -195,13 +195,14 @@ fn compile(
                 .clone()
                 .expect("a memory tenant's state has a store")
         };
+        let breaker = &state.breaker;
         let upstream =
-            Upstream::build(&cfg.upstream, &mut lasting.clients, store).map_err(|source| {
-                BuildError::Upstream {
+            Upstream::build(&cfg.id, &cfg.upstream, &mut lasting.clients, breaker, store).map_err(
+                |source| BuildError::Upstream {
                     tenant: cfg.id.to_string(),
                     source,
-                }
-            })?;
+                },
+            )?;
         let limiter = cfg
             .limits
             .as_ref()
@@ -314,8 +315,9 @@ fn jwks_of(
         None => {
             let client = lasting
                 .clients
-                .get(ca, jwks::FETCH_TIMEOUT)
-                .map_err(|e| BuildError::Auth(format!("JWT key set client: {e}")))?;
+                .get(ca, jwks::FETCH_TIMEOUT, DEFAULT_POOL_IDLE)
+                .map_err(|e| BuildError::Auth(format!("JWT key set client: {e}")))?
+                .pooled;
             let remote = jwks::RemoteJwks::new(url.clone(), client);
             Arc::new(Jwks::Remote(Box::new(remote)))
         }

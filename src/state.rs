@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 
 use crate::scim::discovery::Extensions;
 use crate::scim::memory::MemoryStore;
+use crate::upstream::breaker::Breaker;
 use crate::upstream::caps::{Capabilities, Learned};
 
 /// One tenant's lasting state, for as long as its upstream stays the same.
@@ -24,6 +25,8 @@ pub struct TenantState {
     pub store: Option<Arc<MemoryStore>>,
     /// What the upstream announced but turned out not to do.
     pub learned: Learned,
+    /// Whether the upstream is being left alone after failing repeatedly.
+    pub breaker: Arc<Breaker>,
 }
 
 impl TenantState {
@@ -33,6 +36,7 @@ impl TenantState {
             schemas: OnceCell::new(),
             store: Some(Arc::new(MemoryStore::new())),
             learned: Learned::default(),
+            breaker: Arc::default(),
         }
     }
 }

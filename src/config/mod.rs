@@ -6,7 +6,7 @@ mod raw;
 mod validate;
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,9 +146,30 @@ pub struct UpstreamConfig {
     pub ca: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Idle pooled connections older than this are not reused.
+    pub pool_idle_timeout: Duration,
+    /// `None`: the breaker is off.
+    pub breaker: Option<Breaker>,
     /// The cap on calls in flight to this app, shared by the tenants fronting it.
     pub max_in_flight: Option<NonZeroUsize>,
     pub supports: Supports,
+}
+
+/// After `failures` consecutive connect failures or timeouts, requests to the app are answered
+/// 503 at once for `cool_down`; then one is let through to try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Breaker {
+    pub failures: NonZeroU32,
+    pub cool_down: Duration,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self {
+            failures: NonZeroU32::new(5).expect("5 is not zero"),
+            cool_down: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

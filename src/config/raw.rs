@@ -123,10 +123,25 @@ pub struct RawUpstream {
     pub ca: Option<Spanned<PathBuf>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    /// How long a connection to the app may sit unused in the pool before it is dropped.
+    pub pool_idle_timeout: Option<Spanned<String>>,
+    /// When the proxy stops sending requests to an app that does not answer.
+    pub breaker: Option<Spanned<RawBreaker>>,
     /// Calls all tenants fronting this app may have at it at once.
     pub max_in_flight: Option<Spanned<u64>>,
     #[serde(default)]
     pub supports: Supports,
+}
+
+/// The circuit breaker of one tenant's upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub enabled: Option<bool>,
+    /// Consecutive connect failures or timeouts that open it.
+    pub failures: Option<Spanned<u64>>,
+    /// How long it stays open before one request is let through to try.
+    pub cool_down: Option<Spanned<String>>,
 }
 
 /// What the upstream does itself. A key left out is read from the upstream's own

@@ -203,3 +203,59 @@ fn max_connections_has_an_upper_bound() {
         "{err}"
     );
 }
+
+fn http_upstream(keys: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\nupstream = {{ url = \"http://127.0.0.1:3000\", {keys} }}\n",
+        "ab".repeat(32)
+    )
+}
+
+#[test]
+fn the_breaker_is_on_by_default_and_its_keys_are_checked() {
+    let config = load(&http_upstream("timeout = \"5s\"")).unwrap();
+    let up = &config.tenants[0].upstream;
+    assert_eq!(up.breaker, Some(Breaker::default()));
+    assert_eq!(up.pool_idle_timeout, Duration::from_secs(4));
+    let config = load(&http_upstream("breaker = { enabled = false }")).unwrap();
+    assert_eq!(config.tenants[0].upstream.breaker, None);
+    let config = load(&http_upstream(
+        "pool_idle_timeout = \"2s\", breaker = { failures = 2, cool_down = \"30s\" }",
+    ))
+    .unwrap();
+    let up = &config.tenants[0].upstream;
+    assert_eq!(up.pool_idle_timeout, Duration::from_secs(2));
+    let b = up.breaker.unwrap();
+    assert_eq!(
+        (b.failures.get(), b.cool_down),
+        (2, Duration::from_secs(30))
+    );
+    let err = problems(&http_upstream(
+        "pool_idle_timeout = \"0s\", breaker = { failures = 0, cool_down = \"soon\" }",
+    ));
+    for key in [
+        "upstream.pool_idle_timeout: expected a positive duration",
+        "upstream.breaker.failures: expected a whole number from 1 to 1000",
+        "upstream.breaker.cool_down: expected a positive duration",
+    ] {
+        assert!(
+            err.contains(&format!("c.toml:8: tenant \"a\": {key}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn pool_and_breaker_keys_on_the_memory_store_are_refused() {
+    let bearer = format!("auth.bearer = [{{ sha256 = \"{}\" }}]", "ab".repeat(32));
+    let text = tenant_with(&bearer).replace(
+        "url = \"memory:\"",
+        "url = \"memory:\", pool_idle_timeout = \"1s\", breaker = { failures = 2 }",
+    );
+    let err = problems(&text);
+    assert!(
+        err.contains("upstream.pool_idle_timeout: has no effect"),
+        "{err}"
+    );
+    assert!(err.contains("upstream.breaker: has no effect"), "{err}");
+}

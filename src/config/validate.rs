@@ -13,6 +13,7 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 use super::raw::*;
 use crate::limit::RawLimits;
+use crate::upstream::client::DEFAULT_POOL_IDLE;
 
 /// More open connections than a process can hold file descriptors for, in practice; the
 /// connection cap is a semaphore that a larger count would overflow.
@@ -505,12 +506,42 @@ impl Checker<'_> {
                 Duration::from_secs(3),
             ),
             timeout: self.duration(&u.timeout, &key("timeout"), Duration::from_secs(30)),
+            pool_idle_timeout: self.duration(
+                &u.pool_idle_timeout,
+                &key("pool_idle_timeout"),
+                DEFAULT_POOL_IDLE,
+            ),
+            breaker: self.breaker(u.breaker.as_ref(), &key("breaker")),
             max_in_flight: u
                 .max_in_flight
                 .as_ref()
                 .map(|v| self.nonzero(&Some(v.clone()), &key("max_in_flight"), 1)),
             supports: u.supports,
             target: target?,
+        })
+    }
+
+    /// On unless `enabled = false`; a key left out takes its default.
+    fn breaker(&mut self, b: Option<&Spanned<RawBreaker>>, key: &str) -> Option<Breaker> {
+        let Some(b) = b else {
+            return Some(Breaker::default());
+        };
+        let (b, default) = (b.get_ref(), Breaker::default());
+        let failures = match &b.failures {
+            None => default.failures,
+            Some(n) => match u32::try_from(*n.get_ref()).ok().and_then(NonZeroU32::new) {
+                Some(n) if n.get() <= 1000 => n,
+                _ => {
+                    let msg = "expected a whole number from 1 to 1000";
+                    self.problem(n.span(), &format!("{key}.failures"), msg);
+                    default.failures
+                }
+            },
+        };
+        let cool_down = self.duration(&b.cool_down, &format!("{key}.cool_down"), default.cool_down);
+        b.enabled.unwrap_or(true).then_some(Breaker {
+            failures,
+            cool_down,
         })
     }
 
@@ -526,6 +557,12 @@ impl Checker<'_> {
         }
         if let Some(v) = &u.ca {
             self.problem(v.span(), &format!("{ctx}: upstream.ca"), msg);
+        }
+        if let Some(v) = &u.pool_idle_timeout {
+            self.problem(v.span(), &format!("{ctx}: upstream.pool_idle_timeout"), msg);
+        }
+        if let Some(v) = &u.breaker {
+            self.problem(v.span(), &format!("{ctx}: upstream.breaker"), msg);
         }
         if u.supports != Supports::default() {
             // No span survives the table's deserialization; the URL's line is the upstream's.

@@ -4,6 +4,7 @@
 
 pub mod http;
 mod per_address;
+mod stall;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use per_address::PerAddress;
+use stall::Stall;
 pub use tls::{peer_identity, server_config, TlsError};
 
 use crate::conn::{Activity, ConnInfo, TlsInfo};
@@ -179,7 +181,9 @@ async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = Arc::new(conn);
-    let io = TokioIo::new(stream);
+    // A client that stops taking its answer is cut off at the answer's deadline.
+    let read_timeout = shared.snapshot.server.read_timeout;
+    let io = TokioIo::new(Stall::new(stream, conn.activity.clone(), read_timeout));
     let rt = shared.rt.clone();
     let info = conn.clone();
     // Set once a request has its answer; an overloaded connection then closes (for HTTP/2,

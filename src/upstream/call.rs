@@ -59,24 +59,27 @@ impl HttpUpstream {
     ) -> Result<Reply, UpstreamError> {
         let uri = Uri::try_from(format!("{}{}", self.base, call.path_and_query))
             .map_err(UpstreamError::BadPath)?;
-        let mut request = Request::builder()
-            .method(call.method)
-            .uri(uri)
-            .version(Version::HTTP_11);
-        let headers = request.headers_mut().expect("the builder has no error yet");
-        headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE));
-        if !call.body.is_empty() {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
-        }
-        if let Some(tag) = call.if_match.and_then(|t| HeaderValue::from_str(t).ok()) {
-            headers.insert(header::IF_MATCH, tag);
-        }
-        headers::prepare_request(headers, self.credential.as_ref(), forwarded);
-        let request = request
-            .body(Full::new(call.body))
-            .expect("method, URI and headers are valid");
+        // Made again only to retry on a fresh connection.
+        let make = || {
+            let mut request = Request::builder()
+                .method(call.method.clone())
+                .uri(uri.clone())
+                .version(Version::HTTP_11);
+            let headers = request.headers_mut().expect("the builder has no error yet");
+            headers.insert(header::ACCEPT, HeaderValue::from_static(MEDIA_TYPE));
+            if !call.body.is_empty() {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+            }
+            if let Some(tag) = call.if_match.and_then(|t| HeaderValue::from_str(t).ok()) {
+                headers.insert(header::IF_MATCH, tag);
+            }
+            headers::prepare_request(headers, self.credential.as_ref(), forwarded);
+            request
+                .body(Full::new(call.body.clone()))
+                .expect("method, URI and headers are valid")
+        };
         let deadline = Instant::now() + self.timeout;
-        let response = self.send(request, deadline).await?;
+        let response = self.send(make, deadline).await?;
         let (parts, body) = response.into_parts();
         let (body, held) = tokio::time::timeout_at(deadline, buffers.read(body, MAX_REPLY))
             .await

@@ -1,5 +1,7 @@
-//! The pooled HTTP(S) clients that carry requests upstream. Tenants with the same trust roots
-//! and connect timeout share one client, and so one connection pool per upstream host.
+//! The pooled HTTP(S) clients that carry requests upstream. Tenants with the same trust roots,
+//! connect timeout and pool idle timeout share one client, and so one connection pool per
+//! upstream host. Each pooled client has a twin that never reuses a connection, for the one
+//! retry of a request that met a connection the app had closed while it sat idle.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,19 @@ use rustls::{ClientConfig, RootCertStore};
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// How long a connection may sit idle in the pool when nothing else is said: below the
+/// keep-alive of common app servers (5 s for Node.js and nginx), so that the proxy drops an
+/// idle connection before the app closes it under a request.
+pub const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(4);
+
+/// One upstream's clients: the pooled one for every request, and one that opens a fresh
+/// connection each time (and keeps none), sharing its connector and TLS settings.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    pub pooled: HttpClient,
+    pub fresh: HttpClient,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("upstream CA file {path}: {reason}")]
@@ -30,7 +45,7 @@ pub enum ClientError {
 /// reloads, so connections stay pooled; a CA file whose content changed gets a new client.
 #[derive(Default)]
 pub struct Clients {
-    built: HashMap<(Option<Vec<u8>>, Duration), HttpClient>,
+    built: HashMap<(Option<Vec<u8>>, Duration, Duration), UpstreamClient>,
     native_roots: Option<Arc<RootCertStore>>,
 }
 
@@ -39,7 +54,8 @@ impl Clients {
         &mut self,
         ca: Option<&Path>,
         connect_timeout: Duration,
-    ) -> Result<HttpClient, ClientError> {
+        pool_idle: Duration,
+    ) -> Result<UpstreamClient, ClientError> {
         let pem = match ca {
             Some(path) => Some(std::fs::read(path).map_err(|e| ClientError::Ca {
                 path: path.to_owned(),
@@ -47,7 +63,7 @@ impl Clients {
             })?),
             None => None,
         };
-        let key = (pem, connect_timeout);
+        let key = (pem, connect_timeout, pool_idle);
         if let Some(client) = self.built.get(&key) {
             return Ok(client.clone());
         }
@@ -58,13 +74,17 @@ impl Clients {
                 .get_or_insert_with(|| Arc::new(native_roots()))
                 .clone(),
         };
-        let client = build(roots, connect_timeout)?;
+        let client = build(roots, connect_timeout, pool_idle)?;
         self.built.insert(key, client.clone());
         Ok(client)
     }
 }
 
-fn build(roots: Arc<RootCertStore>, connect_timeout: Duration) -> Result<HttpClient, ClientError> {
+fn build(
+    roots: Arc<RootCertStore>,
+    connect_timeout: Duration,
+    pool_idle: Duration,
+) -> Result<UpstreamClient, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -79,11 +99,14 @@ fn build(roots: Arc<RootCertStore>, connect_timeout: Duration) -> Result<HttpCli
         .https_or_http()
         .enable_all_versions()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(https))
+        .pool_idle_timeout(pool_idle);
+    let pooled = builder.build(https.clone());
+    let fresh = builder.pool_max_idle_per_host(0).build(https);
+    Ok(UpstreamClient { pooled, fresh })
 }
 
 fn roots_from_pem(path: &Path, pem: &[u8]) -> Result<RootCertStore, ClientError> {

@@ -10,6 +10,9 @@ use crate::body::{BodyTimeout, BoxError};
 pub enum UpstreamError {
     #[error("the application could not be reached")]
     Unavailable(#[source] BoxError),
+    /// The app failed repeatedly; it is left alone for this long still.
+    #[error("the application is failing; the proxy is not sending it requests for {}s", .0.as_secs_f64().ceil().max(1.0))]
+    CircuitOpen(Duration),
     #[error("the application did not answer within {}s", .0.as_secs_f32())]
     Timeout(Duration),
     #[error("the application broke off the exchange")]

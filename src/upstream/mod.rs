@@ -3,6 +3,7 @@
 //! Also the calls the proxy makes on the request's behalf while filling gaps.
 
 pub mod app_rules;
+pub mod breaker;
 pub mod call;
 pub mod caps;
 pub mod client;
@@ -58,15 +59,19 @@ async fn forward_http(
     let uri = format!("{}{}", up.base, ctx.path_and_query());
     let uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
     let fwd = forwarded(ctx, &ctx.headers);
-    let headers = headers::for_upstream(&ctx.headers, up.credential.as_ref(), &fwd);
-    let mut request = Request::new(Full::new(ctx.body.to_bytes()));
-    *request.method_mut() = ctx.method.clone();
-    *request.uri_mut() = uri;
-    // The client picks HTTP/1.1 or h2 per connection; the client side's version is not ours.
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
+    // Made again only to retry on a fresh connection.
+    let make = || {
+        let headers = headers::for_upstream(&ctx.headers, up.credential.as_ref(), &fwd);
+        let mut request = Request::new(Full::new(ctx.body.to_bytes()));
+        *request.method_mut() = ctx.method.clone();
+        *request.uri_mut() = uri.clone();
+        // The client picks HTTP/1.1 or h2 per connection; the client side's version is not ours.
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = headers;
+        request
+    };
     let deadline = Instant::now() + up.timeout;
-    let response = up.send(request, deadline).await?;
+    let response = up.send(make, deadline).await?;
     Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline, Some(permit)))))
 }
 

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Method, Request, Response};
 use http_body_util::Full;
+use hyper_util::client::legacy::Error as ClientFailure;
 use tokio::time::Instant;
 
-use super::client::{ClientError, Clients, HttpClient};
+use super::breaker::{Breaker, Change};
+use super::client::{ClientError, Clients, UpstreamClient};
 use super::error::UpstreamError;
 use super::relocate::BaseUrl;
-use crate::config::{UpstreamConfig, UpstreamTarget};
+use crate::config::{self, UpstreamConfig, UpstreamTarget};
 use crate::scim::memory::MemoryStore;
 
 // One per tenant and snapshot, never moved on the request path: its size does not matter.
@@ -25,13 +27,17 @@ pub enum Upstream {
 }
 
 pub struct HttpUpstream {
+    /// The tenant this is the upstream of, for the log.
+    tenant: Arc<str>,
     /// `scheme://authority/base-path`, no trailing slash: the request's path is appended.
     pub(super) base: Box<str>,
     /// `base` as byte patterns, to find it in answers.
     base_pattern: Arc<BaseUrl>,
     authority: http::uri::Authority,
     https: bool,
-    client: HttpClient,
+    client: UpstreamClient,
+    /// The tenant's lasting breaker and how it is set; `None` when it is off.
+    breaker: Option<(Arc<Breaker>, config::Breaker)>,
     pub(super) credential: Option<HeaderValue>,
     pub(super) timeout: Duration,
 }
@@ -45,10 +51,13 @@ impl std::fmt::Debug for HttpUpstream {
 }
 
 impl Upstream {
-    /// `store` is the tenant's lasting memory store, used when the configuration names it.
+    /// `breaker` and `store` are the tenant's lasting ones; the store is used when the
+    /// configuration names it.
     pub fn build(
+        tenant: &Arc<str>,
         cfg: &UpstreamConfig,
         clients: &mut Clients,
+        breaker: &Arc<Breaker>,
         store: impl FnOnce() -> Arc<MemoryStore>,
     ) -> Result<Self, ClientError> {
         let base = match &cfg.target {
@@ -57,6 +66,7 @@ impl Upstream {
         };
         let base_text: Box<str> = base.to_string().trim_end_matches('/').into();
         Ok(Self::Http(HttpUpstream {
+            tenant: tenant.clone(),
             base_pattern: Arc::new(BaseUrl::new(&base_text)),
             base: base_text,
             authority: base
@@ -64,7 +74,12 @@ impl Upstream {
                 .expect("validated: an http(s) URL has an authority")
                 .clone(),
             https: base.scheme_str() == Some("https"),
-            client: clients.get(cfg.ca.as_deref(), cfg.connect_timeout)?,
+            client: clients.get(
+                cfg.ca.as_deref(),
+                cfg.connect_timeout,
+                cfg.pool_idle_timeout,
+            )?,
+            breaker: cfg.breaker.map(|b| (breaker.clone(), b)),
             credential: cfg.credential.clone(),
             timeout: cfg.timeout,
         }))
@@ -124,21 +139,111 @@ impl Upstream {
 }
 
 impl HttpUpstream {
-    /// Sends a request and waits for the head of the answer, at most until `deadline`.
+    /// Sends the request `make` builds and waits for the head of the answer, at most until
+    /// `deadline`, unless the breaker says the app is left alone for now. `make` is called a
+    /// second time only for a retry: see [`HttpUpstream::exchange`].
     pub(super) async fn send(
         &self,
-        request: Request<Full<Bytes>>,
+        make: impl Fn() -> Request<Full<Bytes>>,
         deadline: Instant,
     ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
-        tokio::time::timeout_at(deadline, self.client.request(request))
+        let Some((breaker, settings)) = &self.breaker else {
+            return self.exchange(make, deadline).await;
+        };
+        let (pass, change) = breaker
+            .admit(Instant::now())
+            .map_err(UpstreamError::CircuitOpen)?;
+        self.log(change, settings);
+        let result = self.exchange(make, deadline).await;
+        let down = matches!(
+            result,
+            Err(UpstreamError::Unavailable(_) | UpstreamError::Timeout(_))
+        );
+        let change = breaker.record(pass, down, settings, Instant::now());
+        self.log(change, settings);
+        result
+    }
+
+    /// One request, and one retry on a fresh connection when a pooled connection failed in a
+    /// way that shows the app did not act on the request: the connection was found closed
+    /// before the request was written (any method), or it closed or was reset before any byte
+    /// of the answer (GET, HEAD, PUT and DELETE only, which may be repeated, RFC 9110 §9.2.2):
+    /// an app closing a connection that sat idle as the request went out. A connect failure
+    /// is not retried: it already was a fresh connection.
+    async fn exchange(
+        &self,
+        make: impl Fn() -> Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+        let request = make();
+        let idempotent = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
+        let first = tokio::time::timeout_at(deadline, self.client.pooled.request(request))
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?;
+        let e = match first {
+            Ok(response) => return Ok(response),
+            Err(e) if !unsent(&e, idempotent) => return Err(classify(e)),
+            Err(e) => e,
+        };
+        tracing::debug!(tenant = %self.tenant, error = %e, cause = ?std::error::Error::source(&e), "a pooled connection to the app failed before the answer began; sending again on a fresh one");
+        tokio::time::timeout_at(deadline, self.client.fresh.request(make()))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
-            .map_err(|e| {
-                if e.is_connect() {
-                    UpstreamError::Unavailable(e.into())
-                } else {
-                    UpstreamError::Broken(e.into())
-                }
-            })
+            .map_err(classify)
     }
+
+    fn log(&self, change: Option<Change>, s: &config::Breaker) {
+        let (tenant, upstream) = (&*self.tenant, &*self.base);
+        let cool_down_s = s.cool_down.as_secs_f64();
+        match change {
+            None => {}
+            Some(Change::Opened { failures }) => tracing::warn!(
+                tenant, upstream, failures, cool_down_s,
+                "circuit breaker open: the app failed to connect or answer in time repeatedly; requests are answered 503 until the cool-down ends"
+            ),
+            Some(Change::Probing) => tracing::info!(
+                tenant, upstream,
+                "circuit breaker half-open: one request goes through to try the app"
+            ),
+            Some(Change::Reopened) => tracing::warn!(
+                tenant, upstream, cool_down_s,
+                "circuit breaker open again: the trial request failed"
+            ),
+            Some(Change::Closed) => tracing::info!(
+                tenant, upstream,
+                "circuit breaker closed: the app answers again"
+            ),
+        }
+    }
+}
+
+fn classify(e: ClientFailure) -> UpstreamError {
+    if e.is_connect() {
+        UpstreamError::Unavailable(e.into())
+    } else {
+        UpstreamError::Broken(e.into())
+    }
+}
+
+/// Whether a failed request is known not to have been acted on by the app (see
+/// [`HttpUpstream::exchange`]).
+fn unsent(e: &ClientFailure, idempotent: bool) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if e.is_connect() {
+        return false;
+    }
+    let source = std::error::Error::source(e);
+    let Some(failure) = source.and_then(|s| s.downcast_ref::<hyper::Error>()) else {
+        return false;
+    };
+    if failure.is_canceled() {
+        return true;
+    }
+    let io = std::error::Error::source(failure).and_then(|s| s.downcast_ref::<std::io::Error>());
+    let reset =
+        io.is_some_and(|io| matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe));
+    idempotent && (failure.is_incomplete_message() || reset)
 }

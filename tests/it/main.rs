@@ -25,4 +25,5 @@ mod routing_auth;
 mod schemas;
 mod shared_app;
 mod tls;
+mod upstream;
 mod vectors;
