@@ -112,6 +112,11 @@ impl ReqBody {
         self.bytes.is_empty() && self.json.is_none()
     }
 
+    /// The JSON, if a stage has parsed it (and as it changed it).
+    pub fn parsed(&self) -> Option<&Value> {
+        self.json.as_ref()
+    }
+
     /// The bytes as they came (a changed body is only in [`Self::to_bytes`]).
     pub fn raw(&self) -> &Bytes {
         &self.bytes

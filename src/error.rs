@@ -173,6 +173,21 @@ fn map_upstream(e: &UpstreamError) -> Mapped {
 }
 
 impl ProxyError {
+    /// For the metrics: the kind of a refusal made before the request reached an app.
+    pub fn refusal_kind(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::Auth(e) if e.is_refusal() => Some("auth"),
+            ProxyError::Route(RouteError::UnknownTenant) => Some("auth"),
+            ProxyError::Throttled(_) => Some("throttled"),
+            ProxyError::Overloaded => Some("overloaded"),
+            ProxyError::Upstream(UpstreamError::Limited(_)) => Some("limits"),
+            ProxyError::Normalize(_) => Some("schema"),
+            ProxyError::Policy(_) => Some("policy"),
+            ProxyError::Classify(_) => Some("request"),
+            _ => None,
+        }
+    }
+
     /// Whether the operator should hear about it: the proxy's or upstream's fault, not the
     /// client's.
     pub fn is_server_side(&self) -> bool {

@@ -12,6 +12,7 @@ pub mod classify; // 5. classify
 pub mod emulate; // 8. fill gaps
 pub mod limit; // 4. admit
 pub mod listener; // 1. listen
+pub mod metrics; // 11. record
 pub mod normalize; // 6. normalize
 pub mod response; // 10. answer
 pub mod tenant; // 2. route

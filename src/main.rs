@@ -241,7 +241,7 @@ fn explain(config: &Config) {
             tls.display()
         );
     }
-    out!("  admin    http://{} (/healthz, /readyz)", config.admin);
+    out!("  admin    http://{} (/healthz, /readyz, /metrics)", config.admin);
     for t in &config.tenants {
         let route = match &t.route {
             Route::PathPrefix(p) => format!("path /{p}"),

@@ -16,6 +16,7 @@ use crate::conn::ConnInfo;
 use crate::ctx::{Flow, RequestCtx};
 use crate::error::{self, ProxyError};
 use crate::limit::Class;
+use crate::metrics::Finished;
 use crate::runtime::Runtime;
 use crate::scim::bulk::{BulkRun, OpOutcome, PlannedOp};
 use crate::scim::request::Endpoint;
@@ -35,6 +36,9 @@ pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) 
         Err(e) => {
             // The caller may be told less than this (an expired token, an unknown tenant).
             ctx.record.error.get_or_insert_with(|| e.to_string());
+            if let Some(kind) = e.refusal_kind() {
+                ctx.snapshot.metrics.refused(kind);
+            }
             fail(&ctx, &e)
         }
     };
@@ -256,7 +260,44 @@ fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
         latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
+    ctx.snapshot.metrics.finished(&Finished {
+        tenant: ctx.tenant.as_ref().map(|t| &t.id),
+        method: &ctx.method,
+        target: ctx.target.as_ref(),
+        status: response.status(),
+        took: ctx.started.elapsed(),
+        pack: ctx.record.pack.as_ref(),
+        rules: &ctx.record.rules,
+        filled: ctx.record.filled,
+        deprovisions: response.status().is_success() && deprovisions(ctx),
+    });
     response
+}
+
+/// A DELETE of a User, or a PUT or PATCH that sets `active` to false. The body is only parsed
+/// when it names `active` at all.
+fn deprovisions(ctx: &RequestCtx) -> bool {
+    let user = ctx
+        .target
+        .as_ref()
+        .is_some_and(|t| t.endpoint == Endpoint::Users);
+    match ctx.method {
+        _ if !user => false,
+        Method::DELETE => true,
+        _ if ctx.class == Class::Deprovision => true,
+        Method::PUT | Method::PATCH if ctx.body.parsed().is_some() => {
+            Class::of(&ctx.method, ctx.body.parsed()) == Class::Deprovision
+        }
+        Method::PUT | Method::PATCH => {
+            let raw = ctx.body.raw();
+            let named = memchr::memmem::find(raw, b"ctive").is_some()
+                || memchr::memmem::find(raw, b"CTIVE").is_some();
+            named
+                && serde_json::from_slice(raw)
+                    .is_ok_and(|body| Class::of(&ctx.method, Some(&body)) == Class::Deprovision)
+        }
+        _ => false,
+    }
 }
 
 /// Rule ids for the log line, comma-separated, written without an intermediate string.

@@ -19,6 +19,7 @@ use crate::limit::{
 };
 use crate::listener::http::HttpBuilders;
 use crate::listener::tls::{server_config, TlsError};
+use crate::metrics::Metrics;
 use crate::rule_pack::Packs;
 use crate::state::{Locks, TenantState};
 use crate::tenant::table::{Tenant, Tenants};
@@ -57,6 +58,8 @@ pub struct Snapshot {
     pub auth_throttle: Arc<AuthThrottle>,
     /// The bytes of answers read whole, for the whole process.
     pub buffers: Arc<Buffers>,
+    /// The counts `/metrics` shows: the same in every snapshot, so a reload keeps them.
+    pub metrics: Arc<Metrics>,
     /// The slow-hash bound and cache, and the OAuth signing key: the same in every snapshot.
     pub auth: Arc<Services>,
 }
@@ -92,6 +95,7 @@ struct Lasting {
     global: Option<Arc<Gate>>,
     throttle: Option<(AuthThrottleConfig, Arc<AuthThrottle>)>,
     buffers: Option<Arc<Buffers>>,
+    metrics: Arc<Metrics>,
     secrets: Option<Arc<SecretVerifier>>,
     /// The OAuth signing key, and the configured key it was made from (`None`: at random).
     signer: Option<(Option<TokenKey>, Arc<Signer>)>,
@@ -267,6 +271,7 @@ fn compile(
         global,
         auth_throttle: throttle,
         buffers,
+        metrics: lasting.metrics.clone(),
         auth,
     })
 }

@@ -1,5 +1,6 @@
-//! The admin listener, apart from IdP traffic: `/healthz` (the process is up) and `/readyz`
-//! (the configuration is loaded and every upstream accepts connections).
+//! The admin listener, apart from IdP traffic: `/healthz` (the process is up), `/readyz` (the
+//! configuration is loaded and every upstream accepts connections) and `/metrics`
+//! (Prometheus).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -47,9 +48,19 @@ async fn route(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readiness(rt).await,
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(Full::new(Bytes::from(rt.snapshot().metrics.encode())));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
-            &json!({"error": "not found; try /healthz or /readyz"}),
+            &json!({"error": "not found; try /healthz, /readyz or /metrics"}),
         ),
     }
 }

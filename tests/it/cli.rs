@@ -134,7 +134,7 @@ fn without_an_admin_table_the_admin_listener_is_on_loopback_9090() {
     let (code, out, err) = run_cli(&["check", "--config", &write(&dir, &text)]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("admin    http://127.0.0.1:9090 (/healthz, /readyz)"),
+        out.contains("admin    http://127.0.0.1:9090 (/healthz, /readyz, /metrics)"),
         "{out}"
     );
 }

@@ -19,6 +19,7 @@ mod leaks;
 mod lifecycle;
 mod limits;
 mod memory;
+mod metrics;
 mod policy;
 mod reload;
 mod routing_auth;

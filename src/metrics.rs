@@ -1,0 +1,284 @@
+//! Stage 11, record, its metrics half: counters and latency histograms of every request and
+//! Bulk operation, in the Prometheus text format at the admin listener's `/metrics`. The
+//! registry lives in the runtime, so a reload keeps the counts. Labels are bounded: configured
+//! tenant ids (`-` for none), a fixed set of operations and status classes, rule ids of the
+//! loaded packs, and fixed refusal kinds; never a resource id or a user name.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{Method, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::scim::request::{Endpoint, Target};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    tenant: Arc<str>,
+    operation: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Operation {
+    tenant: Arc<str>,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Rule {
+    pack: Arc<str>,
+    rule: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Filled {
+    tenant: Arc<str>,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Refusal {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Tenant {
+    tenant: Arc<str>,
+}
+
+type Timestamp = Gauge<f64, AtomicU64>;
+
+/// What one finished request tells the metrics.
+pub struct Finished<'a> {
+    pub tenant: Option<&'a Arc<str>>,
+    pub method: &'a Method,
+    pub target: Option<&'a Target<'static>>,
+    pub status: StatusCode,
+    pub took: Duration,
+    pub pack: Option<&'a Arc<str>>,
+    pub rules: &'a [Arc<str>],
+    pub filled: Option<&'static str>,
+    /// A write that took a user away: DELETE of a User, or `active` set to false.
+    pub deprovisions: bool,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Request, Counter>,
+    latency: Family<Operation, Histogram>,
+    rules: Family<Rule, Counter>,
+    filled: Family<Filled, Counter>,
+    refused: Family<Refusal, Counter>,
+    last_write: Family<Tenant, Timestamp>,
+    last_deprovision: Family<Tenant, Timestamp>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("scimgate");
+        let requests = Family::default();
+        registry.register(
+            "requests",
+            "Requests and Bulk operations answered, by tenant, operation and status class",
+            requests.clone(),
+        );
+        let latency = Family::<Operation, Histogram>::new_with_constructor(|| {
+            // 0.5 ms to about 16 s.
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its answer's head, by tenant and operation",
+            latency.clone(),
+        );
+        let rules = Family::default();
+        registry.register(
+            "rules_fired",
+            "Requests a normalization rule changed, by pack and rule id",
+            rules.clone(),
+        );
+        let filled = Family::default();
+        registry.register(
+            "gaps_filled",
+            "Requests the proxy carried out for an app that cannot, by tenant and kind",
+            filled.clone(),
+        );
+        let refused = Family::default();
+        registry.register(
+            "refusals",
+            "Requests refused before reaching an app, by kind",
+            refused.clone(),
+        );
+        let last_write = Family::default();
+        registry.register(
+            "last_successful_write_timestamp_seconds",
+            "When a tenant's last create, replace, patch or delete succeeded (its last sync)",
+            last_write.clone(),
+        );
+        let last_deprovision = Family::default();
+        registry.register(
+            "last_deprovisioning_timestamp_seconds",
+            "When a tenant last deleted or deactivated a user",
+            last_deprovision.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            rules,
+            filled,
+            refused,
+            last_write,
+            last_deprovision,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn finished(&self, done: &Finished<'_>) {
+        let tenant = done.tenant.cloned().unwrap_or_else(|| Arc::from("-"));
+        let operation = operation(done.method, done.target);
+        self.requests
+            .get_or_create(&Request {
+                tenant: tenant.clone(),
+                operation,
+                status: class(done.status),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&Operation {
+                tenant: tenant.clone(),
+                operation,
+            })
+            .observe(done.took.as_secs_f64());
+        if let Some(pack) = done.pack {
+            for rule in done.rules {
+                let labels = Rule {
+                    pack: pack.clone(),
+                    rule: rule.clone(),
+                };
+                self.rules.get_or_create(&labels).inc();
+            }
+        }
+        if let Some(kind) = done.filled {
+            let labels = Filled {
+                tenant: tenant.clone(),
+                kind,
+            };
+            self.filled.get_or_create(&labels).inc();
+        }
+        let write = matches!(
+            operation,
+            "create" | "replace" | "patch" | "delete" | "bulk"
+        );
+        if write && done.status.is_success() {
+            let now = unix_now();
+            let labels = Tenant { tenant };
+            self.last_write.get_or_create(&labels).set(now);
+            if done.deprovisions {
+                self.last_deprovision.get_or_create(&labels).set(now);
+            }
+        }
+    }
+
+    /// A request refused before it reached an app: `auth`, `throttled`, `limits`, `schema`,
+    /// `policy`, `overloaded`.
+    pub fn refused(&self, kind: &'static str) {
+        self.refused.get_or_create(&Refusal { kind }).inc();
+    }
+
+    /// The text a Prometheus scrape reads.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// What a request does, from its method and what its path names.
+fn operation(method: &Method, target: Option<&Target<'static>>) -> &'static str {
+    let Some(t) = target else { return "other" };
+    let resource = matches!(t.endpoint, Endpoint::Users | Endpoint::Groups);
+    match (method, t.endpoint) {
+        (_, Endpoint::Bulk) => "bulk",
+        (&Method::POST, _) if t.search => "search",
+        (_, Endpoint::ServiceProviderConfig | Endpoint::Schemas | Endpoint::ResourceTypes) => {
+            "discovery"
+        }
+        (&Method::GET | &Method::HEAD, _) if t.id.is_some() => "read",
+        (&Method::GET | &Method::HEAD, _) => "list",
+        (&Method::POST, _) if resource => "create",
+        (&Method::PUT, _) => "replace",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_counted_timed_and_named_by_bounded_labels() {
+        let m = Metrics::default();
+        let tenant: Arc<str> = Arc::from("acme");
+        let pack: Arc<str> = Arc::from("entra");
+        let rules = [Arc::from("entra/op-case")];
+        let target = crate::scim::request::classify("/Users/2819c223").unwrap();
+        m.finished(&Finished {
+            tenant: Some(&tenant),
+            method: &Method::DELETE,
+            target: Some(&target),
+            status: StatusCode::NO_CONTENT,
+            took: Duration::from_millis(3),
+            pack: Some(&pack),
+            rules: &rules,
+            filled: Some("soft_delete"),
+            deprovisions: true,
+        });
+        m.refused("auth");
+        let text = m.encode();
+        for line in [
+            r#"scimgate_requests_total{tenant="acme",operation="delete",status="2xx"} 1"#,
+            r#"scimgate_request_duration_seconds_count{tenant="acme",operation="delete"} 1"#,
+            r#"scimgate_rules_fired_total{pack="entra",rule="entra/op-case"} 1"#,
+            r#"scimgate_gaps_filled_total{tenant="acme",kind="soft_delete"} 1"#,
+            r#"scimgate_refusals_total{kind="auth"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert!(text.contains("scimgate_last_deprovisioning_timestamp_seconds{tenant=\"acme\"}"));
+        assert!(!text.contains("2819c223"), "no resource id in a label");
+    }
+}
