@@ -241,7 +241,10 @@ fn explain(config: &Config) {
             tls.display()
         );
     }
-    out!("  admin    http://{} (/healthz, /readyz, /metrics)", config.admin);
+    out!(
+        "  admin    http://{} (/healthz, /readyz, /metrics)",
+        config.admin
+    );
     for t in &config.tenants {
         let route = match &t.route {
             Route::PathPrefix(p) => format!("path /{p}"),

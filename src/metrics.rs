@@ -53,6 +53,12 @@ struct Tenant {
     tenant: Arc<str>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamFailure {
+    tenant: Arc<str>,
+    kind: &'static str,
+}
+
 type Timestamp = Gauge<f64, AtomicU64>;
 
 /// What one finished request tells the metrics.
@@ -78,6 +84,8 @@ pub struct Metrics {
     refused: Family<Refusal, Counter>,
     last_write: Family<Tenant, Timestamp>,
     last_deprovision: Family<Tenant, Timestamp>,
+    upstream_latency: Family<Tenant, Histogram>,
+    upstream_failures: Family<UpstreamFailure, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -134,8 +142,24 @@ impl Default for Metrics {
             "When a tenant last deleted or deactivated a user",
             last_deprovision.clone(),
         );
+        let upstream_latency = Family::<Tenant, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending a call to the app to its answer's head, by tenant (forwarded requests and the proxy's own calls)",
+            upstream_latency.clone(),
+        );
+        let upstream_failures = Family::default();
+        registry.register(
+            "upstream_failures",
+            "Calls to the app that got no answer, by tenant and kind (unreachable, timeout, broken, circuit_open, ...)",
+            upstream_failures.clone(),
+        );
         Self {
             registry,
+            upstream_latency,
+            upstream_failures,
             requests,
             latency,
             rules,
@@ -192,6 +216,25 @@ impl Metrics {
                 self.last_deprovision.get_or_create(&labels).set(now);
             }
         }
+    }
+
+    /// A call to the app answered (its head arrived) after `took`.
+    pub fn upstream_answered(&self, tenant: &Arc<str>, took: Duration) {
+        let labels = Tenant {
+            tenant: tenant.clone(),
+        };
+        self.upstream_latency
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// A call to the app that got no answer.
+    pub fn upstream_failed(&self, tenant: &Arc<str>, kind: &'static str) {
+        let labels = UpstreamFailure {
+            tenant: tenant.clone(),
+            kind,
+        };
+        self.upstream_failures.get_or_create(&labels).inc();
     }
 
     /// A request refused before it reached an app: `auth`, `throttled`, `limits`, `schema`,

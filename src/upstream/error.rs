@@ -43,6 +43,21 @@ impl From<ReadError> for UpstreamError {
 }
 
 impl UpstreamError {
+    /// A fixed name per kind, for the metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unreachable",
+            Self::CircuitOpen(_) => "circuit_open",
+            Self::Timeout(_) => "timeout",
+            Self::Broken(_) => "broken",
+            Self::SlowBody => "slow_body",
+            Self::BadPath(_) => "bad_path",
+            Self::Limited(_) => "limited",
+            Self::TooLarge(_) => "too_large",
+            Self::NoBufferRoom(_) => "no_buffer_room",
+        }
+    }
+
     /// An error met while reading an upstream body: the deadline, or a broken exchange.
     pub fn reading(e: BoxError) -> Self {
         if e.is::<BodyTimeout>() {

@@ -70,9 +70,21 @@ async fn forward_http(
         *request.headers_mut() = headers;
         request
     };
-    let deadline = Instant::now() + up.timeout;
-    let response = up.send(make, deadline).await?;
-    Ok(response.map(|b| Either::Left(UpstreamBody::new(b, deadline, Some(permit)))))
+    let started = Instant::now();
+    let deadline = started + up.timeout;
+    let response = up.send(make, deadline).await;
+    observe(ctx, started, response.as_ref().err());
+    Ok(response?.map(|b| Either::Left(UpstreamBody::new(b, deadline, Some(permit)))))
+}
+
+/// Stage 11's view of one call to the app: how long its head took, or how it failed.
+fn observe(ctx: &RequestCtx, started: Instant, failed: Option<&UpstreamError>) {
+    let tenant = &ctx.tenant().id;
+    let metrics = &ctx.snapshot.metrics;
+    match failed {
+        None => metrics.upstream_answered(tenant, started.elapsed()),
+        Some(e) => metrics.upstream_failed(tenant, e.kind()),
+    }
 }
 
 /// Hands the request to the in-process store and turns its answer into an HTTP response.
@@ -127,7 +139,10 @@ async fn send(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> 
     match &ctx.tenant().upstream {
         Upstream::Http(up) => {
             let buffers = &ctx.snapshot.buffers;
-            up.call(call, &forwarded(ctx, &ctx.headers), buffers).await
+            let started = Instant::now();
+            let reply = up.call(call, &forwarded(ctx, &ctx.headers), buffers).await;
+            observe(ctx, started, reply.as_ref().err());
+            reply
         }
         Upstream::Memory(store) => Ok(call::memory_call(store, &call, &ctx.public_base())),
     }

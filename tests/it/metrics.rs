@@ -75,3 +75,50 @@ async fn requests_refusals_rules_and_last_sync_are_counted() {
     assert!(!text.contains(&id), "no resource id in a label");
     assert!(!text.contains("leaver"), "no user name in a label");
 }
+
+#[tokio::test]
+async fn calls_to_the_app_are_timed_and_failures_counted_by_kind() {
+    let (up, dead) = (echo_upstream().await, closed_port().await);
+    let config = format!(
+        "{}{}{}",
+        server(""),
+        tenant("live", &format!("http://{up}"), "tok"),
+        tenant("dead", &format!("http://{dead}"), "tok")
+    );
+    let proxy = Proxy::start(&config).await;
+    let c = client();
+    let live = c
+        .get(proxy.url("/live/Users/1"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let down = c
+        .get(proxy.url("/dead/Users/1"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 503);
+    let text = c
+        .get(format!("http://{}/metrics", proxy.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The GET, and any call the proxy made of its own (its read of the ServiceProviderConfig).
+    let timed = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"scimgate_upstream_duration_seconds_count{tenant="live"} "#))
+        .unwrap_or_else(|| panic!("no upstream timing in\n{text}"));
+    assert!(timed.parse::<u64>().unwrap() >= 1);
+    for line in [
+        r#"scimgate_upstream_failures_total{tenant="dead",kind="unreachable"} 1"#,
+        r#"scimgate_requests_total{tenant="dead",operation="read",status="5xx"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+}
