@@ -128,7 +128,16 @@ fn applies(when: &When, s: &Subject<'_>) -> bool {
         })
 }
 
+/// The conditions on the root's content: `has`, then `body` (the dearer test).
 fn selects(when: &When, root: &Value) -> bool {
+    if !when.has.is_empty() {
+        let Value::Object(obj) = root else {
+            return false;
+        };
+        if !when.has.iter().any(|name| key_ci(obj, name).is_some()) {
+            return false;
+        }
+    }
     match &when.body {
         Some(query) => {
             jsonpath_rust::query::js_path_process(query, root).is_ok_and(|found| !found.is_empty())
@@ -143,7 +152,8 @@ fn whole(
     mut body: Option<&mut Value>,
     mut filter: Option<&mut String>,
 ) -> bool {
-    if rule.when.body.is_some() && !body.as_deref().is_some_and(|b| selects(&rule.when, b)) {
+    let reads_body = rule.when.body.is_some() || !rule.when.has.is_empty();
+    if reads_body && !body.as_deref().is_some_and(|b| selects(&rule.when, b)) {
         return false;
     }
     let mut changed = false;
@@ -187,6 +197,15 @@ fn operation_matches(when: &When, op: &Value) -> bool {
     }
     let path = get("path").and_then(Value::as_str);
     if when.has_path.is_some_and(|wanted| wanted != path.is_some()) {
+        return false;
+    }
+    if !when.path_is.is_empty()
+        && !path.is_some_and(|p| {
+            when.path_is
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(p.trim()))
+        })
+    {
         return false;
     }
     if !when.paths.is_empty() {

@@ -89,9 +89,10 @@ fn each_op(body: &mut Value, mut f: impl FnMut(&mut Value) -> bool) -> bool {
     ops.iter_mut().fold(false, |changed, op| f(op) | changed)
 }
 
-fn op_path(op: &mut Value) -> Option<PatchPath> {
-    let text = member_mut(op, "path")?.as_str()?.to_owned();
-    PatchPath::parse(&text).ok()
+fn op_path(op: &Value) -> Option<PatchPath> {
+    let obj = op.as_object()?;
+    let text = obj.get(key_ci(obj, "path")?)?.as_str()?;
+    PatchPath::parse(text).ok()
 }
 
 /// One PATCH operation's value, and the literals of its path filter, typed by the schema.
@@ -355,19 +356,17 @@ fn schemas_complete(rt: &'static ResourceTypeDef, body: &mut Value) -> bool {
     let Value::Object(obj) = body else {
         return false;
     };
-    let used: Vec<String> = obj
+    let used: Vec<&String> = obj
         .iter()
         .filter(|(k, v)| {
             v.is_object() && k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
         })
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k)
         .collect();
     let known = |s: &str| rt.has_schema(s) || used.iter().any(|u| u.eq_ignore_ascii_case(s));
-    let key = key_ci(obj, "schemas")
-        .cloned()
-        .unwrap_or_else(|| "schemas".to_owned());
-    let before = obj.get(&key).cloned();
-    let mut list: Vec<Value> = match obj.get(&key) {
+    let key = key_ci(obj, "schemas");
+    let before = key.and_then(|k| obj.get(k));
+    let mut list: Vec<Value> = match before {
         Some(Value::Array(items)) => items
             .iter()
             .filter(|i| i.as_str().is_some_and(known))
@@ -384,14 +383,15 @@ fn schemas_complete(rt: &'static ResourceTypeDef, body: &mut Value) -> bool {
     }
     for u in &used {
         if !has(&list, u) {
-            list.push(Value::String(u.clone()));
+            list.push(Value::String((*u).clone()));
         }
     }
-    let after = Value::Array(list);
-    if before.as_ref() == Some(&after) {
+    // Compared with what is there before anything is copied: most bodies list their schemas.
+    if before.and_then(Value::as_array) == Some(&list) {
         return false;
     }
-    obj.insert(key, after);
+    let key = key.cloned().unwrap_or_else(|| "schemas".to_owned());
+    obj.insert(key, Value::Array(list));
     true
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::model::{Action, Builtin, Coerce, Detect, Direction, Pack, Rule, ValueKind, When};
 use super::path::At;
 use super::raw::{RawAction, RawPack, RawRule, RawWhen};
-use crate::scim::path::AttrPath;
+use crate::scim::path::{AttrPath, PatchPath};
 
 /// Compiles `raw`; `resolve` hands out the already compiled packs it extends.
 pub fn compile(
@@ -93,7 +93,7 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
     }
     if direction == Direction::Response && when.per_operation() {
         problems.push(
-            "op, path, has_path and value select PATCH operations: a response rule has none"
+            "op, path, path_is, has_path and value select PATCH operations: a response rule has none"
                 .to_owned(),
         );
     }
@@ -113,7 +113,7 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
     let builtin = actions.iter().any(|a| matches!(a, Action::Builtin(_)));
     if builtin && when.per_operation() {
         problems.push(
-            "a builtin works on the whole request: leave op, path, has_path and value out of its when"
+            "a builtin works on the whole request: leave op, path, path_is, has_path and value out of its when"
                 .to_owned(),
         );
     }
@@ -134,7 +134,8 @@ fn compile_rule(pack: &str, raw: RawRule) -> Result<Rule, Vec<String>> {
     let params = actions
         .iter()
         .any(|a| matches!(a, Action::RemoveParam { .. }));
-    if params && (direction == Direction::Response || when.per_operation() || when.body.is_some()) {
+    let reads_body = when.body.is_some() || !when.has.is_empty();
+    if params && (direction == Direction::Response || when.per_operation() || reads_body) {
         problems.push(
             "remove_param works on a request's query: its when may name method, resource and headers only"
                 .to_owned(),
@@ -189,6 +190,21 @@ fn compile_when(raw: RawWhen, problems: &mut Vec<String>) -> When {
         }
     }
     when.has_path = raw.has_path;
+    for p in raw.path_is {
+        match PatchPath::parse(&p) {
+            Ok(_) => when.path_is.push(p.trim().to_owned()),
+            Err(e) => problems.push(format!("when.path_is: {p:?}: {e}")),
+        }
+    }
+    for name in raw.has {
+        if name.trim().is_empty() || name.trim() != name {
+            problems.push(format!(
+                "when.has: {name:?} is not a member name (empty, or with spaces around it)"
+            ));
+        } else {
+            when.has.push(name);
+        }
+    }
     if let Some(v) = raw.value {
         match ValueKind::parse(&v) {
             Some(kind) => when.value = Some(kind),

@@ -63,7 +63,12 @@ pub struct When {
     pub ops: Vec<String>,
     pub paths: Vec<AttrPath>,
     pub has_path: Option<bool>,
+    /// Whole paths, as written in the pack.
+    pub path_is: Vec<String>,
     pub value: Option<ValueKind>,
+    /// Member names, any of which the root must have (without case): answered on the
+    /// `serde_json::Value` itself, where a JSONPath query builds a path string per node.
+    pub has: Vec<String>,
     /// Name and lower-case substring.
     pub headers: Vec<(HeaderName, String)>,
     pub body: Option<JpQuery>,
@@ -77,6 +82,7 @@ impl When {
         !self.ops.is_empty()
             || !self.paths.is_empty()
             || self.has_path.is_some()
+            || !self.path_is.is_empty()
             || self.value.is_some()
     }
 }

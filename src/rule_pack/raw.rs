@@ -73,6 +73,13 @@ pub struct RawWhen {
     /// Header name → substring its value must contain, without case.
     #[serde(default)]
     pub header: BTreeMap<String, String>,
+    /// Member names, without case: the body (or operation) has at least one of them.
+    #[serde(default)]
+    pub has: Vec<String>,
+    /// PATCH paths exactly as written, compared without case (`manager` is not
+    /// `manager.value`, nor `urn:…:User:manager`).
+    #[serde(default)]
+    pub path_is: Vec<String>,
     /// A JSONPath (RFC 9535) query that must select something in the body (or operation).
     pub body: Option<String>,
     /// Response rules: the answer's HTTP status, e.g. `[200, 201]`.

@@ -239,6 +239,78 @@ actions = [ { action = "set", at = "$.x" }, { action = "rename", at = "x", to = 
 }
 
 #[test]
+fn malformed_has_and_path_is_are_named_with_their_rule() {
+    let bad = r#"
+name = "bad"
+description = "d"
+[[rule]]
+id = "c"
+description = "d"
+source = "s"
+when = { path_is = ["members[value eq"], has = ["", " x"] }
+actions = [ { action = "remove", at = "$.value" } ]
+[[rule]]
+id = "d"
+description = "d"
+source = "s"
+when = { has = ["filter"] }
+actions = [ { action = "remove_param", params = ["x"] } ]
+"#;
+    let problems = Packs::compile(vec![("bad.toml".into(), bad.into())]).expect_err("refused");
+    let all = problems.join("\n");
+    for expected in [
+        "bad.toml: rule \"c\": when.path_is: \"members[value eq\": ",
+        "bad.toml: rule \"c\": when.has: \"\" is not a member name",
+        "bad.toml: rule \"c\": when.has: \" x\" is not a member name",
+        "bad.toml: rule \"d\": remove_param works on a request's query",
+    ] {
+        assert!(all.contains(expected), "{expected:?} missing from:\n{all}");
+    }
+}
+
+#[test]
+fn has_and_path_is_select_without_case() {
+    let pack = r#"
+name = "t"
+description = "d"
+[[rule]]
+id = "whole-manager"
+description = "d"
+source = "s"
+when = { path_is = ["manager"], has = ["VALUE"] }
+actions = [ { action = "set", at = "$.op", value = "remove" } ]
+"#;
+    let packs = Packs::compile(vec![("t.toml".into(), pack.into())]).expect("compiles");
+    let s = Subject {
+        method: &Method::PATCH,
+        resource: Some(&USER),
+        headers: &HeaderMap::new(),
+        shape: Shape::Patch,
+        answer: None,
+        extensions: Extensions::none(),
+    };
+    let mut body = json!({"Operations": [
+        {"op": "add", "path": " Manager ", "value": "1"},
+        {"op": "add", "path": "manager.value", "value": "1"},
+        {"op": "add", "path": "manager"},
+    ]});
+    let fired = apply(
+        &packs.get("t").expect("compiled"),
+        &s,
+        Some(&mut body),
+        None,
+    );
+    assert_eq!(fired.len(), 1);
+    let ops: Vec<&str> = body["Operations"]
+        .as_array()
+        .expect("ops")
+        .iter()
+        .map(|o| o["op"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(ops, ["remove", "add", "add"]);
+}
+
+#[test]
 fn unknown_keys_in_a_pack_are_refused_with_their_line() {
     let bad = "name = \"x\"\ndescription = \"d\"\n[[rule]]\nid = \"a\"\ndescription = \"d\"\nsource = \"s\"\nwhen = { methd = [\"PATCH\"] }\nactions = []\n";
     let problems = Packs::compile(vec![("x.toml".into(), bad.into())]).expect_err("refused");
