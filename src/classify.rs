@@ -11,20 +11,11 @@ use hyper::body::Incoming;
 
 use crate::body::BoxError;
 use crate::ctx::{ReqBody, RequestCtx};
+use crate::listener::http::{MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URI_BYTES};
 use crate::scim::error::ScimError;
 use crate::scim::json::{self, JsonError};
 use crate::scim::list::{asks_for_projection, ListParams};
 use crate::scim::request::{self, Endpoint};
-
-/// The largest header section the proxy reads, counted as HTTP/2 counts it (RFC 9113 §6.5.2:
-/// each field's name and value and 32 bytes). The HTTP library's own limits are looser, so that
-/// the proxy's SCIM Error is what a client gets.
-pub const MAX_HEADER_BYTES: usize = 32 << 10;
-/// The most header fields a request may have. HTTP/1.1's parser stops at 100 on its own, with a
-/// bare 431.
-pub const MAX_HEADER_COUNT: usize = 64;
-/// The longest request target, path and query.
-pub const MAX_URI_BYTES: usize = 8 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {

@@ -4,8 +4,17 @@
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
-use crate::classify;
 use crate::config::Server;
+
+/// The largest header section the proxy reads, counted as HTTP/2 counts it (RFC 9113 §6.5.2:
+/// each field's name and value and 32 bytes). The HTTP library's own limits are looser, so that
+/// the proxy's SCIM Error is what a client gets.
+pub const MAX_HEADER_BYTES: usize = 32 << 10;
+/// The most header fields a request may have. HTTP/1.1's parser stops at 100 on its own, with a
+/// bare 431.
+pub const MAX_HEADER_COUNT: usize = 64;
+/// The longest request target, path and query.
+pub const MAX_URI_BYTES: usize = 8 << 10;
 
 /// For connections within the cap, and for those past it (HTTP/1 answers with
 /// `Connection: close`).
@@ -46,7 +55,7 @@ fn builder(server: &Server, keep_alive: bool) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
         // Looser than the proxy's own bound, so that it answers a SCIM Error.
-        .max_header_list_size(2 * classify::MAX_HEADER_BYTES as u32)
+        .max_header_list_size(2 * MAX_HEADER_BYTES as u32)
         .keep_alive_interval(server.idle_timeout / 2)
         .keep_alive_timeout(server.read_timeout);
     builder
