@@ -27,19 +27,7 @@ async fn shutdown_finishes_the_request_in_flight_then_exits() {
     );
     // The signal comes once the request is in the app's hands: the app records the headers
     // of the last request it received.
-    let seen = format!("http://{legacy}/_debug/last-headers");
-    let arrived = async {
-        loop {
-            let last: serde_json::Value = c.get(&seen).send().await.unwrap().json().await.unwrap();
-            if last["x-scimgate-tenant"] == "t" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(LIMIT, arrived)
-        .await
-        .expect("the request reaches the app");
+    until_legacy_has_request_of(legacy, "t").await;
     proxy.terminate();
     let resp = slow.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
@@ -593,19 +581,7 @@ async fn a_second_signal_ends_the_drain_at_once_and_says_so() {
             .bearer_auth("tok")
             .send(),
     );
-    let seen = format!("http://{legacy}/_debug/last-headers");
-    let arrived = async {
-        loop {
-            let last: serde_json::Value = c.get(&seen).send().await.unwrap().json().await.unwrap();
-            if last["x-scimgate-tenant"] == "t" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(LIMIT, arrived)
-        .await
-        .expect("the request reaches the app");
+    until_legacy_has_request_of(legacy, "t").await;
     proxy.terminate();
     tokio::time::timeout(LIMIT, async {
         while !proxy.logs().contains("shutting down") {

@@ -267,19 +267,7 @@ async fn a_request_in_flight_during_a_reload_finishes_on_the_old_configuration()
     );
     // The reload comes once the request is in the app's hands: the app records the headers of
     // the last request it received.
-    let seen = format!("http://{legacy}/_debug/last-headers");
-    let arrived = async {
-        loop {
-            let last: Value = c.get(&seen).send().await.unwrap().json().await.unwrap();
-            if last["x-scimgate-tenant"] == "t" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(LIMIT, arrived)
-        .await
-        .expect("the request reaches the app");
+    until_legacy_has_request_of(legacy, "t").await;
     proxy
         .reload_with(&format!("{}{}", server(""), tenant("t", "memory:", "new")))
         .await;

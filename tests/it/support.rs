@@ -428,6 +428,25 @@ pub async fn scim_error(resp: reqwest::Response, status: u16) -> serde_json::Val
     v
 }
 
+/// Waits until the legacy app has received a request of `tenant` (it records the headers of the
+/// last request it got), so a test can act while that request is in the app's hands.
+pub async fn until_legacy_has_request_of(legacy: SocketAddr, tenant: &str) {
+    let c = client();
+    let seen = format!("http://{legacy}/_debug/last-headers");
+    let arrived = async {
+        loop {
+            let last: serde_json::Value = c.get(&seen).send().await.unwrap().json().await.unwrap();
+            if last["x-scimgate-tenant"] == tenant {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, arrived)
+        .await
+        .expect("the request reaches the app");
+}
+
 /// Writes `request` on a fresh connection and reads until the server closes it or
 /// stops sending for a moment; returns what came back as text.
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
