@@ -18,6 +18,11 @@ mod auth_cli;
 mod rules_cli;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: the proxy allocates and frees small strings and maps per request, and glibc's
+/// allocator spent about 45% of stage 6's instructions on them (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use scimgate::app::App;
 use scimgate::config::{Config, Idp, LogFormat, Route, Supports, UpstreamTarget};
 use scimgate::listener::Drained;

@@ -42,7 +42,10 @@ pub async fn via_put(
     // neither bundled nor described by the app's schemas are the app's to judge.
     schema::check_written(rt, body, ext.as_deref().unwrap_or(Extensions::none()))
         .map_err(EmulateError::Scim)?;
-    let patch = PatchRequest::from_json(body).map_err(EmulateError::scim)?;
+    // Owned: the request's body is borrowed again while the PATCH is carried out.
+    let patch = PatchRequest::from_json(body)
+        .map_err(EmulateError::scim)?
+        .into_owned();
     apply(ctx, caps, &patch).await
 }
 
@@ -122,7 +125,7 @@ pub async fn deactivate(
 async fn apply(
     ctx: &RequestCtx,
     caps: &Capabilities,
-    patch: &PatchRequest,
+    patch: &PatchRequest<'_>,
 ) -> Result<Response<Body>, EmulateError> {
     let target = ctx.target();
     let rt = match target.endpoint {

@@ -86,7 +86,7 @@ pub fn set_by_patch(patch: &PatchRequest) -> Option<Value> {
                     u.eq_ignore_ascii_case(urn::USER) || u.eq_ignore_ascii_case(urn::GROUP)
                 });
                 if let (true, None, Some(name)) = (core, &attr.sub, named(&attr.name)) {
-                    doc.insert(name.to_owned(), value.clone());
+                    doc.insert(name.to_owned(), value.clone().into_owned());
                 }
             }
             Some(_) => {}

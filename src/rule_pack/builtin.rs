@@ -116,6 +116,14 @@ fn coerce_op(rt: &'static ResourceTypeDef, ext: &Extensions, op: &mut Value) -> 
             _ => false,
         };
     }
+    // A value filter whose literals could not be mistyped (`type eq "work"`) is left unparsed
+    // too: the attribute is what surrounds the brackets.
+    let filtered = member_mut(op, "path")
+        .and_then(|p| p.as_str())
+        .and_then(|p| filtered_target(rt, ext, p));
+    if let Some(def) = filtered {
+        return member_mut(op, "value").is_some_and(|v| coerce_value(def, v, false));
+    }
     let Some(mut path) = op_path(op) else {
         // No path (or one that does not parse, which the PATCH engine refuses): the value is
         // a partial resource.
@@ -141,6 +149,54 @@ fn coerce_op(rt: &'static ResourceTypeDef, ext: &Extensions, op: &mut Value) -> 
         changed |= coerce_value(def, v, whole);
     }
     changed
+}
+
+/// The attribute a filtered path (`emails[type eq "work"].value`) writes, when nothing in its
+/// filter is a quoted literal that the schema could retype (`"True"`, `"42"`); `None` when
+/// the filter must be parsed and coerced, or the text is no such path.
+fn filtered_target<'d>(
+    rt: &'static ResourceTypeDef,
+    ext: &'d Extensions,
+    path: &str,
+) -> Option<&'d AttributeDef> {
+    let (head, rest) = path.trim().split_once('[')?;
+    let (filter, tail) = rest.rsplit_once(']')?;
+    if quoted_literals(filter).any(retypable) {
+        return None;
+    }
+    let head = head.trim_end();
+    let attr = match attribute(rt.name, head) {
+        Some(def) => def,
+        None => ext.attribute(head)?,
+    };
+    match tail.trim() {
+        "" => Some(attr),
+        sub => attr.sub_attribute(sub.strip_prefix('.')?),
+    }
+}
+
+/// The quoted strings of a filter's text, without their quotes (escapes left as written).
+fn quoted_literals(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let start = rest.find('"')? + 1;
+        let bytes = rest.as_bytes();
+        let mut end = start;
+        while end < bytes.len() && bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        let literal = rest.get(start..end.min(bytes.len()))?;
+        rest = rest.get(end + 1..).unwrap_or("");
+        Some(literal)
+    })
+}
+
+/// A literal `coerce_filter` may turn into a boolean or a number.
+fn retypable(literal: &str) -> bool {
+    let t = literal.trim();
+    t.eq_ignore_ascii_case("true")
+        || t.eq_ignore_ascii_case("false")
+        || t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
 }
 
 fn coerce_resource(rt: &'static ResourceTypeDef, ext: &Extensions, doc: &mut Value) -> bool {
@@ -497,4 +553,43 @@ fn role_values_json(roles: &mut Value) -> bool {
         changed = true;
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::discovery::USER;
+
+    #[test]
+    fn quoted_literals_are_found_with_escapes() {
+        let found: Vec<&str> =
+            quoted_literals(r#"type eq "work" and value co "a\"b" or x eq "]""#).collect();
+        assert_eq!(found, ["work", r#"a\"b"#, "]"]);
+        assert_eq!(quoted_literals("primary eq true").count(), 0);
+        assert_eq!(quoted_literals(r#"type eq "unterminated"#).count(), 1);
+    }
+
+    #[test]
+    fn a_filter_with_a_mistyped_literal_is_parsed_and_one_without_is_not() {
+        let none = Extensions::none();
+        let value = filtered_target(&USER, none, r#"emails[type eq "work"].value"#);
+        assert_eq!(value.map(|d| d.name.as_str()), Some("value"));
+        let whole = filtered_target(&USER, none, r#"emails[type eq "work"]"#);
+        assert_eq!(whole.map(|d| d.name.as_str()), Some("emails"));
+        assert!(filtered_target(&USER, none, r#"emails[primary eq "True"].value"#).is_none());
+        assert!(filtered_target(&USER, none, r#"x509Certificates[value eq "42"]"#).is_none());
+        assert!(filtered_target(&USER, none, "userName").is_none());
+
+        // Both ways give the same coerced operation.
+        let mut fast = serde_json::json!({"op": "replace", "path": "phoneNumbers[type eq \"work\"].primary", "value": "True"});
+        let mut parsed = serde_json::json!({"op": "replace", "path": "phoneNumbers[type eq \"work\" and primary eq \"false\"].primary", "value": "True"});
+        assert!(coerce_op(&USER, none, &mut fast));
+        assert!(coerce_op(&USER, none, &mut parsed));
+        assert_eq!(fast["value"], true);
+        assert_eq!(parsed["value"], true);
+        assert!(parsed["path"]
+            .as_str()
+            .unwrap()
+            .contains("primary eq false"));
+    }
 }

@@ -72,11 +72,11 @@ fn applied(
 
 /// The PatchOp parsed, without its operations on extensions the proxy does not bundle and
 /// without their attributes in path-less values; `None` when that leaves nothing to judge.
-fn own_operations(
+fn own_operations<'b>(
     rt: &'static ResourceTypeDef,
-    body: &Value,
+    body: &'b Value,
     ext: &Extensions,
-) -> Result<Option<PatchRequest>, ScimError> {
+) -> Result<Option<PatchRequest<'b>>, ScimError> {
     let mut patch = PatchRequest::from_json(body)?;
     for op in &patch.operations {
         extension_op(rt, ext, op)?;
@@ -87,9 +87,9 @@ fn own_operations(
         return Ok(None);
     }
     for op in &mut patch.operations {
-        if let (None, Some(v @ Value::Object(_))) = (&op.path, &mut op.value) {
+        if let (None, Some(v)) = (&op.path, &mut op.value) {
             if let Cow::Owned(own) = without_foreign(rt, v) {
-                *v = own;
+                *v = Cow::Owned(own);
             }
         }
     }
@@ -256,7 +256,7 @@ fn extension_op(
     if ext.is_empty() {
         return Ok(());
     }
-    let value = op.value.as_ref();
+    let value = op.value.as_deref();
     let Some(path) = &op.path else {
         return match value {
             Some(Value::Object(obj)) => extension_values(ext, obj),

@@ -19,7 +19,7 @@ pub(super) fn operation(
         ));
     }
     let value = || {
-        op.value.clone().ok_or_else(|| {
+        op.value.as_deref().cloned().ok_or_else(|| {
             PatchError::InvalidValue(format!("{} requires a \"value\"", op.op.as_str()))
         })
     };

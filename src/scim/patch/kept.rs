@@ -60,7 +60,7 @@ fn touched(patch: &PatchRequest) -> Vec<String> {
                 _ => add(path.attr.name.clone()),
             },
             None => {
-                for (key, value) in op.value.iter().filter_map(Value::as_object).flatten() {
+                for (key, value) in op.value.iter().filter_map(|v| v.as_object()).flatten() {
                     match value.as_object() {
                         Some(inner) if is_extension(key) => {
                             inner.keys().for_each(|k| add(format!("{key}:{k}")));
@@ -165,8 +165,10 @@ mod tests {
     use super::*;
     use crate::scim::urn;
 
-    fn patch(ops: Value) -> PatchRequest {
-        PatchRequest::from_json(&json!({"schemas": [urn::PATCH_OP], "Operations": ops})).unwrap()
+    fn patch(ops: Value) -> PatchRequest<'static> {
+        PatchRequest::from_json(&json!({"schemas": [urn::PATCH_OP], "Operations": ops}))
+            .unwrap()
+            .into_owned()
     }
 
     fn group(members: &[&str]) -> Value {

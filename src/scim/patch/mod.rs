@@ -24,6 +24,8 @@ mod tests_idp;
 #[cfg(test)]
 mod tests_large;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use budget::Budget;
@@ -86,18 +88,19 @@ impl OpKind {
     }
 }
 
-/// One element of `Operations`.
+/// One element of `Operations`. Its value is borrowed from the parsed body: applying an
+/// operation copies what it writes, so parsing need not copy it first.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PatchOperation {
+pub struct PatchOperation<'a> {
     pub op: OpKind,
     pub path: Option<PatchPath>,
-    pub value: Option<Value>,
+    pub value: Option<Cow<'a, Value>>,
 }
 
 /// A parsed `urn:ietf:params:scim:api:messages:2.0:PatchOp` message.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PatchRequest {
-    pub operations: Vec<PatchOperation>,
+pub struct PatchRequest<'a> {
+    pub operations: Vec<PatchOperation<'a>>,
 }
 
 /// Why a PATCH was refused; each variant but `TooLarge` is one `scimType` of RFC 7644 §3.12 and
@@ -173,11 +176,11 @@ impl From<PatchError> for ScimError {
     }
 }
 
-impl PatchRequest {
+impl<'a> PatchRequest<'a> {
     /// Reads a PatchOp body: `schemas` must name the PatchOp URN and `Operations` must hold
     /// one or more operations (RFC 7644 §3.5.2), within the bounds above. Member names are
     /// matched ignoring case.
-    pub fn from_json(body: &Value) -> Result<Self, PatchError> {
+    pub fn from_json(body: &'a Value) -> Result<Self, PatchError> {
         let syntax = |m: &str| PatchError::InvalidSyntax(m.to_string());
         let body = body
             .as_object()
@@ -214,6 +217,18 @@ impl PatchRequest {
         Ok(Self { operations })
     }
 
+    /// The same request owning its values, to outlive the body it was parsed from.
+    pub fn into_owned(self) -> PatchRequest<'static> {
+        let operations = self.operations.into_iter().map(|op| PatchOperation {
+            op: op.op,
+            path: op.path,
+            value: op.value.map(|v| Cow::Owned(v.into_owned())),
+        });
+        PatchRequest {
+            operations: operations.collect(),
+        }
+    }
+
     /// Applies the operations in order, each to the result of the one before, to `resource`,
     /// which is changed only if all succeed (RFC 7644 §3.5.2). Returns whether anything
     /// changed, so a no-op PATCH need not bump `meta.lastModified` (RFC 7644 §3.5.2.1).
@@ -244,7 +259,7 @@ impl PatchRequest {
     }
 }
 
-fn parse_operation(op: &Value) -> Result<PatchOperation, PatchError> {
+fn parse_operation(op: &Value) -> Result<PatchOperation<'_>, PatchError> {
     let syntax = |m: &str| PatchError::InvalidSyntax(m.to_string());
     let op = op
         .as_object()
@@ -258,15 +273,15 @@ fn parse_operation(op: &Value) -> Result<PatchOperation, PatchError> {
         Some(Value::String(p)) => Some(PatchPath::parse(p)?),
         Some(_) => return Err(PatchError::InvalidPath("\"path\" must be a string".into())),
     };
-    let value = get_ci(op, "value").cloned();
-    let count = value.as_ref().map_or(0, values_in);
+    let value = get_ci(op, "value").map(Cow::Borrowed);
+    let count = value.as_deref().map_or(0, values_in);
     if count > MAX_VALUES {
         return Err(PatchError::TooLarge(format!(
             "\"value\" holds {count} values; an operation may write at most {MAX_VALUES}, so a \
              larger change must be split across requests"
         )));
     }
-    match (kind, &value) {
+    match (kind, value.as_deref()) {
         // A value on remove is not RFC 7644 §3.5.2.2; ignoring it would turn "remove these
         // members" into "remove all members", so it is refused instead.
         (OpKind::Remove, Some(v)) if !v.is_null() => Err(syntax(

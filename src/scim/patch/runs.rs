@@ -53,14 +53,14 @@ pub(super) fn apply_run(
 }
 
 /// The attribute and the filter's name of a removal that can be part of a run.
-fn removal(op: &PatchOperation) -> Option<(&AttrPath, &AttrPath)> {
+fn removal<'o>(op: &'o PatchOperation<'_>) -> Option<(&'o AttrPath, &'o AttrPath)> {
     let path = op.path.as_ref()?;
     let (name, _) = term(op)?;
     Some((&path.attr, name))
 }
 
 /// The filter's name and literal, if `op` is a removal that can be part of a run.
-fn term(op: &PatchOperation) -> Option<(&AttrPath, &str)> {
+fn term<'o>(op: &'o PatchOperation<'_>) -> Option<(&'o AttrPath, &'o str)> {
     let path = op.path.as_ref()?;
     let plain = op.op == OpKind::Remove && path.attr.sub.is_none() && path.sub.is_none();
     plain

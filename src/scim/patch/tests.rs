@@ -9,9 +9,11 @@ use crate::scim::filter::CoreSchema;
 const BABS: &str = "2819c223-7f76-453a-919d-413861904646";
 const JAMES: &str = "08e1d05d-121c-4561-8b96-473d93df9210";
 
-pub(super) fn patch(ops: Value) -> PatchRequest {
+pub(super) fn patch(ops: Value) -> PatchRequest<'static> {
     let body = json!({"schemas": [urn::PATCH_OP], "Operations": ops});
-    PatchRequest::from_json(&body).expect("valid PatchOp")
+    PatchRequest::from_json(&body)
+        .expect("valid PatchOp")
+        .into_owned()
 }
 
 pub(super) fn apply_to(
