@@ -95,7 +95,8 @@ enum RulesCommand {
 enum TokenCommand {
     /// Print a fresh random token once, with the SHA-256 that goes into the configuration
     New,
-    /// Print the SHA-256 of a token read from standard input
+    /// Print the SHA-256 of a token read from standard input (a tenant's bearer token, or the
+    /// admin API's `admin.token_sha256`)
     Hash,
     /// Print the argon2 hash of a secret read from standard input: a Basic password
     /// (`auth.basic`) or an OAuth client secret (`auth.oauth.clients`)
@@ -241,9 +242,13 @@ fn explain(config: &Config) {
             tls.display()
         );
     }
+    let api = match config.admin.token_sha256 {
+        Some(_) => "; the admin API under /api, with its token",
+        None => "; the admin API is off without admin.token_sha256",
+    };
     out!(
-        "  admin    http://{} (/healthz, /readyz, /metrics)",
-        config.admin
+        "  admin    http://{} (/healthz, /readyz, /metrics){api}",
+        config.admin.listen
     );
     for t in &config.tenants {
         let route = match &t.route {

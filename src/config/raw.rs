@@ -54,7 +54,12 @@ pub struct RawTls {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
-    pub listen: Spanned<String>,
+    pub listen: Option<Spanned<String>>,
+    /// The SHA-256 of the admin API's bearer token; without it only the probes and
+    /// `/metrics` answer.
+    pub token_sha256: Option<Spanned<String>>,
+    /// Requests kept per tenant for the admin API: the request log and test mode's record.
+    pub request_log: Option<Spanned<u64>>,
 }
 
 /// Where an operator's own rule packs are, beside the built-in ones.

@@ -259,3 +259,45 @@ fn pool_and_breaker_keys_on_the_memory_store_are_refused() {
     );
     assert!(err.contains("upstream.breaker: has no effect"), "{err}");
 }
+
+fn with_admin(admin: &str) -> String {
+    format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\n{admin}\n")
+}
+
+#[test]
+fn the_admin_api_is_off_and_keeps_100_requests_unless_told_otherwise() {
+    let config = load("[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(config.admin.token_sha256, None);
+    assert_eq!(config.admin.request_log, 100);
+    // A token without `listen` keeps the loopback default.
+    let text = with_admin(&format!(
+        "token_sha256 = \"{}\"\nrequest_log = 0",
+        "AB".repeat(32)
+    ));
+    let config = load(&text).unwrap();
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(config.admin.token_sha256, Some([0xab; 32]));
+    assert_eq!(config.admin.request_log, 0);
+}
+
+#[test]
+fn a_bad_admin_token_hash_or_request_log_is_refused_with_its_line() {
+    let text =
+        with_admin("listen = \"127.0.0.1:0\"\ntoken_sha256 = \"s3cret\"\nrequest_log = 20000");
+    let err = problems(&text);
+    assert!(
+        err.contains(
+            "c.toml:6: admin.token_sha256: expected the admin token's SHA-256 as 64 hex characters"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "c.toml:7: admin.request_log: expected a whole number from 0 (keep none) to 10000"
+        ),
+        "{err}"
+    );
+    let err = problems(&with_admin("token = \"s3cret\""));
+    assert!(err.contains("unknown field `token`"), "{err}");
+}
