@@ -261,12 +261,16 @@ fn pool_and_breaker_keys_on_the_memory_store_are_refused() {
 }
 
 fn with_admin(admin: &str) -> String {
-    format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\n{admin}\n")
+    let tenant = format!(
+        "[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"memory:\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        "ab".repeat(32)
+    );
+    format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\n{admin}\n\n{tenant}")
 }
 
 #[test]
 fn the_admin_api_is_off_and_keeps_100_requests_unless_told_otherwise() {
-    let config = load("[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let config = load(&with_admin("")).unwrap();
     assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
     assert_eq!(config.admin.token_sha256, None);
     assert_eq!(config.admin.request_log, 100);
