@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use http::{Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use serde_json::Value;
 
 /// One tenant's controls and activity.
@@ -79,7 +79,7 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoggedRequest {
     pub at: SystemTime,
-    pub request_id: String,
+    pub request_id: HeaderValue,
     pub method: Method,
     /// The path without its query.
     pub path: String,
@@ -263,7 +263,7 @@ mod tests {
     fn entry(status: u16, at_s: u64) -> LoggedRequest {
         LoggedRequest {
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(at_s),
-            request_id: format!("r{at_s}"),
+            request_id: HeaderValue::from(at_s),
             method: Method::GET,
             path: "/Users".into(),
             status,

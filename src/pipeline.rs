@@ -300,7 +300,7 @@ fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
 fn logged(ctx: &RequestCtx, status: StatusCode) -> LoggedRequest {
     LoggedRequest {
         at: std::time::SystemTime::now(),
-        request_id: ctx.id.to_str().unwrap_or_default().to_owned(),
+        request_id: ctx.id.clone(),
         method: ctx.method.clone(),
         path: ctx.uri.path().to_owned(),
         status: status.as_u16(),

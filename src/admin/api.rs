@@ -195,7 +195,7 @@ fn status_json(tenant: &Tenant) -> Value {
     } = tenant.control.status();
     json!({
         "id": &*tenant.id,
-        "upstream": tenant.upstream.base_url().unwrap_or("memory:"),
+        "upstream": tenant.upstream.base_url().map_or("memory:".into(), without_userinfo),
         "paused": paused,
         "test_mode": test_mode,
         "requests": {
@@ -212,10 +212,22 @@ fn status_json(tenant: &Tenant) -> Value {
     })
 }
 
+/// The app's base URL without any `user:password@` it may carry.
+fn without_userinfo(base: &str) -> String {
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find('/').unwrap_or(rest.len());
+            let host = rest[..end].rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{host}{}", &rest[end..])
+        }
+        None => base.to_owned(),
+    }
+}
+
 fn logged_json(r: &LoggedRequest) -> Value {
     json!({
         "time": timestamp(r.at),
-        "request_id": r.request_id,
+        "request_id": r.request_id.to_str().unwrap_or_default(),
         "method": r.method.as_str(),
         "path": r.path,
         "status": r.status,
@@ -353,6 +365,13 @@ mod tests {
         let r = Refused::Wrong.response();
         assert_eq!(r.status(), 401);
         assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn the_apps_address_is_shown_without_credentials() {
+        let shown = without_userinfo("https://u:p@app.test:8443/scim/v2");
+        assert_eq!(shown, "https://app.test:8443/scim/v2");
+        assert_eq!(without_userinfo("http://app.test"), "http://app.test");
     }
 
     #[test]

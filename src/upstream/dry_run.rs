@@ -8,8 +8,11 @@
 //! made while filling a gap: the PUT of an emulated PATCH, the PATCH or PUT of a soft delete,
 //! a create checked for duplicates, each operation of a Bulk the proxy carries out). Both ask
 //! [`applies`] first. Nothing else can reach the app: the client's `HttpUpstream::send` and
-//! the memory store's `call::memory_reply` are private to `upstream`. Stages 1–7 have run by
-//! then, so what is recorded is what the app would have been sent.
+//! the memory store's `call::memory_reply` are private to `upstream`, and the one path around
+//! the check, `upstream::read`, sends only GETs (the read of the resource a PATCH is answered
+//! with). A Bulk is always split in test mode (`emulate::bulk::plan`), so each operation
+//! comes here on its own. Stages 1–7 have run by then, and the app packs have adapted a gap
+//! filler's call, so what is recorded is what the app would have been sent.
 
 use std::time::SystemTime;
 
