@@ -275,6 +275,13 @@ async fn a_paused_tenant_refuses_writes_with_503_serves_reads_and_stays_paused_a
         .await
         .unwrap();
     assert_eq!(read.status(), 200, "reads still work");
+    let search = scim(&c, reqwest::Method::POST, proxy.url("/a/Users/.search"))
+        .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}))
+        .send()
+        .await
+        .unwrap();
+    // The app has no list to give (404), but the query was not refused as a write.
+    assert_eq!(search.status(), 404, "a query sent as a POST is a read");
     assert_eq!(
         writes_seen(&seen),
         Vec::<(String, String)>::new(),
