@@ -17,6 +17,8 @@ use serde_json::Value;
 pub struct TenantControl {
     paused: AtomicBool,
     test_mode: AtomicBool,
+    /// The tenant's `test_mode` in the file last put in force; `None` before the first.
+    configured_test_mode: Mutex<Option<bool>>,
     activity: Mutex<Activity>,
     test_requests: Mutex<Ring<TestRequest>>,
 }
@@ -131,6 +133,16 @@ impl TenantControl {
     /// Sets test mode; returns whether it was on before.
     pub fn set_test_mode(&self, on: bool) -> bool {
         self.test_mode.swap(on, Ordering::Relaxed)
+    }
+
+    /// Applies the file's `test_mode` when the tenant is new or the file changed the value
+    /// since the last configuration; otherwise the admin API's switch holds.
+    pub fn configure_test_mode(&self, configured: bool) {
+        let mut last = lock(&self.configured_test_mode);
+        if *last != Some(configured) {
+            *last = Some(configured);
+            self.set_test_mode(configured);
+        }
     }
 
     /// How many entries the request log and the test-mode record keep; fewer than held drops
@@ -329,6 +341,23 @@ mod tests {
         control.finished(okta);
         control.finished(entry(200, 2));
         assert_eq!(control.status().pack.as_deref(), Some("okta"));
+    }
+
+    #[test]
+    fn the_files_test_mode_applies_when_new_or_changed_and_the_switch_holds_otherwise() {
+        let control = TenantControl::new(1);
+        control.configure_test_mode(true);
+        assert!(control.test_mode(), "a new tenant starts as the file says");
+        control.set_test_mode(false);
+        control.configure_test_mode(true);
+        assert!(!control.test_mode(), "the same file again keeps the switch");
+        control.configure_test_mode(false);
+        control.set_test_mode(true);
+        control.configure_test_mode(false);
+        assert!(control.test_mode());
+        control.configure_test_mode(true);
+        control.configure_test_mode(false);
+        assert!(!control.test_mode(), "a changed value applies");
     }
 
     #[test]

@@ -282,6 +282,9 @@ fn explain(config: &Config) {
         if t.soft_delete {
             out!("           DELETE of a User deactivates it (soft_delete)");
         }
+        if t.test_mode {
+            out!("           starts in test mode: writes are recorded and answered by the proxy, not sent to the app");
+        }
         if let Some(l) = &t.limits {
             out!(
                 "           limits: {} calls/s, burst {}, {} at once (reads {}), wait up to {:?} in a queue of {}",

@@ -287,7 +287,7 @@ fn compile(
         states.insert(cfg.id.clone(), (key, state.clone()));
         let control = lasting.controls.get(&cfg.id).cloned();
         let control = control.unwrap_or_else(|| Arc::new(TenantControl::new(keep)));
-        controls.insert(cfg.id.clone(), control.clone());
+        controls.insert(cfg.id.clone(), (control.clone(), cfg.test_mode));
         let keys = cfg
             .schemes
             .jwt
@@ -325,10 +325,11 @@ fn compile(
     lasting.buffers = Some(buffers.clone());
     let auth = Arc::new(auth_services(&config.server.token_key, lasting)?);
     // Last, once nothing can fail: a refused file changes no tenant's controls.
-    for control in controls.values() {
+    for (control, test_mode) in controls.values() {
         control.set_keep(keep);
+        control.configure_test_mode(*test_mode);
     }
-    lasting.controls = controls;
+    lasting.controls = controls.into_iter().map(|(id, (c, _))| (id, c)).collect();
     Ok(Snapshot {
         tenants: Tenants::new(tenants),
         http: HttpBuilders::new(&config.server),

@@ -121,6 +121,9 @@ pub struct TenantConfig {
     pub schemes: AuthSchemes,
     /// DELETE of a User deactivates it (`active: false`) instead.
     pub soft_delete: bool,
+    /// Test mode as the file sets it (`test_mode`): applied when the tenant first appears and
+    /// whenever a reload changes it; the admin API may switch it in between.
+    pub test_mode: bool,
     /// How the tenant's requests are normalized; `None`: they are not.
     pub idp: Option<Idp>,
     /// Packs that fix the app behind the tenant, in order (`app_rules`).

@@ -97,6 +97,10 @@ pub struct RawTenant {
     pub auth: RawAuth,
     #[serde(default)]
     pub soft_delete: bool,
+    /// Writes are recorded and answered by the proxy, not sent to the app, from when the
+    /// tenant first appears or the file changes this value.
+    #[serde(default)]
+    pub test_mode: bool,
     /// The IdP rule pack for this tenant's requests, or `auto`.
     pub idp: Option<Spanned<String>>,
     /// Packs that fix the app behind this tenant, in the order they run.

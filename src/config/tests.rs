@@ -305,3 +305,16 @@ fn a_bad_admin_token_hash_or_request_log_is_refused_with_its_line() {
     let err = problems(&with_admin("token = \"s3cret\""));
     assert!(err.contains("unknown field `token`"), "{err}");
 }
+
+#[test]
+fn a_tenant_may_start_in_test_mode_and_the_key_takes_a_boolean() {
+    let config = load(&with_admin("")).unwrap();
+    assert!(!config.tenants[0].test_mode);
+    let text = with_admin("").replace(
+        "url = \"memory:\" }",
+        "url = \"memory:\" }\ntest_mode = true",
+    );
+    assert!(load(&text).unwrap().tenants[0].test_mode);
+    let err = load(&text.replace("test_mode = true", "test_mode = \"yes\"")).unwrap_err();
+    assert!(err.to_string().contains("test_mode"), "{err}");
+}

@@ -473,6 +473,7 @@ impl Checker<'_> {
                     auth,
                     schemes,
                     soft_delete: t.soft_delete,
+                    test_mode: t.test_mode,
                     idp,
                     app_rules,
                     schemas: Arc::new(schemas),

@@ -566,3 +566,55 @@ async fn the_request_log_lists_the_last_requests_without_bodies_queries_or_token
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_tenant_the_file_starts_in_test_mode_writes_nothing_until_switched_off() {
+    let text = config(&(tenant("t", "memory:", "tok") + "test_mode = true\n"));
+    let proxy = Proxy::start(&text).await;
+    let admin = Admin::of(&proxy);
+    let c = client();
+    assert_eq!(admin.tenant("t").await["test_mode"], true);
+    let created = scim(&c, reqwest::Method::POST, proxy.url("/t/Users"))
+        .json(&new_user("ann@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = scim(
+        &c,
+        reqwest::Method::GET,
+        proxy.url(&format!("/t/Users/{id}")),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(stored.status(), 404, "the store never got the user");
+
+    // Switched off, it stays off across a reload of the same file.
+    admin.test_mode("t", false).await;
+    proxy.reload_with(&text).await;
+    assert_eq!(admin.tenant("t").await["test_mode"], false);
+    let created = scim(&c, reqwest::Method::POST, proxy.url("/t/Users"))
+        .json(&new_user("ann@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = scim(
+        &c,
+        reqwest::Method::GET,
+        proxy.url(&format!("/t/Users/{id}")),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(stored.status(), 200);
+}
