@@ -166,7 +166,10 @@ impl TenantControl {
         if entry.pack.is_some() && a.pack != entry.pack {
             a.pack.clone_from(&entry.pack);
         }
-        a.log.push(entry);
+        let evicted = a.log.push(entry);
+        // Freed once the lock is let go: other requests of the tenant wait less.
+        drop(a);
+        drop(evicted);
     }
 
     pub fn status(&self) -> Status {
@@ -187,7 +190,8 @@ impl TenantControl {
     }
 
     pub fn record_test_request(&self, request: TestRequest) {
-        lock(&self.test_requests).push(request);
+        let evicted = lock(&self.test_requests).push(request);
+        drop(evicted);
     }
 
     /// The writes test mode kept from the app, newest first.
@@ -237,14 +241,18 @@ impl<T: Clone> Ring<T> {
         }
     }
 
-    pub fn push(&mut self, item: T) {
+    /// Adds `item`, and hands back the oldest entry when it had to make room (or `item` itself
+    /// when the ring keeps nothing).
+    pub fn push(&mut self, item: T) -> Option<T> {
         if self.capacity == 0 {
-            return;
+            return Some(item);
         }
-        while self.items.len() >= self.capacity {
-            self.items.pop_front();
-        }
+        let evicted = match self.items.len() >= self.capacity {
+            true => self.items.pop_front(),
+            false => None,
+        };
         self.items.push_back(item);
+        evicted
     }
 
     pub fn set_capacity(&mut self, capacity: usize) {
@@ -291,9 +299,11 @@ mod tests {
     #[test]
     fn a_full_ring_drops_its_oldest_entry() {
         let mut ring = Ring::with_capacity(3);
-        for i in 1..=5 {
-            ring.push(i);
+        for i in 1..=3 {
+            assert_eq!(ring.push(i), None);
         }
+        assert_eq!(ring.push(4), Some(1));
+        ring.push(5);
         assert_eq!(ring.newest_first(), [5, 4, 3]);
         ring.set_capacity(2);
         assert_eq!(ring.newest_first(), [5, 4]);
@@ -305,7 +315,7 @@ mod tests {
     #[test]
     fn a_ring_of_no_capacity_keeps_nothing() {
         let mut ring = Ring::with_capacity(0);
-        ring.push(1);
+        assert_eq!(ring.push(1), Some(1));
         assert!(ring.is_empty());
     }
 
