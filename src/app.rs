@@ -35,7 +35,7 @@ impl App {
         let signals = Signals::install()?;
         let snapshot = self.runtime.snapshot();
         let listener = TcpListener::bind(snapshot.server.listen).await?;
-        let admin = TcpListener::bind(snapshot.admin).await?;
+        let admin = TcpListener::bind(snapshot.admin.listen).await?;
         tracing::info!(
             addr = %listener.local_addr()?,
             admin = %admin.local_addr()?,
@@ -48,6 +48,7 @@ impl App {
         tokio::spawn(crate::admin::serve(
             admin,
             self.runtime.clone(),
+            Arc::from(self.config_path.as_path()),
             stopped.clone(),
         ));
         // Housekeeping: addresses whose failed authentications are forgiven are forgotten.
@@ -119,30 +120,8 @@ impl Signals {
     }
 }
 
-/// Reads, validates and puts in force the configuration file again. A file that `scimgate
-/// check` would refuse is refused with the same messages, and the running one keeps serving.
+/// Reads, validates and puts in force the configuration file again, as the admin API's reload
+/// does; the outcome is logged.
 pub fn reload(runtime: &Runtime, path: &std::path::Path) {
-    let refused = |error: String| {
-        tracing::error!(
-            path = %path.display(),
-            error,
-            "configuration reload refused; the running configuration keeps serving"
-        );
-    };
-    let config = match Config::load(path) {
-        Ok(config) => config,
-        Err(e) => return refused(e.to_string()),
-    };
-    match runtime.reload(config) {
-        Ok(done) => {
-            for key in &done.ignored {
-                tracing::warn!(
-                    key,
-                    "{key} cannot change by reload; the running value stays until a restart"
-                );
-            }
-            tracing::info!(tenants = done.tenants, "configuration reloaded");
-        }
-        Err(e) => refused(e.to_string()),
-    }
+    let _ = runtime.reload_file(path);
 }

@@ -25,6 +25,10 @@ pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 /// Seconds an IdP is asked to wait before retrying when the upstream is unavailable.
 const RETRY_AFTER_SECS: u64 = 5;
 
+/// Seconds an IdP is asked to wait before retrying a write to a paused tenant: a pause is an
+/// operator's decision, over in minutes rather than seconds.
+const PAUSED_RETRY_AFTER_SECS: u64 = 60;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("the proxy has reached its connection limit")]
@@ -46,6 +50,9 @@ pub enum ProxyError {
     Emulate(#[from] EmulateError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The operator paused the tenant's writes (admin API).
+    #[error("the tenant is paused by its operator: writes are refused until it is resumed; reads still work")]
+    Paused,
 }
 
 /// How one failure is answered.
@@ -145,6 +152,10 @@ fn map(err: &ProxyError) -> Mapped {
             E::Deadline(_) => Mapped::new(StatusCode::GATEWAY_TIMEOUT),
         },
         ProxyError::Upstream(e) => map_upstream(e),
+        ProxyError::Paused => Mapped::retry_in(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(PAUSED_RETRY_AFTER_SECS),
+        ),
     }
 }
 
@@ -184,6 +195,7 @@ impl ProxyError {
             ProxyError::Normalize(_) => Some("schema"),
             ProxyError::Policy(_) => Some("policy"),
             ProxyError::Classify(_) => Some("request"),
+            ProxyError::Paused => Some("paused"),
             _ => None,
         }
     }
@@ -191,7 +203,8 @@ impl ProxyError {
     /// Whether the operator should hear about it: the proxy's or upstream's fault, not the
     /// client's.
     pub fn is_server_side(&self) -> bool {
-        map(self).status.is_server_error()
+        // A pause is the operator's own doing, not a fault to warn them of.
+        !matches!(self, ProxyError::Paused) && map(self).status.is_server_error()
     }
 }
 
@@ -267,6 +280,15 @@ mod tests {
         )));
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["retry-after"], "5");
+    }
+
+    #[test]
+    fn a_write_to_a_paused_tenant_is_503_with_retry_after_and_says_why() {
+        let r = respond(&ProxyError::Paused);
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "60");
+        assert_eq!(r.headers()["content-type"], MEDIA_TYPE);
+        assert_eq!(ProxyError::Paused.refusal_kind(), Some("paused"));
     }
 
     #[test]

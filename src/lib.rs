@@ -24,6 +24,7 @@ pub mod body;
 pub mod certs;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod ctx;
 pub mod error;
 pub mod pipeline;

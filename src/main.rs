@@ -100,7 +100,8 @@ enum RulesCommand {
 enum TokenCommand {
     /// Print a fresh random token once, with the SHA-256 that goes into the configuration
     New,
-    /// Print the SHA-256 of a token read from standard input
+    /// Print the SHA-256 of a token read from standard input (a tenant's bearer token, or the
+    /// admin API's `admin.token_sha256`)
     Hash,
     /// Print the argon2 hash of a secret read from standard input: a Basic password
     /// (`auth.basic`) or an OAuth client secret (`auth.oauth.clients`)
@@ -246,9 +247,13 @@ fn explain(config: &Config) {
             tls.display()
         );
     }
+    let api = match config.admin.token_sha256 {
+        Some(_) => "; the admin API under /api, with its token",
+        None => "; the admin API is off without admin.token_sha256",
+    };
     out!(
-        "  admin    http://{} (/healthz, /readyz, /metrics)",
-        config.admin
+        "  admin    http://{} (/healthz, /readyz, /metrics){api}",
+        config.admin.listen
     );
     for t in &config.tenants {
         let route = match &t.route {
@@ -281,6 +286,9 @@ fn explain(config: &Config) {
         }
         if t.soft_delete {
             out!("           DELETE of a User deactivates it (soft_delete)");
+        }
+        if t.test_mode {
+            out!("           starts in test mode: writes are recorded and answered by the proxy, not sent to the app");
         }
         if let Some(l) = &t.limits {
             out!(

@@ -238,7 +238,7 @@ impl Metrics {
     }
 
     /// A request refused before it reached an app: `auth`, `throttled`, `limits`, `schema`,
-    /// `policy`, `overloaded`.
+    /// `policy`, `overloaded`, `paused` (a write to a tenant its operator paused).
     pub fn refused(&self, kind: &'static str) {
         self.refused.get_or_create(&Refusal { kind }).inc();
     }

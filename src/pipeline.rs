@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 
 use crate::body::{self, Body};
 use crate::conn::ConnInfo;
+use crate::control::LoggedRequest;
 use crate::ctx::{Flow, RequestCtx};
 use crate::error::{self, ProxyError};
 use crate::limit::Class;
@@ -96,8 +97,26 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     // 5. classify: the method and path first, so a request for nothing SCIM serves is refused
     //    before its body is read.
     classify::target(ctx)?;
+    // Paused by the operator (admin API): a write is refused here, after authentication so
+    // that only the tenant's own IdP learns of the pause, once the target says whether the
+    // request writes (a POST to `.search` reads), and before its body is read or anything
+    // reaches the app. Reads go on. One atomic load for a tenant that is not paused. (Test
+    // mode acts later, where requests leave for the app: `upstream::dry_run`.)
+    if ctx.tenant().control.is_paused() && writes(ctx) {
+        return Err(ProxyError::Paused);
+    }
     classify::body(ctx, body).await?;
     answer(ctx).await
+}
+
+/// Whether the request changes something: POST (a Bulk too), PUT, PATCH, DELETE, but not a
+/// query sent as a POST to `.search` (RFC 7644 §3.4.3).
+fn writes(ctx: &RequestCtx) -> bool {
+    match ctx.method {
+        Method::POST => !ctx.target().search,
+        Method::PUT | Method::PATCH | Method::DELETE => true,
+        _ => false,
+    }
 }
 
 /// Stages 6–10, which a request and each operation of a Bulk the proxy carries out share.
@@ -271,7 +290,27 @@ fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
         filled: ctx.record.filled,
         deprovisions: response.status().is_success() && deprovisions(ctx),
     });
+    if let Some(tenant) = &ctx.tenant {
+        tenant.control.finished(logged(ctx, response.status()));
+    }
     response
+}
+
+/// The request as the admin API's request log keeps it: no body, no query, no credential.
+fn logged(ctx: &RequestCtx, status: StatusCode) -> LoggedRequest {
+    LoggedRequest {
+        at: std::time::SystemTime::now(),
+        request_id: ctx.id.clone(),
+        method: ctx.method.clone(),
+        path: ctx.uri.path().to_owned(),
+        status: status.as_u16(),
+        latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+        pack: ctx.record.pack.clone(),
+        rules: ctx.record.rules.clone(),
+        filled: ctx.record.filled,
+        bulk_op: ctx.record.bulk_op,
+        error: ctx.record.error.clone(),
+    }
 }
 
 /// A DELETE of a User, or a PUT or PATCH that sets `active` to false. The body is only parsed

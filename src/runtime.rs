@@ -3,7 +3,6 @@
 //! loads the snapshot once and keeps it to its end, so a reload never changes a request halfway.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -13,7 +12,8 @@ use crate::auth::jwks::{self, Jwks};
 use crate::auth::secret::{default_parallelism, SecretVerifier};
 use crate::auth::services::Services;
 use crate::auth::signer::Signer;
-use crate::config::{Config, JwksFrom, Log, Server, TokenKey, UpstreamTarget};
+use crate::config::{Admin, Config, ConfigError, JwksFrom, Log, Server, TokenKey, UpstreamTarget};
+use crate::control::TenantControl;
 use crate::limit::{
     AuthThrottle, AuthThrottleConfig, Buffers, Gate, GateScope, TenantLimiter, UpstreamGates,
 };
@@ -44,7 +44,8 @@ pub enum BuildError {
 pub struct Snapshot {
     pub tenants: Tenants,
     pub server: Server,
-    pub admin: SocketAddr,
+    /// The admin listener's address (as bound), and its API's token and request log size.
+    pub admin: Admin,
     pub log: Log,
     pub tls: Option<TlsAcceptor>,
     pub http: HttpBuilders,
@@ -87,6 +88,9 @@ struct Lasting {
     /// By tenant id: the state, and the upstream it belongs to. A tenant whose upstream
     /// changes starts afresh; one removed by a reload is forgotten.
     tenants: HashMap<Arc<str>, (String, Arc<TenantState>)>,
+    /// By tenant id, for as long as the tenant is configured, whatever else changes: a paused
+    /// tenant stays paused.
+    controls: HashMap<Arc<str>, Arc<TenantControl>>,
     /// By tenant id, kept while its limits stay the same: a reload neither refills a bucket
     /// nor forgets who is waiting.
     limiters: HashMap<Arc<str>, TenantLimiter>,
@@ -103,12 +107,21 @@ struct Lasting {
     jwks: HashMap<String, Arc<Jwks>>,
 }
 
-/// What a reload did, for the log.
+/// What a reload did, for the log and the admin API.
 #[derive(Debug)]
 pub struct Reloaded {
     pub tenants: usize,
+    /// Tenant ids the new file has and the old one had not, and the reverse.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
     /// Settings the file changed that only a restart applies (the sockets are already bound).
     pub ignored: Vec<&'static str>,
+}
+
+/// Why a reload was refused: every problem, as `scimgate check` words it.
+#[derive(Debug)]
+pub struct ReloadRefused {
+    pub problems: Vec<String>,
 }
 
 impl Runtime {
@@ -139,7 +152,7 @@ impl Runtime {
         if config.server.listen != old.server.listen {
             ignored.push("server.listen");
         }
-        if config.admin != old.admin {
+        if config.admin.listen != old.admin.listen {
             ignored.push("admin.listen");
         }
         if config.server.max_connections != old.server.max_connections {
@@ -157,16 +170,62 @@ impl Runtime {
         // The sockets and the logger stay as they are; the snapshot says what really runs, so
         // the next reload compares against it.
         snapshot.server.listen = old.server.listen;
-        snapshot.admin = old.admin;
+        snapshot.admin.listen = old.admin.listen;
         snapshot.server.max_connections = old.server.max_connections;
         snapshot.server.max_connections_per_address = old.server.max_connections_per_address;
         snapshot.log = crate::config::Log {
             format: old.log.format,
             level: old.log.level.clone(),
         };
-        let tenants = snapshot.tenants.iter().count();
+        let ids = |s: &Snapshot| {
+            let mut ids: Vec<String> = s.tenants.iter().map(|t| t.id.to_string()).collect();
+            ids.sort();
+            ids
+        };
+        let (before, after) = (ids(&old), ids(&snapshot));
+        let added = after.iter().filter(|id| !before.contains(id)).cloned();
+        let removed = before.iter().filter(|id| !after.contains(id)).cloned();
+        let (added, removed) = (added.collect(), removed.collect());
+        let tenants = after.len();
         self.current.store(Arc::new(snapshot));
-        Ok(Reloaded { tenants, ignored })
+        Ok(Reloaded {
+            tenants,
+            added,
+            removed,
+            ignored,
+        })
+    }
+
+    /// Reads, validates and puts in force the configuration file again, and logs the outcome:
+    /// what SIGHUP and the admin API's reload both do. A file that `scimgate check` would
+    /// refuse is refused with the same messages, and the running configuration keeps serving.
+    pub fn reload_file(&self, path: &std::path::Path) -> Result<Reloaded, ReloadRefused> {
+        let refused = |problems: Vec<String>| {
+            tracing::error!(
+                path = %path.display(),
+                error = problems.join("\n"),
+                "configuration reload refused; the running configuration keeps serving"
+            );
+            ReloadRefused { problems }
+        };
+        let config = match Config::load(path) {
+            Ok(config) => config,
+            Err(ConfigError::Invalid { problems }) => return Err(refused(problems)),
+            Err(e) => return Err(refused(vec![e.to_string()])),
+        };
+        match self.reload(config) {
+            Ok(done) => {
+                for key in &done.ignored {
+                    tracing::warn!(
+                        key,
+                        "{key} cannot change by reload; the running value stays until a restart"
+                    );
+                }
+                tracing::info!(tenants = done.tenants, "configuration reloaded");
+                Ok(done)
+            }
+            Err(e) => Err(refused(vec![e.to_string()])),
+        }
     }
 }
 
@@ -183,6 +242,8 @@ fn compile(
     let mut caps = Vec::new();
     let mut tenants = Vec::with_capacity(config.tenants.len());
     let mut jwks = HashMap::new();
+    let mut controls = HashMap::with_capacity(config.tenants.len());
+    let keep = config.admin.request_log;
     for cfg in std::mem::take(&mut config.tenants) {
         let key = match &cfg.upstream.target {
             UpstreamTarget::Memory => "memory:".to_owned(),
@@ -224,6 +285,9 @@ fn compile(
             caps.push((key.trim_end_matches('/').to_owned(), cap));
         }
         states.insert(cfg.id.clone(), (key, state.clone()));
+        let control = lasting.controls.get(&cfg.id).cloned();
+        let control = control.unwrap_or_else(|| Arc::new(TenantControl::new(keep)));
+        controls.insert(cfg.id.clone(), (control.clone(), cfg.test_mode));
         let keys = cfg
             .schemes
             .jwt
@@ -232,6 +296,7 @@ fn compile(
             .transpose()?;
         let mut tenant = Tenant::from_config(cfg, upstream, state, limiter);
         tenant.jwks = keys;
+        tenant.control = control;
         tenants.push(tenant);
     }
     lasting.tenants = states;
@@ -259,6 +324,12 @@ fn compile(
     };
     lasting.buffers = Some(buffers.clone());
     let auth = Arc::new(auth_services(&config.server.token_key, lasting)?);
+    // Last, once nothing can fail: a refused file changes no tenant's controls.
+    for (control, test_mode) in controls.values() {
+        control.set_keep(keep);
+        control.configure_test_mode(*test_mode);
+    }
+    lasting.controls = controls.into_iter().map(|(id, (c, _))| (id, c)).collect();
     Ok(Snapshot {
         tenants: Tenants::new(tenants),
         http: HttpBuilders::new(&config.server),
@@ -378,6 +449,36 @@ mod tests {
         assert!(
             !Arc::ptr_eq(&b, &state_of(&rt, "b")),
             "a new upstream starts afresh"
+        );
+    }
+
+    #[test]
+    fn pause_and_test_mode_survive_a_reload_that_changes_the_upstream() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = server("127.0.0.1:0", "") + &tenant("b", "http://127.0.0.1:9/scim");
+        let rt = Runtime::build(config(dir.path(), &first)).expect("built");
+        let control = |rt: &Runtime| {
+            let snapshot = rt.snapshot();
+            let tenant = snapshot.tenants.iter().find(|t| &*t.id == "b");
+            tenant.expect("tenant is configured").control.clone()
+        };
+        control(&rt).set_paused(true);
+        control(&rt).set_test_mode(true);
+        let second = server("127.0.0.1:0", "") + &tenant("b", "http://127.0.0.1:10/scim");
+        let done = rt.reload(config(dir.path(), &second)).expect("reloaded");
+        assert!(done.added.is_empty() && done.removed.is_empty());
+        let now = control(&rt).status();
+        assert!(now.paused && now.test_mode);
+        let gone = server("127.0.0.1:0", "") + &tenant("c", "memory:");
+        let done = rt.reload(config(dir.path(), &gone)).expect("reloaded");
+        assert_eq!(
+            (done.added, done.removed),
+            (vec!["c".to_owned()], vec!["b".to_owned()])
+        );
+        rt.reload(config(dir.path(), &first)).expect("reloaded");
+        assert!(
+            !control(&rt).is_paused(),
+            "a tenant removed forgets its pause"
         );
     }
 

@@ -1,9 +1,13 @@
 //! The admin listener, apart from IdP traffic: `/healthz` (the process is up), `/readyz` (the
 //! configuration is loaded and every upstream accepts connections) and `/metrics`
-//! (Prometheus).
+//! (Prometheus), open to probes and scrapers; and the admin API under `/api/` (`api`), which
+//! takes its own bearer token.
+
+mod api;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +26,13 @@ use crate::runtime::Runtime;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch::Receiver<bool>) {
+/// Serves the admin listener until shutdown; `config_path` is the file the API's reload reads.
+pub async fn serve(
+    listener: TcpListener,
+    rt: Arc<Runtime>,
+    config_path: Arc<Path>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let stream = tokio::select! {
             _ = shutdown.changed() => return,
@@ -31,11 +41,11 @@ pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch:
                 Err(_) => continue,
             },
         };
-        let rt = rt.clone();
+        let (rt, config_path) = (rt.clone(), config_path.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let rt = rt.clone();
-                async move { Ok::<_, Infallible>(route(&rt, &req).await) }
+                let (rt, config_path) = (rt.clone(), config_path.clone());
+                async move { Ok::<_, Infallible>(route(&rt, &config_path, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -44,7 +54,14 @@ pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, mut shutdown: watch:
     }
 }
 
-async fn route(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(
+    rt: &Arc<Runtime>,
+    config_path: &Arc<Path>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/api" || req.uri().path().starts_with("/api/") {
+        return api::handle(rt, config_path, req).await;
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readiness(rt).await,
@@ -60,7 +77,7 @@ async fn route(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         _ => reply(
             StatusCode::NOT_FOUND,
-            &json!({"error": "not found; try /healthz, /readyz or /metrics"}),
+            &json!({"error": "not found; try /healthz, /readyz, /metrics or /api/tenants"}),
         ),
     }
 }

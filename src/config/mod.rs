@@ -40,12 +40,23 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub struct Config {
     pub server: Server,
-    /// The admin listener; always on, `127.0.0.1:9090` unless `[admin]` says otherwise.
-    pub admin: SocketAddr,
+    /// The admin listener and its API (`[admin]`).
+    pub admin: Admin,
     pub log: Log,
     /// Every rule pack, built-in and the operator's.
     pub packs: Arc<Packs>,
     pub tenants: Vec<TenantConfig>,
+}
+
+/// The admin listener: always on, `127.0.0.1:9090` unless `[admin] listen` says otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// The SHA-256 of the admin API's bearer token; `None`: the API is off, and only
+    /// `/healthz`, `/readyz` and `/metrics` answer.
+    pub token_sha256: Option<[u8; 32]>,
+    /// Entries kept per tenant in the request log and in test mode's record of would-be writes.
+    pub request_log: usize,
 }
 
 #[derive(Debug)]
@@ -110,6 +121,9 @@ pub struct TenantConfig {
     pub schemes: AuthSchemes,
     /// DELETE of a User deactivates it (`active: false`) instead.
     pub soft_delete: bool,
+    /// Test mode as the file sets it (`test_mode`): applied when the tenant first appears and
+    /// whenever a reload changes it; the admin API may switch it in between.
+    pub test_mode: bool,
     /// How the tenant's requests are normalized; `None`: they are not.
     pub idp: Option<Idp>,
     /// Packs that fix the app behind the tenant, in order (`app_rules`).

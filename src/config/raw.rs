@@ -54,7 +54,12 @@ pub struct RawTls {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
-    pub listen: Spanned<String>,
+    pub listen: Option<Spanned<String>>,
+    /// The SHA-256 of the admin API's bearer token; without it only the probes and
+    /// `/metrics` answer.
+    pub token_sha256: Option<Spanned<String>>,
+    /// Requests kept per tenant for the admin API: the request log and test mode's record.
+    pub request_log: Option<Spanned<u64>>,
 }
 
 /// Where an operator's own rule packs are, beside the built-in ones.
@@ -92,6 +97,10 @@ pub struct RawTenant {
     pub auth: RawAuth,
     #[serde(default)]
     pub soft_delete: bool,
+    /// Writes are recorded and answered by the proxy, not sent to the app, from when the
+    /// tenant first appears or the file changes this value.
+    #[serde(default)]
+    pub test_mode: bool,
     /// The IdP rule pack for this tenant's requests, or `auto`.
     pub idp: Option<Spanned<String>>,
     /// Packs that fix the app behind this tenant, in the order they run.

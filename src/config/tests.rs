@@ -259,3 +259,62 @@ fn pool_and_breaker_keys_on_the_memory_store_are_refused() {
     );
     assert!(err.contains("upstream.breaker: has no effect"), "{err}");
 }
+
+fn with_admin(admin: &str) -> String {
+    let tenant = format!(
+        "[[tenant]]\nid = \"a\"\nroute = {{ path_prefix = \"/a\" }}\nupstream = {{ url = \"memory:\" }}\nauth.bearer = [{{ sha256 = \"{}\" }}]\n",
+        "ab".repeat(32)
+    );
+    format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\n{admin}\n\n{tenant}")
+}
+
+#[test]
+fn the_admin_api_is_off_and_keeps_100_requests_unless_told_otherwise() {
+    let config = load(&with_admin("")).unwrap();
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(config.admin.token_sha256, None);
+    assert_eq!(config.admin.request_log, 100);
+    // A token without `listen` keeps the loopback default.
+    let text = with_admin(&format!(
+        "token_sha256 = \"{}\"\nrequest_log = 0",
+        "AB".repeat(32)
+    ));
+    let config = load(&text).unwrap();
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(config.admin.token_sha256, Some([0xab; 32]));
+    assert_eq!(config.admin.request_log, 0);
+}
+
+#[test]
+fn a_bad_admin_token_hash_or_request_log_is_refused_with_its_line() {
+    let text =
+        with_admin("listen = \"127.0.0.1:0\"\ntoken_sha256 = \"s3cret\"\nrequest_log = 20000");
+    let err = problems(&text);
+    assert!(
+        err.contains(
+            "c.toml:6: admin.token_sha256: expected the admin token's SHA-256 as 64 hex characters"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "c.toml:7: admin.request_log: expected a whole number from 0 (keep none) to 10000"
+        ),
+        "{err}"
+    );
+    let err = problems(&with_admin("token = \"s3cret\""));
+    assert!(err.contains("unknown field `token`"), "{err}");
+}
+
+#[test]
+fn a_tenant_may_start_in_test_mode_and_the_key_takes_a_boolean() {
+    let config = load(&with_admin("")).unwrap();
+    assert!(!config.tenants[0].test_mode);
+    let text = with_admin("").replace(
+        "url = \"memory:\" }",
+        "url = \"memory:\" }\ntest_mode = true",
+    );
+    assert!(load(&text).unwrap().tenants[0].test_mode);
+    let err = load(&text.replace("test_mode = true", "test_mode = \"yes\"")).unwrap_err();
+    assert!(err.to_string().contains("test_mode"), "{err}");
+}

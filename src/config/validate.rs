@@ -25,7 +25,7 @@ const MAX_CONNECTIONS: usize = 1 << 20;
 const DEFAULT_MAX_UPSTREAM_CALLS: usize = 1024;
 use super::*;
 
-/// Loopback only: the admin listener has no authentication.
+/// Loopback only: the probes and `/metrics` need no token.
 const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
 pub(super) struct Checker<'a> {
@@ -70,10 +70,7 @@ pub(super) fn validate(
         problems: Vec::new(),
     };
     let mut server = c.server(&raw.server);
-    let admin = match &raw.admin {
-        Some(a) => c.addr(&a.listen, "admin.listen").unwrap_or(DEFAULT_ADMIN),
-        None => DEFAULT_ADMIN,
-    };
+    let admin = c.admin(raw.admin.as_ref());
     let log = Log {
         format: raw.log.format.unwrap_or_default(),
         level: c.log_level(raw.log.level.as_ref()),
@@ -101,7 +98,50 @@ pub(super) fn validate(
     }
 }
 
+/// Requests the admin API keeps per tenant unless `admin.request_log` says otherwise.
+const DEFAULT_REQUEST_LOG: usize = 100;
+/// Enough to look back over a sync; each entry is a few hundred bytes.
+const MAX_REQUEST_LOG: usize = 10_000;
+
 impl Checker<'_> {
+    fn admin(&mut self, raw: Option<&RawAdmin>) -> Admin {
+        let Some(raw) = raw else {
+            return Admin {
+                listen: DEFAULT_ADMIN,
+                token_sha256: None,
+                request_log: DEFAULT_REQUEST_LOG,
+            };
+        };
+        let listen = match &raw.listen {
+            Some(l) => self.addr(l, "admin.listen").unwrap_or(DEFAULT_ADMIN),
+            None => DEFAULT_ADMIN,
+        };
+        let token_sha256 = raw.token_sha256.as_ref().and_then(|t| {
+            let mut sha256 = [0u8; 32];
+            if hex::decode_to_slice(t.get_ref(), &mut sha256).is_err() {
+                let msg = "expected the admin token's SHA-256 as 64 hex characters (`scimgate token new`, or `scimgate token hash` of a token of your own)";
+                self.problem(t.span(), "admin.token_sha256", msg);
+                return None;
+            }
+            Some(sha256)
+        });
+        let request_log = match &raw.request_log {
+            Some(n) if usize::try_from(*n.get_ref()).map_or(true, |n| n > MAX_REQUEST_LOG) => {
+                let msg =
+                    format!("expected a whole number from 0 (keep none) to {MAX_REQUEST_LOG}");
+                self.problem(n.span(), "admin.request_log", msg);
+                DEFAULT_REQUEST_LOG
+            }
+            Some(n) => *n.get_ref() as usize,
+            None => DEFAULT_REQUEST_LOG,
+        };
+        Admin {
+            listen,
+            token_sha256,
+            request_log,
+        }
+    }
+
     fn line(&self, span: Range<usize>) -> usize {
         self.text[..span.start.min(self.text.len())]
             .matches('\n')
@@ -433,6 +473,7 @@ impl Checker<'_> {
                     auth,
                     schemes,
                     soft_delete: t.soft_delete,
+                    test_mode: t.test_mode,
                     idp,
                     app_rules,
                     schemas: Arc::new(schemas),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::auth::jwks::Jwks;
 use crate::config::{AuthConfig, AuthSchemes, Idp, Route, Supports, TenantConfig};
+use crate::control::TenantControl;
 use crate::limit::{Gate, TenantLimiter};
 use crate::policy::Policy;
 use crate::rule_pack::Pack;
@@ -45,6 +46,8 @@ pub struct Tenant {
     /// The cap on calls in flight to its app, shared with the tenants fronting the same app.
     pub app_gate: Option<Arc<Gate>>,
     pub state: Arc<TenantState>,
+    /// Pause, test mode and activity, kept by tenant id across reloads (the admin API).
+    pub control: Arc<TenantControl>,
 }
 
 /// The outcome of routing: the tenant, and how much of the path is its public prefix.
@@ -168,6 +171,7 @@ impl Tenant {
             limiter,
             app_gate: None,
             state,
+            control: Arc::default(),
         }
     }
 
@@ -201,6 +205,7 @@ mod tests {
                 limiter: None,
                 app_gate: None,
                 state,
+                control: Arc::default(),
             }
         };
         Tenants::new([

@@ -74,6 +74,16 @@ impl Breaker {
         Ok((pass, probe.then_some(Change::Probing)))
     }
 
+    /// The state by name, for the admin API: `closed`, `open` (still cooling down), or
+    /// `half_open` (the cool-down is over; the next request tries the app).
+    pub fn state_name(&self, now: Instant) -> &'static str {
+        match *self.lock() {
+            State::Closed { .. } => "closed",
+            State::Open { until } if now < until => "open",
+            State::Open { .. } | State::HalfOpen { .. } => "half_open",
+        }
+    }
+
     /// The outcome of a request let through: `down` for a connect failure or a timeout, else
     /// the app is answering (whatever it answered).
     pub fn record(
@@ -185,6 +195,17 @@ mod tests {
             Some(Change::Closed)
         );
         assert!(b.admit(again).is_ok_and(|(_, change)| change.is_none()));
+    }
+
+    #[test]
+    fn its_state_is_named_as_the_cool_down_runs() {
+        let (b, now) = (Breaker::default(), Instant::now());
+        assert_eq!(b.state_name(now), "closed");
+        for _ in 0..3 {
+            let _ = fail(&b, now);
+        }
+        assert_eq!(b.state_name(now + Duration::from_secs(9)), "open");
+        assert_eq!(b.state_name(now + Duration::from_secs(10)), "half_open");
     }
 
     #[test]

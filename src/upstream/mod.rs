@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod call;
 pub mod caps;
 pub mod client;
+mod dry_run;
 pub mod error;
 pub mod headers;
 pub mod relocate;
@@ -29,8 +30,11 @@ use headers::Forwarded;
 use target::{HttpUpstream, Upstream};
 
 /// Sends the request on as it is (its body changed only if a stage changed it) and streams the
-/// answer back.
+/// answer back. A write of a tenant in test mode stops here (see [`dry_run`]).
 pub async fn forward(ctx: &RequestCtx) -> Result<Response<Body>, UpstreamError> {
+    if dry_run::applies(ctx, &ctx.method, ctx.path()) {
+        return dry_run::forward(ctx).await;
+    }
     let permit = admit(ctx).await?;
     match &ctx.tenant().upstream {
         Upstream::Http(up) => forward_http(up, ctx, permit).await,
@@ -122,19 +126,46 @@ fn forward_memory(store: &MemoryStore, ctx: &RequestCtx) -> Response<Body> {
 /// A call the proxy makes to the tenant's upstream on the request's behalf, with the same
 /// credential and forwarding headers; the answer is read whole.
 /// The tenant's app packs adapt the call to the app and clean what it answers.
-pub async fn call(ctx: &RequestCtx, mut call: Call<'_>) -> Result<Reply, UpstreamError> {
+pub async fn call(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
+    adapted(ctx, call, |call| send(ctx, call)).await
+}
+
+/// A GET that reaches the app whatever test mode says (reads always do): what test mode
+/// reads a resource with before it answers a PATCH.
+async fn read(ctx: &RequestCtx, path: &str) -> Result<Reply, UpstreamError> {
+    adapted(ctx, Call::get(path), |call| send_now(ctx, call)).await
+}
+
+/// Runs `go` over the call as the tenant's app packs adapt it, and cleans its answer.
+async fn adapted<'c, F, Fut>(
+    ctx: &RequestCtx,
+    mut call: Call<'c>,
+    go: F,
+) -> Result<Reply, UpstreamError>
+where
+    F: FnOnce(Call<'c>) -> Fut,
+    Fut: std::future::Future<Output = Result<Reply, UpstreamError>>,
+{
     let app = &ctx.tenant().app_rules;
     if app.is_empty() {
-        return send(ctx, call).await;
+        return go(call).await;
     }
     app_rules::request(app, &ctx.headers, &mut call);
     let (method, path_and_query) = (call.method.clone(), call.path_and_query);
-    let mut reply = send(ctx, call).await?;
+    let mut reply = go(call).await?;
     app_rules::answer(app, &method, path_and_query, &ctx.public_base(), &mut reply);
     Ok(reply)
 }
 
+/// A write of a tenant in test mode stops here (see [`dry_run`]).
 async fn send(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
+    if dry_run::applies(ctx, &call.method, call.path_and_query) {
+        return dry_run::send(ctx, call).await;
+    }
+    send_now(ctx, call).await
+}
+
+async fn send_now(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
     let _permit = admit(ctx).await?;
     match &ctx.tenant().upstream {
         Upstream::Http(up) => {

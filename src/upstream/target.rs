@@ -127,6 +127,19 @@ impl Upstream {
         }
     }
 
+    /// The circuit breaker's state (see [`Breaker::state_name`]); `off` when the tenant
+    /// turned it off, `none` for the in-process store, which has none.
+    pub fn breaker_state(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "none",
+            Self::Http(HttpUpstream { breaker: None, .. }) => "off",
+            Self::Http(HttpUpstream {
+                breaker: Some((breaker, _)),
+                ..
+            }) => breaker.state_name(Instant::now()),
+        }
+    }
+
     /// `host:port` to probe for readiness; `None` for the in-process store, which is always up.
     pub fn probe_address(&self) -> Option<String> {
         let Self::Http(up) = self else { return None };

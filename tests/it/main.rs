@@ -5,6 +5,7 @@
 mod legacy_app;
 mod support;
 
+mod admin;
 mod app_rules;
 mod auth_basic;
 mod auth_jwt;
