@@ -122,7 +122,12 @@ fn check_query(
 
 fn note(ctx: &mut RequestCtx, direction: Direction, done: &Outcome) {
     let work = &ctx.snapshot.metrics.work;
-    work.withheld(&ctx.tenant().id, direction, done.dropped.len(), done.redacted.len());
+    work.withheld(
+        &ctx.tenant().id,
+        direction,
+        done.dropped.len(),
+        done.redacted.len(),
+    );
     let dropped = done.dropped.iter().map(|p| format!("dropped:{p}"));
     let redacted = done.redacted.iter().map(|p| format!("redacted:{p}"));
     ctx.record.withheld.extend(dropped.chain(redacted));
@@ -170,7 +175,10 @@ fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusa
 
 /// A document the policy refused whole, for the metrics.
 fn refused(ctx: &RequestCtx, direction: Direction) {
-    ctx.snapshot.metrics.work.refused(&ctx.tenant().id, direction);
+    ctx.snapshot
+        .metrics
+        .work
+        .refused(&ctx.tenant().id, direction);
 }
 
 /// Whether the tenant withholds anything from the IdP, so answers must be read.

@@ -82,7 +82,10 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
         if failed {
             throttle.failed(client);
             let tenant = ctx.tenant.as_ref().map(|t| &t.id);
-            ctx.snapshot.metrics.admission.auth_failed(tenant, "oauth_client");
+            ctx.snapshot
+                .metrics
+                .admission
+                .auth_failed(tenant, "oauth_client");
         } else if response.status().is_success() {
             ctx.conn.activity.authenticated();
         }

@@ -81,7 +81,10 @@ impl Snapshot {
         let now = tokio::time::Instant::now();
         let live = self.tenants.iter().map(|t| Live {
             tenant: &t.id,
-            queued: t.limiter.as_ref().map_or(0, |l| l.stats().queued.iter().sum()),
+            queued: t
+                .limiter
+                .as_ref()
+                .map_or(0, |l| l.stats().queued.iter().sum()),
             breaker: t.state.breaker.state(now),
         });
         self.metrics.encode_live(live)

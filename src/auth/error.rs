@@ -56,9 +56,7 @@ impl AuthError {
             AuthError::NotBearer => "malformed",
             AuthError::UnknownToken => "wrong_token",
             AuthError::ExpiredToken => "expired",
-            AuthError::CertificateNotAllowed | AuthError::CertificateUntrusted(_) => {
-                "certificate"
-            }
+            AuthError::CertificateNotAllowed | AuthError::CertificateUntrusted(_) => "certificate",
             AuthError::Basic(_) => "basic",
             AuthError::Jwt(_) => "jwt",
             AuthError::Busy => "busy",

@@ -109,7 +109,9 @@ impl Admission {
     /// A credential refused or not checked; `tenant` is `None` before routing.
     pub fn auth_failed(&self, tenant: Option<&Arc<str>>, kind: &'static str) {
         let tenant = tenant.cloned().unwrap_or_else(|| Arc::from("-"));
-        self.auth_failures.get_or_create(&Kind { tenant, kind }).inc();
+        self.auth_failures
+            .get_or_create(&Kind { tenant, kind })
+            .inc();
     }
 
     /// A call the limits refused, for `reason` (see the help text).
@@ -147,9 +149,7 @@ impl Admission {
             };
             let queued = i64::try_from(live.queued).unwrap_or(i64::MAX);
             self.queue_length.get_or_create(&labels).set(queued);
-            self.breaker
-                .get_or_create(&labels)
-                .set(live.breaker as i64);
+            self.breaker.get_or_create(&labels).set(live.breaker as i64);
         }
         guard
     }
@@ -190,7 +190,10 @@ mod tests {
         }]);
         assert!(text.contains(r#"scimgate_breaker_state{tenant="b"} 0"#));
         assert!(text.contains(r#"scimgate_queue_length{tenant="b"} 1"#));
-        assert!(!text.contains(r#"tenant="a""#), "a removed tenant is gone:\n{text}");
+        assert!(
+            !text.contains(r#"tenant="a""#),
+            "a removed tenant is gone:\n{text}"
+        );
     }
 
     #[test]

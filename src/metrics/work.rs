@@ -76,7 +76,13 @@ impl Work {
     /// What the policy did to one document. Attributes are counted, not named: a detector
     /// redacts whatever attribute holds a value it recognises, so the names come from the
     /// document rather than the configuration, and the request's log line lists them.
-    pub fn withheld(&self, tenant: &Arc<str>, direction: Direction, dropped: usize, redacted: usize) {
+    pub fn withheld(
+        &self,
+        tenant: &Arc<str>,
+        direction: Direction,
+        dropped: usize,
+        redacted: usize,
+    ) {
         for (action, n) in [("dropped", dropped), ("redacted", redacted)] {
             if n > 0 {
                 let labels = Withheld {

@@ -183,7 +183,11 @@ mod tests {
         }
         assert_eq!(b.state(now), BreakerState::Open);
         let later = now + Duration::from_secs(10);
-        assert_eq!(b.state(later), BreakerState::HalfOpen, "the cool-down is over");
+        assert_eq!(
+            b.state(later),
+            BreakerState::HalfOpen,
+            "the cool-down is over"
+        );
         let (probe, _) = b.admit(later).expect("the probe goes");
         assert_eq!(b.state(later), BreakerState::HalfOpen);
         let _ = b.record(probe, false, &settings(), later);

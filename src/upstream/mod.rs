@@ -150,7 +150,9 @@ pub async fn call(ctx: &RequestCtx, mut call: Call<'_>) -> Result<Reply, Upstrea
 
 async fn send(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
     let _permit = admit(ctx).await?;
-    ctx.record.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.record
+        .calls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match &ctx.tenant().upstream {
         Upstream::Http(up) => {
             let buffers = &ctx.snapshot.buffers;
