@@ -2,6 +2,8 @@
 //! (`crate::policy`, pure) applied to what the IdP sends and to what goes back to it. What
 //! was dropped or redacted is named (attribute, never value) on the request's log line.
 
+use std::sync::Arc;
+
 use http::Method;
 use serde_json::Value;
 
@@ -25,10 +27,14 @@ pub fn inbound(ctx: &mut RequestCtx) -> Result<(), Refusal> {
     if policy.is_empty() {
         return Ok(());
     }
+    filter_inbound(ctx, &policy).inspect_err(|_| refused(ctx, Direction::Inbound))
+}
+
+fn filter_inbound(ctx: &mut RequestCtx, policy: &Arc<Policy>) -> Result<(), Refusal> {
     let target = ctx.target();
     let (endpoint, search) = (target.endpoint, target.search);
     let (resource, shape) = shape_of(&ctx.method, endpoint, search);
-    check_query(ctx, &policy, endpoint, resource)?;
+    check_query(ctx, policy, endpoint, resource)?;
     if ctx.body.is_empty() || policy.rules(Direction::Inbound).is_empty() {
         return Ok(());
     }
@@ -37,7 +43,7 @@ pub fn inbound(ctx: &mut RequestCtx) -> Result<(), Refusal> {
         let done = match (resource, shape) {
             (Some(rt), Shape::Resource) => policy.apply_resource(Direction::Inbound, rt, doc),
             (Some(rt), Shape::Patch) => policy.apply_patch(Direction::Inbound, rt, doc),
-            _ if bulk => bulk_inbound(&policy, doc),
+            _ if bulk => bulk_inbound(policy, doc),
             _ => Ok(Outcome::default()),
         };
         (done.as_ref().is_ok_and(|o| !o.is_empty()), done)
@@ -45,7 +51,7 @@ pub fn inbound(ctx: &mut RequestCtx) -> Result<(), Refusal> {
     // A body serde cannot read was refused by stage 5; nothing to judge here.
     let Ok(done) = edited else { return Ok(()) };
     let done = done?;
-    note(ctx, &done);
+    note(ctx, Direction::Inbound, &done);
     if done.no_operations_left && shape == Shape::Patch {
         ctx.method = Method::GET;
         ctx.body = Default::default();
@@ -114,7 +120,14 @@ fn check_query(
     Ok(())
 }
 
-fn note(ctx: &mut RequestCtx, done: &Outcome) {
+fn note(ctx: &mut RequestCtx, direction: Direction, done: &Outcome) {
+    let work = &ctx.snapshot.metrics.work;
+    work.withheld(
+        &ctx.tenant().id,
+        direction,
+        done.dropped.len(),
+        done.redacted.len(),
+    );
     let dropped = done.dropped.iter().map(|p| format!("dropped:{p}"));
     let redacted = done.redacted.iter().map(|p| format!("redacted:{p}"));
     ctx.record.withheld.extend(dropped.chain(redacted));
@@ -124,6 +137,10 @@ fn note(ctx: &mut RequestCtx, done: &Outcome) {
 /// may not reach the IdP. `Err` when a detector refuses a value: the caller decides what the
 /// IdP gets instead.
 pub fn outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusal> {
+    filter_outbound(ctx, doc).inspect_err(|_| refused(ctx, Direction::Outbound))
+}
+
+fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusal> {
     let policy = ctx.tenant().policy.clone();
     let endpoint = ctx.target().endpoint;
     let mut all = Outcome::default();
@@ -152,8 +169,16 @@ pub fn outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusal> 
     all.dropped.dedup();
     all.redacted.dedup();
     let changed = !all.is_empty();
-    note(ctx, &all);
+    note(ctx, Direction::Outbound, &all);
     Ok(changed)
+}
+
+/// A document the policy refused whole, for the metrics.
+fn refused(ctx: &RequestCtx, direction: Direction) {
+    ctx.snapshot
+        .metrics
+        .work
+        .refused(&ctx.tenant().id, direction);
 }
 
 /// Whether the tenant withholds anything from the IdP, so answers must be read.

@@ -79,6 +79,9 @@ impl std::fmt::Display for Principal {
 pub struct Record {
     /// The gap the proxy filled for this request, if any (`patch`, `list`, `bulk`, …).
     pub filled: Option<&'static str>,
+    /// Calls to the app the proxy made of its own for this request (stage 8), counted where
+    /// they are sent, which sees the context only shared.
+    pub calls: std::sync::atomic::AtomicU32,
     /// For an operation of a Bulk the proxy carried out: its place in the BulkRequest.
     pub bulk_op: Option<usize>,
     /// Stage 6: the rule pack the request went through, and the rules that changed it.

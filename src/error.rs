@@ -200,6 +200,17 @@ impl ProxyError {
         }
     }
 
+    /// For the metrics: the kind of an authentication failure. `routed` is false when no
+    /// tenant serves the path, which the caller is told as a refused credential.
+    pub fn auth_failure_kind(&self, routed: bool) -> Option<&'static str> {
+        match self {
+            ProxyError::Auth(_) if !routed => Some("unknown_tenant"),
+            ProxyError::Auth(e) => Some(e.kind()),
+            ProxyError::Throttled(_) => Some("throttled"),
+            _ => None,
+        }
+    }
+
     /// Whether the operator should hear about it: the proxy's or upstream's fault, not the
     /// client's.
     pub fn is_server_side(&self) -> bool {
@@ -271,6 +282,18 @@ mod tests {
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"scim\"");
         assert_eq!(r.headers()["content-type"], MEDIA_TYPE);
+    }
+
+    #[test]
+    fn auth_failures_are_named_by_kind_and_an_unknown_tenant_apart() {
+        let expired = ProxyError::Auth(AuthError::ExpiredToken);
+        assert_eq!(expired.auth_failure_kind(true), Some("expired"));
+        assert_eq!(expired.auth_failure_kind(false), Some("unknown_tenant"));
+        let cert = ProxyError::Auth(AuthError::CertificateUntrusted("revoked".into()));
+        assert_eq!(cert.auth_failure_kind(true), Some("certificate"));
+        let throttled = ProxyError::Throttled(std::time::Duration::from_secs(1));
+        assert_eq!(throttled.auth_failure_kind(false), Some("throttled"));
+        assert_eq!(ProxyError::Overloaded.auth_failure_kind(true), None);
     }
 
     #[test]

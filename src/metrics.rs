@@ -18,6 +18,12 @@ use prometheus_client::registry::Registry;
 
 use crate::scim::request::{Endpoint, Target};
 
+mod admission;
+mod work;
+
+pub use admission::{Admission, BreakerState, Live};
+pub use work::Work;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Request {
     tenant: Arc<str>,
@@ -86,6 +92,10 @@ pub struct Metrics {
     last_deprovision: Family<Tenant, Timestamp>,
     upstream_latency: Family<Tenant, Histogram>,
     upstream_failures: Family<UpstreamFailure, Counter>,
+    /// Authentication failures, the limiter's refusals and waits, queues and breakers.
+    pub admission: Admission,
+    /// Withheld attributes, gap filling's calls, Bulk operations.
+    pub work: Work,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,8 +166,12 @@ impl Default for Metrics {
             "Calls to the app that got no answer, by tenant and kind (unreachable, timeout, broken, circuit_open, ...)",
             upstream_failures.clone(),
         );
+        let admission = Admission::register(&mut registry);
+        let work = Work::register(&mut registry);
         Self {
             registry,
+            admission,
+            work,
             upstream_latency,
             upstream_failures,
             requests,
@@ -179,7 +193,7 @@ impl Metrics {
             .get_or_create(&Request {
                 tenant: tenant.clone(),
                 operation,
-                status: class(done.status),
+                status: class_of(done.status.as_u16()),
             })
             .inc();
         self.latency
@@ -243,7 +257,14 @@ impl Metrics {
         self.refused.get_or_create(&Refusal { kind }).inc();
     }
 
-    /// The text a Prometheus scrape reads.
+    /// The text a Prometheus scrape reads, with the gauges of what `tenants` (those configured
+    /// now) hold at this moment: queue lengths and breaker states.
+    pub fn encode_live<'a>(&self, tenants: impl IntoIterator<Item = Live<'a>>) -> String {
+        let _one_scrape = self.admission.set_live(tenants);
+        self.encode()
+    }
+
+    /// The text a Prometheus scrape reads, the gauges read at scrape time as last set.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
@@ -258,8 +279,8 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
+fn class_of(status: u16) -> &'static str {
+    match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
         300..=399 => "3xx",

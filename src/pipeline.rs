@@ -40,6 +40,10 @@ pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) 
             if let Some(kind) = e.refusal_kind() {
                 ctx.snapshot.metrics.refused(kind);
             }
+            if let Some(kind) = e.auth_failure_kind(ctx.tenant.is_some()) {
+                let tenant = ctx.tenant.as_ref().map(|t| &t.id);
+                ctx.snapshot.metrics.admission.auth_failed(tenant, kind);
+            }
             fail(&ctx, &e)
         }
     };
@@ -78,6 +82,11 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
         let (response, failed) = auth::oauth::serve(ctx, body).await;
         if failed {
             throttle.failed(client);
+            let tenant = ctx.tenant.as_ref().map(|t| &t.id);
+            ctx.snapshot
+                .metrics
+                .admission
+                .auth_failed(tenant, "oauth_client");
         } else if response.status().is_success() {
             ctx.conn.activity.authenticated();
         }
@@ -204,6 +213,8 @@ async fn fan_out(ctx: &RequestCtx, mut run: BulkRun) -> Result<Response<Body>, P
         }
         index += 1;
     }
+    let work = &ctx.snapshot.metrics.work;
+    work.bulk_done(&ctx.tenant().id, run.outcomes());
     Ok(body::full(StatusCode::OK, MEDIA_TYPE, run.response()))
 }
 

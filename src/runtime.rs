@@ -19,7 +19,7 @@ use crate::limit::{
 };
 use crate::listener::http::HttpBuilders;
 use crate::listener::tls::{server_config, TlsError};
-use crate::metrics::Metrics;
+use crate::metrics::{Live, Metrics};
 use crate::rule_pack::Packs;
 use crate::state::{Locks, TenantState};
 use crate::tenant::table::{Tenant, Tenants};
@@ -72,6 +72,23 @@ impl std::fmt::Debug for Snapshot {
             .field("listen", &self.server.listen)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// The text of a Prometheus scrape: the counts, and what each configured tenant's queue
+    /// and circuit breaker hold now.
+    pub fn scrape(&self) -> String {
+        let now = tokio::time::Instant::now();
+        let live = self.tenants.iter().map(|t| Live {
+            tenant: &t.id,
+            queued: t
+                .limiter
+                .as_ref()
+                .map_or(0, |l| l.stats().queued.iter().sum()),
+            breaker: t.state.breaker.state(now),
+        });
+        self.metrics.encode_live(live)
     }
 }
 

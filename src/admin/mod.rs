@@ -66,7 +66,7 @@ async fn route(
         (&Method::GET, "/healthz") => reply(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, "/readyz") => readiness(rt).await,
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(rt.snapshot().metrics.encode())));
+            let mut r = Response::new(Full::new(Bytes::from(rt.snapshot().scrape())));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static(

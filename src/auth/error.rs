@@ -49,6 +49,21 @@ impl AuthError {
         }
     }
 
+    /// A fixed name per reason, for the metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthError::MissingToken | AuthError::MissingCertificate => "missing",
+            AuthError::NotBearer => "malformed",
+            AuthError::UnknownToken => "wrong_token",
+            AuthError::ExpiredToken => "expired",
+            AuthError::CertificateNotAllowed | AuthError::CertificateUntrusted(_) => "certificate",
+            AuthError::Basic(_) => "basic",
+            AuthError::Jwt(_) => "jwt",
+            AuthError::Busy => "busy",
+            AuthError::KeysUnavailable(_) => "keys_unavailable",
+        }
+    }
+
     /// Whether the caller's credential was refused (401, counted by the throttle), rather
     /// than left unchecked for a moment (503).
     pub fn is_refusal(&self) -> bool {

@@ -13,6 +13,8 @@ mod patch;
 mod reply;
 mod unique;
 
+use std::sync::atomic::Ordering;
+
 use http::{Method, Response, StatusCode};
 
 pub use error::EmulateError;
@@ -31,10 +33,17 @@ pub async fn fill(ctx: &mut RequestCtx) -> Result<Flow, EmulateError> {
     };
     // One limit on all the upstream calls made for one request (a scan, a uniqueness check),
     // so a client that waits forever cannot keep them, and the locks they hold, going.
+    // Calls made before this stage (the app's schemas, looked up once) are not the gap's.
+    *ctx.record.calls.get_mut() = 0;
     let deadline = ctx.tenant().upstream.gap_deadline();
-    tokio::time::timeout(deadline, help(ctx, need))
-        .await
-        .map_err(|_| EmulateError::Deadline(deadline))?
+    let kind = need.kind();
+    let done = tokio::time::timeout(deadline, help(ctx, need)).await;
+    // The calls made, whether the gap was filled or not (a failed scan still cost them).
+    let calls = ctx.record.calls.swap(0, Ordering::Relaxed);
+    let kind = ctx.record.filled.unwrap_or(kind);
+    let work = &ctx.snapshot.metrics.work;
+    work.emulated_calls(&ctx.tenant().id, kind, calls);
+    done.map_err(|_| EmulateError::Deadline(deadline))?
 }
 
 async fn help(ctx: &mut RequestCtx, need: Need) -> Result<Flow, EmulateError> {
@@ -113,6 +122,19 @@ enum Need {
     Create,
     Replace,
     Delete,
+}
+
+impl Need {
+    /// The gap's name in the metrics, before it is known how it was filled.
+    fn kind(&self) -> &'static str {
+        match self {
+            Need::Discovery => "discovery",
+            Need::Patch => "patch",
+            Need::List => "list",
+            Need::Create | Need::Replace => "uniqueness",
+            Need::Delete => "soft_delete",
+        }
+    }
 }
 
 fn need(ctx: &RequestCtx) -> Option<Need> {

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock, Reference};
+use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed, StateStore};
@@ -115,10 +115,12 @@ impl Bucket {
     /// at once. Reads nothing but the state; takes nothing.
     pub fn free_at(&self, keep: u32) -> Instant {
         let clock = self.limiter.clock();
-        let now = clock.now().duration_since(self.start);
         // GCRA: a cell conforms when now ≥ tat − τ; `keep` more conform after it when
-        // now ≥ tat + keep·T − τ. No state yet is a full bucket, as governor reads it.
-        let tat = read_tat(&self.state).unwrap_or(now);
+        // now ≥ tat + keep·T − τ. No state yet is a full bucket: any tat not after now reads
+        // so, and the start is one no caller's reading of now precedes. (A reading taken here
+        // would come after the caller's, and a bucket of one cell, τ = 0, would then never
+        // look free to it.)
+        let tat = read_tat(&self.state).unwrap_or(Nanos::from(0));
         let at = (tat + self.period * u64::from(keep)).saturating_sub(self.tau);
         clock.instant(self.start + at)
     }
@@ -153,6 +155,21 @@ mod tests {
         tokio::time::advance(SECOND / 2).await;
         assert_eq!(b.take(), Ok(()));
         assert_eq!(b.take(), Err(t0 + SECOND));
+    }
+
+    #[test]
+    fn a_new_bucket_of_one_cell_is_free_now_on_a_running_clock() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let b = bucket(0.01, 1);
+            let now = Instant::now();
+            assert!(b.free_at(0) <= now, "the one cell is there");
+            assert_eq!(b.take(), Ok(()));
+            assert!(b.free_at(0) > Instant::now(), "and then gone for 100 s");
+        });
     }
 
     #[tokio::test(start_paused = true)]

@@ -57,6 +57,23 @@ impl LimitError {
         }
     }
 
+    /// A fixed name per reason, for the metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LimitError::QueueFull { .. } => "queue_full",
+            LimitError::TooLong { .. } => "too_long",
+            LimitError::Displaced { .. } => "displaced",
+            LimitError::Busy {
+                scope: GateScope::Upstream,
+                ..
+            } => "app_busy",
+            LimitError::Busy {
+                scope: GateScope::Global,
+                ..
+            } => "proxy_busy",
+        }
+    }
+
     /// The tenant's own limits refused it (429), rather than a cap it shares (503).
     pub fn is_tenant_limit(&self) -> bool {
         !matches!(self, LimitError::Busy { .. })
@@ -108,5 +125,6 @@ mod tests {
             "the application is at its limit of 8 calls at once"
         );
         assert!(long.is_tenant_limit() && !busy.is_tenant_limit());
+        assert_eq!((long.reason(), busy.reason()), ("too_long", "app_busy"));
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Breaker as Settings;
+use crate::metrics::BreakerState;
 
 /// The state of one upstream's breaker.
 #[derive(Debug, Default)]
@@ -119,6 +120,16 @@ impl Breaker {
         change
     }
 
+    /// The state as the metrics show it. An open breaker whose cool-down is over shows as
+    /// half-open: the next request probes.
+    pub fn state(&self, now: Instant) -> BreakerState {
+        match *self.lock() {
+            State::Closed { .. } => BreakerState::Closed,
+            State::Open { until } if now < until => BreakerState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -171,6 +182,26 @@ mod tests {
         assert_eq!(fail(&b, now), Some(Change::Opened { failures: 3 }));
         let left = b.admit(now + Duration::from_secs(4)).err();
         assert_eq!(left, Some(Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn the_state_shown_follows_opening_cool_down_and_probe() {
+        let (b, now) = (Breaker::default(), Instant::now());
+        assert_eq!(b.state(now), BreakerState::Closed);
+        for _ in 0..3 {
+            let _ = fail(&b, now);
+        }
+        assert_eq!(b.state(now), BreakerState::Open);
+        let later = now + Duration::from_secs(10);
+        assert_eq!(
+            b.state(later),
+            BreakerState::HalfOpen,
+            "the cool-down is over"
+        );
+        let (probe, _) = b.admit(later).expect("the probe goes");
+        assert_eq!(b.state(later), BreakerState::HalfOpen);
+        let _ = b.record(probe, false, &settings(), later);
+        assert_eq!(b.state(later), BreakerState::Closed);
     }
 
     #[test]

@@ -52,7 +52,21 @@ async fn admit(ctx: &RequestCtx) -> Result<CallPermit, UpstreamError> {
         upstream: tenant.app_gate.as_deref(),
         global: Some(&ctx.snapshot.global),
     };
-    Ok(limits.acquire(ctx.class).await?)
+    let admission = &ctx.snapshot.metrics.admission;
+    match limits.acquire(ctx.class).await {
+        Ok(permit) => {
+            // Only a tenant with limits has a line to wait in; plain pass-through records
+            // nothing here.
+            if let Some(held) = permit.tenant() {
+                admission.admitted(&tenant.id, held.waited());
+            }
+            Ok(permit)
+        }
+        Err(e) => {
+            admission.limited(&tenant.id, e.reason());
+            Err(e.into())
+        }
+    }
 }
 
 async fn forward_http(
@@ -167,6 +181,9 @@ async fn send(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> 
 
 async fn send_now(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamError> {
     let _permit = admit(ctx).await?;
+    ctx.record
+        .calls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match &ctx.tenant().upstream {
         Upstream::Http(up) => {
             let buffers = &ctx.snapshot.buffers;

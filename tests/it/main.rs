@@ -13,6 +13,8 @@ mod auth_mtls;
 mod auth_oauth;
 mod burst;
 mod cli;
+mod deploy;
+mod deploy_metrics;
 mod emulate;
 mod errors;
 mod forwarding;

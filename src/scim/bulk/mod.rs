@@ -167,6 +167,14 @@ impl BulkRun {
         None
     }
 
+    /// Each operation answered so far, as its method and status: performed or failed
+    /// without being performed.
+    pub fn outcomes(&self) -> impl Iterator<Item = (&'static str, u16)> + '_ {
+        self.results
+            .iter()
+            .map(|r| (r.method, r.status.parse().unwrap_or(500)))
+    }
+
     /// Records the outcome of the operation `next` last returned. Without one in flight,
     /// there is nothing to record it against, and it is ignored.
     pub fn record(&mut self, outcome: OpOutcome) {

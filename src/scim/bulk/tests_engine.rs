@@ -273,3 +273,18 @@ fn names_and_the_schema_urn_are_matched_ignoring_case_and_methods_too() {
     assert_eq!(asked[0].method, Method::Delete);
     assert_eq!(asked[0].version.as_deref(), Some("W/\"1\""));
 }
+
+#[test]
+fn outcomes_list_performed_and_unperformed_operations_with_their_status() {
+    let body = request(json!([
+        post_user("a"),
+        {"method": "DELETE", "path": "/Users/bulkId:nowhere"},
+    ]));
+    let mut run = BulkRun::new(body.to_string().as_bytes(), &LIMITS).expect("valid");
+    let mut perform = creating();
+    while let Some(op) = run.next() {
+        run.record(perform(&op));
+    }
+    let seen: Vec<_> = run.outcomes().collect();
+    assert_eq!(seen, [("POST", 201), ("DELETE", 409)]);
+}
