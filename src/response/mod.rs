@@ -209,6 +209,7 @@ async fn finish_resources(
                 ctx.target(),
                 &paging,
             ),
+            extensions: ctx.extensions(),
         };
         let fired = rule_pack::answer::normalize(&packs, &to, &mut doc);
         changed = !fired.is_empty();

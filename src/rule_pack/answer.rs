@@ -21,6 +21,8 @@ pub struct AnswerTo<'a> {
     /// The answer's headers.
     pub headers: &'a HeaderMap,
     pub answer: Answer<'a>,
+    /// The app's extension schemas, which type the attributes `coerce_by_schema` meets.
+    pub extensions: &'a Extensions,
 }
 
 impl<'a> Answer<'a> {
@@ -66,7 +68,7 @@ pub fn normalize<'p>(
         headers: to.headers,
         shape: Shape::Resource,
         answer: Some(&to.answer),
-        extensions: Extensions::none(),
+        extensions: to.extensions,
     };
     let mut fired = Vec::new();
     for pack in packs {

@@ -599,3 +599,33 @@ fn coerce_by_schema_types_the_values_of_described_extensions() {
         "an undescribed extension is left as sent"
     );
 }
+
+#[test]
+fn response_rules_type_the_values_of_described_extensions() {
+    let packs = Packs::load(None).expect("built-in packs");
+    let app = packs.get("app-generic").expect("app-generic");
+    let urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let answer = trial::TrialAnswer::from_json(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", urn],
+        "id": "1", "userName": "bjensen", "active": "true",
+        urn: {"isContractor": "False", "badge": {"number": "7"}}
+    }))
+    .expect("an answer");
+    let typed = trial::run_answer(&app, &answer, &custom_extension());
+    let body = typed.body.expect("a body");
+    assert_eq!(body["active"], json!(true));
+    assert_eq!(body[urn]["isContractor"], json!(false));
+    assert_eq!(body[urn]["badge"]["number"], json!(7));
+    let untyped = trial::run_answer(&app, &answer, Extensions::none());
+    let body = untyped.body.expect("a body");
+    assert_eq!(
+        body["active"],
+        json!(true),
+        "the core schema types it either way"
+    );
+    assert_eq!(
+        body[urn]["isContractor"],
+        json!("False"),
+        "an undescribed extension is left as the app sent it"
+    );
+}

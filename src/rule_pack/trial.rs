@@ -199,6 +199,7 @@ pub fn run_answer(pack: &std::sync::Arc<Pack>, ans: &TrialAnswer, ext: &Extensio
             &target,
             &params,
         ),
+        extensions: ext,
     };
     let mut body = ans.body.clone();
     let fired = match body.as_mut() {

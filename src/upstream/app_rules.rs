@@ -19,7 +19,12 @@ use crate::scim::list::ListParams;
 use crate::scim::request::{classify, Target};
 
 /// The request rules of `packs` over the body of `call`.
-pub fn request(packs: &[Arc<Pack>], headers: &HeaderMap, call: &mut Call<'_>) {
+pub fn request(
+    packs: &[Arc<Pack>],
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    call: &mut Call<'_>,
+) {
     if call.body.is_empty() {
         return;
     }
@@ -34,7 +39,7 @@ pub fn request(packs: &[Arc<Pack>], headers: &HeaderMap, call: &mut Call<'_>) {
         search: target.search,
         headers,
         query,
-        extensions: Extensions::none(),
+        extensions,
     };
     let mut changed = false;
     for pack in packs {
@@ -51,6 +56,7 @@ pub fn answer(
     method: &http::Method,
     path_and_query: &str,
     base: &str,
+    extensions: &Extensions,
     reply: &mut Reply,
 ) {
     let ok = reply.status.is_success() && !reply.body.is_empty();
@@ -70,6 +76,7 @@ pub fn answer(
         endpoint: target.endpoint,
         headers: &reply.headers,
         answer: Answer::to_request(reply.status.as_u16(), base, method, &target, &paging),
+        extensions,
     };
     if answer::normalize(packs, &to, &mut doc).is_empty() {
         return;

@@ -164,10 +164,18 @@ where
     if app.is_empty() {
         return go(call).await;
     }
-    app_rules::request(app, &ctx.headers, &mut call);
+    app_rules::request(app, &ctx.headers, ctx.extensions(), &mut call);
     let (method, path_and_query) = (call.method.clone(), call.path_and_query);
     let mut reply = go(call).await?;
-    app_rules::answer(app, &method, path_and_query, &ctx.public_base(), &mut reply);
+    let base = ctx.public_base();
+    app_rules::answer(
+        app,
+        &method,
+        path_and_query,
+        &base,
+        ctx.extensions(),
+        &mut reply,
+    );
     Ok(reply)
 }
 
