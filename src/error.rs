@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
+use crate::audit::AuditError;
 use crate::auth::AuthError;
 use crate::body::{self, Body};
 use crate::classify::ClassifyError;
@@ -46,6 +47,8 @@ pub enum ProxyError {
     Emulate(#[from] EmulateError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// How one failure is answered.
@@ -145,6 +148,8 @@ fn map(err: &ProxyError) -> Mapped {
             E::Deadline(_) => Mapped::new(StatusCode::GATEWAY_TIMEOUT),
         },
         ProxyError::Upstream(e) => map_upstream(e),
+        // Transient: the IdP sends the change again once the file can be written.
+        ProxyError::Audit(_) => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
     }
 }
 
@@ -184,6 +189,7 @@ impl ProxyError {
             ProxyError::Normalize(_) => Some("schema"),
             ProxyError::Policy(_) => Some("policy"),
             ProxyError::Classify(_) => Some("request"),
+            ProxyError::Audit(AuditError::Unavailable) => Some("audit"),
             _ => None,
         }
     }

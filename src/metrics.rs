@@ -86,6 +86,27 @@ pub struct Metrics {
     last_deprovision: Family<Tenant, Timestamp>,
     upstream_latency: Family<Tenant, Histogram>,
     upstream_failures: Family<UpstreamFailure, Counter>,
+    audit: AuditMetrics,
+}
+
+/// The audit writer's own counts: lines written, lines waiting for it, when it last wrote,
+/// and writes that failed. Cloned into the writer, which updates them.
+#[derive(Clone, Debug, Default)]
+pub struct AuditMetrics {
+    pub lines: Counter,
+    pub pending: Gauge,
+    pub last_write: Timestamp,
+    pub failures: Counter,
+}
+
+impl AuditMetrics {
+    /// Lines just written, `queued` of them from requests (the rest are checkpoints): counted,
+    /// no longer waiting, and the time noted.
+    pub fn written(&self, lines: u64, queued: u64) {
+        self.lines.inc_by(lines);
+        self.pending.dec_by(i64::try_from(queued).unwrap_or(i64::MAX));
+        self.last_write.set(unix_now());
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,8 +177,30 @@ impl Default for Metrics {
             "Calls to the app that got no answer, by tenant and kind (unreachable, timeout, broken, circuit_open, ...)",
             upstream_failures.clone(),
         );
+        let audit = AuditMetrics::default();
+        registry.register(
+            "audit_lines",
+            "Audit lines written to the audit file (changes, refusals and checkpoints)",
+            audit.lines.clone(),
+        );
+        registry.register(
+            "audit_pending_lines",
+            "Audit lines waiting for the writer; their requests wait with them",
+            audit.pending.clone(),
+        );
+        registry.register(
+            "audit_last_write_timestamp_seconds",
+            "When the audit writer last wrote lines to the file",
+            audit.last_write.clone(),
+        );
+        registry.register(
+            "audit_write_failures",
+            "Writes to the audit file that failed; changes are refused while it cannot be written",
+            audit.failures.clone(),
+        );
         Self {
             registry,
+            audit,
             upstream_latency,
             upstream_failures,
             requests,
@@ -241,6 +284,11 @@ impl Metrics {
     /// `policy`, `overloaded`.
     pub fn refused(&self, kind: &'static str) {
         self.refused.get_or_create(&Refusal { kind }).inc();
+    }
+
+    /// The audit writer's counts, for the writer to update.
+    pub fn audit(&self) -> AuditMetrics {
+        self.audit.clone()
     }
 
     /// The text a Prometheus scrape reads.

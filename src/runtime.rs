@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
+use crate::audit::AuditLog;
 use crate::auth::jwks::{self, Jwks};
 use crate::auth::secret::{default_parallelism, SecretVerifier};
 use crate::auth::services::Services;
@@ -62,6 +63,8 @@ pub struct Snapshot {
     pub metrics: Arc<Metrics>,
     /// The slow-hash bound and cache, and the OAuth signing key: the same in every snapshot.
     pub auth: Arc<Services>,
+    /// The audit log, the same in every snapshot; `None`: none is kept.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -101,6 +104,8 @@ struct Lasting {
     signer: Option<(Option<TokenKey>, Arc<Signer>)>,
     /// Fetched JWT key sets by URL, kept while a tenant still names the URL.
     jwks: HashMap<String, Arc<Jwks>>,
+    /// Made from the first configuration; `[audit]` changes only by restart.
+    audit: Option<Arc<AuditLog>>,
 }
 
 /// What a reload did, for the log.
@@ -114,15 +119,37 @@ pub struct Reloaded {
 impl Runtime {
     /// Everything that can fail from the configuration's content happens here, before any
     /// port is bound.
-    pub fn build(config: Config) -> Result<Self, BuildError> {
+    pub fn build(mut config: Config) -> Result<Self, BuildError> {
         let locks = Arc::new(Locks::default());
-        let mut lasting = Lasting::default();
+        let mut lasting = Lasting {
+            audit: config.audit.take().map(|c| Arc::new(AuditLog::new(c))),
+            ..Lasting::default()
+        };
         let snapshot = compile(config, &mut lasting, &locks)?;
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             lasting: Mutex::new(lasting),
             locks,
         })
+    }
+
+    /// Opens the audit log and starts its writer, before the proxy serves.
+    pub fn start_audit(&self) -> std::io::Result<()> {
+        let snapshot = self.snapshot();
+        match &snapshot.audit {
+            Some(audit) => audit.start(snapshot.metrics.audit()).map_err(|e| {
+                let path = audit.config().path.display();
+                std::io::Error::new(e.kind(), format!("audit log {path}: {e}"))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Seals and closes the audit log, once the last request is answered.
+    pub async fn close_audit(&self) {
+        if let Some(audit) = &self.snapshot().audit {
+            audit.close().await;
+        }
     }
 
     /// The snapshot in force now; hold it for the whole request.
@@ -150,6 +177,9 @@ impl Runtime {
         }
         if config.log.format != old.log.format || config.log.level != old.log.level {
             ignored.push("log");
+        }
+        if config.audit.as_ref() != lasting.audit.as_ref().map(|a| a.config()) {
+            ignored.push("audit");
         }
         // On error `lasting` keeps its tenant states: nothing of the failed file is kept but
         // client pools, which are keyed by their settings and harmless.
@@ -273,6 +303,7 @@ fn compile(
         buffers,
         metrics: lasting.metrics.clone(),
         auth,
+        audit: lasting.audit.clone(),
     })
 }
 

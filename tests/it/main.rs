@@ -6,6 +6,7 @@ mod legacy_app;
 mod support;
 
 mod app_rules;
+mod audit;
 mod auth_basic;
 mod auth_jwt;
 mod auth_mtls;
