@@ -315,7 +315,11 @@ struct Sink {
 impl Sink {
     fn open(config: &AuditConfig) -> io::Result<Self> {
         let path = config.path.clone();
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
         let (last, cut) = last_line(&file)?;
         let size = file.metadata()?.len();
         let last = match last {
