@@ -104,7 +104,8 @@ impl AuditMetrics {
     /// no longer waiting, and the time noted.
     pub fn written(&self, lines: u64, queued: u64) {
         self.lines.inc_by(lines);
-        self.pending.dec_by(i64::try_from(queued).unwrap_or(i64::MAX));
+        self.pending
+            .dec_by(i64::try_from(queued).unwrap_or(i64::MAX));
         self.last_write.set(unix_now());
     }
 }

@@ -61,7 +61,11 @@ pub fn matches(q: &Query, line: &Value) -> bool {
 fn member_of(line: &Value, user: &str) -> bool {
     ["members_added", "members_removed", "members_set"]
         .iter()
-        .any(|k| line[*k].as_array().is_some_and(|l| l.iter().any(|m| m == user)))
+        .any(|k| {
+            line[*k]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|m| m == user))
+        })
 }
 
 /// One readable line: `2026-11-30T10:00:00Z acme token okta-2026 (entra): patch User 42
@@ -149,7 +153,11 @@ mod tests {
             ..Query::default()
         };
         assert!(!matches(&other, &patch));
-        assert!(summary(&patch).contains("active=false → 200"), "{}", summary(&patch));
+        assert!(
+            summary(&patch).contains("active=false → 200"),
+            "{}",
+            summary(&patch)
+        );
         assert!(summary(&add).contains("added members 42"));
     }
 

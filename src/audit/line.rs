@@ -220,7 +220,9 @@ fn member_op(kind: &str, path: Option<&PatchPath>, value: Option<&Value>, m: &mu
 /// The `value`s of a members list (or of one member object).
 fn member_ids(v: &Value) -> Vec<String> {
     let one = |m: &Value| match m {
-        Value::Object(o) => get_ci(o, "value").and_then(Value::as_str).map(str::to_owned),
+        Value::Object(o) => get_ci(o, "value")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         Value::String(s) => Some(s.clone()),
         _ => None,
     };
@@ -289,7 +291,11 @@ pub fn probe(name: &str, value: &Value) -> Option<Value> {
 /// The id a create's answer gives: the last segment of its `Location`, else its `id`.
 pub fn created_id(location: Option<&str>, body: Option<&[u8]>) -> Option<String> {
     if let Some(loc) = location {
-        let last = loc.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        let last = loc
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
         if !last.is_empty() {
             let decoded: String = form_urlencoded::parse(format!("x={last}").as_bytes())
                 .next()
@@ -336,7 +342,10 @@ mod tests {
             c.attributes,
             ["emails.value", "active", "name.givenName", "title"]
         );
-        assert!(!format!("{c:?}").contains("secret@"), "no filter value kept");
+        assert!(
+            !format!("{c:?}").contains("secret@"),
+            "no filter value kept"
+        );
         let v = values(&c.written, |name, _| name == "active");
         assert_eq!(v, json!({"active": false}).as_object().unwrap().clone());
     }
@@ -352,7 +361,11 @@ mod tests {
         assert_eq!(m.members_added, ["u1", "u2", "u5"]);
         assert_eq!(m.members_removed, ["u3", "u4"]);
         let clear = json!({"Operations": [{"op": "remove", "path": "members"}]});
-        assert!(changes(&Method::PATCH, Endpoint::Groups, &clear).members.members_cleared);
+        assert!(
+            changes(&Method::PATCH, Endpoint::Groups, &clear)
+                .members
+                .members_cleared
+        );
         let put = json!({"displayName": "G", "members": [{"value": "u9"}]});
         let m = changes(&Method::PUT, Endpoint::Groups, &put).members;
         assert_eq!(m.members_set, Some(vec!["u9".to_owned()]));

@@ -44,7 +44,9 @@ const AUDITED_REFUSALS: [&str; 5] = ["auth", "limits", "policy", "schema", "audi
 pub enum AuditError {
     #[error("the audit log cannot be written now, so no change is made; retry later")]
     Unavailable,
-    #[error("the change was carried out but its audit line is not yet written; send it again later")]
+    #[error(
+        "the change was carried out but its audit line is not yet written; send it again later"
+    )]
     NotWritten,
 }
 
@@ -201,7 +203,11 @@ fn event(
         .or(created);
     let e = Event {
         time: now(),
-        kind: if refusal.is_some() { "refusal" } else { "change" },
+        kind: if refusal.is_some() {
+            "refusal"
+        } else {
+            "change"
+        },
         tenant: ctx.tenant.as_ref().map(|t| &*t.id),
         principal: ctx.principal.as_ref().map(ToString::to_string),
         pack: ctx.record.pack.as_deref(),
@@ -238,12 +244,14 @@ fn policy_passes(policy: &Policy, endpoint: Endpoint, name: &str, value: &Value)
     let Some(probe) = line::probe(name, value) else {
         return false;
     };
-    [Direction::Inbound, Direction::Outbound].into_iter().all(|dir| {
-        let mut doc = probe.clone();
-        policy
-            .apply_resource(dir, rt, &mut doc)
-            .is_ok_and(|o| o.is_empty() && doc == probe)
-    })
+    [Direction::Inbound, Direction::Outbound]
+        .into_iter()
+        .all(|dir| {
+            let mut doc = probe.clone();
+            policy
+                .apply_resource(dir, rt, &mut doc)
+                .is_ok_and(|o| o.is_empty() && doc == probe)
+        })
 }
 
 /// A create's new id, from its answer's `Location`, else from its body (read whole for it).
@@ -267,7 +275,10 @@ async fn created_id(
         Ok(bytes) => {
             let bytes = bytes.to_bytes();
             let id = line::created_id(None, Some(&bytes));
-            (Response::from_parts(parts, Either::Right(Full::new(bytes))), id)
+            (
+                Response::from_parts(parts, Either::Right(Full::new(bytes))),
+                id,
+            )
         }
         Err(e) => {
             let e = crate::upstream::UpstreamError::Broken(e);
@@ -298,9 +309,17 @@ mod tests {
 
     #[test]
     fn a_value_the_policy_withholds_is_never_logged() {
-        let p = policy(&["title", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"]);
+        let p = policy(&[
+            "title",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
+        ]);
         let v = Value::String("x".into());
-        assert!(policy_passes(&p, Endpoint::Users, "active", &Value::Bool(false)));
+        assert!(policy_passes(
+            &p,
+            Endpoint::Users,
+            "active",
+            &Value::Bool(false)
+        ));
         assert!(!policy_passes(&p, Endpoint::Users, "title", &v));
         let cost = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter";
         assert!(!policy_passes(&p, Endpoint::Users, cost, &v));

@@ -109,7 +109,11 @@ pub fn verify(files: &[PathBuf], key: Option<&[u8]>, live: bool) -> Result<Repor
     let mut lines = Vec::new();
     for (file, bytes) in &contents {
         let finished_file = bytes.last() == Some(&b'\n');
-        let pieces: Vec<&[u8]> = bytes.strip_suffix(b"\n").unwrap_or(bytes).split(|&b| b == b'\n').collect();
+        let pieces: Vec<&[u8]> = bytes
+            .strip_suffix(b"\n")
+            .unwrap_or(bytes)
+            .split(|&b| b == b'\n')
+            .collect();
         let count = pieces.len();
         for (i, raw) in pieces.into_iter().enumerate() {
             lines.push(Read {
@@ -276,7 +280,9 @@ mod tests {
     fn an_edited_line_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = log(dir.path(), "a", 5, true);
-        edit(&path, |l| l[2] = l[2].replace("\"id\":\"2\"", "\"id\":\"9\""));
+        edit(&path, |l| {
+            l[2] = l[2].replace("\"id\":\"2\"", "\"id\":\"9\"")
+        });
         let p = check(&path).unwrap_err();
         assert_eq!(p.line, 3, "{p}");
         assert!(p.what.starts_with("edited"), "{p}");

@@ -64,6 +64,10 @@ impl Writer {
         let mut sink = Sink::open(config)?;
         sink.checkpoint_start()?;
         metrics.lines.inc();
+        Self::spawn(sink, metrics, config)
+    }
+
+    fn spawn(sink: Sink, metrics: AuditMetrics, config: &AuditConfig) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let failing = Arc::new(AtomicBool::new(false));
         let state = Thread {
@@ -333,7 +337,10 @@ impl Sink {
             None => (Chain::default(), "new"),
             Some(line) => {
                 let v: serde_json::Value = serde_json::from_slice(&line).map_err(|_| {
-                    invalid(&path, "its last line is not an audit line; move the file away")
+                    invalid(
+                        &path,
+                        "its last line is not an audit line; move the file away",
+                    )
                 })?;
                 let seq = v["seq"]
                     .as_u64()
@@ -544,7 +551,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, "{\"seq\":0}\n{\"seq\":1}\n{\"seq\":2,\"hal").unwrap();
-        let file = OpenOptions::new().append(true).read(true).open(&path).unwrap();
+        let file = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&path)
+            .unwrap();
         let (last, cut) = last_line(&file).unwrap();
         assert_eq!(last.as_deref(), Some(&b"{\"seq\":1}"[..]));
         assert_eq!(cut, 13);
@@ -554,7 +565,76 @@ mod tests {
         );
         std::fs::write(&path, "{\"seq\":0}\n").unwrap();
         let file = File::open(&path).unwrap();
-        assert_eq!(last_line(&file).unwrap().0.as_deref(), Some(&b"{\"seq\":0}"[..]));
+        assert_eq!(
+            last_line(&file).unwrap().0.as_deref(),
+            Some(&b"{\"seq\":0}"[..])
+        );
+    }
+
+    fn config(dir: &Path) -> AuditConfig {
+        AuditConfig {
+            path: dir.join("a.log"),
+            key_file: dir.join("key"),
+            key: Arc::from(&b"0123456789abcdef"[..]),
+            max_file_bytes: 1 << 20,
+            checkpoint_every: Duration::from_secs(3600),
+            stdout: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_line_whose_write_failed_is_kept_and_written_later_never_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let metrics = AuditMetrics::default();
+        let mut sink = Sink::open(&config).unwrap();
+        sink.checkpoint_start().unwrap();
+        // Read-only: the next write fails, as on a full or vanished disk.
+        sink.file = Some(File::open(&config.path).unwrap());
+        let writer = Writer::spawn(sink, metrics.clone(), &config).unwrap();
+        let first = writer.write(r#"{"type":"change","id":"1"}"#.into()).await;
+        assert_eq!(first, Err(Unwritten::Failing));
+        assert!(writer.failing(), "changes are refused from now on");
+        assert_eq!(metrics.failures.get(), 1);
+        assert_eq!(
+            metrics.pending.get(),
+            1,
+            "the line still waits for the file"
+        );
+        // Closing writes what was kept (the file opens again), then the closing checkpoint.
+        writer.close().await;
+        let text = std::fs::read_to_string(&config.path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].contains(r#""id":"1""#));
+        assert_eq!(metrics.pending.get(), 0);
+        let key = &config.key[..];
+        let report = super::super::verify::verify(&[config.path.clone()], Some(key), false);
+        assert!(report.is_ok(), "{:?}", report.err());
+    }
+
+    #[tokio::test]
+    async fn lines_handed_over_together_are_chained_in_one_file_and_each_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let writer = Arc::new(Writer::start(&config, AuditMetrics::default()).unwrap());
+        let mut all = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let w = writer.clone();
+            all.spawn(async move {
+                w.write(format!("{{\"type\":\"change\",\"id\":\"{i}\"}}"))
+                    .await
+            });
+        }
+        while let Some(done) = all.join_next().await {
+            assert_eq!(done.unwrap(), Ok(()));
+        }
+        writer.close().await;
+        let text = std::fs::read_to_string(&config.path).unwrap();
+        assert_eq!(text.lines().count(), 202, "start, 200 lines, shutdown");
+        let report =
+            super::super::verify::verify(&[config.path.clone()], Some(&config.key[..]), false);
+        assert!(report.is_ok(), "{:?}", report.err());
     }
 
     #[test]

@@ -473,7 +473,10 @@ impl Checker<'_> {
         };
         let mut ok = true;
         if !folder.is_dir() {
-            let msg = format_args!("no folder at {} to write the audit log in", folder.display());
+            let msg = format_args!(
+                "no folder at {} to write the audit log in",
+                folder.display()
+            );
             self.problem(a.path.span(), "audit.path", msg);
             ok = false;
         } else if path.is_dir() {
@@ -534,7 +537,9 @@ impl Checker<'_> {
         for name in &a.get_ref().loggable {
             let text = name.get_ref();
             if crate::scim::path::AttrPath::parse(text).is_err() {
-                let msg = format_args!("{text:?} is not an attribute name such as \"active\" or \"name.givenName\"");
+                let msg = format_args!(
+                    "{text:?} is not an attribute name such as \"active\" or \"name.givenName\""
+                );
                 self.problem(name.span(), &key, msg);
             } else if text.eq_ignore_ascii_case("password") {
                 self.problem(name.span(), &key, "a password is never logged");

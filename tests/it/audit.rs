@@ -88,9 +88,18 @@ async fn each_change_and_refusal_has_its_line_before_the_answer() {
         .iter()
         .map(|n| n.as_str().unwrap())
         .collect();
-    assert!(names.contains(&"userName") && names.contains(&"active"), "{names:?}");
-    assert!(!names.contains(&"title"), "withheld before the app: {names:?}");
-    assert_eq!(create["values"], json!({"active": true, "displayName": "Alice"}));
+    assert!(
+        names.contains(&"userName") && names.contains(&"active"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"title"),
+        "withheld before the app: {names:?}"
+    );
+    assert_eq!(
+        create["values"],
+        json!({"active": true, "displayName": "Alice"})
+    );
     assert!(create["request_id"].as_str().is_some_and(|r| !r.is_empty()));
 
     let user_url = proxy.url(&format!("/acme/Users/{id}"));
@@ -106,7 +115,13 @@ async fn each_change_and_refusal_has_its_line_before_the_answer() {
     let remove = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]});
     let group_url = proxy.url(&format!("/acme/Groups/{gid}"));
-    let resp = c.patch(&group_url).bearer_auth("tok").json(&remove).send().await.unwrap();
+    let resp = c
+        .patch(&group_url)
+        .bearer_auth("tok")
+        .json(&remove)
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_success());
     // The proxy carries out a Bulk for the memory store: a line per operation.
     let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
@@ -117,7 +132,16 @@ async fn each_change_and_refusal_has_its_line_before_the_answer() {
 
     let ops: Vec<(String, Option<u64>)> = changes(&log)
         .iter()
-        .map(|l| (format!("{} {}", l["op"].as_str().unwrap(), l["resource"].as_str().unwrap()), l["bulk_op"].as_u64()))
+        .map(|l| {
+            (
+                format!(
+                    "{} {}",
+                    l["op"].as_str().unwrap(),
+                    l["resource"].as_str().unwrap()
+                ),
+                l["bulk_op"].as_u64(),
+            )
+        })
         .collect();
     let want = [
         ("create User", None),
@@ -129,28 +153,57 @@ async fn each_change_and_refusal_has_its_line_before_the_answer() {
         ("delete User", Some(1)),
     ];
     let want: Vec<(String, Option<u64>)> = want.iter().map(|(o, b)| (o.to_string(), *b)).collect();
-    assert_eq!(ops, want, "no line for the read, none for the Bulk as a whole");
+    assert_eq!(
+        ops, want,
+        "no line for the read, none for the Bulk as a whole"
+    );
     let all = changes(&log);
     assert_eq!(all[2]["values"], json!({"active": false}));
     assert_eq!(all[3]["members_added"], json!([id]));
     assert_eq!(all[4]["members_removed"], json!([id]));
     assert_eq!(all[4]["id"], gid.as_str());
     assert_eq!(all[6]["id"], id.as_str());
-    assert!(all[5]["id"].as_str().is_some_and(|b| !b.is_empty() && b != id));
+    assert!(all[5]["id"]
+        .as_str()
+        .is_some_and(|b| !b.is_empty() && b != id));
 
     // Refusals: a wrong token, and a value the policy refuses (never logged).
-    let wrong = c.post(proxy.url("/acme/Users")).bearer_auth("nope").json(&user("eve")).send().await.unwrap();
+    let wrong = c
+        .post(proxy.url("/acme/Users"))
+        .bearer_auth("nope")
+        .json(&user("eve"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let mut ssn = user("mallory");
     ssn["displayName"] = json!("123-45-6789");
     send(c.post(proxy.url("/acme/Users")).json(&ssn), 400).await;
-    let refusals: Vec<Value> = lines(&log).into_iter().filter(|l| l["type"] == "refusal").collect();
+    let refusals: Vec<Value> = lines(&log)
+        .into_iter()
+        .filter(|l| l["type"] == "refusal")
+        .collect();
     assert_eq!(refusals.len(), 2, "{refusals:?}");
-    assert_eq!((refusals[0]["refusal"].as_str(), refusals[0]["status"].as_u64()), (Some("auth"), Some(401)));
-    assert_eq!((refusals[1]["refusal"].as_str(), refusals[1]["status"].as_u64()), (Some("policy"), Some(400)));
+    assert_eq!(
+        (
+            refusals[0]["refusal"].as_str(),
+            refusals[0]["status"].as_u64()
+        ),
+        (Some("auth"), Some(401))
+    );
+    assert_eq!(
+        (
+            refusals[1]["refusal"].as_str(),
+            refusals[1]["status"].as_u64()
+        ),
+        (Some("policy"), Some(400))
+    );
     assert!(refusals[1].get("values").is_none());
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(!text.contains("123-45-6789") && !text.contains("Boss"), "no withheld value in the log");
+    assert!(
+        !text.contains("123-45-6789") && !text.contains("Boss"),
+        "no withheld value in the log"
+    );
 
     // The live file verifies as such; once closed, it verifies as closed.
     let (code, out, err) = verify(proxy.dir.path(), &["--live", s(&log)]);
@@ -163,7 +216,10 @@ async fn each_change_and_refusal_has_its_line_before_the_answer() {
     proxy.wait().await;
     let (code, out, err) = verify(proxy.dir.path(), &[s(&log)]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("every checkpoint's MAC matches the key"), "{out}");
+    assert!(
+        out.contains("every checkpoint's MAC matches the key"),
+        "{out}"
+    );
 }
 
 /// A closed log of a few changes, and its lines.
@@ -189,7 +245,11 @@ fn write_lines(path: &Path, lines: &[String]) {
 #[tokio::test]
 async fn verify_finds_an_edited_a_reordered_a_removed_line_and_a_cut_off_end() {
     let (dir, log, original) = closed_log().await;
-    assert_eq!(original.len(), 6, "start, four creates, shutdown: {original:?}");
+    assert_eq!(
+        original.len(),
+        6,
+        "start, four creates, shutdown: {original:?}"
+    );
     let (code, out, _) = verify(dir.path(), &[s(&log)]);
     assert_eq!(code, 0);
     assert!(out.contains("6 line(s)"), "{out}");
@@ -219,13 +279,19 @@ async fn verify_finds_an_edited_a_reordered_a_removed_line_and_a_cut_off_end() {
     write_lines(&log, &original[..4]);
     let (code, _, err) = verify(dir.path(), &[s(&log)]);
     assert_eq!(code, 1);
-    assert!(err.contains("audit.log:5: the log does not end with the proxy's closing checkpoint"), "{err}");
+    assert!(
+        err.contains("audit.log:5: the log does not end with the proxy's closing checkpoint"),
+        "{err}"
+    );
     let mut forged = original.clone();
     forged[5] = forged[5].replace("shutdown", "periodic");
     write_lines(&log, &forged);
     let (code, _, err) = verify(dir.path(), &[s(&log)]);
     assert_eq!(code, 1);
-    assert!(err.contains("audit.log:6: checkpoint edited or forged"), "{err}");
+    assert!(
+        err.contains("audit.log:6: checkpoint edited or forged"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -237,16 +303,26 @@ async fn a_restart_continues_the_chain_and_says_how_it_found_the_log() {
     std::fs::write(&log, crashed).unwrap();
     let config = std::fs::read_to_string(dir.path().join("scimgate.toml")).unwrap();
     let mut proxy = Proxy::start_in(dir, &config).await;
-    send(client().post(proxy.url("/acme/Users")).json(&user("e")), 201).await;
+    send(
+        client().post(proxy.url("/acme/Users")).json(&user("e")),
+        201,
+    )
+    .await;
     proxy.terminate();
     proxy.wait().await;
     let all = lines(&log);
     let start = &all[5];
-    assert_eq!((start["reason"].as_str(), start["previous"].as_str()), (Some("start"), Some("unclean")));
+    assert_eq!(
+        (start["reason"].as_str(), start["previous"].as_str()),
+        (Some("start"), Some("unclean"))
+    );
     assert_eq!(start["cut_bytes"], half.len());
     let (code, out, err) = verify(proxy.dir.path(), &[s(&log)]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("the proxy started on a log it had not closed"), "{out}");
+    assert!(
+        out.contains("the proxy started on a log it had not closed"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -256,7 +332,10 @@ async fn no_line_is_lost_under_a_thousand_concurrent_writes() {
     let c = client();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..1000 {
-        let req = c.post(proxy.url("/acme/Users")).bearer_auth("tok").json(&user(&format!("u{i}")));
+        let req = c
+            .post(proxy.url("/acme/Users"))
+            .bearer_auth("tok")
+            .json(&user(&format!("u{i}")));
         tasks.spawn(async move { req.send().await.map(|r| r.status().as_u16()) });
     }
     let mut acknowledged = 0;
@@ -267,8 +346,15 @@ async fn no_line_is_lost_under_a_thousand_concurrent_writes() {
     }
     assert!(acknowledged > 0);
     let log = proxy.dir.path().join("audit.log");
-    let created: Vec<Value> = changes(&log).into_iter().filter(|l| l["status"] == 201).collect();
-    assert_eq!(created.len(), acknowledged, "a line for every acknowledged write");
+    let created: Vec<Value> = changes(&log)
+        .into_iter()
+        .filter(|l| l["status"] == 201)
+        .collect();
+    assert_eq!(
+        created.len(),
+        acknowledged,
+        "a line for every acknowledged write"
+    );
     let total = lines(&log).len();
     let metrics = client()
         .get(format!("http://{}/metrics", proxy.admin))
@@ -295,7 +381,12 @@ async fn rotation_continues_the_chain_across_files() {
     let c = client();
     // About 450 bytes a line: three files or more.
     for i in 0..400 {
-        send(c.post(proxy.url("/acme/Users")).json(&user(&format!("r{i}"))), 201).await;
+        send(
+            c.post(proxy.url("/acme/Users"))
+                .json(&user(&format!("r{i}"))),
+            201,
+        )
+        .await;
     }
     proxy.terminate();
     proxy.wait().await;
@@ -303,7 +394,13 @@ async fn rotation_continues_the_chain_across_files() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("audit.log"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("audit.log")
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
@@ -318,12 +415,18 @@ async fn rotation_continues_the_chain_across_files() {
     let last_of_first = last_of_first.lines().last().unwrap();
     let head: Value = serde_json::from_str(second.lines().next().unwrap()).unwrap();
     use sha2::Digest;
-    assert_eq!(head["prev"], hex::encode(sha2::Sha256::digest(last_of_first.as_bytes())));
+    assert_eq!(
+        head["prev"],
+        hex::encode(sha2::Sha256::digest(last_of_first.as_bytes()))
+    );
     // Given in any order, the files verify as one chain.
     let args: Vec<&str> = files.iter().map(|f| s(f)).collect();
     let (code, out, err) = verify(d, &args);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!("intact: {} file(s)", files.len())), "{out}");
+    assert!(
+        out.contains(&format!("intact: {} file(s)", files.len())),
+        "{out}"
+    );
     let created: usize = files.iter().map(|f| changes(f).len()).sum();
     assert_eq!(created, 400);
     // The end of a rotated file cut off: the next file's first line says lines are missing.
@@ -332,16 +435,27 @@ async fn rotation_continues_the_chain_across_files() {
     write_lines(&files[1], &cut);
     let (code, _, err) = verify(d, &args);
     assert_eq!(code, 1);
-    assert!(err.contains("audit.log.000002:1: 2 line(s) removed"), "{err}");
+    assert!(
+        err.contains("audit.log.000002:1: 2 line(s) removed"),
+        "{err}"
+    );
 }
 
 fn last_of_first_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
 async fn grep_finds_who_was_deactivated_and_who_was_added_to_which_group() {
-    let (dir, config) = setup("max_file_bytes = 65536", "idp = \"entra\"\n[tenant.audit]\nloggable = [\"active\"]\n", "");
+    let (dir, config) = setup(
+        "max_file_bytes = 65536",
+        "idp = \"entra\"\n[tenant.audit]\nloggable = [\"active\"]\n",
+        "",
+    );
     let mut proxy = Proxy::start_in(dir, &config).await;
     let c = client();
     let u = send(c.post(proxy.url("/acme/Users")).json(&user("leaver")), 201).await;
@@ -350,11 +464,21 @@ async fn grep_finds_who_was_deactivated_and_who_was_added_to_which_group() {
     let gid = g["id"].as_str().unwrap().to_owned();
     let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "Add", "path": "members", "value": [{"value": id}]}]});
-    let resp = c.patch(proxy.url(&format!("/acme/Groups/{gid}"))).bearer_auth("tok").json(&add).send().await.unwrap();
+    let resp = c
+        .patch(proxy.url(&format!("/acme/Groups/{gid}")))
+        .bearer_auth("tok")
+        .json(&add)
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_success());
     let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
-    send(c.patch(proxy.url(&format!("/acme/Users/{id}"))).json(&off), 200).await;
+    send(
+        c.patch(proxy.url(&format!("/acme/Users/{id}"))).json(&off),
+        200,
+    )
+    .await;
     proxy.terminate();
     proxy.wait().await;
     let log = proxy.dir.path().join("audit.log");
@@ -368,12 +492,20 @@ async fn grep_finds_who_was_deactivated_and_who_was_added_to_which_group() {
     assert_eq!(code, 0, "{err}");
     let found: Vec<&str> = out.lines().collect();
     assert_eq!(found.len(), 3, "{out}");
-    assert!(found[1].contains(&format!("patch Group {gid}")) && found[1].contains(&format!("added members {id}")), "{out}");
+    assert!(
+        found[1].contains(&format!("patch Group {gid}"))
+            && found[1].contains(&format!("added members {id}")),
+        "{out}"
+    );
     assert!(found[1].contains("(entra)"), "by which IdP: {out}");
     assert!(found[2].contains("active=false"), "the deactivation: {out}");
     let (code, out, _) = grep(&["--group", &gid]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 2, "the group's create and its member add: {out}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "the group's create and its member add: {out}"
+    );
     let line: Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
     assert_eq!(line["members_added"], json!([id]));
     let (code, out, _) = grep(&["--user", &id, "--until", "2000-01-01T00:00:00Z"]);
@@ -387,8 +519,14 @@ fn check_says_whether_an_audit_log_is_kept() {
     std::fs::write(&path, &config).unwrap();
     let (code, out, err) = run_cli(&["check", "--config", s(&path)]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("  audit    ") && out.contains("audit.log"), "{out}");
-    assert!(!dir.path().join("audit.log").exists(), "check does not touch the log");
+    assert!(
+        out.contains("  audit    ") && out.contains("audit.log"),
+        "{out}"
+    );
+    assert!(
+        !dir.path().join("audit.log").exists(),
+        "check does not touch the log"
+    );
     let without = format!("{}{}", server(""), tenant("acme", "memory:", "tok"));
     std::fs::write(&path, without).unwrap();
     let (code, out, _) = run_cli(&["check", "--config", s(&path)]);
@@ -404,5 +542,8 @@ async fn a_log_the_proxy_cannot_continue_stops_it_from_starting() {
     std::fs::write(&path, &config).unwrap();
     let (code, _, err) = run_cli(&["serve", "--config", s(&path)]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot open the audit log") && err.contains("not an audit line"), "{err}");
+    assert!(
+        err.contains("cannot open the audit log") && err.contains("not an audit line"),
+        "{err}"
+    );
 }
