@@ -312,9 +312,9 @@ mod tests {
         let p = check(&path).unwrap_err();
         assert_eq!(p.line, 6);
         assert!(p.what.contains("closing checkpoint"), "{p}");
-        assert!(verify(&[path.clone()], Some(b"key"), true).is_ok());
+        assert!(verify(std::slice::from_ref(&path), Some(b"key"), true).is_ok());
         let sealed = log(dir.path(), "b", 5, true);
-        let p = verify(&[sealed.clone()], Some(b"other"), false).unwrap_err();
+        let p = verify(std::slice::from_ref(&sealed), Some(b"other"), false).unwrap_err();
         assert!(p.what.contains("MAC"), "{p}");
         assert!(verify(&[sealed], None, false).is_ok());
     }

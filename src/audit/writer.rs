@@ -43,10 +43,7 @@ pub enum Unwritten {
 }
 
 enum Msg {
-    Line {
-        fields: String,
-        ack: oneshot::Sender<Result<(), Unwritten>>,
-    },
+    Line { fields: String, ack: Ack },
     Close(oneshot::Sender<()>),
 }
 
@@ -126,6 +123,17 @@ struct Thread {
     every: Duration,
 }
 
+type Ack = oneshot::Sender<Result<(), Unwritten>>;
+
+/// Lines chained into one buffer, the requests waiting for them, and a `Close` that came with
+/// them.
+struct Linked {
+    bytes: Vec<u8>,
+    lines: u64,
+    acks: Vec<Ack>,
+    close: Option<oneshot::Sender<()>>,
+}
+
 /// Lines chained but not yet in the file, their requests already told so.
 struct Kept {
     bytes: Vec<u8>,
@@ -170,7 +178,7 @@ impl Thread {
                         if n == 0 {
                             break;
                         }
-                        let (bytes, lines, acks, close) = self.link(&mut msgs);
+                        let Linked { bytes, lines, acks, close } = self.link(&mut msgs);
                         k.bytes.extend_from_slice(&bytes);
                         k.lines += lines;
                         acks.into_iter().for_each(|a| { let _ = a.send(Err(Unwritten::Failing)); });
@@ -196,7 +204,7 @@ impl Thread {
                             self.written(1, 0);
                         }
                     }
-                    let (bytes, lines, acks, close) = self.link(&mut msgs);
+                    let Linked { bytes, lines, acks, close } = self.link(&mut msgs);
                     match self.sink.write(&bytes) {
                         Ok(()) => {
                             self.written(lines, lines);
@@ -235,15 +243,7 @@ impl Thread {
     }
 
     /// Chains the lines of `msgs` (up to a `Close`, which is returned) into one buffer.
-    fn link(
-        &mut self,
-        msgs: &mut Vec<Msg>,
-    ) -> (
-        Vec<u8>,
-        u64,
-        Vec<oneshot::Sender<Result<(), Unwritten>>>,
-        Option<oneshot::Sender<()>>,
-    ) {
+    fn link(&mut self, msgs: &mut Vec<Msg>) -> Linked {
         let mut bytes = Vec::new();
         let mut acks = Vec::with_capacity(msgs.len());
         let mut close = None;
@@ -262,7 +262,12 @@ impl Thread {
         }
         let lines = acks.len() as u64;
         self.sink.since_checkpoint += lines;
-        (bytes, lines, acks, close)
+        Linked {
+            bytes,
+            lines,
+            acks,
+            close,
+        }
     }
 
     fn written(&self, lines: u64, queued: u64) {
@@ -609,7 +614,8 @@ mod tests {
         assert!(lines[1].contains(r#""id":"1""#));
         assert_eq!(metrics.pending.get(), 0);
         let key = &config.key[..];
-        let report = super::super::verify::verify(&[config.path.clone()], Some(key), false);
+        let report =
+            super::super::verify::verify(std::slice::from_ref(&config.path), Some(key), false);
         assert!(report.is_ok(), "{:?}", report.err());
     }
 
@@ -632,8 +638,11 @@ mod tests {
         writer.close().await;
         let text = std::fs::read_to_string(&config.path).unwrap();
         assert_eq!(text.lines().count(), 202, "start, 200 lines, shutdown");
-        let report =
-            super::super::verify::verify(&[config.path.clone()], Some(&config.key[..]), false);
+        let report = super::super::verify::verify(
+            std::slice::from_ref(&config.path),
+            Some(&config.key[..]),
+            false,
+        );
         assert!(report.is_ok(), "{:?}", report.err());
     }
 

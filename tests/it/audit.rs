@@ -235,7 +235,7 @@ async fn closed_log() -> (tempfile::TempDir, PathBuf, Vec<String>) {
     let dir = std::mem::replace(&mut proxy.dir, tempfile::tempdir().unwrap());
     let log = dir.path().join("audit.log");
     let text = std::fs::read_to_string(&log).unwrap();
-    (dir, log.clone(), text.lines().map(str::to_owned).collect())
+    (dir, log, text.lines().map(str::to_owned).collect())
 }
 
 fn write_lines(path: &Path, lines: &[String]) {
@@ -283,7 +283,7 @@ async fn verify_finds_an_edited_a_reordered_a_removed_line_and_a_cut_off_end() {
         err.contains("audit.log:5: the log does not end with the proxy's closing checkpoint"),
         "{err}"
     );
-    let mut forged = original.clone();
+    let mut forged = original;
     forged[5] = forged[5].replace("shutdown", "periodic");
     write_lines(&log, &forged);
     let (code, _, err) = verify(dir.path(), &[s(&log)]);
