@@ -446,6 +446,32 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_log_outlives_a_reload_and_its_settings_wait_for_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("audit.key"), "0123456789abcdef").expect("written");
+        let audit = |max: u64| {
+            format!(
+                "[audit]\npath = \"audit.log\"\nkey_file = \"audit.key\"\nmax_file_bytes = {max}\n"
+            )
+        };
+        let first = server("127.0.0.1:0", "") + &audit(65536) + &tenant("a", "memory:");
+        let rt = Runtime::build(config(dir.path(), &first)).expect("built");
+        let log = rt.snapshot().audit.clone().expect("an audit log");
+        let same = rt.reload(config(dir.path(), &first)).expect("reloaded");
+        assert!(same.ignored.is_empty(), "{:?}", same.ignored);
+        let bigger = server("127.0.0.1:0", "") + &audit(1 << 20) + &tenant("a", "memory:");
+        let done = rt.reload(config(dir.path(), &bigger)).expect("reloaded");
+        assert_eq!(done.ignored, ["audit"]);
+        let kept = rt.snapshot().audit.clone().expect("still an audit log");
+        assert!(Arc::ptr_eq(&log, &kept), "the same writer");
+        assert_eq!(kept.config().max_file_bytes, 65536);
+        assert!(
+            !dir.path().join("audit.log").exists(),
+            "opened only when serving"
+        );
+    }
+
+    #[test]
     fn settings_only_a_restart_applies_are_named_and_kept() {
         let dir = tempfile::tempdir().expect("temp dir");
         let first = server("127.0.0.1:8080", "max_connections = 10") + &tenant("a", "memory:");
