@@ -17,7 +17,8 @@ mod writer;
 
 use std::sync::OnceLock;
 
-use http::{header, Response, StatusCode};
+use bytes::Bytes;
+use http::{header, Method, Response};
 use http_body_util::{BodyExt, Either, Full};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
@@ -30,7 +31,7 @@ use crate::error::{self, ProxyError};
 use crate::metrics::AuditMetrics;
 use crate::policy::{Direction, Policy};
 use crate::scim::discovery::{GROUP, USER};
-use crate::scim::request::Endpoint;
+use crate::scim::request::{Endpoint, Target};
 use line::{Event, Members};
 pub use writer::{rotated, Unwritten};
 
@@ -100,9 +101,9 @@ impl AuditLog {
         }
     }
 
-    async fn write(&self, fields: String) -> Result<(), Unwritten> {
+    async fn write(&self, lines: Vec<String>) -> Result<(), Unwritten> {
         match self.writer.get() {
-            Some(w) => w.write(fields).await,
+            Some(w) => w.write(lines).await,
             None => Err(Unwritten::Closed),
         }
     }
@@ -140,9 +141,12 @@ pub async fn record(
     if !change && refused.is_none() {
         return response;
     }
-    let (response, created) = created_id(ctx, response).await;
-    let fields = event(ctx, refused, response.status(), created);
-    match audit.write(fields).await {
+    let (response, subjects) = subjects(ctx, change, response).await;
+    let lines = subjects
+        .into_iter()
+        .map(|s| event(ctx, refused, s))
+        .collect();
+    match audit.write(lines).await {
         Ok(()) => response,
         Err(e) if change => {
             tracing::error!(
@@ -165,25 +169,109 @@ fn is_audited_change(ctx: &RequestCtx) -> bool {
     line::is_change(&ctx.method, target) && !bulk_fanned_out
 }
 
-fn event(
-    ctx: &RequestCtx,
-    refusal: Option<&'static str>,
-    status: StatusCode,
+/// What one line is about: the request, or one operation of a Bulk the app carried out.
+struct Subject {
+    method: Method,
+    target: Option<Target<'static>>,
+    body: Option<Value>,
+    bulk_op: Option<usize>,
+    /// A create's new id, from its answer.
     created: Option<String>,
-) -> String {
+    status: u16,
+}
+
+/// The lines a request needs: one, or one per operation of a Bulk the app carried out itself
+/// (read from the BulkRequest and the app's BulkResponse, RFC 7644 §3.7).
+async fn subjects(
+    ctx: &RequestCtx,
+    change: bool,
+    response: Response<Body>,
+) -> (Response<Body>, Vec<Subject>) {
     let target = ctx.target.as_ref();
-    let endpoint = target.map(|t| t.endpoint);
-    let op = line::op_name(&ctx.method, target);
-    let body = if ctx.body.is_empty() {
-        None
+    let native_bulk = change && target.is_some_and(|t| t.endpoint == Endpoint::Bulk);
+    let body = request_body(ctx);
+    let status = response.status().as_u16();
+    if native_bulk && response.status().is_success() {
+        if let Some(Value::Array(ops)) = body.as_ref().and_then(|b| ci(b, "Operations")) {
+            let (response, answer) = read_whole(response).await;
+            let answered = serde_json::from_slice::<Value>(&answer).ok();
+            let answered = answered.as_ref().and_then(|a| ci(a, "Operations"));
+            let subjects = ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| bulk_subject(i, op, answered.and_then(|a| a.get(i)), status))
+                .collect();
+            return (response, subjects);
+        }
+    }
+    let create = line::op_name(&ctx.method, target) == "create";
+    let (response, created) = if create && response.status().is_success() {
+        created_id(response).await
     } else {
-        ctx.body
-            .parsed()
-            .cloned()
-            .or_else(|| serde_json::from_slice(ctx.body.raw()).ok())
+        (response, None)
     };
-    let changes = match (endpoint, &body) {
-        (Some(e), Some(b)) if e != Endpoint::Bulk => line::changes(&ctx.method, e, b),
+    let subject = Subject {
+        method: ctx.method.clone(),
+        target: ctx.target.clone(),
+        body,
+        bulk_op: ctx.record.bulk_op,
+        created,
+        status,
+    };
+    (response, vec![subject])
+}
+
+/// One operation of a BulkRequest, with its outcome in the BulkResponse when there is one.
+fn bulk_subject(index: usize, op: &Value, outcome: Option<&Value>, status: u16) -> Subject {
+    let method = text(Some(op), "method")
+        .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+        .unwrap_or(Method::POST);
+    let target = text(Some(op), "path")
+        .and_then(crate::scim::request::classify)
+        .map(Target::into_owned);
+    let status = match outcome.and_then(|o| ci(o, "status")) {
+        Some(Value::String(s)) => s.parse().unwrap_or(status),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .unwrap_or(status),
+        _ => status,
+    };
+    Subject {
+        method,
+        target,
+        body: ci(op, "data").cloned(),
+        bulk_op: Some(index),
+        created: line::created_id(text(outcome, "location"), None),
+        status,
+    }
+}
+
+fn text<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    v.and_then(|v| ci(v, key)).and_then(Value::as_str)
+}
+
+fn ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    crate::scim::path::get_ci(v.as_object()?, key)
+}
+
+/// The body as forwarded: as the stages left it, else its bytes.
+fn request_body(ctx: &RequestCtx) -> Option<Value> {
+    if ctx.body.is_empty() {
+        return None;
+    }
+    ctx.body
+        .parsed()
+        .cloned()
+        .or_else(|| serde_json::from_slice(ctx.body.raw()).ok())
+}
+
+fn event(ctx: &RequestCtx, refusal: Option<&'static str>, s: Subject) -> String {
+    let target = s.target.as_ref();
+    let endpoint = target.map(|t| t.endpoint);
+    let op = line::op_name(&s.method, target);
+    let changes = match (endpoint, &s.body) {
+        (Some(e), Some(b)) if e != Endpoint::Bulk => line::changes(&s.method, e, b),
         _ => line::Changes::default(),
     };
     // A refusal's body may be half filtered: no value of it is logged.
@@ -200,7 +288,7 @@ fn event(
     };
     let id = target
         .and_then(|t| t.id.as_deref().map(str::to_owned))
-        .or(created);
+        .or(s.created);
     let e = Event {
         time: now(),
         kind: if refusal.is_some() {
@@ -222,10 +310,10 @@ fn event(
         } else {
             changes.members
         },
-        status: status.as_u16(),
+        status: s.status,
         latency_ms: (ctx.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         request_id: ctx.id.to_str().unwrap_or_default(),
-        bulk_op: ctx.record.bulk_op,
+        bulk_op: s.bulk_op,
         filled: ctx.record.filled,
         refusal,
         reason: refusal.and(ctx.record.error.as_deref()),
@@ -255,14 +343,7 @@ fn policy_passes(policy: &Policy, endpoint: Endpoint, name: &str, value: &Value)
 }
 
 /// A create's new id, from its answer's `Location`, else from its body (read whole for it).
-async fn created_id(
-    ctx: &RequestCtx,
-    response: Response<Body>,
-) -> (Response<Body>, Option<String>) {
-    let create = line::op_name(&ctx.method, ctx.target.as_ref()) == "create";
-    if !create || !response.status().is_success() {
-        return (response, None);
-    }
+async fn created_id(response: Response<Body>) -> (Response<Body>, Option<String>) {
     let location = response
         .headers()
         .get(header::LOCATION)
@@ -270,19 +351,24 @@ async fn created_id(
     if let Some(id) = line::created_id(location, None) {
         return (response, Some(id));
     }
+    let (response, bytes) = read_whole(response).await;
+    let id = line::created_id(None, Some(&bytes));
+    (response, id)
+}
+
+/// The answer's body read whole, and the answer to send with it. An answer that breaks off
+/// while read is answered as a broken upstream answer.
+async fn read_whole(response: Response<Body>) -> (Response<Body>, Bytes) {
     let (parts, body) = response.into_parts();
     match body.collect().await {
         Ok(bytes) => {
             let bytes = bytes.to_bytes();
-            let id = line::created_id(None, Some(&bytes));
-            (
-                Response::from_parts(parts, Either::Right(Full::new(bytes))),
-                id,
-            )
+            let full = Either::Right(Full::new(bytes.clone()));
+            (Response::from_parts(parts, full), bytes)
         }
         Err(e) => {
             let e = crate::upstream::UpstreamError::Broken(e);
-            (error::respond(&ProxyError::Upstream(e)), None)
+            (error::respond(&ProxyError::Upstream(e)), Bytes::new())
         }
     }
 }

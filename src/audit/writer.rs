@@ -43,7 +43,11 @@ pub enum Unwritten {
 }
 
 enum Msg {
-    Line { fields: String, ack: Ack },
+    /// The lines of one request, written together, with one answer.
+    Lines {
+        lines: Vec<String>,
+        ack: Ack,
+    },
     Close(oneshot::Sender<()>),
 }
 
@@ -89,16 +93,17 @@ impl Writer {
         self.failing.load(Ordering::Relaxed)
     }
 
-    /// Hands the line to the writer and waits until it is in the file. The line is handed
-    /// over even if the caller stops waiting.
-    pub async fn write(&self, fields: String) -> Result<(), Unwritten> {
+    /// Hands a request's lines to the writer and waits until they are in the file. They are
+    /// handed over even if the caller stops waiting.
+    pub async fn write(&self, lines: Vec<String>) -> Result<(), Unwritten> {
         let (ack, done) = oneshot::channel();
         let tx = self.tx.clone();
         let pending = self.metrics.pending.clone();
-        pending.inc();
-        let sent = tokio::spawn(async move { tx.send(Msg::Line { fields, ack }).await.is_ok() });
+        let n = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+        pending.inc_by(n);
+        let sent = tokio::spawn(async move { tx.send(Msg::Lines { lines, ack }).await.is_ok() });
         if !sent.await.unwrap_or(false) {
-            pending.dec();
+            pending.dec_by(n);
             return Err(Unwritten::Closed);
         }
         done.await.unwrap_or(Err(Unwritten::Closed))
@@ -247,20 +252,26 @@ impl Thread {
         let mut bytes = Vec::new();
         let mut acks = Vec::with_capacity(msgs.len());
         let mut close = None;
+        let mut count = 0u64;
         for msg in msgs.drain(..) {
             match msg {
-                Msg::Line { fields, ack } if close.is_none() => {
-                    bytes.extend_from_slice(self.sink.chain.link(&fields).as_bytes());
-                    bytes.push(b'\n');
+                Msg::Lines { lines, ack } if close.is_none() => {
+                    for fields in &lines {
+                        bytes.extend_from_slice(self.sink.chain.link(fields).as_bytes());
+                        bytes.push(b'\n');
+                    }
+                    count += lines.len() as u64;
                     acks.push(ack);
                 }
-                Msg::Line { ack, .. } => {
+                Msg::Lines { lines, ack } => {
+                    let n = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+                    self.metrics.pending.dec_by(n);
                     let _ = ack.send(Err(Unwritten::Closed));
                 }
                 Msg::Close(ack) => close = Some(ack),
             }
         }
-        let lines = acks.len() as u64;
+        let lines = count;
         self.sink.since_checkpoint += lines;
         Linked {
             bytes,
@@ -406,7 +417,7 @@ impl Sink {
         let incoming: u64 = msgs
             .iter()
             .map(|m| match m {
-                Msg::Line { fields, .. } => fields.len() as u64 + 110,
+                Msg::Lines { lines, .. } => lines.iter().map(|f| f.len() as u64 + 110).sum(),
                 Msg::Close(_) => 0,
             })
             .sum();
@@ -597,7 +608,9 @@ mod tests {
         // Read-only: the next write fails, as on a full or vanished disk.
         sink.file = Some(File::open(&config.path).unwrap());
         let writer = Writer::spawn(sink, metrics.clone(), &config).unwrap();
-        let first = writer.write(r#"{"type":"change","id":"1"}"#.into()).await;
+        let first = writer
+            .write(vec![r#"{"type":"change","id":"1"}"#.into()])
+            .await;
         assert_eq!(first, Err(Unwritten::Failing));
         assert!(writer.failing(), "changes are refused from now on");
         assert_eq!(metrics.failures.get(), 1);
@@ -628,7 +641,7 @@ mod tests {
         for i in 0..200 {
             let w = writer.clone();
             all.spawn(async move {
-                w.write(format!("{{\"type\":\"change\",\"id\":\"{i}\"}}"))
+                w.write(vec![format!("{{\"type\":\"change\",\"id\":\"{i}\"}}")])
                     .await
             });
         }

@@ -547,3 +547,67 @@ async fn a_log_the_proxy_cannot_continue_stops_it_from_starting() {
         "{err}"
     );
 }
+
+/// An app that does Bulk itself: its BulkResponse, with the new user's location.
+fn bulk_app(path: &str, addr: std::net::SocketAddr) -> (u16, String) {
+    if !path.ends_with("/Bulk") {
+        return (404, String::new());
+    }
+    let answer = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"],
+        "Operations": [
+            {"method": "POST", "bulkId": "n", "location": format!("http://{addr}/scim/v2/Users/new-1"), "status": "201"},
+            {"method": "PATCH", "location": format!("http://{addr}/scim/v2/Groups/g-1"), "status": "200"}]});
+    (200, answer.to_string())
+}
+
+#[tokio::test]
+async fn a_bulk_the_app_carries_out_gets_a_line_per_operation() {
+    let app = json_upstream(bulk_app).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("audit.key"), KEY).unwrap();
+    let config = format!(
+        "{}[audit]\npath = \"audit.log\"\nkey_file = \"audit.key\"\n{}",
+        server(""),
+        complete_app_tenant(app, "")
+    );
+    let proxy = Proxy::start_in(dir, &config).await;
+    let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "n", "data": user("nat")},
+            {"method": "PATCH", "path": "/Groups/g-1", "data": {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": "new-1"}]}]}}]});
+    let resp = client()
+        .post(proxy.url("/e/Bulk"))
+        .bearer_auth("tok")
+        .json(&bulk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(
+        answer["Operations"][0]["status"], "201",
+        "the answer is passed on whole"
+    );
+    let all = changes(&proxy.dir.path().join("audit.log"));
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(
+        (
+            all[0]["op"].as_str(),
+            all[0]["id"].as_str(),
+            all[0]["status"].as_u64()
+        ),
+        (Some("create"), Some("new-1"), Some(201))
+    );
+    assert_eq!(all[0]["bulk_op"], 0);
+    assert_eq!(
+        (
+            all[1]["op"].as_str(),
+            all[1]["id"].as_str(),
+            all[1]["status"].as_u64()
+        ),
+        (Some("patch"), Some("g-1"), Some(200))
+    );
+    assert_eq!(all[1]["members_added"], json!(["new-1"]));
+}
