@@ -282,7 +282,7 @@ impl Metrics {
     }
 
     /// A request refused before it reached an app: `auth`, `throttled`, `limits`, `schema`,
-    /// `policy`, `overloaded`.
+    /// `policy`, `overloaded`, `audit` (the audit log cannot be written).
     pub fn refused(&self, kind: &'static str) {
         self.refused.get_or_create(&Refusal { kind }).inc();
     }

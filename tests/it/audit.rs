@@ -452,7 +452,7 @@ fn last_of_first_lines(path: &Path) -> Vec<String> {
 #[tokio::test]
 async fn grep_finds_who_was_deactivated_and_who_was_added_to_which_group() {
     let (dir, config) = setup(
-        "max_file_bytes = 65536",
+        "stdout = true",
         "idp = \"entra\"\n[tenant.audit]\nloggable = [\"active\"]\n",
         "",
     );
@@ -479,6 +479,11 @@ async fn grep_finds_who_was_deactivated_and_who_was_added_to_which_group() {
         200,
     )
     .await;
+    // `stdout = true`: the same lines, for a log shipper, between the log lines.
+    proxy.wait_for_log("\"values\":{\"active\":false}", 1).await;
+    let shipped = proxy.logs();
+    let file = std::fs::read_to_string(proxy.dir.path().join("audit.log")).unwrap();
+    assert!(file.lines().all(|l| shipped.contains(l)), "{shipped}");
     proxy.terminate();
     proxy.wait().await;
     let log = proxy.dir.path().join("audit.log");
