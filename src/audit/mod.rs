@@ -210,9 +210,14 @@ async fn subjects(
     } else {
         (response, None)
     };
+    // A request refused before classification (a wrong credential) is named by its path.
+    let target = ctx.target.clone().or_else(|| {
+        ctx.tenant.as_ref()?;
+        crate::scim::request::classify(ctx.path()).map(Target::into_owned)
+    });
     let subject = Subject {
         method: ctx.method.clone(),
-        target: ctx.target.clone(),
+        target,
         body,
         bulk_op: ctx.record.bulk_op,
         created,

@@ -191,6 +191,8 @@ async fn each_change_and_refusal_has_its_line_before_the_answer() {
         ),
         (Some("auth"), Some(401))
     );
+    let named = (refusals[0]["op"].as_str(), refusals[0]["resource"].as_str());
+    assert_eq!(named, (Some("create"), Some("User")), "named by its path");
     assert_eq!(
         (
             refusals[1]["refusal"].as_str(),
