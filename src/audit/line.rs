@@ -65,10 +65,10 @@ pub struct Members {
 
 /// What a write changes, read from its body.
 #[derive(Debug, Default, PartialEq)]
-pub struct Changes {
+pub struct Changes<'a> {
     pub attributes: Vec<String>,
     /// Every attribute with the value written, for the caller to keep the loggable ones.
-    pub written: Vec<(String, Value)>,
+    pub written: Vec<(String, &'a Value)>,
     pub external_id: Option<String>,
     pub members: Members,
 }
@@ -109,7 +109,7 @@ pub fn resource_name(endpoint: Endpoint) -> Option<&'static str> {
 
 /// The attributes a body changes. `POST`/`PUT`: its top-level and extension attributes;
 /// `PATCH`: each operation's path (without its value filter), or the keys of its value.
-pub fn changes(method: &Method, endpoint: Endpoint, body: &Value) -> Changes {
+pub fn changes<'a>(method: &Method, endpoint: Endpoint, body: &'a Value) -> Changes<'a> {
     let mut out = Changes::default();
     let group = endpoint == Endpoint::Groups;
     match *method {
@@ -140,7 +140,7 @@ pub fn changes(method: &Method, endpoint: Endpoint, body: &Value) -> Changes {
 
 const NOT_CHANGES: [&str; 3] = ["schemas", "id", "meta"];
 
-fn resource_attributes(doc: &Map<String, Value>, out: &mut Changes) {
+fn resource_attributes<'a>(doc: &'a Map<String, Value>, out: &mut Changes<'a>) {
     for (key, value) in doc {
         if NOT_CHANGES.iter().any(|n| n.eq_ignore_ascii_case(key)) {
             continue;
@@ -157,7 +157,7 @@ fn resource_attributes(doc: &Map<String, Value>, out: &mut Changes) {
     }
 }
 
-fn patch_changes(body: &Value, group: bool, out: &mut Changes) {
+fn patch_changes<'a>(body: &'a Value, group: bool, out: &mut Changes<'a>) {
     let ops = body
         .as_object()
         .and_then(|b| get_ci(b, "Operations"))
@@ -243,12 +243,12 @@ fn filter_values(filter: &str) -> Vec<String> {
         .collect()
 }
 
-fn note(out: &mut Changes, name: String, value: &Value) {
-    out.written.push((name.clone(), value.clone()));
+fn note<'a>(out: &mut Changes<'a>, name: String, value: &'a Value) {
+    out.written.push((name.clone(), value));
     note_name(out, name);
 }
 
-fn note_name(out: &mut Changes, name: String) {
+fn note_name(out: &mut Changes<'_>, name: String) {
     if !out.attributes.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
         out.attributes.push(name);
     }
@@ -260,14 +260,15 @@ fn is_urn(key: &str) -> bool {
 
 /// The written values `may_log` lets through, small enough to log, by attribute name.
 pub fn values(
-    written: &[(String, Value)],
+    written: &[(String, &Value)],
     may_log: impl Fn(&str, &Value) -> bool,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     for (name, value) in written {
-        let small = serde_json::to_string(value).is_ok_and(|s| s.len() <= MAX_VALUE_BYTES);
-        if small && may_log(name, value) {
-            out.insert(name.clone(), value.clone());
+        if may_log(name, value)
+            && serde_json::to_string(value).is_ok_and(|s| s.len() <= MAX_VALUE_BYTES)
+        {
+            out.insert(name.clone(), (*value).clone());
         }
     }
     out
@@ -380,10 +381,11 @@ mod tests {
 
     #[test]
     fn large_values_and_those_refused_are_not_logged() {
+        let (long, yes, boss) = (json!("x".repeat(2000)), json!(true), json!("Boss"));
         let written = vec![
-            ("displayName".to_owned(), json!("x".repeat(2000))),
-            ("active".to_owned(), json!(true)),
-            ("title".to_owned(), json!("Boss")),
+            ("displayName".to_owned(), &long),
+            ("active".to_owned(), &yes),
+            ("title".to_owned(), &boss),
         ];
         let v = values(&written, |name, _| name != "title");
         assert_eq!(v.len(), 1);

@@ -15,6 +15,7 @@ pub mod line;
 pub mod verify;
 mod writer;
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -170,10 +171,10 @@ fn is_audited_change(ctx: &RequestCtx) -> bool {
 }
 
 /// What one line is about: the request, or one operation of a Bulk the app carried out.
-struct Subject {
+struct Subject<'a> {
     method: Method,
     target: Option<Target<'static>>,
-    body: Option<Value>,
+    body: Option<Cow<'a, Value>>,
     bulk_op: Option<usize>,
     /// A create's new id, from its answer.
     created: Option<String>,
@@ -186,13 +187,13 @@ async fn subjects(
     ctx: &RequestCtx,
     change: bool,
     response: Response<Body>,
-) -> (Response<Body>, Vec<Subject>) {
+) -> (Response<Body>, Vec<Subject<'_>>) {
     let target = ctx.target.as_ref();
     let native_bulk = change && target.is_some_and(|t| t.endpoint == Endpoint::Bulk);
     let body = request_body(ctx);
     let status = response.status().as_u16();
     if native_bulk && response.status().is_success() {
-        if let Some(Value::Array(ops)) = body.as_ref().and_then(|b| ci(b, "Operations")) {
+        if let Some(Value::Array(ops)) = body.as_deref().and_then(|b| ci(b, "Operations")) {
             let (response, answer) = read_whole(response).await;
             let answered = serde_json::from_slice::<Value>(&answer).ok();
             let answered = answered.as_ref().and_then(|a| ci(a, "Operations"));
@@ -227,7 +228,12 @@ async fn subjects(
 }
 
 /// One operation of a BulkRequest, with its outcome in the BulkResponse when there is one.
-fn bulk_subject(index: usize, op: &Value, outcome: Option<&Value>, status: u16) -> Subject {
+fn bulk_subject(
+    index: usize,
+    op: &Value,
+    outcome: Option<&Value>,
+    status: u16,
+) -> Subject<'static> {
     let method = text(Some(op), "method")
         .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
         .unwrap_or(Method::POST);
@@ -245,7 +251,7 @@ fn bulk_subject(index: usize, op: &Value, outcome: Option<&Value>, status: u16) 
     Subject {
         method,
         target,
-        body: ci(op, "data").cloned(),
+        body: ci(op, "data").cloned().map(Cow::Owned),
         bulk_op: Some(index),
         created: line::created_id(text(outcome, "location"), None),
         status,
@@ -261,21 +267,21 @@ fn ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// The body as forwarded: as the stages left it, else its bytes.
-fn request_body(ctx: &RequestCtx) -> Option<Value> {
+fn request_body(ctx: &RequestCtx) -> Option<Cow<'_, Value>> {
     if ctx.body.is_empty() {
         return None;
     }
-    ctx.body
-        .parsed()
-        .cloned()
-        .or_else(|| serde_json::from_slice(ctx.body.raw()).ok())
+    match ctx.body.parsed() {
+        Some(doc) => Some(Cow::Borrowed(doc)),
+        None => serde_json::from_slice(ctx.body.raw()).ok().map(Cow::Owned),
+    }
 }
 
-fn event(ctx: &RequestCtx, refusal: Option<&'static str>, s: Subject) -> String {
+fn event(ctx: &RequestCtx, refusal: Option<&'static str>, s: Subject<'_>) -> String {
     let target = s.target.as_ref();
     let endpoint = target.map(|t| t.endpoint);
     let op = line::op_name(&s.method, target);
-    let changes = match (endpoint, &s.body) {
+    let changes = match (endpoint, s.body.as_deref()) {
         (Some(e), Some(b)) if e != Endpoint::Bulk => line::changes(&s.method, e, b),
         _ => line::Changes::default(),
     };
