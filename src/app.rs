@@ -72,7 +72,15 @@ impl App {
         });
         let drained =
             crate::listener::serve(listener, self.runtime.clone(), stopped, hurried).await;
+        // After the last answer: the closing checkpoint seals the log.
+        self.runtime.close_audit().await;
         Ok(drained)
+    }
+
+    /// Opens the audit log (when configured) and starts its writer: before serving, after
+    /// `build`, so that `scimgate check` never touches the log.
+    pub fn start_audit(&self) -> std::io::Result<()> {
+        self.runtime.start_audit()
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

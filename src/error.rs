@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
+use crate::audit::AuditError;
 use crate::auth::AuthError;
 use crate::body::{self, Body};
 use crate::classify::ClassifyError;
@@ -53,6 +54,8 @@ pub enum ProxyError {
     /// The operator paused the tenant's writes (admin API).
     #[error("the tenant is paused by its operator: writes are refused until it is resumed; reads still work")]
     Paused,
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// How one failure is answered.
@@ -156,6 +159,8 @@ fn map(err: &ProxyError) -> Mapped {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(PAUSED_RETRY_AFTER_SECS),
         ),
+        // Transient: the IdP sends the change again once the file can be written.
+        ProxyError::Audit(_) => Mapped::retry(StatusCode::SERVICE_UNAVAILABLE),
     }
 }
 
@@ -196,6 +201,7 @@ impl ProxyError {
             ProxyError::Policy(_) => Some("policy"),
             ProxyError::Classify(_) => Some("request"),
             ProxyError::Paused => Some("paused"),
+            ProxyError::Audit(AuditError::Unavailable) => Some("audit"),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attribute_policy; // 7. filter (and the outbound half of 10)
+pub mod audit; // 11. record
 pub mod auth; // 3. authenticate
 pub mod classify; // 5. classify
 pub mod emulate; // 8. fill gaps

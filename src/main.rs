@@ -14,6 +14,7 @@ macro_rules! out {
     }};
 }
 
+mod audit_cli;
 mod auth_cli;
 mod rules_cli;
 
@@ -64,6 +65,9 @@ enum Command {
     /// List the IdP rule packs, or try one on a request
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Verify or search audit log files
+    #[command(subcommand)]
+    Audit(audit_cli::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
             schemas,
             file,
         }) => rules_cli::test(&pack, dir.as_deref(), &schemas, &file, response),
+        Command::Audit(cmd) => audit_cli::run(cmd),
         Command::Token(TokenCommand::New) => token_new(),
         Command::Token(TokenCommand::Hash) => token_hash(),
         Command::Token(TokenCommand::HashSecret) => token_hash_secret(),
@@ -180,6 +185,9 @@ fn serve(path: PathBuf) -> ExitCode {
         Ok(app) => app,
         Err(e) => return fail(EXIT_BAD_CONFIG, &e.to_string()),
     };
+    if let Err(e) = app.start_audit() {
+        return fail(1, &format!("cannot open the audit log: {e}"));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -255,6 +263,17 @@ fn explain(config: &Config) {
         "  admin    http://{} (/healthz, /readyz, /metrics){api}",
         config.admin.listen
     );
+    match &config.audit {
+        Some(a) => out!(
+            "  audit    {}: a line per change and refusal, rotated past {} bytes (rotated files are kept), checkpoints every {:?} sealed with the key in {}{}",
+            a.path.display(),
+            a.max_file_bytes,
+            a.checkpoint_every,
+            a.key_file.display(),
+            if a.stdout { "; lines also on standard output" } else { "" }
+        ),
+        None => out!("  audit    none: there is no [audit] section, so no audit log is kept"),
+    }
     for t in &config.tenants {
         let route = match &t.route {
             Route::PathPrefix(p) => format!("path /{p}"),
@@ -299,6 +318,12 @@ fn explain(config: &Config) {
                 (l.max_in_flight.get() as f64 * l.read_share).floor().max(1.0),
                 l.max_wait,
                 l.queue
+            );
+        }
+        if !t.audit_loggable.is_empty() {
+            out!(
+                "           audit lines show the values of {}",
+                t.audit_loggable.join(", ")
             );
         }
         if let Some(cap) = t.upstream.max_in_flight {

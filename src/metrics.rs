@@ -96,6 +96,28 @@ pub struct Metrics {
     pub admission: Admission,
     /// Withheld attributes, gap filling's calls, Bulk operations.
     pub work: Work,
+    audit: AuditMetrics,
+}
+
+/// The audit writer's own counts: lines written, lines waiting for it, when it last wrote,
+/// and writes that failed. Cloned into the writer, which updates them.
+#[derive(Clone, Debug, Default)]
+pub struct AuditMetrics {
+    pub lines: Counter,
+    pub pending: Gauge,
+    pub last_write: Timestamp,
+    pub failures: Counter,
+}
+
+impl AuditMetrics {
+    /// Lines just written, `queued` of them from requests (the rest are checkpoints): counted,
+    /// no longer waiting, and the time noted.
+    pub fn written(&self, lines: u64, queued: u64) {
+        self.lines.inc_by(lines);
+        self.pending
+            .dec_by(i64::try_from(queued).unwrap_or(i64::MAX));
+        self.last_write.set(unix_now());
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -168,8 +190,30 @@ impl Default for Metrics {
         );
         let admission = Admission::register(&mut registry);
         let work = Work::register(&mut registry);
+        let audit = AuditMetrics::default();
+        registry.register(
+            "audit_lines",
+            "Audit lines written to the audit file (changes, refusals and checkpoints)",
+            audit.lines.clone(),
+        );
+        registry.register(
+            "audit_pending_lines",
+            "Audit lines waiting for the writer; their requests wait with them",
+            audit.pending.clone(),
+        );
+        registry.register(
+            "audit_last_write_timestamp_seconds",
+            "When the audit writer last wrote lines to the file",
+            audit.last_write.clone(),
+        );
+        registry.register(
+            "audit_write_failures",
+            "Writes to the audit file that failed; changes are refused while it cannot be written",
+            audit.failures.clone(),
+        );
         Self {
             registry,
+            audit,
             admission,
             work,
             upstream_latency,
@@ -252,9 +296,15 @@ impl Metrics {
     }
 
     /// A request refused before it reached an app: `auth`, `throttled`, `limits`, `schema`,
-    /// `policy`, `overloaded`, `paused` (a write to a tenant its operator paused).
+    /// `policy`, `overloaded`, `paused` (a write to a tenant its operator paused), `audit` (the
+    /// audit log cannot be written).
     pub fn refused(&self, kind: &'static str) {
         self.refused.get_or_create(&Refusal { kind }).inc();
+    }
+
+    /// The audit writer's counts, for the writer to update.
+    pub fn audit(&self) -> AuditMetrics {
+        self.audit.clone()
     }
 
     /// The text a Prometheus scrape reads, with the gauges of what `tenants` (those configured

@@ -1,6 +1,6 @@
 //! The request's way through the proxy, in order: the one place the stages are called. Each
-//! stage either hands the request on or answers; nothing goes back a stage. Stage 11 (the log
-//! line today; audit and metrics later) runs once per request and once per Bulk operation the
+//! stage either hands the request on or answers; nothing goes back a stage. Stage 11 (the audit
+//! line, the log line and the metrics) runs once per request and once per Bulk operation the
 //! proxy carries out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +24,9 @@ use crate::scim::request::Endpoint;
 use crate::scim::MEDIA_TYPE;
 use crate::tenant::RouteError;
 use crate::upstream::headers::X_REQUEST_ID;
-use crate::{attribute_policy, auth, classify, emulate, normalize, response, tenant, upstream};
+use crate::{
+    attribute_policy, audit, auth, classify, emulate, normalize, response, tenant, upstream,
+};
 
 /// Runs one request through the stages under the snapshot in force when it arrived, and
 /// records it; never fails, since every failure is itself an answer.
@@ -32,12 +34,14 @@ pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) 
     let (parts, body) = req.into_parts();
     let id = request_id(&parts.headers);
     let mut ctx = RequestCtx::new(id, rt.snapshot(), conn.clone(), parts);
+    let mut refusal = None;
     let response = match run(&mut ctx, body).await {
         Ok(response) => response,
         Err(e) => {
             // The caller may be told less than this (an expired token, an unknown tenant).
             ctx.record.error.get_or_insert_with(|| e.to_string());
-            if let Some(kind) = e.refusal_kind() {
+            refusal = e.refusal_kind();
+            if let Some(kind) = refusal {
                 ctx.snapshot.metrics.refused(kind);
             }
             if let Some(kind) = e.auth_failure_kind(ctx.tenant.is_some()) {
@@ -47,7 +51,7 @@ pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) 
             fail(&ctx, &e)
         }
     };
-    record(&ctx, response)
+    record(&ctx, refusal, response).await
 }
 
 async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, ProxyError> {
@@ -130,6 +134,9 @@ fn writes(ctx: &RequestCtx) -> bool {
 
 /// Stages 6–10, which a request and each operation of a Bulk the proxy carries out share.
 async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
+    // 11. record, ahead of its turn: a change is not made while its audit line could not be
+    //     written.
+    audit::admit(ctx)?;
     // 4. admit: a PUT or PATCH that deactivates goes ahead of other writes. Only a tenant
     //    with limits needs to know, so only it pays for reading the body.
     if ctx.tenant().limiter.is_some() && matches!(ctx.method, Method::PUT | Method::PATCH) {
@@ -244,11 +251,13 @@ pub async fn sub_request(parent: &RequestCtx, index: usize, op: &PlannedOp) -> R
         Box::pin(answer(&mut ctx)).await
     }
     .await;
+    let mut refusal = None;
     let response = result.unwrap_or_else(|e| {
         ctx.record.error = Some(e.to_string());
+        refusal = e.refusal_kind();
         fail(&ctx, &e)
     });
-    record(&ctx, response)
+    record(&ctx, refusal, response).await
 }
 
 /// A failure as its answer; the proxy's and the upstream's faults are logged with their causes.
@@ -265,9 +274,15 @@ fn fail(ctx: &RequestCtx, e: &ProxyError) -> Response<Body> {
     error::respond(e)
 }
 
-/// Stage 11, record: one log line per request (and per Bulk operation), with the request id
-/// echoed to the caller.
-fn record(ctx: &RequestCtx, mut response: Response<Body>) -> Response<Body> {
+/// Stage 11, record: the audit line of a change or refusal (written before the caller is
+/// answered, which may turn a change's answer into a 503), then one log line per request (and
+/// per Bulk operation), with the request id echoed to the caller.
+async fn record(
+    ctx: &RequestCtx,
+    refusal: Option<&'static str>,
+    response: Response<Body>,
+) -> Response<Body> {
+    let mut response = audit::record(ctx, refusal, response).await;
     response.headers_mut().insert(X_REQUEST_ID, ctx.id.clone());
     if let (Either::Left(streamed), Some(tenant)) = (response.body_mut(), &ctx.tenant) {
         streamed.label(ctx.id.clone(), tenant.id.clone());

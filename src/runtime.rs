@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
+use crate::audit::AuditLog;
 use crate::auth::jwks::{self, Jwks};
 use crate::auth::secret::{default_parallelism, SecretVerifier};
 use crate::auth::services::Services;
@@ -63,6 +64,8 @@ pub struct Snapshot {
     pub metrics: Arc<Metrics>,
     /// The slow-hash bound and cache, and the OAuth signing key: the same in every snapshot.
     pub auth: Arc<Services>,
+    /// The audit log, the same in every snapshot; `None`: none is kept.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -122,6 +125,8 @@ struct Lasting {
     signer: Option<(Option<TokenKey>, Arc<Signer>)>,
     /// Fetched JWT key sets by URL, kept while a tenant still names the URL.
     jwks: HashMap<String, Arc<Jwks>>,
+    /// Made from the first configuration; `[audit]` changes only by restart.
+    audit: Option<Arc<AuditLog>>,
 }
 
 /// What a reload did, for the log and the admin API.
@@ -144,15 +149,37 @@ pub struct ReloadRefused {
 impl Runtime {
     /// Everything that can fail from the configuration's content happens here, before any
     /// port is bound.
-    pub fn build(config: Config) -> Result<Self, BuildError> {
+    pub fn build(mut config: Config) -> Result<Self, BuildError> {
         let locks = Arc::new(Locks::default());
-        let mut lasting = Lasting::default();
+        let mut lasting = Lasting {
+            audit: config.audit.take().map(|c| Arc::new(AuditLog::new(c))),
+            ..Lasting::default()
+        };
         let snapshot = compile(config, &mut lasting, &locks)?;
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             lasting: Mutex::new(lasting),
             locks,
         })
+    }
+
+    /// Opens the audit log and starts its writer, before the proxy serves.
+    pub fn start_audit(&self) -> std::io::Result<()> {
+        let snapshot = self.snapshot();
+        match &snapshot.audit {
+            Some(audit) => audit.start(snapshot.metrics.audit()).map_err(|e| {
+                let path = audit.config().path.display();
+                std::io::Error::new(e.kind(), format!("audit log {path}: {e}"))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Seals and closes the audit log, once the last request is answered.
+    pub async fn close_audit(&self) {
+        if let Some(audit) = &self.snapshot().audit {
+            audit.close().await;
+        }
     }
 
     /// The snapshot in force now; hold it for the whole request.
@@ -180,6 +207,9 @@ impl Runtime {
         }
         if config.log.format != old.log.format || config.log.level != old.log.level {
             ignored.push("log");
+        }
+        if config.audit.as_ref() != lasting.audit.as_ref().map(|a| a.config()) {
+            ignored.push("audit");
         }
         // On error `lasting` keeps its tenant states: nothing of the failed file is kept but
         // client pools, which are keyed by their settings and harmless.
@@ -361,6 +391,7 @@ fn compile(
         buffers,
         metrics: lasting.metrics.clone(),
         auth,
+        audit: lasting.audit.clone(),
     })
 }
 
@@ -529,6 +560,32 @@ mod tests {
         assert!(
             Arc::ptr_eq(&a, &state_of(&rt, "a")),
             "the failed reload dropped no state"
+        );
+    }
+
+    #[test]
+    fn the_audit_log_outlives_a_reload_and_its_settings_wait_for_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("audit.key"), "0123456789abcdef").expect("written");
+        let audit = |max: u64| {
+            format!(
+                "[audit]\npath = \"audit.log\"\nkey_file = \"audit.key\"\nmax_file_bytes = {max}\n"
+            )
+        };
+        let first = server("127.0.0.1:0", "") + &audit(65536) + &tenant("a", "memory:");
+        let rt = Runtime::build(config(dir.path(), &first)).expect("built");
+        let log = rt.snapshot().audit.clone().expect("an audit log");
+        let same = rt.reload(config(dir.path(), &first)).expect("reloaded");
+        assert!(same.ignored.is_empty(), "{:?}", same.ignored);
+        let bigger = server("127.0.0.1:0", "") + &audit(1 << 20) + &tenant("a", "memory:");
+        let done = rt.reload(config(dir.path(), &bigger)).expect("reloaded");
+        assert_eq!(done.ignored, ["audit"]);
+        let kept = rt.snapshot().audit.clone().expect("still an audit log");
+        assert!(Arc::ptr_eq(&log, &kept), "the same writer");
+        assert_eq!(kept.config().max_file_bytes, 65536);
+        assert!(
+            !dir.path().join("audit.log").exists(),
+            "opened only when serving"
         );
     }
 

@@ -46,6 +46,32 @@ pub struct Config {
     /// Every rule pack, built-in and the operator's.
     pub packs: Arc<Packs>,
     pub tenants: Vec<TenantConfig>,
+    /// The audit log; `None`: none is kept.
+    pub audit: Option<AuditConfig>,
+}
+
+/// `[audit]`, checked: the file, its size, its checkpoint key and period.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub path: PathBuf,
+    pub key_file: PathBuf,
+    /// The content of `key_file`, the HMAC key of the checkpoints.
+    pub key: Arc<[u8]>,
+    pub max_file_bytes: u64,
+    pub checkpoint_every: Duration,
+    pub stdout: bool,
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("path", &self.path)
+            .field("key_file", &self.key_file)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("stdout", &self.stdout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The admin listener: always on, `127.0.0.1:9090` unless `[admin] listen` says otherwise.
@@ -134,6 +160,8 @@ pub struct TenantConfig {
     pub policy: Arc<Policy>,
     /// How fast, and how many at once, its calls reach the app; `None`: unlimited.
     pub limits: Option<Limits>,
+    /// Attributes whose values its audit lines carry (`[tenant.audit] loggable`).
+    pub audit_loggable: Arc<[String]>,
 }
 
 /// The rule pack a tenant's requests go through.

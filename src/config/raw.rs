@@ -14,6 +14,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     pub rules: Option<RawRules>,
+    pub audit: Option<Spanned<RawAudit>>,
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<RawTenant>,
 }
@@ -69,6 +70,31 @@ pub struct RawRules {
     pub dir: Spanned<PathBuf>,
 }
 
+/// The audit log: where, how large a file grows, and the key its checkpoints are sealed with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub path: Spanned<PathBuf>,
+    /// A file holding the secret the checkpoints' HMAC is made with.
+    pub key_file: Spanned<PathBuf>,
+    /// A file that would grow past this is closed and renamed, and a new one started.
+    pub max_file_bytes: Option<Spanned<u64>>,
+    /// How often a checkpoint seals the lines written since the last one.
+    pub checkpoint_every: Option<Spanned<String>>,
+    /// Also write every line to standard output, for log shippers.
+    #[serde(default)]
+    pub stdout: bool,
+}
+
+/// A tenant's audit settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenantAudit {
+    /// Attributes whose values (not only names) go into the audit lines.
+    #[serde(default)]
+    pub loggable: Vec<Spanned<String>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
@@ -114,6 +140,8 @@ pub struct RawTenant {
     pub attributes: Option<crate::policy::RawAttributes>,
     /// How fast, and how many at once, this tenant's calls reach the app.
     pub limits: Option<crate::limit::RawLimits>,
+    /// What its audit lines show.
+    pub audit: Option<Spanned<RawTenantAudit>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

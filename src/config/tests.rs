@@ -318,3 +318,91 @@ fn a_tenant_may_start_in_test_mode_and_the_key_takes_a_boolean() {
     let err = load(&text.replace("test_mode = true", "test_mode = \"yes\"")).unwrap_err();
     assert!(err.to_string().contains("test_mode"), "{err}");
 }
+
+/// A tenant with `tenant_audit` (a `[tenant.…]` table) and then `audit` (the `[audit]`
+/// section, if any), in `dir` where `audit.key` holds `key`.
+fn with_audit(
+    dir: &Path,
+    key: &str,
+    tenant_audit: &str,
+    audit: &str,
+) -> Result<Config, ConfigError> {
+    std::fs::write(dir.join("audit.key"), key).unwrap();
+    let bearer = format!("auth.bearer = [{{ sha256 = \"{}\" }}]", "ab".repeat(32));
+    let text = format!("{}{tenant_audit}\n{audit}", tenant_with(&bearer));
+    Config::from_toml(&text, &dir.join("c.toml"))
+}
+
+const KEY: &str = "0123456789abcdef0123";
+
+#[test]
+fn an_audit_section_is_read_with_its_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = "[audit]\npath = \"audit.log\"\nkey_file = \"audit.key\"\n";
+    let loggable = "[tenant.audit]\nloggable = [\"active\", \"displayName\"]";
+    let config = with_audit(dir.path(), KEY, loggable, audit).unwrap();
+    let a = config.audit.unwrap();
+    assert_eq!(a.path, dir.path().join("audit.log"));
+    assert_eq!(&a.key[..], KEY.as_bytes());
+    assert_eq!(
+        (a.max_file_bytes, a.checkpoint_every, a.stdout),
+        (100 << 20, Duration::from_secs(60), false)
+    );
+    assert_eq!(
+        &config.tenants[0].audit_loggable[..],
+        ["active", "displayName"]
+    );
+    let none = with_audit(dir.path(), KEY, "", "").unwrap();
+    assert!(none.audit.is_none(), "no [audit]: no audit log");
+}
+
+#[test]
+fn bad_audit_settings_are_refused_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = "[audit]\npath = \"nowhere/audit.log\"\nkey_file = \"audit.key\"\nmax_file_bytes = 1000\ncheckpoint_every = \"0s\"\n";
+    let err = with_audit(dir.path(), "short", "", audit)
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "c.toml:11: audit.path: no folder at",
+        "c.toml:12: audit.key_file: ",
+        "holds 5 bytes; expected a secret of at least 16 bytes",
+        "c.toml:13: audit.max_file_bytes: expected at least 65536 (64 KiB)",
+        "c.toml:14: audit.checkpoint_every: expected a positive duration",
+    ] {
+        assert!(err.contains(expected), "{expected} not in\n{err}");
+    }
+    let missing = "[audit]\npath = \"audit.log\"\n";
+    let err = problems(&(tenant_with("") + missing));
+    assert!(err.contains("missing field `key_file`"), "{err}");
+}
+
+#[test]
+fn loggable_values_must_be_attribute_names_the_policy_lets_pass_and_need_an_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = "[audit]\npath = \"audit.log\"\nkey_file = \"audit.key\"\n";
+    let tenant = "[tenant.attributes]\ndeny = [\"title\"]\n[tenant.audit]\nloggable = [\"title\", \"password\", \"1x\", \"active\"]";
+    let err = with_audit(dir.path(), KEY, tenant, audit)
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "tenant \"a\": audit.loggable: \"title\" is withheld by the tenant's attributes policy",
+        "tenant \"a\": audit.loggable: a password is never logged",
+        "tenant \"a\": audit.loggable: \"1x\" is not an attribute name",
+    ] {
+        assert!(err.contains(expected), "{expected} not in\n{err}");
+    }
+    assert!(!err.contains("loggable: \"active\""), "{err}");
+    let err = with_audit(
+        dir.path(),
+        KEY,
+        "[tenant.audit]\nloggable = [\"active\"]",
+        "",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("c.toml:9: tenant \"a\": audit: has no effect: there is no [audit] section"),
+        "{err}"
+    );
+}

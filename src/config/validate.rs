@@ -25,6 +25,11 @@ const MAX_CONNECTIONS: usize = 1 << 20;
 const DEFAULT_MAX_UPSTREAM_CALLS: usize = 1024;
 use super::*;
 
+/// The shortest checkpoint key accepted: 128 bits.
+const MIN_AUDIT_KEY: usize = 16;
+const DEFAULT_AUDIT_FILE_BYTES: u64 = 100 << 20;
+const MIN_AUDIT_FILE_BYTES: u64 = 64 << 10;
+
 /// Loopback only: the probes and `/metrics` need no token.
 const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
@@ -41,6 +46,8 @@ pub(super) struct Checker<'a> {
     pub(super) listener_ca: Option<PathBuf>,
     /// Every tenant's own client CA, which the listener's handshake accepts too.
     pub(super) tenant_cas: Vec<PathBuf>,
+    /// Whether the file has an `[audit]` section, which a tenant's `audit` needs.
+    audit_on: bool,
     problems: Vec<String>,
 }
 
@@ -67,6 +74,7 @@ pub(super) fn validate(
             .and_then(|t| t.client_ca.as_ref())
             .map(|ca| base.join(ca.get_ref())),
         tenant_cas: Vec::new(),
+        audit_on: false,
         problems: Vec::new(),
     };
     let mut server = c.server(&raw.server);
@@ -76,6 +84,8 @@ pub(super) fn validate(
         level: c.log_level(raw.log.level.as_ref()),
     };
     let packs = c.packs(raw.rules.as_ref());
+    let audit = raw.audit.as_ref().and_then(|a| c.audit(a));
+    c.audit_on = raw.audit.is_some();
     let tenants = c.tenants(&raw.tenants, &packs);
     if let Some(f) = &raw.server.token_key_file {
         if tenants.iter().all(|t| t.schemes.oauth.is_none()) {
@@ -93,6 +103,7 @@ pub(super) fn validate(
             log,
             packs: Arc::new(packs),
             tenants,
+            audit,
         }),
         _ => Err(c.problems),
     }
@@ -465,6 +476,7 @@ impl Checker<'_> {
                     Policy::default()
                 }
             };
+            let audit_loggable = self.loggable(t.audit.as_ref(), &policy, &ctx);
             if let (Some(route), Some(upstream)) = (route, upstream) {
                 out.push(TenantConfig {
                     id: id.as_str().into(),
@@ -479,6 +491,7 @@ impl Checker<'_> {
                     schemas: Arc::new(schemas),
                     policy: Arc::new(policy),
                     limits,
+                    audit_loggable,
                 });
             }
         }
@@ -489,6 +502,96 @@ impl Checker<'_> {
             ));
         }
         out
+    }
+
+    /// `[audit]`: the folder must exist, the key must be long enough to be a secret.
+    fn audit(&mut self, a: &Spanned<RawAudit>) -> Option<AuditConfig> {
+        let a = a.get_ref();
+        let path = self.base.join(a.path.get_ref());
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut ok = true;
+        if !folder.is_dir() {
+            let msg = format_args!(
+                "no folder at {} to write the audit log in",
+                folder.display()
+            );
+            self.problem(a.path.span(), "audit.path", msg);
+            ok = false;
+        } else if path.is_dir() {
+            let msg = format_args!("{} is a folder; expected a file name in it", path.display());
+            self.problem(a.path.span(), "audit.path", msg);
+            ok = false;
+        }
+        let key_file = self.file_path(&a.key_file, "audit.key_file");
+        let key = std::fs::read(&key_file).unwrap_or_default();
+        if key_file.is_file() && key.len() < MIN_AUDIT_KEY {
+            let msg = format_args!(
+                "{} holds {} bytes; expected a secret of at least {MIN_AUDIT_KEY} bytes, such as `head -c 32 /dev/urandom > audit.key`",
+                key_file.display(),
+                key.len()
+            );
+            self.problem(a.key_file.span(), "audit.key_file", msg);
+            ok = false;
+        }
+        let max_file_bytes = match &a.max_file_bytes {
+            None => DEFAULT_AUDIT_FILE_BYTES,
+            Some(n) if *n.get_ref() >= MIN_AUDIT_FILE_BYTES => *n.get_ref(),
+            Some(n) => {
+                let msg = format!("expected at least {MIN_AUDIT_FILE_BYTES} (64 KiB)");
+                self.problem(n.span(), "audit.max_file_bytes", msg);
+                ok = false;
+                DEFAULT_AUDIT_FILE_BYTES
+            }
+        };
+        let checkpoint_every = self.duration(
+            &a.checkpoint_every,
+            "audit.checkpoint_every",
+            Duration::from_secs(60),
+        );
+        (ok && key_file.is_file()).then(|| AuditConfig {
+            path,
+            key_file,
+            key: key.into(),
+            max_file_bytes,
+            checkpoint_every,
+            stdout: a.stdout,
+        })
+    }
+
+    /// `[tenant.audit] loggable`: attribute names, none that the tenant's policy withholds.
+    fn loggable(
+        &mut self,
+        a: Option<&Spanned<RawTenantAudit>>,
+        policy: &Policy,
+        ctx: &str,
+    ) -> Arc<[String]> {
+        let Some(a) = a else { return Arc::from([]) };
+        let key = format!("{ctx}: audit.loggable");
+        if !self.audit_on {
+            let msg = "has no effect: there is no [audit] section, so no audit log is kept";
+            self.problem(a.span(), &format!("{ctx}: audit"), msg);
+        }
+        let mut out = Vec::new();
+        for name in &a.get_ref().loggable {
+            let text = name.get_ref();
+            if crate::scim::path::AttrPath::parse(text).is_err() {
+                let msg = format_args!(
+                    "{text:?} is not an attribute name such as \"active\" or \"name.givenName\""
+                );
+                self.problem(name.span(), &key, msg);
+            } else if text.eq_ignore_ascii_case("password") {
+                self.problem(name.span(), &key, "a password is never logged");
+            } else if crate::audit::withheld_by(policy, text) {
+                let msg = format_args!("{text:?} is withheld by the tenant's attributes policy, so its values are never logged");
+                self.problem(name.span(), &key, msg);
+            } else {
+                out.push(text.clone());
+            }
+        }
+        out.into()
     }
 
     fn route(&mut self, r: &RawRoute, ctx: &str, at: Range<usize>) -> Option<Route> {

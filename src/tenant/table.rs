@@ -41,6 +41,8 @@ pub struct Tenant {
     pub schemas: Arc<Extensions>,
     /// What attributes may pass to the app (stage 7) and back to the IdP (stage 10).
     pub policy: Arc<Policy>,
+    /// Attributes whose values its audit lines carry, where the policy lets them pass.
+    pub audit_loggable: Arc<[String]>,
     /// Its rate and in-flight limits (stage 4), kept across reloads while they stay the same.
     pub limiter: Option<TenantLimiter>,
     /// The cap on calls in flight to its app, shared with the tenants fronting the same app.
@@ -168,6 +170,7 @@ impl Tenant {
             app_rules: cfg.app_rules,
             schemas: cfg.schemas,
             policy: cfg.policy,
+            audit_loggable: cfg.audit_loggable,
             limiter,
             app_gate: None,
             state,
@@ -202,6 +205,7 @@ mod tests {
                 app_rules: Vec::new(),
                 schemas: Default::default(),
                 policy: Arc::default(),
+                audit_loggable: Arc::from([]),
                 limiter: None,
                 app_gate: None,
                 state,

@@ -7,6 +7,7 @@ mod support;
 
 mod admin;
 mod app_rules;
+mod audit;
 mod auth_basic;
 mod auth_jwt;
 mod auth_mtls;
