@@ -305,8 +305,14 @@ pub fn created_id(location: Option<&str>, body: Option<&[u8]>) -> Option<String>
             return Some(decoded);
         }
     }
-    let doc: Value = serde_json::from_slice(body?).ok()?;
-    doc.get("id")?.as_str().map(str::to_owned)
+    // Only `id` is kept: the rest of the resource is skipped without building a tree.
+    #[derive(serde::Deserialize)]
+    struct Created<'a> {
+        #[serde(borrow)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let created: Created<'_> = serde_json::from_slice(body?).ok()?;
+    created.id.map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
