@@ -51,7 +51,7 @@ pub mod otel {
 
         /// The layer that hands spans to the exporter. Its own filter takes scimgate's spans
         /// down to DEBUG, where the stage spans are, whatever the log's filter keeps.
-        pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync
+        pub fn layer<S>(&self) -> impl Layer<S>
         where
             S: Subscriber + for<'a> LookupSpan<'a>,
         {
