@@ -34,3 +34,4 @@ pub mod rule_pack;
 pub mod runtime;
 pub mod scim;
 pub mod state;
+pub mod trace;

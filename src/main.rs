@@ -180,7 +180,10 @@ fn serve(path: PathBuf) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(EXIT_BAD_CONFIG, &format!("invalid configuration\n{e}")),
     };
-    init_logs(config.log.format, &config.log.level);
+    let telemetry = match init_logs(config.log.format, &config.log.level) {
+        Ok(telemetry) => telemetry,
+        Err(e) => return fail(EXIT_BAD_CONFIG, &e),
+    };
     let app = match App::build(config, path) {
         Ok(app) => app,
         Err(e) => return fail(EXIT_BAD_CONFIG, &e.to_string()),
@@ -200,6 +203,7 @@ fn serve(path: PathBuf) -> ExitCode {
     // Requests cut by the drain may have left work on the blocking pool (a password hash);
     // it is not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    telemetry.flush();
     match served {
         Ok(Drained::All) => ExitCode::SUCCESS,
         Ok(Drained::Cut { .. }) => ExitCode::from(EXIT_REQUESTS_CUT),
@@ -210,14 +214,66 @@ fn serve(path: PathBuf) -> ExitCode {
     }
 }
 
-fn init_logs(format: LogFormat, level: &str) {
+/// Where spans go besides the log: with the `otel` feature, to the OpenTelemetry collector
+/// the environment names.
+#[derive(Default)]
+struct Telemetry {
+    #[cfg(feature = "otel")]
+    export: Option<scimgate::trace::otel::Export>,
+}
+
+impl Telemetry {
+    /// Sends the spans not sent yet: after the last request.
+    fn flush(self) {
+        #[cfg(feature = "otel")]
+        if let Some(export) = self.export {
+            export.shutdown();
+        }
+    }
+}
+
+fn init_logs(format: LogFormat, level: &str) -> Result<Telemetry, String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    #[cfg(feature = "otel")]
+    {
+        let export = scimgate::trace::otel::Export::from_env();
+        let export = export.map_err(|e| format!("OpenTelemetry export: {e}"))?;
+        if let Some(export) = export {
+            init_logs_and_export(format, filter, &export);
+            return Ok(Telemetry {
+                export: Some(export),
+            });
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Pretty => builder.with_ansi(colours_wanted()).init(),
     }
+    Ok(Telemetry::default())
+}
+
+/// The log as `init_logs` sets it up, its filter now its own, beside the span export with
+/// the export's filter: the log stays as configured while the export gets the DEBUG spans.
+#[cfg(feature = "otel")]
+fn init_logs_and_export(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    export: &scimgate::trace::otel::Export,
+) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let log = tracing_subscriber::fmt::layer();
+    let log = match format {
+        LogFormat::Json => log.json().flatten_event(true).with_filter(filter).boxed(),
+        LogFormat::Pretty => log.with_ansi(colours_wanted()).with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(log)
+        .with(export.layer())
+        .init();
 }
 
 /// Colour codes only for a terminal (a file or a log collector would keep them as noise), and

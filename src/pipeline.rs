@@ -10,6 +10,7 @@ use http::header::HeaderValue;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::body::{self, Body};
 use crate::conn::ConnInfo;
@@ -34,8 +35,15 @@ pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) 
     let (parts, body) = req.into_parts();
     let id = request_id(&parts.headers);
     let mut ctx = RequestCtx::new(id, rt.snapshot(), conn.clone(), parts);
+    // DEBUG, like the stage spans under it: under the default INFO filter a span costs one
+    // level check, and its fields are not even computed. The tenant is recorded once routed.
+    let span = tracing::debug_span!(
+        "request",
+        request_id = ctx.id.to_str().unwrap_or_default(),
+        tenant = tracing::field::Empty,
+    );
     let mut refusal = None;
-    let response = match run(&mut ctx, body).await {
+    let response = match run(&mut ctx, body).instrument(span.clone()).await {
         Ok(response) => response,
         Err(e) => {
             // The caller may be told less than this (an expired token, an unknown tenant).
@@ -48,10 +56,11 @@ pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) 
                 let tenant = ctx.tenant.as_ref().map(|t| &t.id);
                 ctx.snapshot.metrics.admission.auth_failed(tenant, kind);
             }
-            fail(&ctx, &e)
+            span.in_scope(|| fail(&ctx, &e))
         }
     };
-    record(&ctx, refusal, response).await
+    let recording = tracing::debug_span!(parent: &span, "record");
+    record(&ctx, refusal, response).instrument(recording).await
 }
 
 async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, ProxyError> {
@@ -68,7 +77,8 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     let client = ctx.conn.remote.ip();
     let throttle = ctx.snapshot.auth_throttle.clone();
     throttle.check(client).map_err(ProxyError::Throttled)?;
-    if let Err(e) = tenant::route(ctx) {
+    let routed = tracing::debug_span!("route").in_scope(|| tenant::route(ctx));
+    if let Err(e) = routed {
         if e != RouteError::UnknownTenant {
             return Err(e.into());
         }
@@ -78,12 +88,18 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
         let shown = auth::refusal_without_tenant(authorization.map(|v| v.as_bytes()));
         return Err(shown.into());
     }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::Span::current().record("tenant", ctx.tenant_id());
+    }
     // 3. authenticate. Before the body is read: an unknown caller costs no more than headers.
     //    An address that keeps failing is refused before its next guess is even checked
     //    (above, before routing). The tenant's OAuth token endpoint takes client credentials
     //    in place of a token, so it is served here, before anything else is asked.
     if auth::oauth::is_token_request(ctx) {
-        let (response, failed) = auth::oauth::serve(ctx, body).await;
+        let authenticating = tracing::debug_span!("authenticate");
+        let (response, failed) = auth::oauth::serve(ctx, body)
+            .instrument(authenticating)
+            .await;
         if failed {
             throttle.failed(client);
             let tenant = ctx.tenant.as_ref().map(|t| &t.id);
@@ -96,7 +112,10 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
         }
         return Ok(response);
     }
-    if let Err(e) = auth::check(ctx).await {
+    let authenticated = auth::check(ctx)
+        .instrument(tracing::debug_span!("authenticate"))
+        .await;
+    if let Err(e) = authenticated {
         // A check that could not run (busy, keys out of reach) is no failed guess.
         if e.is_refusal() {
             throttle.failed(client);
@@ -109,7 +128,8 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     //    is known once its body is (below).
     // 5. classify: the method and path first, so a request for nothing SCIM serves is refused
     //    before its body is read.
-    classify::target(ctx)?;
+    let classifying = tracing::debug_span!("classify");
+    classifying.in_scope(|| classify::target(ctx))?;
     // Paused by the operator (admin API): a write is refused here, after authentication so
     // that only the tenant's own IdP learns of the pause, once the target says whether the
     // request writes (a POST to `.search` reads), and before its body is read or anything
@@ -118,7 +138,7 @@ async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, Pro
     if ctx.tenant().control.is_paused() && writes(ctx) {
         return Err(ProxyError::Paused);
     }
-    classify::body(ctx, body).await?;
+    classify::body(ctx, body).instrument(classifying).await?;
     answer(ctx).await
 }
 
@@ -149,36 +169,49 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     }
     // 6. normalize: the IdP's quirks become RFC form before anything reads the request, so
     //    that gap filling and the app see one dialect.
-    upstream::schemas::look_up(ctx).await;
-    normalize::request(ctx)?;
+    let normalizing = tracing::debug_span!("normalize");
+    upstream::schemas::look_up(ctx)
+        .instrument(normalizing.clone())
+        .await;
+    normalizing.in_scope(|| normalize::request(ctx))?;
     // 7. filter: after normalization, so that a withheld attribute cannot hide behind an
     //    IdP's spelling of it, and before gap filling, so that nothing the proxy writes for
     //    the request carries it.
-    attribute_policy::inbound(ctx)?;
+    tracing::debug_span!("filter").in_scope(|| attribute_policy::inbound(ctx))?;
     // 8. fill gaps, else 9. forward.
-    let response = match emulate::fill(ctx).await? {
+    let filled = emulate::fill(ctx)
+        .instrument(tracing::debug_span!("fill"))
+        .await?;
+    let response = match filled {
         Flow::Respond(response) => response,
         Flow::Next => {
+            let forwarding = tracing::debug_span!("forward");
             let forwarded = if writes_one_resource(ctx) {
                 // A forwarded PUT, PATCH or DELETE waits for an emulated PATCH of the same
                 // resource (which holds the lock across its GET and PUT), so a DELETE cannot
                 // fall between them and be undone by the PUT.
                 let lock = ctx.resource_lock();
                 let _held = lock.lock().await;
-                upstream::forward(ctx).await?
+                upstream::forward(ctx).instrument(forwarding).await?
             } else {
-                upstream::forward(ctx).await?
+                upstream::forward(ctx).instrument(forwarding).await?
             };
             // An app may announce what it then refuses (501): filled after all.
             if forwarded.status().is_client_error() || forwarded.status().is_server_error() {
-                emulate::after_refusal(ctx, forwarded).await?
+                let filling = tracing::debug_span!("fill");
+                emulate::after_refusal(ctx, forwarded)
+                    .instrument(filling)
+                    .await?
             } else {
                 forwarded
             }
         }
     };
     // 10. answer: forwarded and composed answers alike.
-    Ok(response::answer(ctx, response).await?)
+    let answering = tracing::debug_span!("answer");
+    Ok(response::answer(ctx, response)
+        .instrument(answering)
+        .await?)
 }
 
 fn writes_one_resource(ctx: &RequestCtx) -> bool {
@@ -244,20 +277,28 @@ pub async fn sub_request(parent: &RequestCtx, index: usize, op: &PlannedOp) -> R
         let e = ProxyError::Classify(classify::ClassifyError::NoEndpoint);
         return error::respond(&e);
     };
+    let span = tracing::debug_span!(
+        "bulk_op",
+        request_id = ctx.id.to_str().unwrap_or_default(),
+        index,
+    );
     let result = async {
-        classify::target(&mut ctx)?;
-        classify::check(ctx.body.raw())?;
+        let classifying = tracing::debug_span!("classify");
+        classifying.in_scope(|| classify::target(&mut ctx))?;
+        classifying.in_scope(|| classify::check(ctx.body.raw()))?;
         // Boxed: an operation goes back through the stages that are running its Bulk.
         Box::pin(answer(&mut ctx)).await
     }
+    .instrument(span.clone())
     .await;
     let mut refusal = None;
     let response = result.unwrap_or_else(|e| {
         ctx.record.error = Some(e.to_string());
         refusal = e.refusal_kind();
-        fail(&ctx, &e)
+        span.in_scope(|| fail(&ctx, &e))
     });
-    record(&ctx, refusal, response).await
+    let recording = tracing::debug_span!(parent: &span, "record");
+    record(&ctx, refusal, response).instrument(recording).await
 }
 
 /// A failure as its answer; the proxy's and the upstream's faults are logged with their causes.
