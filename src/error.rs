@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
-use crate::audit::AuditError;
+use crate::audit::log::AuditError;
 use crate::auth::AuthError;
 use crate::body::{self, Body};
 use crate::classify::ClassifyError;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use tokio_rustls::TlsAcceptor;
 
-use crate::audit::AuditLog;
+use crate::audit::log::AuditLog;
 use crate::auth::jwks::{self, Jwks};
 use crate::auth::secret::{default_parallelism, SecretVerifier};
 use crate::auth::services::Services;

@@ -7,6 +7,8 @@ use http::Method;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::policy::{Direction, Policy};
+use crate::scim::discovery::{GROUP, USER};
 use crate::scim::path::{get_ci, PatchPath};
 use crate::scim::request::{Endpoint, Target};
 
@@ -313,6 +315,40 @@ pub fn created_id(location: Option<&str>, body: Option<&[u8]>) -> Option<String>
     }
     let created: Created<'_> = serde_json::from_slice(body?).ok()?;
     created.id.map(std::borrow::Cow::into_owned)
+}
+
+/// Whether the tenant's attribute policy lets `value` pass at `name` both ways, unchanged: a
+/// value the policy withholds, redacts or refuses is never logged.
+pub(super) fn policy_passes(
+    policy: &Policy,
+    endpoint: Endpoint,
+    name: &str,
+    value: &Value,
+) -> bool {
+    let rt = match endpoint {
+        Endpoint::Users => &USER,
+        Endpoint::Groups => &GROUP,
+        _ => return false,
+    };
+    let Some(probe) = probe(name, value) else {
+        return false;
+    };
+    [Direction::Inbound, Direction::Outbound]
+        .into_iter()
+        .all(|dir| {
+            let mut doc = probe.clone();
+            policy
+                .apply_resource(dir, rt, &mut doc)
+                .is_ok_and(|o| o.is_empty() && doc == probe)
+        })
+}
+
+/// Whether `value` of `name` would be logged for a tenant with this policy: for `scimgate
+/// check` and the configuration's own checks.
+pub fn withheld_by(policy: &Policy, name: &str) -> bool {
+    let probe = Value::String("x".to_owned());
+    !policy_passes(policy, Endpoint::Users, name, &probe)
+        || !policy_passes(policy, Endpoint::Groups, name, &probe)
 }
 
 #[cfg(test)]

@@ -12,11 +12,11 @@
 mod chain;
 pub mod grep;
 pub mod line;
+pub mod log;
 pub mod verify;
 mod writer;
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::{header, Method, Response};
@@ -26,89 +26,17 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::body::Body;
-use crate::config::AuditConfig;
 use crate::ctx::RequestCtx;
 use crate::error::{self, ProxyError};
-use crate::metrics::AuditMetrics;
-use crate::policy::{Direction, Policy};
-use crate::scim::discovery::{GROUP, USER};
 use crate::scim::request::{Endpoint, Target};
-use line::{Event, Members};
+use line::{policy_passes, Event, Members};
+pub use log::{AuditError, AuditLog};
 pub use writer::{rotated, Unwritten};
 
 /// The refusals that get a line: a credential, a limit, the attribute policy, the schema, and
 /// the audit log itself. Malformed requests, throttled addresses and a full proxy are counted
 /// in the metrics only: they come in floods that would bury the changes.
 const AUDITED_REFUSALS: [&str; 5] = ["auth", "limits", "policy", "schema", "audit"];
-
-/// Why a change is refused or not acknowledged because of the audit log.
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    #[error("the audit log cannot be written now, so no change is made; retry later")]
-    Unavailable,
-    #[error(
-        "the change was carried out but its audit line is not yet written; send it again later"
-    )]
-    NotWritten,
-}
-
-/// The audit log of the process: its settings, and its writer once started. Kept by the
-/// runtime across reloads.
-pub struct AuditLog {
-    config: AuditConfig,
-    writer: OnceLock<writer::Writer>,
-}
-
-impl std::fmt::Debug for AuditLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog")
-            .field("path", &self.config.path)
-            .field("started", &self.writer.get().is_some())
-            .finish()
-    }
-}
-
-impl AuditLog {
-    pub fn new(config: AuditConfig) -> Self {
-        Self {
-            config,
-            writer: OnceLock::new(),
-        }
-    }
-
-    pub fn config(&self) -> &AuditConfig {
-        &self.config
-    }
-
-    /// Opens the file, takes up the chain where it ends, and starts the writer. Before this,
-    /// changes are refused.
-    pub fn start(&self, metrics: AuditMetrics) -> std::io::Result<()> {
-        if self.writer.get().is_none() {
-            let w = writer::Writer::start(&self.config, metrics)?;
-            let _ = self.writer.set(w);
-        }
-        Ok(())
-    }
-
-    /// Whether a change may go ahead: the writer runs and its last write succeeded.
-    pub fn available(&self) -> bool {
-        self.writer.get().is_some_and(|w| !w.failing())
-    }
-
-    /// Writes the closing checkpoint (at shutdown).
-    pub async fn close(&self) {
-        if let Some(w) = self.writer.get() {
-            w.close().await;
-        }
-    }
-
-    async fn write(&self, lines: Vec<String>) -> Result<(), Unwritten> {
-        match self.writer.get() {
-            Some(w) => w.write(lines).await,
-            None => Err(Unwritten::Closed),
-        }
-    }
-}
 
 /// The time for a line: RFC 3339, UTC.
 pub fn now() -> String {
@@ -332,27 +260,6 @@ fn event(ctx: &RequestCtx, refusal: Option<&'static str>, s: Subject<'_>) -> Str
     serde_json::to_string(&e).expect("an event always serializes")
 }
 
-/// Whether the tenant's attribute policy lets `value` pass at `name` both ways, unchanged: a
-/// value the policy withholds, redacts or refuses is never logged.
-fn policy_passes(policy: &Policy, endpoint: Endpoint, name: &str, value: &Value) -> bool {
-    let rt = match endpoint {
-        Endpoint::Users => &USER,
-        Endpoint::Groups => &GROUP,
-        _ => return false,
-    };
-    let Some(probe) = line::probe(name, value) else {
-        return false;
-    };
-    [Direction::Inbound, Direction::Outbound]
-        .into_iter()
-        .all(|dir| {
-            let mut doc = probe.clone();
-            policy
-                .apply_resource(dir, rt, &mut doc)
-                .is_ok_and(|o| o.is_empty() && doc == probe)
-        })
-}
-
 /// A create's new id, from its answer's `Location`, else from its body (read whole for it).
 async fn created_id(response: Response<Body>) -> (Response<Body>, Option<String>) {
     let location = response
@@ -384,17 +291,11 @@ async fn read_whole(response: Response<Body>) -> (Response<Body>, Bytes) {
     }
 }
 
-/// Whether `value` of `name` would be logged for a tenant with this policy: for `scimgate
-/// check` and the configuration's own checks.
-pub fn withheld_by(policy: &Policy, name: &str) -> bool {
-    let probe = Value::String("x".to_owned());
-    !policy_passes(policy, Endpoint::Users, name, &probe)
-        || !policy_passes(policy, Endpoint::Groups, name, &probe)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::line::withheld_by;
     use super::*;
+    use crate::policy::Policy;
 
     fn policy(deny: &[&str]) -> Policy {
         let raw = crate::policy::RawAttributes {

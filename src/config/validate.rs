@@ -584,7 +584,7 @@ impl Checker<'_> {
                 self.problem(name.span(), &key, msg);
             } else if text.eq_ignore_ascii_case("password") {
                 self.problem(name.span(), &key, "a password is never logged");
-            } else if crate::audit::withheld_by(policy, text) {
+            } else if crate::audit::line::withheld_by(policy, text) {
                 let msg = format_args!("{text:?} is withheld by the tenant's attributes policy, so its values are never logged");
                 self.problem(name.span(), &key, msg);
             } else {
