@@ -22,8 +22,6 @@ use bytes::Bytes;
 use http::{header, Method, Response};
 use http_body_util::{BodyExt, Either, Full};
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::body::Body;
 use crate::ctx::RequestCtx;
@@ -37,13 +35,6 @@ pub use writer::{rotated, Unwritten};
 /// the audit log itself. Malformed requests, throttled addresses and a full proxy are counted
 /// in the metrics only: they come in floods that would bury the changes.
 const AUDITED_REFUSALS: [&str; 5] = ["auth", "limits", "policy", "schema", "audit"];
-
-/// The time for a line: RFC 3339, UTC.
-pub fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "-".to_owned())
-}
 
 /// Before a change reaches the app: refused while the audit file cannot be written.
 pub fn admit(ctx: &RequestCtx) -> Result<(), AuditError> {
@@ -229,7 +220,7 @@ fn event(ctx: &RequestCtx, refusal: Option<&'static str>, s: Subject<'_>) -> Str
         .and_then(|t| t.id.as_deref().map(str::to_owned))
         .or(s.created);
     let e = Event {
-        time: now(),
+        time: crate::scim::now(),
         kind: if refusal.is_some() {
             "refusal"
         } else {

@@ -385,7 +385,7 @@ impl Sink {
 
     fn checkpoint_start(&mut self) -> io::Result<()> {
         let fields = serde_json::json!({
-            "time": super::now(),
+            "time": crate::scim::now(),
             "type": "checkpoint",
             "reason": "start",
             "previous": self.previous,
@@ -400,7 +400,7 @@ impl Sink {
         // `{"time":…,"type":"checkpoint",…}`, the fields in this order.
         let fields = format!(
             "{{\"time\":\"{}\",\"type\":\"checkpoint\",\"reason\":\"{reason}\",\"lines\":{}}}",
-            super::now(),
+            crate::scim::now(),
             self.since_checkpoint
         );
         let mut chain = self.chain.clone();

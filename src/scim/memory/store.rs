@@ -4,13 +4,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::render::meta;
 use super::{invalid, not_found, validate};
 use crate::scim::discovery::{schema_def, ResourceTypeDef, SchemaInfo, Uniqueness, GROUP, USER};
 use crate::scim::error::{ScimError, ScimType};
+use crate::scim::now;
 use crate::scim::patch::PatchRequest;
 use crate::scim::request::Endpoint;
 
@@ -320,11 +319,4 @@ fn carry_over_all(
         }
     }
     Ok(())
-}
-
-/// The current time as `meta.created` / `meta.lastModified` want it (RFC 7643 §3.1).
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .expect("the current UTC time formats as RFC 3339")
 }
