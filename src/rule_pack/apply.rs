@@ -13,7 +13,7 @@ use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Action, Direction, Pack, Rule, Shape, Subject, When};
 use super::path::{each_mut, each_mut_creating, At};
 use crate::scim::discovery::ResourceTypeDef;
-use crate::scim::path::{key_ci, remove_ci, AttrPath};
+use crate::scim::path::{get_ci, key_ci, remove_ci, AttrPath};
 
 /// What a request to `endpoint` with `method` is for the rules: the resource type it is about
 /// and the shape of its body.
@@ -188,7 +188,7 @@ fn operation_matches(when: &When, op: &Value) -> bool {
     let Some(obj) = op.as_object() else {
         return false;
     };
-    let get = |name: &str| key_ci(obj, name).and_then(|k| obj.get(k));
+    let get = |name: &str| get_ci(obj, name);
     let kind = get("op").and_then(Value::as_str);
     if !when.ops.is_empty()
         && !kind.is_some_and(|k| when.ops.iter().any(|o| o.eq_ignore_ascii_case(k)))

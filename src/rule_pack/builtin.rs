@@ -15,7 +15,7 @@ use crate::scim::discovery::{
     Mutability, ResourceTypeDef,
 };
 use crate::scim::filter::{self, CompValue, Filter};
-use crate::scim::path::{key_ci, AttrPath, PatchPath};
+use crate::scim::path::{get_ci, key_ci, AttrPath, PatchPath};
 
 pub fn run(
     b: Builtin,
@@ -537,7 +537,7 @@ fn role_values_json(roles: &mut Value) -> bool {
         else {
             continue;
         };
-        let field = |name: &str| key_ci(&inner, name).and_then(|k| inner.get(k)).cloned();
+        let field = |name: &str| get_ci(&inner, name).cloned();
         let value = match field("value") {
             Some(Value::Number(n)) => Value::String(n.to_string()),
             Some(v) => v,

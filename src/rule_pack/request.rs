@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::apply::{apply, params_to_remove, shape_of};
 use super::model::{Pack, Shape, Subject};
 use crate::scim::discovery::{Extensions, ResourceTypeDef};
-use crate::scim::path::key_ci;
+use crate::scim::path::{get_mut_ci, key_ci};
 use crate::scim::request::Endpoint;
 
 /// What the rules look at besides the body.
@@ -120,7 +120,7 @@ pub struct BulkOp<'a> {
 pub fn bulk_ops(doc: &mut Value) -> Vec<BulkOp<'_>> {
     let Some(Value::Array(ops)) = doc
         .as_object_mut()
-        .and_then(|o| key_ci(o, "Operations").cloned().and_then(|k| o.get_mut(&k)))
+        .and_then(|o| get_mut_ci(o, "Operations"))
     else {
         return Vec::new();
     };

@@ -218,20 +218,34 @@ impl fmt::Display for PatchPath {
 
 /// The key of `obj` that equals `name` ignoring case (RFC 7643 §2.1), preferring an exact match.
 pub fn key_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a String> {
-    obj.get_key_value(name)
-        .map(|(k, _)| k)
-        .or_else(|| obj.keys().find(|k| k.eq_ignore_ascii_case(name)))
+    entry_ci(obj.iter(), name).map(|(k, _)| k)
 }
 
-/// `&mut obj[name]`, ignoring the case of `name`; the exact name is tried first, and no key is
-/// copied.
+/// `&mut obj[name]`, ignoring the case of `name`, preferring an exact match.
 pub fn get_mut_ci<'a>(obj: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
-    if obj.contains_key(name) {
-        return obj.get_mut(name);
+    entry_ci(obj.iter_mut(), name).map(|(_, v)| v)
+}
+
+/// The member named `name` in any case, preferring the exact name, in one pass over the
+/// members: SCIM objects are small, and a tree search that misses (a name in another case, or
+/// absent) would be followed by this same pass anyway.
+fn entry_ci<'a, V>(
+    members: impl Iterator<Item = (&'a String, V)>,
+    name: &str,
+) -> Option<(&'a String, V)> {
+    let mut folded = None;
+    for (k, v) in members {
+        if k.len() != name.len() {
+            continue;
+        }
+        if k == name {
+            return Some((k, v));
+        }
+        if folded.is_none() && k.eq_ignore_ascii_case(name) {
+            folded = Some((k, v));
+        }
     }
-    obj.iter_mut()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
+    folded
 }
 
 /// Removes `obj[name]`, ignoring the case of `name`.
@@ -245,7 +259,7 @@ pub fn remove_ci(obj: &mut Map<String, Value>, name: &str) -> Option<Value> {
 
 /// `obj[name]`, ignoring the case of `name`.
 pub fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    key_ci(obj, name).and_then(|k| obj.get(k))
+    entry_ci(obj.iter(), name).map(|(_, v)| v)
 }
 
 /// Whether `urn` names the resource's own core schema, whose attributes are top-level.

@@ -140,10 +140,13 @@ fn load(text: &str) -> (SchemaDef, Value) {
 
 /// The definition of a published schema, by URN (case-insensitive).
 pub fn schema_def(urn: &str) -> Option<&'static SchemaDef> {
-    let found = registry()
-        .published
-        .iter()
-        .find(|(d, _)| d.id.eq_ignore_ascii_case(urn));
+    // The exact URN first: it is what nearly every caller has, and compares as memory.
+    let published = &registry().published;
+    let found = published.iter().find(|(d, _)| d.id == urn).or_else(|| {
+        published
+            .iter()
+            .find(|(d, _)| d.id.eq_ignore_ascii_case(urn))
+    });
     found.map(|(d, _)| d)
 }
 
@@ -163,7 +166,8 @@ pub fn attribute(resource_type: &str, path: &str) -> Option<&'static AttributeDe
         None => (rest, None),
     };
     let top = match schema {
-        Some(urn) if !urn.eq_ignore_ascii_case(rt.schema) => schema_def(urn)?.attribute(name),
+        // `split_urn` hands back one of the resource type's own URNs, as written there.
+        Some(urn) if urn != rt.schema => schema_def(urn)?.attribute(name),
         _ => find(common_attributes(), name).or_else(|| schema_def(rt.schema)?.attribute(name)),
     }?;
     match sub {
