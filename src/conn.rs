@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use http::HeaderValue;
 use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 
@@ -12,6 +13,9 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
+    /// `remote`'s address as `X-Forwarded-For` names it, written once per connection rather
+    /// than once per request.
+    pub remote_ip: HeaderValue,
     pub tls: Option<TlsInfo>,
     /// Accepted past the connection cap: every request on it is answered 503.
     pub overloaded: bool,
@@ -139,6 +143,18 @@ impl std::fmt::Display for San {
 }
 
 impl ConnInfo {
+    pub fn new(remote: SocketAddr, tls: Option<TlsInfo>, overloaded: bool) -> Self {
+        let remote_ip = HeaderValue::try_from(remote.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            remote,
+            remote_ip,
+            tls,
+            overloaded,
+            activity: Arc::new(Activity::default()),
+        }
+    }
+
     pub fn sni(&self) -> Option<&str> {
         self.tls.as_ref()?.sni.as_deref()
     }

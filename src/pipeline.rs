@@ -454,8 +454,19 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         u32::from_ne_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::try_from(format!("{seed:08x}-{n:012x}"))
-        .expect("hex digits are a valid header value")
+    // `{seed:08x}-{n:012x}`, written without the formatting machinery (it is per request).
+    let mut id = [b'-'; 21];
+    hex(u64::from(*seed), &mut id[..8]);
+    hex(n, &mut id[9..]);
+    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
+}
+
+/// The low `out.len()` hex digits of `n`, most significant first.
+fn hex(mut n: u64, out: &mut [u8]) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+    }
 }
 
 #[cfg(test)]
@@ -472,5 +483,22 @@ mod tests {
         assert_ne!(made, "has space");
         assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
         assert_eq!(made.len(), 21);
+    }
+
+    #[test]
+    fn made_ids_are_the_seed_and_the_count_in_fixed_width_hex() {
+        let mut out = [0u8; 12];
+        hex(0xabc, &mut out);
+        assert_eq!(&out, b"000000000abc");
+        hex(u64::MAX, &mut out[..8]);
+        assert_eq!(&out[..8], b"ffffffff");
+        let made = request_id(&HeaderMap::new());
+        let (seed, count) = made
+            .to_str()
+            .expect("text")
+            .split_once('-')
+            .expect("a dash");
+        assert_eq!((seed.len(), count.len()), (8, 12));
+        assert!(u64::from_str_radix(count, 16).is_ok() && u32::from_str_radix(seed, 16).is_ok());
     }
 }

@@ -23,7 +23,7 @@ use per_address::PerAddress;
 use stall::Stall;
 pub use tls::{peer_identity, server_config, TlsError};
 
-use crate::conn::{Activity, ConnInfo, TlsInfo};
+use crate::conn::{ConnInfo, TlsInfo};
 use crate::pipeline;
 use crate::runtime::{Runtime, Snapshot};
 
@@ -131,17 +131,11 @@ async fn connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::default());
     let snapshot = rt.snapshot();
     let shared = Shared { rt, snapshot };
     let shared = &shared;
     let Some(acceptor) = &shared.snapshot.tls else {
-        let conn = ConnInfo {
-            remote,
-            tls: None,
-            overloaded,
-            activity,
-        };
+        let conn = ConnInfo::new(remote, None, overloaded);
         return serve_connection(stream, conn, shared, shutdown).await;
     };
     let read_timeout = shared.snapshot.server.read_timeout;
@@ -156,12 +150,7 @@ async fn connection(
         peer: session.peer_certificates().and_then(peer_identity),
         verdicts: Default::default(),
     };
-    let conn = ConnInfo {
-        remote,
-        tls: Some(tls),
-        overloaded,
-        activity,
-    };
+    let conn = ConnInfo::new(remote, Some(tls), overloaded);
     serve_connection(stream, conn, shared, shutdown).await;
 }
 

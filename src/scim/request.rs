@@ -137,13 +137,11 @@ pub fn is_safe_path(path: &str) -> bool {
     if bytes.windows(3).any(encoded) {
         return false;
     }
-    !path.split('/').any(|seg| {
-        let seg = if seg.contains('%') {
-            seg.to_ascii_lowercase().replace("%2e", ".")
-        } else {
-            seg.to_owned()
-        };
-        seg == "." || seg == ".."
+    let dots = |seg: &str| seg == "." || seg == "..";
+    // A segment is copied only when it may hide an encoded dot.
+    !path.split('/').any(|seg| match seg.contains('%') {
+        true => dots(&seg.to_ascii_lowercase().replace("%2e", ".")),
+        false => dots(seg),
     })
 }
 

@@ -44,7 +44,8 @@ pub fn keep_answer_headers(headers: &mut HeaderMap) {
 
 /// Who asked, as the upstream is told.
 pub struct Forwarded<'a> {
-    pub client_ip: std::net::IpAddr,
+    /// The client's address, as a header value.
+    pub client_ip: &'a HeaderValue,
     pub https: bool,
     pub host: Option<HeaderValue>,
     pub tenant: &'a str,
@@ -86,9 +87,13 @@ pub fn for_upstream(
     fwd: &Forwarded<'_>,
 ) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(FORWARDED_HEADERS.len() + 6);
-    for name in &FORWARDED_HEADERS {
-        for value in incoming.get_all(name) {
+    // One pass over what came (a handful of headers), rather than a lookup per allowed name.
+    let mut prior_xff = None;
+    for (name, value) in incoming {
+        if FORWARDED_HEADERS.contains(name) {
             headers.append(name.clone(), value.clone());
+        } else if *name == X_FORWARDED_FOR && prior_xff.is_none() {
+            prior_xff = value.to_str().ok();
         }
     }
     if let Some(credential) = credential {
@@ -100,12 +105,14 @@ pub fn for_upstream(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
-    let ip = fwd.client_ip.to_string();
-    let xff = match incoming.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip,
+    let xff = match prior_xff {
+        Some(prior) => {
+            let ip = fwd.client_ip.to_str().unwrap_or_default();
+            HeaderValue::try_from(format!("{prior}, {ip}")).ok()
+        }
+        None => Some(fwd.client_ip.clone()),
     };
-    if let Ok(v) = HeaderValue::try_from(xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     let proto = if fwd.https { "https" } else { "http" };
@@ -174,7 +181,7 @@ mod tests {
         ]);
         let id = HeaderValue::from_static("req-1");
         let fwd = Forwarded {
-            client_ip: "198.51.100.7".parse().expect("ip"),
+            client_ip: &HeaderValue::from_static("198.51.100.7"),
             https: true,
             host: Some(HeaderValue::from_static("proxy.example")),
             tenant: "acme",
@@ -202,7 +209,7 @@ mod tests {
         let mut h = headers(&[("authorization", "Bearer idp-token")]);
         let id = HeaderValue::from_static("r");
         let fwd = Forwarded {
-            client_ip: [127, 0, 0, 1].into(),
+            client_ip: &HeaderValue::from_static("127.0.0.1"),
             https: false,
             host: None,
             tenant: "t",

@@ -74,7 +74,10 @@ async fn forward_http(
     ctx: &RequestCtx,
     permit: CallPermit,
 ) -> Result<Response<Body>, UpstreamError> {
-    let uri = format!("{}{}", up.base, ctx.path_and_query());
+    let path_and_query = ctx.path_and_query();
+    let mut uri = String::with_capacity(up.base.len() + path_and_query.len());
+    uri.push_str(&up.base);
+    uri.push_str(path_and_query);
     let uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
     let fwd = forwarded(ctx, &ctx.headers);
     // Made again only to retry on a fresh connection.
@@ -246,7 +249,7 @@ fn forwarded<'a>(ctx: &'a RequestCtx, headers: &http::HeaderMap) -> Forwarded<'a
             .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()),
     };
     Forwarded {
-        client_ip: ctx.conn.remote.ip(),
+        client_ip: &ctx.conn.remote_ip,
         https: ctx.conn.https(),
         host,
         tenant: ctx.tenant_id(),
