@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the pure work on the request path, on realistic SCIM payloads:
 //! token check, JSON guard, filter parse and evaluation, PATCH application (a user's attributes
 //! and a large group's members), error rewriting, and stage 6 (IdP normalization with its schema
-//! check).
+//! check); and, with 10,000 tenants, loading the configuration into the running state and
+//! routing one request.
 //! Run with `cargo bench --bench core`; figures go in BENCHMARKS.md.
 
 use criterion::measurement::{Measurement, ValueFormatter};
@@ -9,14 +10,21 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use std::path::{Path, PathBuf};
+
 use http::{HeaderMap, HeaderValue, Method};
-use scimgate::config::{AuthConfig, BearerToken};
+use scimgate::config::{AuthConfig, BearerToken, Config};
 use scimgate::rule_pack::request::{normalize, Request};
 use scimgate::rule_pack::{schema, Packs};
+use scimgate::runtime::Runtime;
 use scimgate::scim::discovery::{Extensions, SchemaInfo, GROUP, USER};
 use scimgate::scim::patch::{PatchRequest, MAX_EXAMINED, MAX_OPERATIONS, MAX_VALUES};
 use scimgate::scim::request::Endpoint;
 use scimgate::scim::{filter, json as scim_json};
+
+#[path = "../examples/many_tenants.rs"]
+#[allow(dead_code)] // its `main` and the tokens are for the example and the tests
+mod many_tenants;
 
 /// The allocator the binary runs with (src/main.rs).
 #[global_allocator]
@@ -322,6 +330,80 @@ fn normalization(c: &mut Criterion<ThreadCpu>) {
     group.finish();
 }
 
+/// What `scimgate serve` and a reload do with the file: parse, validate, build the snapshot.
+/// The generated file is what `cargo run --release --example many_tenants` writes.
+fn load(text: &str, path: &Path) -> Runtime {
+    let config = Config::from_toml(text, path).expect("the generated file is valid");
+    Runtime::build(config).expect("builds")
+}
+
+fn fleet(tenants: usize) -> (String, PathBuf) {
+    let fleet = many_tenants::Fleet {
+        tenants,
+        apps: vec!["127.0.0.1:3000".into(), "127.0.0.1:3001".into()],
+    };
+    (fleet.config(), PathBuf::from("scimgate.toml"))
+}
+
+fn tenant_load(c: &mut Criterion) {
+    let (text, path) = fleet(10_000);
+    let mut group = c.benchmark_group("tenants");
+    group.sample_size(10);
+    group.bench_function("load 10000 tenants (parse, validate, build)", |b| {
+        b.iter(|| load(black_box(&text), &path))
+    });
+    let rt = load(&text, &path);
+    group.bench_function("reload 10000 tenants, the same file", |b| {
+        b.iter(|| {
+            let config = Config::from_toml(black_box(&text), &path).expect("valid");
+            rt.reload(config).expect("reloads")
+        })
+    });
+    group.finish();
+}
+
+/// Routing one request by path prefix and one by host, among 1 and among 10,000 tenants: the
+/// table's two hash lookups cost the same whatever its size.
+fn tenant_routing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route");
+    for n in [1, 10_000] {
+        let (text, path) = fleet(n);
+        let snapshot = load(&text, &path).snapshot();
+        let last = n - 1;
+        let (prefix, host) = if n == 1 {
+            (0, None)
+        } else {
+            // The last tenants of each kind: a list would find them last.
+            let host = (0..n).rev().find(|&i| many_tenants::routed_by_host(i));
+            let prefix = (0..n).rev().find(|&i| !many_tenants::routed_by_host(i));
+            (prefix.unwrap_or(last), host)
+        };
+        let by_path = format!("/{}/Users/2819c223", many_tenants::id(prefix));
+        group.bench_function(format!("by path prefix among {n}"), |b| {
+            b.iter(|| {
+                let routed = snapshot
+                    .tenants
+                    .lookup(Some("scim.test:8443"), None, black_box(&by_path))
+                    .expect("routed");
+                routed.prefix_len
+            })
+        });
+        if let Some(host) = host {
+            let name = format!("{}.scim.test:8443", many_tenants::id(host));
+            group.bench_function(format!("by host among {n}"), |b| {
+                b.iter(|| {
+                    let routed = snapshot
+                        .tenants
+                        .lookup(Some(black_box(&name)), None, "/Users/2819c223")
+                        .expect("routed");
+                    routed.prefix_len
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     auth,
@@ -329,7 +411,9 @@ criterion_group!(
     filters,
     patches,
     group_patches,
-    error_rewrite
+    error_rewrite,
+    tenant_load,
+    tenant_routing
 );
 criterion_group! {
     name = stage6;

@@ -40,7 +40,7 @@ impl App {
             addr = %listener.local_addr()?,
             admin = %admin.local_addr()?,
             tls = snapshot.tls.is_some(),
-            tenants = snapshot.tenants.iter().count(),
+            tenants = snapshot.tenants.len(),
             "listening"
         );
         drop(snapshot);
@@ -117,7 +117,9 @@ impl Signals {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = tokio::signal::ctrl_c() => return,
-                _ = self.hup.recv() => reload(runtime, path),
+                // A large file takes a moment to load: the other tasks of this worker move
+                // to another meanwhile, so no request waits on the reload.
+                _ = self.hup.recv() => tokio::task::block_in_place(|| reload(runtime, path)),
             }
         }
         #[cfg(not(unix))]

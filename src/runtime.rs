@@ -71,7 +71,7 @@ pub struct Snapshot {
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot")
-            .field("tenants", &self.tenants.iter().count())
+            .field("tenants", &self.tenants.len())
             .field("listen", &self.server.listen)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
@@ -224,17 +224,20 @@ impl Runtime {
             format: old.log.format,
             level: old.log.level.clone(),
         };
-        let ids = |s: &Snapshot| {
-            let mut ids: Vec<String> = s.tenants.iter().map(|t| t.id.to_string()).collect();
-            ids.sort();
-            ids
-        };
-        let (before, after) = (ids(&old), ids(&snapshot));
-        let added = after.iter().filter(|id| !before.contains(id)).cloned();
-        let removed = before.iter().filter(|id| !after.contains(id)).cloned();
-        let (added, removed) = (added.collect(), removed.collect());
-        let tenants = after.len();
-        self.current.store(Arc::new(snapshot));
+        // Looked up by id, not searched for: a file of 10,000 tenants would otherwise cost
+        // 10,000² comparisons here, longer than the whole load.
+        let (added, removed) = (
+            new_ids(&snapshot.tenants, &old.tenants),
+            new_ids(&old.tenants, &snapshot.tenants),
+        );
+        let tenants = snapshot.tenants.len();
+        drop(old);
+        let old = self.current.swap(Arc::new(snapshot));
+        // Freeing 10,000 tenants takes a tenth of a second: a thread of its own does it (or
+        // the last request still holding the old snapshot), so the reload does not wait.
+        let _ = std::thread::Builder::new()
+            .name("snapshot-drop".into())
+            .spawn(move || drop(old));
         Ok(Reloaded {
             tenants,
             added,
@@ -274,6 +277,17 @@ impl Runtime {
             Err(e) => Err(refused(vec![e.to_string()])),
         }
     }
+}
+
+/// The ids of the tenants of `now` that `was` has not, sorted.
+fn new_ids(now: &Tenants, was: &Tenants) -> Vec<String> {
+    let mut ids: Vec<String> = now
+        .iter()
+        .filter(|t| was.get(&t.id).is_none())
+        .map(|t| t.id.to_string())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// Builds a snapshot from a validated configuration, taking each tenant's lasting state from

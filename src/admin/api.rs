@@ -55,7 +55,7 @@ pub(super) async fn handle(
         (_, ["api", "tenants"]) => not_allowed("GET"),
         (_, ["api", "tenants", id, rest @ ..]) => {
             let snapshot = rt.snapshot();
-            let Some(tenant) = snapshot.tenants.iter().find(|t| &*t.id == *id) else {
+            let Some(tenant) = snapshot.tenants.get(id) else {
                 let msg = format!("no tenant \"{id}\" is configured");
                 return reply(StatusCode::NOT_FOUND, &json!({"error": msg}));
             };

@@ -76,6 +76,8 @@ pub enum RouteError {
 pub struct Tenants {
     by_host: HashMap<Box<str>, Arc<Tenant>>,
     by_prefix: HashMap<Box<str>, Arc<Tenant>>,
+    /// For the admin API and reloads, which name a tenant by id.
+    by_id: HashMap<Arc<str>, Arc<Tenant>>,
 }
 
 impl Tenants {
@@ -89,13 +91,28 @@ impl Tenants {
                 Route::Host(_) => &mut out.by_host,
                 Route::PathPrefix(_) => &mut out.by_prefix,
             };
-            map.insert(key, Arc::new(t));
+            let t = Arc::new(t);
+            out.by_id.insert(t.id.clone(), t.clone());
+            map.insert(key, t);
         }
         out
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
         self.by_host.values().chain(self.by_prefix.values())
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The tenant with this id, if the snapshot has one.
+    pub fn get(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.by_id.get(id)
     }
 
     /// Routes by host first (when any tenant is host-routed), then by the first path segment.

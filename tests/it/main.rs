@@ -3,6 +3,9 @@
 
 #[path = "../../examples/legacy_app.rs"]
 mod legacy_app;
+#[path = "../../examples/many_tenants.rs"]
+#[allow(dead_code)] // its `main` is the example's
+mod many_tenants;
 mod support;
 
 mod admin;
@@ -18,6 +21,7 @@ mod deploy;
 mod deploy_metrics;
 mod emulate;
 mod errors;
+mod fleet;
 mod forwarding;
 mod leaks;
 mod lifecycle;
