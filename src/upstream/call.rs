@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, StatusCode, Uri, Version};
+use http::{Method, Request, StatusCode, Version};
 use http_body_util::Full;
 use tokio::time::Instant;
 
@@ -57,8 +57,7 @@ impl HttpUpstream {
         forwarded: &Forwarded<'_>,
         buffers: &Buffers,
     ) -> Result<Reply, UpstreamError> {
-        let uri = Uri::try_from(format!("{}{}", self.base, call.path_and_query))
-            .map_err(UpstreamError::BadPath)?;
+        let uri = self.uri(call.path_and_query)?;
         // Made again only to retry on a fresh connection.
         let make = || {
             let mut request = Request::builder()

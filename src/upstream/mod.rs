@@ -14,7 +14,7 @@ pub mod relocate;
 pub mod schemas;
 pub mod target;
 
-use http::{header, Request, Response, Uri, Version};
+use http::{header, Request, Response, Version};
 use http_body_util::{Either, Full};
 use tokio::time::Instant;
 
@@ -74,11 +74,7 @@ async fn forward_http(
     ctx: &RequestCtx,
     permit: CallPermit,
 ) -> Result<Response<Body>, UpstreamError> {
-    let path_and_query = ctx.path_and_query();
-    let mut uri = String::with_capacity(up.base.len() + path_and_query.len());
-    uri.push_str(&up.base);
-    uri.push_str(path_and_query);
-    let uri = Uri::try_from(uri).map_err(UpstreamError::BadPath)?;
+    let uri = up.uri(ctx.path_and_query())?;
     let fwd = forwarded(ctx, &ctx.headers);
     // Made again only to retry on a fresh connection.
     let make = || {

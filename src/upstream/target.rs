@@ -152,6 +152,11 @@ impl Upstream {
 }
 
 impl HttpUpstream {
+    /// The app's URI for a request's path and query, relative to the SCIM base.
+    pub(super) fn uri(&self, path_and_query: &str) -> Result<http::Uri, UpstreamError> {
+        http::Uri::try_from([&*self.base, path_and_query].concat()).map_err(UpstreamError::BadPath)
+    }
+
     /// Sends the request `make` builds and waits for the head of the answer, at most until
     /// `deadline`, unless the breaker says the app is left alone for now. `make` is called a
     /// second time only for a retry: see [`HttpUpstream::exchange`].
