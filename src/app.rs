@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::listener::Drained;
+use crate::listener::{Drained, Workers};
 use crate::runtime::{BuildError, Runtime};
 
 pub struct App {
@@ -29,7 +29,9 @@ impl App {
     }
 
     /// Serves until SIGTERM or SIGINT, then drains; a second signal ends the drain at once.
-    pub async fn run(self) -> std::io::Result<Drained> {
+    /// The accept loop, the admin API and the signals run on the calling thread's runtime,
+    /// the first of the `workers`.
+    pub async fn run(self, workers: &Workers) -> std::io::Result<Drained> {
         // Before "listening" is logged: a SIGHUP that arrives once the proxy says it is up
         // must reload, not take the default action of ending the process.
         let signals = Signals::install()?;
@@ -40,6 +42,7 @@ impl App {
             addr = %listener.local_addr()?,
             admin = %admin.local_addr()?,
             tls = snapshot.tls.is_some(),
+            workers = workers.count(),
             tenants = snapshot.tenants.len(),
             "listening"
         );
@@ -71,7 +74,7 @@ impl App {
             let _ = hurry.send(true);
         });
         let drained =
-            crate::listener::serve(listener, self.runtime.clone(), stopped, hurried).await;
+            crate::listener::serve(listener, workers, self.runtime.clone(), stopped, hurried).await;
         // After the last answer: the closing checkpoint seals the log.
         self.runtime.close_audit().await;
         Ok(drained)
@@ -111,15 +114,18 @@ impl Signals {
     }
 
     /// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
-    async fn until_stop(&mut self, runtime: &Runtime, path: &std::path::Path) {
+    async fn until_stop(&mut self, runtime: &Arc<Runtime>, path: &std::path::Path) {
         #[cfg(unix)]
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = tokio::signal::ctrl_c() => return,
-                // A large file takes a moment to load: the other tasks of this worker move
-                // to another meanwhile, so no request waits on the reload.
-                _ = self.hup.recv() => tokio::task::block_in_place(|| reload(runtime, path)),
+                // A large file takes a moment to load: it is read on the blocking pool, so
+                // that no connection of this worker waits on the reload.
+                _ = self.hup.recv() => {
+                    let (runtime, path) = (runtime.clone(), path.to_owned());
+                    let _ = tokio::task::spawn_blocking(move || reload(&runtime, &path)).await;
+                }
             }
         }
         #[cfg(not(unix))]

@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use scimgate::app::App;
 use scimgate::config::{Config, Idp, LogFormat, Route, Supports, UpstreamTarget};
-use scimgate::listener::Drained;
+use scimgate::listener::{Drained, Workers};
 
 /// EX_CONFIG from sysexits(3): the configuration is wrong.
 const EXIT_BAD_CONFIG: u8 = 64;
@@ -191,17 +191,21 @@ fn serve(path: PathBuf) -> ExitCode {
     if let Err(e) = app.start_audit() {
         return fail(1, &format!("cannot open the audit log: {e}"));
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One worker per CPU this process may use (its affinity mask and cgroup quota count); the
+    // first is this thread.
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-    {
-        Ok(r) => r,
+        .build();
+    let (runtime, workers) = match runtime.and_then(|r| Ok((r, Workers::start(cpus)?))) {
+        Ok(started) => started,
         Err(e) => return fail(1, &format!("cannot start the runtime: {e}")),
     };
     let listen = app.listen_addr();
-    let served = runtime.block_on(app.run());
+    let served = runtime.block_on(app.run(&workers));
     // Requests cut by the drain may have left work on the blocking pool (a password hash);
     // it is not waited for.
+    workers.stop();
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     telemetry.flush();
     match served {

@@ -186,7 +186,8 @@ mod tests {
         let (hurry, hurried) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let _keep = (stop, hurry, dir);
-            crate::listener::serve(listener, rt, stopped, hurried).await
+            let workers = crate::listener::Workers::start(1).expect("one worker: this one");
+            crate::listener::serve(listener, &workers, rt, stopped, hurried).await
         });
         addr
     }

@@ -140,10 +140,11 @@ impl Scan<'_> {
         }
         let matched = window.matched;
         let kept = match sorting {
-            Some(spec) => {
-                let long = window.kept_bytes > limit::LARGE;
-                limit::pure_work(long, || window.sorted(spec))?
+            Some(spec) if window.kept_bytes > limit::LARGE => {
+                let spec = spec.clone();
+                limit::off_worker(move || window.sorted(&spec)).await?
             }
+            Some(spec) => window.sorted(spec)?,
             None => window.kept,
         };
         let (attributes, excluded) = (&self.params.attributes, &self.params.excluded_attributes);

@@ -153,8 +153,19 @@ async fn apply(
         let unique_before = (!caps.uniqueness).then(|| unique::values(&resource));
         let before = resource.clone();
         let long = current.body.len() + ctx.body.raw().len() > limit::LARGE;
-        let changed = limit::pure_work(long, || patch.apply(&mut resource, &info))
-            .map_err(EmulateError::scim)?;
+        let changed = if long {
+            let patch = patch.clone().into_owned();
+            let (changed, applied) = limit::off_worker(move || {
+                let changed = patch.apply(&mut resource, &info);
+                (changed, resource)
+            })
+            .await;
+            resource = applied;
+            changed
+        } else {
+            patch.apply(&mut resource, &info)
+        };
+        let changed = changed.map_err(EmulateError::scim)?;
         if !changed {
             let doc = project_by_query(target.endpoint, ctx.query(), resource);
             return Ok(body::json(StatusCode::OK, &doc));

@@ -1,23 +1,23 @@
-//! Pure work that can take long, kept from holding up the other tasks of its worker thread.
-//! A large PATCH applied, a large list sorted, or a wait for a store's write lock runs on the
-//! worker's thread while the worker's other tasks (other tenants' requests, the accept loop)
-//! move to another thread first (`block_in_place`). The bounds on such work (values examined,
-//! bytes sorted) say how long it can take; this says it does not stall anyone else meanwhile.
-
-use tokio::runtime::{Handle, RuntimeFlavor};
+//! Pure work that can take long, kept from holding up the other connections of its worker.
+//! Each worker thread runs its connections' tasks one at a time, so a large PATCH applied, a
+//! large list sorted, or a wait for a store's write lock would stall them all. Such work runs
+//! on the blocking pool instead while the worker goes on; the bounds on it (values examined,
+//! bytes sorted) say how long it can take, this says nobody else waits meanwhile.
 
 /// Input past this many bytes is large: its work is handed off.
 pub const LARGE: usize = 64 << 10;
 
-/// Runs `work` here; when `large`, first hands this worker's other tasks to another thread.
-/// Small work runs as it is: handing off costs a thread wake-up.
-pub fn pure_work<T>(large: bool, work: impl FnOnce() -> T) -> T {
-    let threaded = Handle::try_current()
-        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if large && threaded {
-        tokio::task::block_in_place(work)
-    } else {
-        work()
+/// Runs `work` on the blocking pool and waits for it without holding the worker. Only for
+/// work known to be long: the hand-off costs two thread wake-ups, and `work` must own what it
+/// reads.
+pub async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        // The work panicked: the panic goes on here, as if the work had run in place.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: only a runtime shutting down cancels blocking work, and it drops the task
+        // awaiting here first, so nobody is left to be answered.
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -29,50 +29,53 @@ mod tests {
 
     use super::*;
 
-    /// With one worker thread, a task spawned just before the work starts runs while the work
+    /// On a one-thread runtime, a task spawned just before the work starts runs while the work
     /// is still going only if the work was handed off.
-    fn other_task_ran_during(large: bool) -> bool {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+    fn other_task_ran_during(handed_off: bool) -> bool {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         runtime.block_on(async {
-            tokio::spawn(async move {
-                let ran = Arc::new(AtomicBool::new(false));
-                let flag = ran.clone();
-                let other = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
-                let seen = pure_work(large, || {
-                    // Waits for the other task, or gives up: the guard only ends the wait.
-                    let guard = Instant::now() + Duration::from_millis(500);
-                    while !ran.load(Ordering::SeqCst) && Instant::now() < guard {
-                        std::thread::yield_now();
-                    }
-                    ran.load(Ordering::SeqCst)
-                });
-                other.await.unwrap();
-                seen
-            })
-            .await
-            .unwrap()
+            let ran = Arc::new(AtomicBool::new(false));
+            let flag = ran.clone();
+            let other = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+            let work = move || {
+                // Waits for the other task, or gives up: the guard only ends the wait.
+                let guard = Instant::now() + Duration::from_millis(500);
+                while !ran.load(Ordering::SeqCst) && Instant::now() < guard {
+                    std::thread::yield_now();
+                }
+                ran.load(Ordering::SeqCst)
+            };
+            let seen = if handed_off {
+                off_worker(work).await
+            } else {
+                work()
+            };
+            other.await.unwrap();
+            seen
         })
     }
 
     #[test]
-    fn large_work_lets_the_workers_other_tasks_run() {
+    fn work_handed_off_lets_the_workers_other_tasks_run() {
         assert!(other_task_ran_during(true));
     }
 
     #[test]
-    fn small_work_keeps_its_thread() {
+    fn work_in_place_holds_its_worker() {
         assert!(!other_task_ran_during(false));
     }
 
     #[test]
-    fn outside_a_threaded_runtime_the_work_just_runs() {
-        assert_eq!(pure_work(true, || 7), 7);
-        let current = tokio::runtime::Builder::new_current_thread()
+    fn a_panic_in_the_work_goes_on_in_the_caller() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        assert_eq!(current.block_on(async { pure_work(true, || 8) }), 8);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(off_worker(|| -> u8 { panic!("in the work") }))
+        }));
+        let message = caught.unwrap_err();
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"in the work"));
     }
 }

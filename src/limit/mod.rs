@@ -12,7 +12,7 @@
 //! - [`CallLimits`]: the three together, as one upstream call passes them.
 //! - [`AuthThrottle`]: failed authentications per client address.
 //! - [`Buffers`]: the bytes of the answers the proxy reads whole, for the whole process.
-//! - [`pure_work`]: long pure work (a large PATCH, a large sort) off the worker's other tasks.
+//! - [`off_worker`]: long pure work (a large PATCH, a large sort) off the worker's other connections.
 //!
 //! No limit configured costs nothing: every limit in [`CallLimits`] is an `Option`, and an
 //! absent one is skipped without reading the clock. The limiters are state that outlives a
@@ -44,7 +44,7 @@ pub use class::Class;
 pub use config::{AuthThrottleConfig, Limits, RawAuthThrottle, RawLimits};
 pub use error::{GateScope, LimitError};
 pub use gate::{Gate, GatePermit, UpstreamGates};
-pub use heavy::{pure_work, LARGE};
+pub use heavy::{off_worker, LARGE};
 pub use tenant::{LimiterStats, Permit, TenantLimiter};
 pub use throttle::AuthThrottle;
 

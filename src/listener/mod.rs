@@ -6,6 +6,7 @@ pub mod http;
 mod per_address;
 mod stall;
 pub mod tls;
+mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use per_address::PerAddress;
 use stall::Stall;
 pub use tls::{peer_identity, server_config, TlsError};
+pub use workers::Workers;
 
 use crate::conn::{ConnInfo, TlsInfo};
 use crate::pipeline;
@@ -29,10 +31,12 @@ use crate::runtime::{Runtime, Snapshot};
 
 /// Serves until `shutdown` turns true, then stops accepting and waits up to the grace period
 /// (or until `hurry` turns true) for open connections to finish their requests; says whether
-/// they all did. Each connection takes the TLS and HTTP settings of the snapshot in force when
-/// it was accepted; each request, the snapshot in force when it arrived.
+/// they all did. Each connection is served by one of the `workers`, with the TLS and HTTP
+/// settings of the snapshot in force when it was accepted; each request, with the snapshot in
+/// force when it arrived.
 pub async fn serve(
     listener: TcpListener,
+    workers: &Workers,
     rt: Arc<Runtime>,
     mut shutdown: watch::Receiver<bool>,
     hurry: watch::Receiver<bool>,
@@ -64,7 +68,7 @@ pub async fn serve(
         };
         let rt = rt.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        workers.spawn(stream, move |stream| async move {
             connection(stream, remote, overloaded, rt, shutdown).await;
             drop((permit, slot));
         });

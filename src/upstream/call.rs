@@ -2,6 +2,9 @@
 //! a PUT, a page of a list): buffered, bounded in size and time, and carrying the same
 //! credential and forwarding headers as the IdP request that caused them.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode, Version};
@@ -93,60 +96,81 @@ impl HttpUpstream {
     }
 }
 
-pub(super) fn memory_call(store: &MemoryStore, call: &Call<'_>, base_url: &str) -> Reply {
+pub(super) async fn memory_call(store: &Arc<MemoryStore>, call: Call<'_>, base_url: &str) -> Reply {
     let ask = MemoryAsk {
-        method: &call.method,
-        path_and_query: call.path_and_query,
-        body: &call.body,
-        base_url,
-        if_match: call.if_match,
+        method: call.method,
+        path_and_query: call.path_and_query.into(),
+        body: call.body,
+        base_url: base_url.into(),
+        if_match: call.if_match.map(Cow::Borrowed),
         if_none_match: None,
     };
-    memory_reply(store, &ask)
+    memory_reply(store, ask).await
 }
 
 /// One request to the in-process store, forwarded or made by the proxy itself.
 pub(super) struct MemoryAsk<'a> {
-    pub method: &'a Method,
-    pub path_and_query: &'a str,
-    pub body: &'a [u8],
-    pub base_url: &'a str,
-    pub if_match: Option<&'a str>,
-    pub if_none_match: Option<&'a str>,
+    pub method: Method,
+    pub path_and_query: Cow<'a, str>,
+    pub body: Bytes,
+    pub base_url: Cow<'a, str>,
+    pub if_match: Option<Cow<'a, str>>,
+    pub if_none_match: Option<Cow<'a, str>>,
 }
 
 /// The store's answer as an HTTP answer: status, media type, `Location`, `ETag`.
-pub(super) fn memory_reply(store: &MemoryStore, ask: &MemoryAsk<'_>) -> Reply {
-    let (path, query) = match ask.path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (ask.path_and_query, None),
+pub(super) async fn memory_reply(store: &Arc<MemoryStore>, ask: MemoryAsk<'_>) -> Reply {
+    let Some(method) = ScimMethod::parse(ask.method.as_str()) else {
+        let e = ScimError::new(405, format!("{} is not a SCIM method", ask.method));
+        return reply_of(StoreResponse {
+            status: 405,
+            body: e.to_json(),
+            location: None,
+            etag: None,
+        });
     };
-    let answer = match ScimMethod::parse(ask.method.as_str()) {
-        Some(method) => {
-            let request = StoreRequest {
-                method,
-                path,
-                query,
-                body: ask.body,
-                base_url: ask.base_url,
-                if_match: ask.if_match,
-                if_none_match: ask.if_none_match,
-            };
-            // A large body is long work under the store's lock, and a busy store is a wait for
-            // it: neither may hold up the other tasks of this worker.
-            let long = ask.body.len() > limit::LARGE || store.busy(method != ScimMethod::Get);
-            limit::pure_work(long, || store.handle(&request))
+    // A large body is long work under the store's lock, and a busy store is a wait for it:
+    // neither may hold up the other connections of this worker.
+    let long = ask.body.len() > limit::LARGE || store.busy(method != ScimMethod::Get);
+    if !long {
+        return reply_of(store.handle(&ask.request(method)));
+    }
+    let (store, ask) = (store.clone(), ask.into_owned());
+    reply_of(limit::off_worker(move || store.handle(&ask.request(method))).await)
+}
+
+impl MemoryAsk<'_> {
+    fn request(&self, method: ScimMethod) -> StoreRequest<'_> {
+        let (path, query) = match self.path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (&*self.path_and_query, None),
+        };
+        StoreRequest {
+            method,
+            path,
+            query,
+            body: &self.body,
+            base_url: &self.base_url,
+            if_match: self.if_match.as_deref(),
+            if_none_match: self.if_none_match.as_deref(),
         }
-        None => {
-            let e = ScimError::new(405, format!("{} is not a SCIM method", ask.method));
-            StoreResponse {
-                status: 405,
-                body: e.to_json(),
-                location: None,
-                etag: None,
-            }
+    }
+
+    /// For work that moves to another thread.
+    fn into_owned(self) -> MemoryAsk<'static> {
+        let owned = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+        MemoryAsk {
+            method: self.method,
+            path_and_query: owned(self.path_and_query),
+            body: self.body,
+            base_url: owned(self.base_url),
+            if_match: self.if_match.map(owned),
+            if_none_match: self.if_none_match.map(owned),
         }
-    };
+    }
+}
+
+fn reply_of(answer: StoreResponse) -> Reply {
     let mut headers = HeaderMap::new();
     if !answer.body.is_empty() {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));

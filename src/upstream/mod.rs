@@ -14,6 +14,9 @@ pub mod relocate;
 pub mod schemas;
 pub mod target;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use http::{header, Request, Response, Version};
 use http_body_util::{Either, Full};
 use tokio::time::Instant;
@@ -38,7 +41,7 @@ pub async fn forward(ctx: &RequestCtx) -> Result<Response<Body>, UpstreamError> 
     let permit = admit(ctx).await?;
     match &ctx.tenant().upstream {
         Upstream::Http(up) => forward_http(up, ctx, permit).await,
-        Upstream::Memory(store) => Ok(forward_memory(store, ctx)),
+        Upstream::Memory(store) => Ok(forward_memory(store, ctx).await),
     }
 }
 
@@ -105,7 +108,7 @@ fn observe(ctx: &RequestCtx, started: Instant, failed: Option<&UpstreamError>) {
 }
 
 /// Hands the request to the in-process store and turns its answer into an HTTP response.
-fn forward_memory(store: &MemoryStore, ctx: &RequestCtx) -> Response<Body> {
+async fn forward_memory(store: &Arc<MemoryStore>, ctx: &RequestCtx) -> Response<Body> {
     // Repeated header lines form one list (RFC 9110 §5.3). Bytes that are not text are kept,
     // garbled: an If-Match the store cannot read must fail, not be dropped.
     let list = |name: header::HeaderName| {
@@ -119,17 +122,15 @@ fn forward_memory(store: &MemoryStore, ctx: &RequestCtx) -> Response<Body> {
         })
     };
     let (if_match, if_none_match) = (list(header::IF_MATCH), list(header::IF_NONE_MATCH));
-    let body = ctx.body.to_bytes();
-    let base_url = ctx.public_base();
     let ask = call::MemoryAsk {
-        method: &ctx.method,
-        path_and_query: ctx.path_and_query(),
-        body: &body,
-        base_url: &base_url,
-        if_match: if_match.as_deref(),
-        if_none_match: if_none_match.as_deref(),
+        method: ctx.method.clone(),
+        path_and_query: ctx.path_and_query().into(),
+        body: ctx.body.to_bytes(),
+        base_url: ctx.public_base().into(),
+        if_match: if_match.map(Cow::Owned),
+        if_none_match: if_none_match.map(Cow::Owned),
     };
-    let reply = call::memory_reply(store, &ask);
+    let reply = call::memory_reply(store, ask).await;
     let mut response = Response::new(Either::Right(Full::new(reply.body)));
     *response.status_mut() = reply.status;
     *response.headers_mut() = reply.headers;
@@ -199,7 +200,7 @@ async fn send_now(ctx: &RequestCtx, call: Call<'_>) -> Result<Reply, UpstreamErr
             observe(ctx, started, reply.as_ref().err());
             reply
         }
-        Upstream::Memory(store) => Ok(call::memory_call(store, &call, &ctx.public_base())),
+        Upstream::Memory(store) => Ok(call::memory_call(store, call, &ctx.public_base()).await),
     }
 }
 
