@@ -118,8 +118,13 @@ pub fn head(ctx: &RequestCtx) -> Result<(), ClassifyError> {
 /// came.
 pub async fn body(ctx: &mut RequestCtx, body: Incoming) -> Result<(), ClassifyError> {
     let bytes = read(ctx, body).await?;
-    check(&bytes)?;
-    ctx.body = ReqBody::new(bytes);
+    ctx.body = if !bytes.is_empty() && ctx.tenant().reads_bodies() {
+        let doc = json::parse(&bytes)?;
+        ReqBody::with_json(bytes, doc)
+    } else {
+        check(&bytes)?;
+        ReqBody::new(bytes)
+    };
     Ok(())
 }
 

@@ -111,6 +111,15 @@ impl ReqBody {
         }
     }
 
+    /// Bytes already parsed: `doc` is what they hold.
+    pub fn with_json(bytes: Bytes, doc: Value) -> Self {
+        Self {
+            bytes,
+            json: Some(doc),
+            changed: false,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty() && self.json.is_none()
     }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::scim::discovery::{schema_def, ResourceTypeDef};
-use crate::scim::path::AttrPath;
+use crate::scim::path::{self, AttrPath};
 
 /// Attributes every resource carries (RFC 7643 §3.1), which no list can take away.
 const COMMON: [&str; 3] = ["id", "schemas", "meta"];
@@ -119,6 +119,13 @@ impl<'a> Loc<'a> {
         }
     }
 
+    /// The place a member key names, read without copying it: `name`, `name.sub`, or either
+    /// behind a URN.
+    pub fn parse(key: &'a str) -> Option<Self> {
+        let (schema, name, sub) = path::split(key).ok()?;
+        Some(Self { schema, name, sub })
+    }
+
     pub fn with_sub(self, sub: &'a str) -> Self {
         Self {
             sub: Some(sub),
@@ -209,9 +216,22 @@ impl Lists {
             Self::Deny(list) => (list, true),
             Self::Allow(list) => (list, false),
         };
-        if protected(rt, loc) {
+        let verdict = Self::listed(list, deny, rt, loc);
+        // What the schema requires passes whatever the lists say; asked last, as it costs
+        // schema look-ups and most attributes pass anyway.
+        if verdict != Verdict::Pass && protected(rt, loc) {
             return Verdict::Pass;
         }
+        verdict
+    }
+
+    /// The lists' verdict alone.
+    fn listed<'r>(
+        list: &'r [Selector],
+        deny: bool,
+        rt: &ResourceTypeDef,
+        loc: &Loc<'_>,
+    ) -> Verdict<'r> {
         let named = |s: &&Selector| s.names_attr(rt, loc);
         let whole = list
             .iter()

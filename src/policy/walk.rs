@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::select::{is_common, protected, Lists, Loc, Subs, Verdict};
 use super::{Outcome, Refusal, Rules};
 use crate::scim::discovery::ResourceTypeDef;
-use crate::scim::path::{get_ci, AttrPath};
+use crate::scim::path::get_ci;
 
 pub struct Walk<'a> {
     pub rules: &'a Rules,
@@ -61,7 +61,7 @@ impl<'a> Walk<'a> {
     /// dotted path or a URN-qualified path. Returns whether it stays.
     fn member(&mut self, key: &str, value: &mut Value, listed: &[String]) -> Result<bool, Refusal> {
         let is_urn = key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"));
-        let path = AttrPath::parse(key);
+        let loc = Loc::parse(key);
         if is_urn && value.is_object() {
             if !self.extension(key, value)? {
                 return Ok(false);
@@ -72,14 +72,14 @@ impl<'a> Walk<'a> {
             // (`"urn:…:User:manager": {…}`).
             let known =
                 self.rt.has_schema(key) || listed.iter().any(|s| s.eq_ignore_ascii_case(key));
-            return match (&path, &self.rules.lists) {
-                (Ok(path), Lists::Deny(_)) if !known => Ok(self.judge(&Loc::of(path), value)),
+            return match (&loc, &self.rules.lists) {
+                (Some(loc), Lists::Deny(_)) if !known => Ok(self.judge(loc, value)),
                 _ => Ok(true),
             };
         }
-        match &path {
-            Ok(path) => self.attribute(Loc::of(path), value),
-            Err(_) => self.unknown(key, value),
+        match loc {
+            Some(loc) => self.attribute(loc, value),
+            None => self.unknown(key, value),
         }
     }
 
@@ -121,11 +121,11 @@ impl<'a> Walk<'a> {
         let before = inner.len();
         let mut gone = Vec::new();
         for (key, value) in inner.iter_mut() {
-            let keep = match AttrPath::parse(key) {
-                Ok(path) => {
+            let keep = match Loc::parse(key) {
+                Some(loc) => {
                     let loc = Loc {
-                        schema: Some(path.urn.as_deref().unwrap_or(urn)),
-                        ..Loc::of(&path)
+                        schema: Some(loc.schema.unwrap_or(urn)),
+                        ..loc
                     };
                     if pass {
                         !self.scan_attribute(&loc, value, false)?
@@ -133,7 +133,7 @@ impl<'a> Walk<'a> {
                         self.attribute(loc, value)?
                     }
                 }
-                Err(_) => self.unknown(key, value)?,
+                None => self.unknown(key, value)?,
             };
             if !keep {
                 gone.push(key.clone());
@@ -150,6 +150,9 @@ impl<'a> Walk<'a> {
     pub fn attribute(&mut self, loc: Loc<'_>, value: &mut Value) -> Result<bool, Refusal> {
         if !self.judge(&loc, value) {
             return Ok(false);
+        }
+        if self.rules.detectors.is_empty() {
+            return Ok(true);
         }
         let protected = protected(self.rt, &loc);
         if protected && is_common(loc.name) {

@@ -11,8 +11,8 @@ use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
 use super::model::{Shape, Subject};
 use crate::scim::discovery::{
-    attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Extensions,
-    Mutability, ResourceTypeDef,
+    attribute, common_attributes, schema_def, split_urn, top_level, AttrType, AttributeDef,
+    Extensions, Mutability, ResourceTypeDef,
 };
 use crate::scim::filter::{self, CompValue, Filter};
 use crate::scim::path::{get_ci, key_ci, AttrPath, PatchPath};
@@ -205,6 +205,13 @@ fn coerce_resource(rt: &'static ResourceTypeDef, ext: &Extensions, doc: &mut Val
     };
     let mut changed = false;
     for (key, v) in obj.iter_mut() {
+        // Most keys are plain names: no schema to find, no path to split.
+        if !key.contains([':', '.']) {
+            if let Some(def) = top_level(rt, key) {
+                changed |= coerce_value(def, v, true);
+            }
+            continue;
+        }
         let schema = match schema_def(key) {
             Some(bundled) => rt.has_schema(key).then_some(bundled),
             None => ext.schema(key),

@@ -23,6 +23,15 @@ pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
         .map_err(|e| JsonError::Syntax(e.to_string()))
 }
 
+/// Parses `bytes` as one JSON value nested at most [`MAX_DEPTH`] deep: [`check`] and the
+/// parse in one pass, for a body that is to be read anyway.
+pub fn parse(bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
+    if depth(bytes) > MAX_DEPTH {
+        return Err(JsonError::TooDeep);
+    }
+    serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))
+}
+
 /// The deepest nesting of `[` and `{` outside strings. Malformed input gives some number;
 /// the syntax check that follows refuses it. Most of a SCIM document is string content, which
 /// is skipped with `memchr` rather than byte by byte.
@@ -143,6 +152,25 @@ mod tests {
             fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
                 if check(&bytes).is_ok() {
                     prop_assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
+                }
+            }
+
+            /// Parsing in one pass refuses what the check refuses, for the same reason at the
+            /// same place (serde names a cut-off number "invalid" when skipping it, "EOF" when
+            /// reading it), and gives what it accepts as parsed.
+            #[test]
+            fn parse_refuses_what_check_refuses(v in value(), cut in 0usize..64) {
+                let whole = serde_json::to_vec(&v).unwrap();
+                for bytes in [&whole[..], &whole[..whole.len().saturating_sub(cut)]] {
+                    match (check(bytes), parse(bytes)) {
+                        (Ok(()), Ok(doc)) => prop_assert_eq!(serde_json::to_vec(&doc).unwrap(), bytes),
+                        (Err(JsonError::Syntax(a)), Err(JsonError::Syntax(b))) => {
+                            let at = |m: &str| m.rsplit_once(" at ").map(|(_, at)| at.to_owned());
+                            prop_assert_eq!(at(&a), at(&b), "{} / {}", a, b);
+                        }
+                        (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                        (a, b) => prop_assert!(false, "check {:?}, parse {:?}", a, b.map(drop)),
+                    }
                 }
             }
         }

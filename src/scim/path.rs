@@ -45,6 +45,27 @@ pub struct AttrPath {
     pub sub: Option<String>,
 }
 
+/// An `attrPath`'s parts as borrowed from `text`: URN, attribute, sub-attribute. What
+/// [`AttrPath::parse`] reads, for callers that only look.
+pub fn split(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError> {
+    let (urn, rest) = match text.get(..4) {
+        Some(head) if head.eq_ignore_ascii_case("urn:") => match text.rfind(':') {
+            Some(i) if i > 4 => (Some(&text[..i]), &text[i + 1..]),
+            _ => return Err(PathError::InvalidName(text.to_string())),
+        },
+        _ => (None, text),
+    };
+    let (name, sub) = match rest.split_once('.') {
+        Some((name, sub)) => (name, Some(sub)),
+        None => (rest, None),
+    };
+    check_name(name)?;
+    if let Some(sub) = sub {
+        check_name(sub)?;
+    }
+    Ok((urn, name, sub))
+}
+
 impl AttrPath {
     /// A plain top-level attribute name, e.g. `userName`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -58,23 +79,9 @@ impl AttrPath {
     /// Parses one `attrPath`. A URN prefix is everything up to the last `:`, since URNs
     /// themselves contain `:` and `.` (`…:enterprise:2.0:User:manager.value`).
     pub fn parse(text: &str) -> Result<Self, PathError> {
-        let (urn, rest) = match text.get(..4) {
-            Some(head) if head.eq_ignore_ascii_case("urn:") => match text.rfind(':') {
-                Some(i) if i > 4 => (Some(text[..i].to_string()), &text[i + 1..]),
-                _ => return Err(PathError::InvalidName(text.to_string())),
-            },
-            _ => (None, text),
-        };
-        let (name, sub) = match rest.split_once('.') {
-            Some((name, sub)) => (name, Some(sub)),
-            None => (rest, None),
-        };
-        check_name(name)?;
-        if let Some(sub) = sub {
-            check_name(sub)?;
-        }
+        let (urn, name, sub) = split(text)?;
         Ok(Self {
-            urn,
+            urn: urn.map(str::to_string),
             name: name.to_string(),
             sub: sub.map(str::to_string),
         })

@@ -9,7 +9,7 @@ use crate::auth::jwks::Jwks;
 use crate::config::{AuthConfig, AuthSchemes, Idp, Route, Supports, TenantConfig};
 use crate::control::TenantControl;
 use crate::limit::{Gate, TenantLimiter};
-use crate::policy::Policy;
+use crate::policy::{Direction, Policy};
 use crate::rule_pack::Pack;
 use crate::scim::discovery::Extensions;
 use crate::state::TenantState;
@@ -193,6 +193,15 @@ impl Tenant {
             state,
             control: Arc::default(),
         }
+    }
+
+    /// Whether a later stage reads a request body of this tenant as JSON anyway (a rule pack,
+    /// an inbound attribute policy), so that stage 5 parses it once instead of checking its
+    /// syntax first.
+    pub fn reads_bodies(&self) -> bool {
+        self.idp.is_some()
+            || !self.app_rules.is_empty()
+            || !self.policy.rules(Direction::Inbound).is_empty()
     }
 
     /// Names the app behind this tenant, for locks on its resources: its base URL, or the

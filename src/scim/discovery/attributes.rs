@@ -168,12 +168,18 @@ pub fn attribute(resource_type: &str, path: &str) -> Option<&'static AttributeDe
     let top = match schema {
         // `split_urn` hands back one of the resource type's own URNs, as written there.
         Some(urn) if urn != rt.schema => schema_def(urn)?.attribute(name),
-        _ => find(common_attributes(), name).or_else(|| schema_def(rt.schema)?.attribute(name)),
+        _ => top_level(rt, name),
     }?;
     match sub {
         Some(sub) => top.sub_attribute(sub),
         None => Some(top),
     }
+}
+
+/// A top-level attribute of the resource type's core schema, or a common one (RFC 7643
+/// §3.1), by its name alone (no URN, no sub-attribute), case-insensitive.
+pub fn top_level(rt: &ResourceTypeDef, name: &str) -> Option<&'static AttributeDef> {
+    find(common_attributes(), name).or_else(|| schema_def(rt.schema)?.attribute(name))
 }
 
 /// Splits a schema URN prefix off an attribute path (RFC 7644 §3.10), if it names one of the

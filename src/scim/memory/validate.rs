@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{invalid, syntax};
 use crate::scim::discovery::{
-    common_attributes, schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaDef,
+    schema_def, top_level, AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaDef,
 };
 use crate::scim::error::{ScimError, ScimType};
 
@@ -48,7 +48,7 @@ pub(super) fn document(
             continue;
         }
         let def =
-            find_top(core, key).ok_or_else(|| invalid(format!("unknown attribute {key:?}")))?;
+            top_level(rt, key).ok_or_else(|| invalid(format!("unknown attribute {key:?}")))?;
         if let Some(v) = attribute(def, value, Name::Top(&def.name))? {
             out.insert(def.name.clone(), v);
         }
@@ -90,14 +90,6 @@ fn declared_schemas(
         return Err(invalid(format!("\"schemas\" must include {}", rt.schema)));
     }
     Ok(out)
-}
-
-/// Top-level attributes: the common ones of RFC 7643 §3.1 and the core schema's.
-fn find_top<'a>(core: &'a SchemaDef, key: &str) -> Option<&'a AttributeDef> {
-    let common = common_attributes()
-        .iter()
-        .find(|a| a.name.eq_ignore_ascii_case(key));
-    common.or_else(|| core.attribute(key))
 }
 
 /// Where a value sits (`name.givenName`), for error messages: written out only when one is.
