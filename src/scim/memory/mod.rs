@@ -150,7 +150,7 @@ pub fn check_resource(
     rt: &crate::scim::discovery::ResourceTypeDef,
     body: &Value,
 ) -> Result<(), ScimError> {
-    validate::document(rt, body).map(drop)
+    validate::check(rt, body)
 }
 
 fn invalid(detail: impl Into<String>) -> ScimError {

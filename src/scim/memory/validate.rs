@@ -26,6 +26,25 @@ pub(super) fn document(
     rt: &ResourceTypeDef,
     value: &Value,
 ) -> Result<Map<String, Value>, ScimError> {
+    walk(Mode::Copy, rt, value)
+}
+
+/// The checks of [`document`] alone, for a request that goes on as it is: nothing is copied.
+pub(super) fn check(rt: &ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
+    walk(Mode::Check, rt, value).map(drop)
+}
+
+/// Whether a walk copies what it checks (the store keeps the result), or only checks it. A
+/// check keeps, of each valid value, a stand-in holding what the checks after the walk read:
+/// booleans (is an element the primary one?) and whether a string is blank (is a required
+/// attribute given?); of a complex value, its boolean sub-attributes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Copy,
+    Check,
+}
+
+fn walk(mode: Mode, rt: &ResourceTypeDef, value: &Value) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(obj) = value else {
         return Err(syntax("the body must be a JSON object"));
     };
@@ -43,14 +62,18 @@ pub(super) fn document(
                 )));
             }
             let ext_def = schema_def(ext).expect("every extension schema is bundled");
-            let attrs = object(Name::Top(ext), value, |name| ext_def.attribute(name))?;
-            insert_unless_empty(&mut out, ext, attrs);
+            let attrs = object(mode, Name::Top(ext), value, |name| ext_def.attribute(name))?;
+            if let (Some(attrs), Mode::Copy) = (attrs, mode) {
+                out.insert((*ext).to_owned(), Value::Object(attrs));
+            }
             continue;
         }
         let def =
             top_level(rt, key).ok_or_else(|| invalid(format!("unknown attribute {key:?}")))?;
-        if let Some(v) = attribute(def, value, Name::Top(&def.name))? {
-            out.insert(def.name.clone(), v);
+        if let Some(v) = attribute(mode, def, value, Name::Top(&def.name))? {
+            if mode == Mode::Copy || def.required {
+                out.insert(def.name.clone(), v);
+            }
         }
     }
     check_required(core, &out)?;
@@ -110,6 +133,7 @@ impl std::fmt::Display for Name<'_> {
 
 /// Checks one attribute; `None` means unassigned (readOnly, null or empty).
 fn attribute(
+    mode: Mode,
     def: &AttributeDef,
     value: &Value,
     path: Name<'_>,
@@ -119,28 +143,33 @@ fn attribute(
         return Ok(None);
     }
     if !def.multi_valued {
-        return single(def, value, path);
+        return single(mode, def, value, path);
     }
     let items = value
         .as_array()
         .ok_or_else(|| invalid(format!("{path} must be an array")))?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        out.extend(single(def, item, path)?);
+        out.extend(single(mode, def, item, path)?);
     }
     check_one_primary(&out, path)?;
     Ok((!out.is_empty()).then_some(Value::Array(out)))
 }
 
 /// One value of the attribute's type (RFC 7643 §2.3).
-fn single(def: &AttributeDef, value: &Value, path: Name<'_>) -> Result<Option<Value>, ScimError> {
+fn single(
+    mode: Mode,
+    def: &AttributeDef,
+    value: &Value,
+    path: Name<'_>,
+) -> Result<Option<Value>, ScimError> {
     if value.is_null() {
         return Ok(None);
     }
     let ok = match def.kind {
         AttrType::Complex => {
-            let attrs = object(path, value, |name| def.sub_attribute(name))?;
-            return Ok((!attrs.is_empty()).then_some(Value::Object(attrs)));
+            let attrs = object(mode, path, value, |name| def.sub_attribute(name))?;
+            return Ok(attrs.map(Value::Object));
         }
         AttrType::String | AttrType::Binary | AttrType::Reference => value.is_string(),
         AttrType::Boolean => value.is_boolean(),
@@ -150,30 +179,40 @@ fn single(def: &AttributeDef, value: &Value, path: Name<'_>) -> Result<Option<Va
             .as_str()
             .is_some_and(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok()),
     };
-    if ok {
-        Ok(Some(value.clone()))
-    } else {
-        Err(invalid(format!("{path} must be of type {:?}", def.kind)))
+    if !ok {
+        return Err(invalid(format!("{path} must be of type {:?}", def.kind)));
     }
+    Ok(Some(match (mode, value) {
+        (Mode::Copy, _) => value.clone(),
+        (Mode::Check, Value::Bool(b)) => Value::Bool(*b),
+        (Mode::Check, Value::String(s)) if s.trim().is_empty() => Value::String(String::new()),
+        (Mode::Check, _) => Value::Null,
+    }))
 }
 
 /// A complex value or an extension object: every key must name a known (sub-)attribute.
+/// `None` when nothing of it is kept (every value readOnly, null or empty).
 fn object<'d>(
+    mode: Mode,
     path: Name<'_>,
     value: &Value,
     lookup: impl Fn(&str) -> Option<&'d AttributeDef>,
-) -> Result<Map<String, Value>, ScimError> {
+) -> Result<Option<Map<String, Value>>, ScimError> {
     let obj = value
         .as_object()
         .ok_or_else(|| invalid(format!("{path} must be an object")))?;
     let mut out = Map::new();
+    let mut kept = false;
     for (key, v) in obj {
         let def = lookup(key).ok_or_else(|| invalid(format!("unknown attribute {path}.{key}")))?;
-        if let Some(v) = attribute(def, v, Name::Sub(&path, &def.name))? {
-            out.insert(def.name.clone(), v);
+        if let Some(v) = attribute(mode, def, v, Name::Sub(&path, &def.name))? {
+            kept = true;
+            if mode == Mode::Copy || v.is_boolean() {
+                out.insert(def.name.clone(), v);
+            }
         }
     }
-    Ok(out)
+    Ok(kept.then_some(out))
 }
 
 /// RFC 7643 §2.4: the primary value "true" MUST appear no more than once.
@@ -202,12 +241,6 @@ fn check_required(core: &SchemaDef, out: &Map<String, Value>) -> Result<(), Scim
         }
     }
     Ok(())
-}
-
-fn insert_unless_empty(out: &mut Map<String, Value>, key: &str, attrs: Map<String, Value>) {
-    if !attrs.is_empty() {
-        out.insert(key.to_owned(), Value::Object(attrs));
-    }
 }
 
 /// PUT (RFC 7644 §3.5.1): an immutable value already set must not change, and a writeOnly
@@ -373,5 +406,87 @@ mod tests {
         let mut changed = json!({"badge": "8"}).as_object().expect("object").clone();
         let e = carry_over(&schema, old, &mut changed).expect_err("changed immutable");
         assert_eq!(e.scim_type, Some(ScimType::Mutability));
+    }
+
+    mod check_alone {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::scim::memory::validate;
+
+        /// Leaves and shapes that meet the User schema's checks in every way: wrong types,
+        /// blanks, nulls, duplicates of `primary`, unknown sub-attributes, names in any case.
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i32>().prop_map(Value::from),
+                prop::sample::select(vec!["", " ", "a", "2024-01-01T00:00:00Z", "x@y"])
+                    .prop_map(Value::from),
+            ];
+            let sub = prop::sample::select(vec![
+                "value",
+                "PRIMARY",
+                "primary",
+                "type",
+                "givenName",
+                "display",
+                "$ref",
+                "nope",
+            ]);
+            let object = prop::collection::btree_map(sub, leaf.clone(), 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.into(), v)).collect()));
+            prop_oneof![
+                leaf,
+                object.clone(),
+                prop::collection::vec(prop_oneof![object, Just(Value::Null)], 0..4)
+                    .prop_map(Value::Array),
+            ]
+        }
+
+        fn document() -> impl Strategy<Value = Value> {
+            let key = prop::sample::select(vec![
+                "userName",
+                "USERNAME",
+                "name",
+                "emails",
+                "active",
+                "displayName",
+                "id",
+                "meta",
+                "nickName",
+                "phoneNumbers",
+                "x509Certificates",
+                "members",
+                "groups",
+                "unknown",
+                urn::ENTERPRISE_USER,
+            ]);
+            let schemas = prop::sample::select(vec![
+                json!([urn::USER]),
+                json!([urn::USER, urn::ENTERPRISE_USER]),
+                json!([urn::GROUP]),
+                json!("x"),
+            ]);
+            (schemas, prop::collection::btree_map(key, value(), 0..6)).prop_map(|(s, m)| {
+                let mut obj: Map<String, Value> =
+                    m.into_iter().map(|(k, v)| (k.into(), v)).collect();
+                obj.insert("schemas".into(), s);
+                Value::Object(obj)
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            /// The check alone refuses exactly what the copying walk refuses, for the same
+            /// reason, for Users and Groups.
+            #[test]
+            fn the_check_alone_agrees_with_the_copy(doc in document()) {
+                for rt in [&USER, &GROUP] {
+                    prop_assert_eq!(validate::check(rt, &doc), validate::document(rt, &doc).map(drop));
+                }
+            }
+        }
     }
 }
