@@ -191,9 +191,8 @@ fn serve(path: PathBuf) -> ExitCode {
     if let Err(e) = app.start_audit() {
         return fail(1, &format!("cannot open the audit log: {e}"));
     }
-    // One worker per CPU this process may use (its affinity mask and cgroup quota count); the
-    // first is this thread.
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    // One worker per CPU this process may use; the first is this thread.
+    let cpus = scimgate::listener::workers::count();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();

@@ -455,7 +455,8 @@ fn jwks_of(
                 .clients
                 .get(ca, jwks::FETCH_TIMEOUT, DEFAULT_POOL_IDLE)
                 .map_err(|e| BuildError::Auth(format!("JWT key set client: {e}")))?
-                .pooled;
+                .pooled()
+                .clone();
             let remote = jwks::RemoteJwks::new(url.clone(), client);
             Arc::new(Jwks::Remote(Box::new(remote)))
         }

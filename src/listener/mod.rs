@@ -6,7 +6,7 @@ pub mod http;
 mod per_address;
 mod stall;
 pub mod tls;
-mod workers;
+pub mod workers;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

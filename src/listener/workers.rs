@@ -5,6 +5,7 @@
 //! that called [`Workers::start`]) and hands each new connection to the worker with the fewest
 //! open; with one CPU there is only that one.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,23 @@ use tokio::sync::oneshot;
 /// How long a worker's leftover tasks get once serving has ended (requests cut by the drain
 /// may have left work on the blocking pool, such as a password hash; it is not waited for).
 const LEFTOVERS: Duration = Duration::from_millis(500);
+
+thread_local! {
+    /// This thread's place among the workers; 0 for the first and for every other thread
+    /// (the blocking pool, tests).
+    static INDEX: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many workers the proxy runs: one per CPU this process may use (its affinity mask and
+/// cgroup quota count).
+pub fn count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The worker this thread is, for state kept per worker (upstream connection pools).
+pub fn current() -> usize {
+    INDEX.with(Cell::get)
+}
 
 pub struct Workers {
     /// Open connections per worker, the calling thread's first.
@@ -48,6 +66,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("scimgate-worker-{n}"))
                 .spawn(move || {
+                    INDEX.with(|i| i.set(n));
                     let _ = runtime.block_on(stopped);
                     runtime.shutdown_timeout(LEFTOVERS);
                 })?;
@@ -166,14 +185,20 @@ mod tests {
                 let seen = seen.clone();
                 workers.spawn(stream, move |mut stream| async move {
                     let name = std::thread::current().name().map(str::to_owned);
-                    seen.send(name).unwrap();
+                    seen.send((name, current())).unwrap();
                     // Open until its client goes.
                     let _ = stream.read(&mut [0u8; 1]).await;
                 });
             }
             let mut names = Vec::new();
             for _ in 0..6 {
-                names.push(threads.recv().await.unwrap());
+                let (name, index) = threads.recv().await.unwrap();
+                // Each thread knows its place, for what it keeps per worker.
+                let named = name
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix("scimgate-worker-"));
+                assert_eq!(index, named.map_or(0, |i| i.parse().unwrap()));
+                names.push(name);
             }
             names.sort();
             let worker = |n: usize| Some(format!("scimgate-worker-{n}"));

@@ -18,6 +18,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
+use crate::listener::workers;
+
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// How long a connection may sit idle in the pool when nothing else is said: below the
@@ -25,12 +27,21 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// idle connection before the app closes it under a request.
 pub const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(4);
 
-/// One upstream's clients: the pooled one for every request, and one that opens a fresh
-/// connection each time (and keeps none), sharing its connector and TLS settings.
+/// One upstream's clients: a pooled one per worker for every request, and one that opens a
+/// fresh connection each time (and keeps none), sharing their connector and TLS settings. A
+/// pooled connection is served by the worker that opened it, so each worker reuses its own:
+/// a request and its upstream connection never wake each other across threads.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    pub pooled: HttpClient,
+    per_worker: Arc<[HttpClient]>,
     pub fresh: HttpClient,
+}
+
+impl UpstreamClient {
+    /// The pooled client of the worker this runs on.
+    pub fn pooled(&self) -> &HttpClient {
+        &self.per_worker[workers::current() % self.per_worker.len()]
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,9 +115,11 @@ fn build(
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(pool_idle);
-    let pooled = builder.build(https.clone());
+    let per_worker = (0..workers::count().max(1))
+        .map(|_| builder.build(https.clone()))
+        .collect();
     let fresh = builder.pool_max_idle_per_host(0).build(https);
-    Ok(UpstreamClient { pooled, fresh })
+    Ok(UpstreamClient { per_worker, fresh })
 }
 
 fn roots_from_pem(path: &Path, pem: &[u8]) -> Result<RootCertStore, ClientError> {

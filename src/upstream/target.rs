@@ -198,7 +198,7 @@ impl HttpUpstream {
             *request.method(),
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE
         );
-        let first = tokio::time::timeout_at(deadline, self.client.pooled.request(request))
+        let first = tokio::time::timeout_at(deadline, self.client.pooled().request(request))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?;
         let e = match first {
