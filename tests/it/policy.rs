@@ -302,3 +302,47 @@ async fn a_policy_that_denies_what_the_schema_requires_fails_the_check() {
         "{err}"
     );
 }
+
+/// A tenant whose bodies are read anyway (a pack and a policy) parses each body once: bad
+/// JSON still gets the same refusal as on a tenant that forwards bodies unread, and never
+/// reaches the app. (serde words a few faults differently when it builds the value than when
+/// it skips it, "trailing comma" for "key must be a string", and may place a control
+/// character one column apart: the words after "not valid JSON:" are serde's.)
+#[tokio::test]
+async fn bad_json_is_refused_alike_whether_the_tenant_reads_bodies_or_not() {
+    let (app, seen) = app().await;
+    let reading = complete_app_tenant(app, &format!("idp = \"okta\"\n{DENY}"));
+    let plain = tenant("plain", &format!("http://{app}/scim/v2"), "tok");
+    let proxy = Proxy::start(&format!("{}{reading}{plain}", server(""))).await;
+    let c = client();
+    let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+    let bodies = [
+        r#"{"userName": "#.to_owned(),
+        r#"{"userName": "a",}"#.to_owned(),
+        "{\"userName\": \"\u{7}\"}".to_owned(),
+        deep,
+        "12 13".to_owned(),
+    ];
+    for body in bodies {
+        let mut answers = Vec::new();
+        for prefix in ["/e", "/plain"] {
+            let resp = c
+                .post(proxy.url(&format!("{prefix}/Users")))
+                .bearer_auth("tok")
+                .header("content-type", "application/scim+json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let error = scim_error(resp, 400).await;
+            assert_eq!(
+                error["scimType"], "invalidSyntax",
+                "{prefix} {body:?}: {error}"
+            );
+            let detail = error["detail"].as_str().unwrap().to_owned();
+            answers.push(detail.split(':').next().unwrap().to_owned());
+        }
+        assert_eq!(answers[0], answers[1], "{body:?}");
+    }
+    assert!(app_requests(&seen).iter().all(|(m, _, _)| m != "POST"));
+}
