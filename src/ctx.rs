@@ -159,7 +159,7 @@ impl ReqBody {
     pub fn to_bytes(&self) -> Bytes {
         match &self.json {
             Some(doc) if self.changed => {
-                Bytes::from(serde_json::to_vec(doc).expect("a JSON value always serializes"))
+                Bytes::from(crate::scim::json::to_vec(doc, self.bytes.len()))
             }
             _ => self.bytes.clone(),
         }

@@ -27,6 +27,7 @@ use crate::ctx::RequestCtx;
 use crate::policy::Refusal;
 use crate::rule_pack::{self, answer::AnswerTo, model::Answer, Pack};
 use crate::scim::error::ScimError;
+use crate::scim::json;
 use crate::scim::list::{asks_for_more, asks_for_projection, ListParams, ListResponse};
 use crate::scim::request::Endpoint;
 use crate::upstream::headers;
@@ -231,7 +232,7 @@ async fn finish_resources(
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
-    let body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
+    let body = Bytes::from(json::to_vec(&doc, bytes.len()));
     Ok(Response::from_parts(parts, Either::Right(Full::new(body))))
 }
 
@@ -314,7 +315,7 @@ async fn screen(ctx: &RequestCtx, response: Response<Body>) -> Response<Body> {
         return Response::from_parts(parts, Either::Right(Full::new(bytes)));
     }
     parts.headers.remove(header::CONTENT_LENGTH);
-    let body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
+    let body = Bytes::from(json::to_vec(&doc, bytes.len()));
     Response::from_parts(parts, Either::Right(Full::new(body)))
 }
 

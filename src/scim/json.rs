@@ -32,6 +32,15 @@ pub fn parse(bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
     serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))
 }
 
+/// `doc` as JSON text, written into a buffer of `hint` bytes to begin with: the size of the
+/// text it was read from, which a rewrite rarely changes much, so the buffer is not grown and
+/// copied along the way.
+pub fn to_vec(doc: &serde_json::Value, hint: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hint + hint / 8);
+    serde_json::to_writer(&mut out, doc).expect("a JSON value always serializes");
+    out
+}
+
 /// The deepest nesting of `[` and `{` outside strings. Malformed input gives some number;
 /// the syntax check that follows refuses it. Most of a SCIM document is string content, which
 /// is skipped with `memchr` rather than byte by byte.

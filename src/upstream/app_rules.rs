@@ -15,6 +15,7 @@ use crate::rule_pack::model::Answer;
 use crate::rule_pack::request::{normalize, Request};
 use crate::rule_pack::Pack;
 use crate::scim::discovery::Extensions;
+use crate::scim::json;
 use crate::scim::list::ListParams;
 use crate::scim::request::{classify, Target};
 
@@ -46,7 +47,7 @@ pub fn request(
         changed |= normalize(pack, &req, Some(&mut doc)).body_changed;
     }
     if changed {
-        call.body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
+        call.body = Bytes::from(json::to_vec(&doc, call.body.len()));
     }
 }
 
@@ -81,7 +82,7 @@ pub fn answer(
     if answer::normalize(packs, &to, &mut doc).is_empty() {
         return;
     }
-    reply.body = Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"));
+    reply.body = Bytes::from(json::to_vec(&doc, reply.body.len()));
     reply.headers.remove(header::CONTENT_LENGTH);
 }
 
