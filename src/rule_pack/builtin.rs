@@ -11,8 +11,8 @@ use super::json::{coerce, contains_ci, member_mut};
 use super::model::{Builtin, Coerce};
 use super::model::{Shape, Subject};
 use crate::scim::discovery::{
-    attribute, common_attributes, schema_def, split_urn, top_level, AttrType, AttributeDef,
-    Extensions, Mutability, ResourceTypeDef,
+    attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Extensions,
+    Mutability, ResourceTypeDef,
 };
 use crate::scim::filter::{self, CompValue, Filter};
 use crate::scim::path::{get_ci, key_ci, AttrPath, PatchPath};
@@ -203,11 +203,12 @@ fn coerce_resource(rt: &'static ResourceTypeDef, ext: &Extensions, doc: &mut Val
     let Value::Object(obj) = doc else {
         return false;
     };
+    let core = schema_def(rt.schema);
     let mut changed = false;
     for (key, v) in obj.iter_mut() {
         // Most keys are plain names: no schema to find, no path to split.
         if !key.contains([':', '.']) {
-            if let Some(def) = top_level(rt, key) {
+            if let Some(def) = core.and_then(|c| c.top_level(key)) {
                 changed |= coerce_value(def, v, true);
             }
             continue;

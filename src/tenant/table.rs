@@ -99,7 +99,7 @@ impl Tenants {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
-        self.by_host.values().chain(self.by_prefix.values())
+        self.by_id.values()
     }
 
     pub fn len(&self) -> usize {

@@ -115,7 +115,7 @@ fn build(
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(pool_idle);
-    let per_worker = (0..workers::count().max(1))
+    let per_worker = (0..workers::count())
         .map(|_| builder.build(https.clone()))
         .collect();
     let fresh = builder.pool_max_idle_per_host(0).build(https);

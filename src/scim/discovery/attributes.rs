@@ -103,6 +103,13 @@ impl SchemaDef {
     pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
         find(&self.attributes, name)
     }
+
+    /// A top-level attribute of a resource whose core schema this is, by its name alone (no
+    /// URN, no sub-attribute), case-insensitive: a common one (RFC 7643 §3.1) or this
+    /// schema's own.
+    pub fn top_level(&self, name: &str) -> Option<&AttributeDef> {
+        find(common_attributes(), name).or_else(|| self.attribute(name))
+    }
 }
 
 fn find<'a>(attrs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
@@ -168,18 +175,12 @@ pub fn attribute(resource_type: &str, path: &str) -> Option<&'static AttributeDe
     let top = match schema {
         // `split_urn` hands back one of the resource type's own URNs, as written there.
         Some(urn) if urn != rt.schema => schema_def(urn)?.attribute(name),
-        _ => top_level(rt, name),
+        _ => schema_def(rt.schema)?.top_level(name),
     }?;
     match sub {
         Some(sub) => top.sub_attribute(sub),
         None => Some(top),
     }
-}
-
-/// A top-level attribute of the resource type's core schema, or a common one (RFC 7643
-/// §3.1), by its name alone (no URN, no sub-attribute), case-insensitive.
-pub fn top_level(rt: &ResourceTypeDef, name: &str) -> Option<&'static AttributeDef> {
-    find(common_attributes(), name).or_else(|| schema_def(rt.schema)?.attribute(name))
 }
 
 /// Splits a schema URN prefix off an attribute path (RFC 7644 §3.10), if it names one of the

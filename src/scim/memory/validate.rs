@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{invalid, syntax};
 use crate::scim::discovery::{
-    schema_def, top_level, AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaDef,
+    schema_def, AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaDef,
 };
 use crate::scim::error::{ScimError, ScimType};
 
@@ -68,8 +68,9 @@ fn walk(mode: Mode, rt: &ResourceTypeDef, value: &Value) -> Result<Map<String, V
             }
             continue;
         }
-        let def =
-            top_level(rt, key).ok_or_else(|| invalid(format!("unknown attribute {key:?}")))?;
+        let def = core
+            .top_level(key)
+            .ok_or_else(|| invalid(format!("unknown attribute {key:?}")))?;
         if let Some(v) = attribute(mode, def, value, Name::Top(&def.name))? {
             if mode == Mode::Copy || def.required {
                 out.insert(def.name.clone(), v);
