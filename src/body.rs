@@ -12,17 +12,18 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::conn::InFlight;
 use crate::limit::CallPermit;
+use crate::upstream::pool::Stream;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Every response body the proxy sends: the upstream's stream, or bytes it holds.
-pub type Body = Either<UpstreamBody, Full<Bytes>>;
+/// Every response body the proxy sends: the upstream's stream, or bytes it holds. The stream is
+/// boxed: an answer is moved several times on its way out, and the stream's state is ten times
+/// the size of the rest.
+pub type Body = Either<Box<UpstreamBody>, Full<Bytes>>;
 
 /// A response the proxy makes from bytes it holds.
 pub fn full(
@@ -61,55 +62,59 @@ pub trait Rewrite: Send + Sync {
     fn finish(&mut self) -> Bytes;
 }
 
-pin_project! {
-    /// An upstream answer's body on its way to the client. One that does not reach its end
-    /// (the app broke off or was too slow, the client went away or stopped reading) is said
-    /// in the log with how many bytes were passed on: the request's line has already gone out
-    /// with the status of the head.
-    pub struct UpstreamBody {
-        #[pin]
-        inner: Incoming,
-        #[pin]
-        deadline: Sleep,
-        // The call's place in the tenant's and the app's limits, given back when the answer
-        // has been passed on (or dropped).
-        permit: Option<CallPermit>,
-        // The request's mark on its connection: a connection streaming an answer is busy.
-        in_flight: Option<InFlight>,
-        // Applied to each chunk; `None` once the held-back end has been sent.
-        rewrite: Option<Box<dyn Rewrite>>,
-        // The request id and tenant, for the log line of an answer cut off.
-        label: Option<(HeaderValue, Arc<str>)>,
-        passed: u64,
-        // The end, or the failure, has been seen (and the failure logged).
-        over: bool,
-    }
+/// An upstream answer's body on its way to the client. One that does not reach its end (the
+/// app broke off or was too slow, the client went away or stopped reading) is said in the log
+/// with how many bytes were passed on: the request's line has already gone out with the status
+/// of the head.
+pub struct UpstreamBody {
+    inner: Stream,
+    deadline: Instant,
+    /// Set the first time the app keeps the body waiting: most answers have come whole with
+    /// their head, and need no timer.
+    timer: Option<Pin<Box<Sleep>>>,
+    // The call's place in the tenant's and the app's limits, given back when the answer has
+    // been passed on (or dropped).
+    _permit: Option<CallPermit>,
+    // The request's mark on its connection: a connection streaming an answer is busy.
+    in_flight: Option<InFlight>,
+    // Applied to each chunk; `None` once the held-back end has been sent.
+    rewrite: Option<Box<dyn Rewrite>>,
+    // The request id and tenant, for the log line of an answer cut off.
+    label: Option<(HeaderValue, Arc<str>)>,
+    passed: u64,
+    // The end, or the failure, has been seen (and the failure logged).
+    over: bool,
+}
 
-    impl PinnedDrop for UpstreamBody {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            // Unlabelled: read whole by the proxy, whose failure is the request's own.
-            let Some(label) = this.label.as_ref() else { return };
-            if *this.over || this.inner.is_end_stream() {
-                return;
-            }
-            let stalled = this.in_flight.as_ref().is_some_and(InFlight::client_stalled);
-            let cause = if stalled {
-                "the client took no bytes of the answer before its deadline"
-            } else {
-                "the client went away before the end of the answer"
-            };
-            cut_off(label, *this.passed, &cause);
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // Unlabelled: read whole by the proxy, whose failure is the request's own.
+        let Some(label) = self.label.as_ref() else {
+            return;
+        };
+        if self.over || self.inner.is_end_stream() {
+            return;
         }
+        let stalled = self
+            .in_flight
+            .as_ref()
+            .is_some_and(InFlight::client_stalled);
+        let cause = if stalled {
+            "the client took no bytes of the answer before its deadline"
+        } else {
+            "the client went away before the end of the answer"
+        };
+        cut_off(label, self.passed, &cause);
     }
 }
 
 impl UpstreamBody {
-    pub fn new(inner: Incoming, deadline: Instant, permit: Option<CallPermit>) -> Self {
+    pub fn new(inner: Stream, deadline: Instant, permit: Option<CallPermit>) -> Self {
         Self {
             inner,
-            deadline: tokio::time::sleep_until(deadline),
-            permit,
+            deadline,
+            timer: None,
+            _permit: permit,
             in_flight: None,
             rewrite: None,
             label: None,
@@ -127,7 +132,7 @@ impl UpstreamBody {
     /// Keeps the request counted as in flight on its connection until this body is done, and
     /// tells the connection when the body must be done by.
     pub fn hold(&mut self, mut in_flight: InFlight) {
-        in_flight.streams_until(self.deadline.deadline());
+        in_flight.streams_until(self.deadline);
         self.in_flight = Some(in_flight);
     }
 
@@ -157,27 +162,33 @@ impl HttpBody for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
+        let this = self.get_mut();
         let failure: BoxError = loop {
-            let frame = match this.inner.as_mut().poll_frame(cx) {
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(None) => {
-                    *this.over = true;
+                    this.over = true;
                     // The held-back end of a rewritten answer, if any.
                     let rest = this.rewrite.take().map(|mut r| r.finish());
                     return match rest.filter(|rest| !rest.is_empty()) {
                         Some(rest) => {
-                            *this.passed += rest.len() as u64;
+                            this.passed += rest.len() as u64;
                             Poll::Ready(Some(Ok(Frame::data(rest))))
                         }
                         None => Poll::Ready(None),
                     };
                 }
                 Poll::Ready(Some(Err(e))) => break e.into(),
-                Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => break BodyTimeout.into(),
-                    Poll::Pending => return Poll::Pending,
-                },
+                Poll::Pending => {
+                    let deadline = this.deadline;
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    match timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => break BodyTimeout.into(),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
             };
             let frame = match this.rewrite.as_mut() {
                 None => frame,
@@ -193,13 +204,13 @@ impl HttpBody for UpstreamBody {
                 },
             };
             if let Some(data) = frame.data_ref() {
-                *this.passed += data.len() as u64;
+                this.passed += data.len() as u64;
             }
             return Poll::Ready(Some(Ok(frame)));
         };
-        *this.over = true;
+        this.over = true;
         if let Some(label) = this.label.as_ref() {
-            cut_off(label, *this.passed, &Causes(&*failure));
+            cut_off(label, this.passed, &Causes(&*failure));
         }
         Poll::Ready(Some(Err(failure)))
     }

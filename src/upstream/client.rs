@@ -1,7 +1,9 @@
-//! The pooled HTTP(S) clients that carry requests upstream. Tenants with the same trust roots,
-//! connect timeout and pool idle timeout share one client, and so one connection pool per
-//! upstream host. Each pooled client has a twin that never reuses a connection, for the one
-//! retry of a request that met a connection the app had closed while it sat idle.
+//! The pooled clients that carry requests upstream. A plain-HTTP upstream gets a [`Pool`] of
+//! connections driven by the requests themselves, shared by the tenants with the same host,
+//! port, connect timeout and idle timeout. An HTTPS upstream gets hyper-util's client (it may
+//! answer in h2), shared by the tenants with the same trust roots and timeouts, and so one
+//! connection pool per upstream host; it has a twin that never reuses a connection, for the
+//! one retry of a request that met a connection the app had closed while it sat idle.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Uri;
 use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -18,6 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
+use super::pool::Pool;
 use crate::listener::workers;
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -57,10 +61,20 @@ pub enum ClientError {
 #[derive(Default)]
 pub struct Clients {
     built: HashMap<(Option<Vec<u8>>, Duration, Duration), UpstreamClient>,
+    plain: HashMap<(String, Duration, Duration), Arc<Pool>>,
     native_roots: Option<Arc<RootCertStore>>,
 }
 
 impl Clients {
+    /// The pool for a plain-HTTP upstream at `base`'s host and port.
+    pub fn plain(&mut self, base: &Uri, connect_timeout: Duration, idle: Duration) -> Arc<Pool> {
+        let authority = base.authority().map_or("", |a| a.as_str());
+        self.plain
+            .entry((authority.to_owned(), connect_timeout, idle))
+            .or_insert_with(|| Arc::new(Pool::new(base, connect_timeout, idle)))
+            .clone()
+    }
+
     pub fn get(
         &mut self,
         ca: Option<&Path>,

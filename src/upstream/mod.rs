@@ -10,6 +10,7 @@ pub mod client;
 mod dry_run;
 pub mod error;
 pub mod headers;
+pub mod pool;
 pub mod relocate;
 pub mod schemas;
 pub mod target;
@@ -94,7 +95,7 @@ async fn forward_http(
     let deadline = started + up.timeout;
     let response = up.send(make, deadline).await;
     observe(ctx, started, response.as_ref().err());
-    Ok(response?.map(|b| Either::Left(UpstreamBody::new(b, deadline, Some(permit)))))
+    Ok(response?.map(|b| Either::Left(Box::new(UpstreamBody::new(b, deadline, Some(permit))))))
 }
 
 /// Stage 11's view of one call to the app: how long its head took, or how it failed.

@@ -1,4 +1,4 @@
-//! Where one tenant's requests go: a pooled HTTP(S) client for an app's SCIM base URL, or the
+//! Where one tenant's requests go: pooled connections to an app's SCIM base URL, or the
 //! embedded memory store. Built with each configuration snapshot; the store's data and the
 //! client pools outlive it.
 
@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::breaker::{Breaker, Change};
 use super::client::{ClientError, Clients, UpstreamClient};
 use super::error::UpstreamError;
+use super::pool::{Failure, Pool, Stream};
 use super::relocate::BaseUrl;
 use crate::config::{self, UpstreamConfig, UpstreamTarget};
 use crate::scim::memory::MemoryStore;
@@ -35,7 +36,7 @@ pub struct HttpUpstream {
     base_pattern: Arc<BaseUrl>,
     authority: http::uri::Authority,
     https: bool,
-    client: UpstreamClient,
+    route: Route,
     /// The tenant's lasting breaker and how it is set; `None` when it is off.
     breaker: Option<(Arc<Breaker>, config::Breaker)>,
     pub(super) credential: Option<HeaderValue>,
@@ -74,11 +75,14 @@ impl Upstream {
                 .expect("validated: an http(s) URL has an authority")
                 .clone(),
             https: base.scheme_str() == Some("https"),
-            client: clients.get(
-                cfg.ca.as_deref(),
-                cfg.connect_timeout,
-                cfg.pool_idle_timeout,
-            )?,
+            route: match base.scheme_str() {
+                Some("https") => Route::Tls(Box::new(clients.get(
+                    cfg.ca.as_deref(),
+                    cfg.connect_timeout,
+                    cfg.pool_idle_timeout,
+                )?)),
+                _ => Route::Plain(clients.plain(base, cfg.connect_timeout, cfg.pool_idle_timeout)),
+            },
             breaker: cfg.breaker.map(|b| (breaker.clone(), b)),
             credential: cfg.credential.clone(),
             timeout: cfg.timeout,
@@ -164,7 +168,7 @@ impl HttpUpstream {
         &self,
         make: impl Fn() -> Request<Full<Bytes>>,
         deadline: Instant,
-    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+    ) -> Result<Response<Stream>, UpstreamError> {
         let Some((breaker, settings)) = &self.breaker else {
             return self.exchange(make, deadline).await;
         };
@@ -192,25 +196,25 @@ impl HttpUpstream {
         &self,
         make: impl Fn() -> Request<Full<Bytes>>,
         deadline: Instant,
-    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+    ) -> Result<Response<Stream>, UpstreamError> {
         let request = make();
         let idempotent = matches!(
             *request.method(),
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE
         );
-        let first = tokio::time::timeout_at(deadline, self.client.pooled().request(request))
+        let first = tokio::time::timeout_at(deadline, self.route.send(request, true))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?;
         let e = match first {
             Ok(response) => return Ok(response),
-            Err(e) if !unsent(&e, idempotent) => return Err(classify(e)),
+            Err(e) if !e.unsent(idempotent) => return Err(e.into()),
             Err(e) => e,
         };
-        tracing::debug!(tenant = %self.tenant, error = %e, cause = ?std::error::Error::source(&e), "a pooled connection to the app failed before the answer began; sending again on a fresh one");
-        tokio::time::timeout_at(deadline, self.client.fresh.request(make()))
+        tracing::debug!(tenant = %self.tenant, error = %e, "a pooled connection to the app failed before the answer began; sending again on a fresh one");
+        tokio::time::timeout_at(deadline, self.route.send(make(), false))
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
-            .map_err(classify)
+            .map_err(UpstreamError::from)
     }
 
     fn log(&self, change: Option<Change>, s: &config::Breaker) {
@@ -238,25 +242,75 @@ impl HttpUpstream {
     }
 }
 
-fn classify(e: ClientFailure) -> UpstreamError {
-    if e.is_connect() {
-        UpstreamError::Unavailable(e.into())
-    } else {
-        UpstreamError::Broken(e.into())
+/// How requests reach an app: see [`super::client`].
+enum Route {
+    Plain(Arc<Pool>),
+    Tls(Box<UpstreamClient>),
+}
+
+impl Route {
+    /// On a pooled connection, or on a fresh one when `reuse` is false.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        reuse: bool,
+    ) -> Result<Response<Stream>, SendError> {
+        match self {
+            Self::Plain(pool) => pool.send(request, reuse).await.map_err(SendError::Plain),
+            Self::Tls(client) => {
+                let client = if reuse {
+                    client.pooled()
+                } else {
+                    &client.fresh
+                };
+                match client.request(request).await {
+                    Ok(response) => Ok(response.map(Stream::of)),
+                    Err(e) => Err(SendError::Tls(e)),
+                }
+            }
+        }
     }
 }
 
-/// Whether a failed request is known not to have been acted on by the app (see
-/// [`HttpUpstream::exchange`]).
-fn unsent(e: &ClientFailure, idempotent: bool) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-    if e.is_connect() {
-        return false;
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Plain(Failure),
+    #[error(transparent)]
+    Tls(ClientFailure),
+}
+
+impl SendError {
+    /// Whether the app is known not to have acted on the request (see
+    /// [`HttpUpstream::exchange`]).
+    fn unsent(&self, idempotent: bool) -> bool {
+        match self {
+            Self::Plain(Failure::Connect(_)) => false,
+            Self::Plain(Failure::Unsent(_)) => true,
+            Self::Plain(Failure::Exchange(e)) => unanswered(e, idempotent),
+            Self::Tls(e) if e.is_connect() => false,
+            Self::Tls(e) => std::error::Error::source(e)
+                .and_then(|s| s.downcast_ref::<hyper::Error>())
+                .is_some_and(|e| unanswered(e, idempotent)),
+        }
     }
-    let source = std::error::Error::source(e);
-    let Some(failure) = source.and_then(|s| s.downcast_ref::<hyper::Error>()) else {
-        return false;
-    };
+}
+
+impl From<SendError> for UpstreamError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Plain(Failure::Connect(e)) => Self::Unavailable(e),
+            SendError::Plain(Failure::Unsent(e) | Failure::Exchange(e)) => Self::Broken(e.into()),
+            SendError::Tls(e) if e.is_connect() => Self::Unavailable(e.into()),
+            SendError::Tls(e) => Self::Broken(e.into()),
+        }
+    }
+}
+
+/// A connection that failed before the request went out, or (for a request that may be
+/// repeated) closed or was reset before any byte of the answer.
+fn unanswered(failure: &hyper::Error, idempotent: bool) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     if failure.is_canceled() {
         return true;
     }

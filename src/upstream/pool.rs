@@ -1,0 +1,525 @@
+//! Connections to a plain-HTTP upstream, kept per worker and driven by the task of the request
+//! that uses them.
+//!
+//! A pooled client of hyper-util runs each connection as a task of its own, so every exchange
+//! crosses between the request's task and the connection's: a wake-up each way, each queued
+//! behind the worker's other ready tasks. Here the request's own task polls the connection
+//! while it sends the request and, through [`Stream`], while the answer's body is passed on.
+//! When the body has ended, the connection goes back to the idle list of the worker it was
+//! opened on (the socket is registered with that worker's reactor); an idle connection is
+//! polled once more before it is used again, so one the app has closed is found and dropped
+//! there instead of failing the request. Idle connections older than the idle timeout are
+//! dropped by a sweep that runs only while the list holds any.
+//!
+//! HTTPS upstreams keep hyper-util's client: one of them may answer in h2, whose streams share
+//! a connection that must be driven apart from any one request.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST};
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::listener::workers;
+
+type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// Why a request did not get its answer's head.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// No connection could be made (refused, unresolvable, past the connect timeout).
+    #[error(transparent)]
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// The connection ended before the request could be written: the app never saw it.
+    #[error(transparent)]
+    Unsent(hyper::Error),
+    /// The exchange failed after the request was handed to the connection.
+    #[error(transparent)]
+    Exchange(hyper::Error),
+}
+
+/// The idle connections to one upstream (scheme, host and port), per worker.
+pub struct Pool {
+    connector: HttpConnector,
+    /// `http://host:port/`, what the connector is asked for.
+    target: Uri,
+    host: HeaderValue,
+    idle_timeout: Duration,
+    slots: Box<[Mutex<Slot>]>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Oldest at the front; taken from the back, so the warmest connection is used first.
+    idle: VecDeque<Idle>,
+    /// A sweep is scheduled for this slot.
+    sweeping: bool,
+}
+
+struct Idle {
+    conn: Box<Conn>,
+    since: Instant,
+}
+
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    /// `None` once the connection has ended; it must not be polled again.
+    driver: Option<Driver>,
+}
+
+impl Pool {
+    /// `base` is an `http://` URL with an authority (validated with the configuration).
+    pub fn new(base: &Uri, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        let authority = base.authority().expect("an http URL has an authority");
+        let port = authority.port_u16();
+        // As a client writes it: the default port left out (RFC 9110 §7.2).
+        let host = match port {
+            Some(p) if p != 80 => format!("{}:{p}", authority.host()),
+            _ => authority.host().to_owned(),
+        };
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        Self {
+            connector,
+            target: Uri::try_from(format!("http://{authority}/")).expect("from a valid URL"),
+            host: HeaderValue::try_from(host).expect("a valid authority is a valid header value"),
+            idle_timeout,
+            slots: (0..workers::count()).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Sends `req` (its URI absolute or not) on an idle connection of this worker, or on a new
+    /// one when there is none or `reuse` is false, and waits for the answer's head. The body
+    /// comes as a [`Stream`] that drives the connection and gives it back when it ends.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut req: Request<Full<Bytes>>,
+        reuse: bool,
+    ) -> Result<Response<Stream>, Failure> {
+        let origin = req.uri().path_and_query().cloned();
+        *req.uri_mut() = Uri::from(origin.unwrap_or_else(|| PathAndQuery::from_static("/")));
+        req.headers_mut().insert(HOST, self.host.clone());
+        let worker = workers::current() % self.slots.len();
+        let mut conn = match reuse.then(|| self.checkout(worker)).flatten() {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        let answer = conn.send(req).await.map_err(Failure::Exchange)?;
+        let lease = Lease {
+            conn,
+            pool: self.clone(),
+            worker,
+        };
+        Ok(answer.map(|body| Stream::driven(body, lease)))
+    }
+
+    /// Boxed: a [`Stream`] carries its connection, and an answer is moved several times on its
+    /// way out; hyper's connection state is some 700 bytes.
+    async fn connect(&self) -> Result<Box<Conn>, Failure> {
+        let io = self
+            .connector
+            .clone()
+            .call(self.target.clone())
+            .await
+            .map_err(|e| Failure::Connect(e.into()))?;
+        let (sender, driver) = http1::handshake(io).await.map_err(Failure::Unsent)?;
+        let mut conn = Box::new(Conn {
+            sender,
+            driver: Some(driver),
+        });
+        poll_fn(|cx| conn.poll_ready(cx))
+            .await
+            .map_err(Failure::Unsent)?;
+        Ok(conn)
+    }
+
+    /// The newest idle connection of `worker` that is still open and waiting for a request.
+    fn checkout(&self, worker: usize) -> Option<Box<Conn>> {
+        let mut slot = self.slots[worker].lock().expect("never poisoned");
+        let now = Instant::now();
+        while let Some(Idle { mut conn, since }) = slot.idle.pop_back() {
+            if now.duration_since(since) >= self.idle_timeout {
+                // The rest are older still.
+                slot.idle.clear();
+                return None;
+            }
+            if conn.ready_now() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put_back(self: &Arc<Self>, worker: usize, conn: Box<Conn>) {
+        let mut slot = self.slots[worker].lock().expect("never poisoned");
+        slot.idle.push_back(Idle {
+            conn,
+            since: Instant::now(),
+        });
+        if slot.sweeping {
+            return;
+        }
+        // Off a runtime (never on the request path) the list is swept at the next checkout.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            slot.sweeping = true;
+            runtime.spawn(sweep(Arc::downgrade(self), worker));
+        }
+    }
+}
+
+/// Drops the connections of one worker's list as they pass the idle timeout, and those the app
+/// has closed, until the list is empty.
+async fn sweep(pool: Weak<Pool>, worker: usize) {
+    loop {
+        let oldest = {
+            let Some(pool) = pool.upgrade() else { return };
+            let mut slot = pool.slots[worker].lock().expect("never poisoned");
+            let now = Instant::now();
+            while slot
+                .idle
+                .front()
+                .is_some_and(|i| now.duration_since(i.since) >= pool.idle_timeout)
+            {
+                slot.idle.pop_front();
+            }
+            slot.idle.retain_mut(|i| i.conn.ready_now());
+            match slot.idle.front() {
+                Some(oldest) => oldest.since + pool.idle_timeout,
+                None => {
+                    slot.sweeping = false;
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(oldest).await;
+    }
+}
+
+impl Conn {
+    /// Polls the connection: reads and writes what it can. False once it has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(driver) = &mut self.driver else {
+            return false;
+        };
+        match Pin::new(driver).poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(end) => {
+                if let Err(e) = end {
+                    tracing::debug!(error = %e, "an upstream connection failed");
+                }
+                self.driver = None;
+                false
+            }
+        }
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        self.drive(cx);
+        self.sender.poll_ready(cx)
+    }
+
+    /// Ready for a request without waiting: open, and the last exchange wholly done.
+    fn ready_now(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(self.poll_ready(&mut cx), Poll::Ready(Ok(())))
+    }
+
+    async fn send(&mut self, req: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
+        let mut answer = pin!(self.sender.send_request(req));
+        poll_fn(|cx| {
+            self.drive(cx);
+            answer.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+/// A connection lent to one exchange, until its answer's body has ended.
+struct Lease {
+    conn: Box<Conn>,
+    pool: Arc<Pool>,
+    worker: usize,
+}
+
+impl Lease {
+    fn give_back(mut self) {
+        let cx = &mut Context::from_waker(Waker::noop());
+        if self.conn.drive(cx) && !self.conn.sender.is_closed() {
+            self.pool.put_back(self.worker, self.conn);
+        }
+    }
+}
+
+/// An upstream answer's body. One from a [`Pool`] connection drives that connection as it is
+/// read and gives it back when it ends; dropped before its end, it closes the connection.
+pub struct Stream {
+    body: Incoming,
+    lease: Option<Lease>,
+}
+
+impl Stream {
+    /// A body whose connection runs elsewhere (hyper-util's client).
+    pub fn of(body: Incoming) -> Self {
+        Self { body, lease: None }
+    }
+
+    fn driven(body: Incoming, lease: Lease) -> Self {
+        let mut stream = Self {
+            body,
+            lease: Some(lease),
+        };
+        stream.give_back_at_end();
+        stream
+    }
+
+    fn give_back_at_end(&mut self) {
+        if self.body.is_end_stream() {
+            if let Some(lease) = self.lease.take() {
+                lease.give_back();
+            }
+        }
+    }
+}
+
+impl Body for Stream {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(lease) = &mut this.lease {
+            lease.conn.drive(cx);
+        }
+        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        match &frame {
+            Some(Err(_)) => this.lease = None,
+            None => {
+                if let Some(lease) = this.lease.take() {
+                    lease.give_back();
+                }
+            }
+            Some(Ok(_)) => this.give_back_at_end(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What the test app saw: connections opened, and connections the proxy closed.
+    #[derive(Default)]
+    struct Seen {
+        opened: AtomicUsize,
+        closed_by_proxy: AtomicUsize,
+    }
+
+    /// An app that answers each request with `answer`, and closes the connection after it when
+    /// `close` is set (without saying so, as an app past its keep-alive does).
+    async fn app(answer: &'static str, close: bool) -> (Uri, Arc<Seen>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base =
+            Uri::try_from(format!("http://{}/scim", listener.local_addr().unwrap())).unwrap();
+        let seen = Arc::new(Seen::default());
+        let seen_by_app = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let seen = seen_by_app.clone();
+                seen.opened.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            if stream.write_all(answer.as_bytes()).await.is_err() || close {
+                                return;
+                            }
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => {
+                                seen.closed_by_proxy.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (base, seen)
+    }
+
+    fn request(base: &Uri, method: http::Method) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(Bytes::from_static(b"{}")));
+        *req.method_mut() = method;
+        *req.uri_mut() = Uri::try_from(format!("{base}/Users/1")).unwrap();
+        req
+    }
+
+    fn get(base: &Uri) -> Request<Full<Bytes>> {
+        request(base, http::Method::GET)
+    }
+
+    fn pool(base: &Uri, idle: Duration) -> Arc<Pool> {
+        Arc::new(Pool::new(base, Duration::from_secs(1), idle))
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+    const LONG: &str = "HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n{}";
+
+    /// Waits (a bounded while) for `done`.
+    async fn eventually(done: impl Fn() -> bool) -> bool {
+        for _ in 0..200 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_used_again_once_its_answer_has_been_read() {
+        let (base, seen) = app(OK, false).await;
+        let pool = pool(&base, Duration::from_secs(5));
+        for _ in 0..5 {
+            let answer = pool.send(get(&base), true).await.unwrap();
+            assert_eq!(answer.status(), 200);
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "{}");
+        }
+        assert_eq!(seen.opened.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_keep_as_many_connections_as_they_need() {
+        let (base, seen) = app(OK, false).await;
+        let pool = pool(&base, Duration::from_secs(5));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (pool, base) = (pool.clone(), base.clone());
+                tokio::spawn(async move {
+                    for _ in 0..200 {
+                        let answer = pool.send(get(&base), true).await.unwrap();
+                        answer.into_body().collect().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let opened = seen.opened.load(Ordering::Relaxed);
+        assert!(opened <= 16, "{opened} connections for 16 at a time");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_app_closed_while_idle_is_not_used_even_for_a_post() {
+        let (base, seen) = app(OK, true).await;
+        let pool = pool(&base, Duration::from_secs(5));
+        for _ in 0..3 {
+            let answer = pool.send(get(&base), true).await.unwrap();
+            answer.into_body().collect().await.unwrap();
+            // The app's close reaches the proxy before its next request.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let post = request(&base, http::Method::POST);
+            let answer = pool.send(post, true).await.unwrap();
+            assert_eq!(answer.status(), 200);
+            answer.into_body().collect().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(seen.opened.load(Ordering::Relaxed), 6);
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_before_its_end_closes_its_connection() {
+        let (base, seen) = app(LONG, false).await;
+        let pool = pool(&base, Duration::from_secs(5));
+        let answer = pool.send(get(&base), true).await.unwrap();
+        drop(answer);
+        assert!(eventually(|| seen.closed_by_proxy.load(Ordering::Relaxed) == 1).await);
+        // The next request does not meet the half-read connection.
+        let answer = pool.send(get(&base), true).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(seen.opened.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout() {
+        let (base, seen) = app(OK, false).await;
+        let pool = pool(&base, Duration::from_millis(100));
+        let answer = pool.send(get(&base), true).await.unwrap();
+        answer.into_body().collect().await.unwrap();
+        assert_eq!(seen.closed_by_proxy.load(Ordering::Relaxed), 0);
+        assert!(
+            eventually(|| seen.closed_by_proxy.load(Ordering::Relaxed) == 1).await,
+            "the sweep closed the idle connection"
+        );
+        // And the list is swept again when it fills again.
+        let answer = pool.send(get(&base), true).await.unwrap();
+        answer.into_body().collect().await.unwrap();
+        assert!(eventually(|| seen.closed_by_proxy.load(Ordering::Relaxed) == 2).await);
+    }
+
+    #[tokio::test]
+    async fn an_app_that_cannot_be_reached_is_a_connect_failure() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base =
+            Uri::try_from(format!("http://{}/scim", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        let failed = pool(&base, Duration::from_secs(5))
+            .send(get(&base), true)
+            .await;
+        assert!(
+            matches!(failed, Err(Failure::Connect(_))),
+            "{:?}",
+            failed.err()
+        );
+    }
+
+    #[test]
+    fn the_host_header_leaves_out_the_default_port() {
+        let host = |url: &str| {
+            Pool::new(&Uri::try_from(url).unwrap(), Duration::ZERO, Duration::ZERO).host
+        };
+        assert_eq!(host("http://app:80/scim"), "app");
+        assert_eq!(host("http://app/scim"), "app");
+        assert_eq!(host("http://app:8080/scim"), "app:8080");
+        assert_eq!(host("http://[::1]:8080/scim"), "[::1]:8080");
+    }
+}
