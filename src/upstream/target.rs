@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response};
 use http_body_util::Full;
 use hyper_util::client::legacy::Error as ClientFailure;
@@ -32,6 +33,8 @@ pub struct HttpUpstream {
     tenant: Arc<str>,
     /// `scheme://authority/base-path`, no trailing slash: the request's path is appended.
     pub(super) base: Box<str>,
+    /// Where the base path starts in `base`.
+    path_at: usize,
     /// `base` as byte patterns, to find it in answers.
     base_pattern: Arc<BaseUrl>,
     authority: http::uri::Authority,
@@ -69,6 +72,7 @@ impl Upstream {
         Ok(Self::Http(HttpUpstream {
             tenant: tenant.clone(),
             base_pattern: Arc::new(BaseUrl::new(&base_text)),
+            path_at: base_text.len() - base.path().trim_end_matches('/').len(),
             base: base_text,
             authority: base
                 .authority()
@@ -156,9 +160,21 @@ impl Upstream {
 }
 
 impl HttpUpstream {
-    /// The app's URI for a request's path and query, relative to the SCIM base.
+    /// The app's URI for a request's path and query, relative to the SCIM base: absolute for
+    /// hyper-util's client, which reads the host from it; only the path and query for a
+    /// [`Pool`], which knows its host (and so parses less).
     pub(super) fn uri(&self, path_and_query: &str) -> Result<http::Uri, UpstreamError> {
-        http::Uri::try_from([&*self.base, path_and_query].concat()).map_err(UpstreamError::BadPath)
+        let uri = match self.route {
+            Route::Tls(_) => http::Uri::try_from([&*self.base, path_and_query].concat()),
+            Route::Plain(_) => {
+                let path = match [&self.base[self.path_at..], path_and_query].concat() {
+                    p if p.is_empty() => "/".to_owned(),
+                    p => p,
+                };
+                PathAndQuery::try_from(path).map(http::Uri::from)
+            }
+        };
+        uri.map_err(UpstreamError::BadPath)
     }
 
     /// Sends the request `make` builds and waits for the head of the answer, at most until
