@@ -31,7 +31,7 @@ impl App {
     /// Serves until SIGTERM or SIGINT, then drains; a second signal ends the drain at once.
     /// The accept loop, the admin API and the signals run on the calling thread's runtime,
     /// the first of the `workers`.
-    pub async fn run(self, workers: &Workers) -> std::io::Result<Drained> {
+    pub async fn run(&self, workers: &Workers) -> std::io::Result<Drained> {
         // Before "listening" is logged: a SIGHUP that arrives once the proxy says it is up
         // must reload, not take the default action of ending the process.
         let signals = Signals::install()?;
@@ -75,9 +75,14 @@ impl App {
         });
         let drained =
             crate::listener::serve(listener, workers, self.runtime.clone(), stopped, hurried).await;
-        // After the last answer: the closing checkpoint seals the log.
-        self.runtime.close_audit().await;
         Ok(drained)
+    }
+
+    /// Seals the audit log with its closing checkpoint. Only once no request can run any more
+    /// (every worker and the serving runtime shut down): a drain that was cut short leaves
+    /// connections open on the workers, whose requests would otherwise meet a closed log.
+    pub async fn close_audit(&self) {
+        self.runtime.close_audit().await;
     }
 
     /// Opens the audit log (when configured) and starts its writer: before serving, after

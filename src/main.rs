@@ -206,6 +206,16 @@ fn serve(path: PathBuf) -> ExitCode {
     // it is not waited for.
     workers.stop();
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    // After the last request: the closing checkpoint seals the log.
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(closing) => closing.block_on(app.close_audit()),
+        Err(e) => {
+            tracing::error!(error = %e, "could not seal the audit log: no runtime to close it on")
+        }
+    }
     telemetry.flush();
     match served {
         Ok(Drained::All) => ExitCode::SUCCESS,

@@ -323,7 +323,10 @@ fn cut_off_lines(proxy: &Proxy) -> Vec<serde_json::Value> {
 async fn a_truncated_answer_ends_the_clients_answer_in_error_and_is_logged() {
     let app = cut_app(1 << 20, 400, false).await;
     let proxy = Proxy::start(&config(app, "timeout = \"2s\",")).await;
-    let sent = client().get(proxy.url("/t/Schemas")).bearer_auth("tok").send();
+    let sent = client()
+        .get(proxy.url("/t/Schemas"))
+        .bearer_auth("tok")
+        .send();
     // The head goes out with the first bytes of the body; when the cut comes before they are
     // flushed, the connection ends with nothing. Either way the client sees the cut.
     if let Ok(resp) = sent.await {
