@@ -497,6 +497,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rude_app_costs_its_connection_never_the_next_request() {
+        // Bytes after the answer, and an answer that ends with the connection (HTTP/1.0
+        // without a length): neither connection may be used again.
+        const TRAILING: &str =
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 500 Oops\r\n\r\n";
+        const TO_THE_END: &str = "HTTP/1.0 200 OK\r\n\r\n{}";
+        for (answer, close) in [(TRAILING, false), (TO_THE_END, true)] {
+            let (base, seen) = app(answer, close).await;
+            let pool = pool(&base, Duration::from_secs(5));
+            for _ in 0..3 {
+                let answer = pool.send(get(&base), true).await.unwrap();
+                assert_eq!(answer.status(), 200);
+                let body = answer.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(body, "{}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(seen.opened.load(Ordering::Relaxed), 3, "{answer:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn an_app_that_cannot_be_reached_is_a_connect_failure() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base =
