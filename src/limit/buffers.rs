@@ -73,6 +73,10 @@ impl Buffers {
             room: self.room.clone(),
             bytes: 0,
         };
+        // A body that comes in one frame (most answers of a keep-alive app) is kept as it came,
+        // without a copy; a second frame starts a buffer. The buffer grows with what arrives,
+        // never with what a `Content-Length` claims: the budget counts bytes as they come.
+        let mut first: Option<Bytes> = None;
         let mut out = BytesMut::new();
         let mut body = std::pin::pin!(body);
         while let Some(frame) = body.frame().await {
@@ -80,13 +84,21 @@ impl Buffers {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            if out.len() + data.len() > max {
+            if held.bytes + data.len() > max {
                 return Err(ReadError::TooLarge(max));
             }
             self.take(&mut held, data.len()).await?;
-            out.extend_from_slice(&data);
+            match first.take() {
+                None if held.bytes == data.len() => first = Some(data),
+                Some(earlier) => {
+                    out.reserve(earlier.len() + data.len());
+                    out.extend_from_slice(&earlier);
+                    out.extend_from_slice(&data);
+                }
+                None => out.extend_from_slice(&data),
+            }
         }
-        Ok((out.freeze(), held))
+        Ok((first.unwrap_or_else(|| out.freeze()), held))
     }
 
     async fn take(&self, held: &mut Held, bytes: usize) -> Result<(), ReadError> {
@@ -147,6 +159,22 @@ mod tests {
         assert_eq!(buffers.room.available_permits(), 400);
         drop(held);
         assert_eq!(buffers.room.available_permits(), 1000);
+    }
+
+    #[tokio::test]
+    async fn frames_are_joined_in_order_and_a_single_frame_is_not_copied() {
+        let buffers = Buffers::new(1000);
+        let parts = ["", "ab", "", "cde", "f"].map(|p| Bytes::from_static(p.as_bytes()));
+        let (bytes, _held) = buffers.read(Chunks(parts.into()), 1000).await.unwrap();
+        assert_eq!(bytes, "abcdef");
+        let one = Bytes::from(vec![b'x'; 300]);
+        let (bytes, _held) = buffers
+            .read(Chunks([one.clone()].into()), 1000)
+            .await
+            .unwrap();
+        assert_eq!(bytes.as_ptr(), one.as_ptr(), "the frame itself, not a copy");
+        let (bytes, _held) = buffers.read(chunks(0, 1), 1000).await.unwrap();
+        assert!(bytes.is_empty());
     }
 
     #[tokio::test]
