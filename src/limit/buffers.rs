@@ -88,15 +88,15 @@ impl Buffers {
                 return Err(ReadError::TooLarge(max));
             }
             self.take(&mut held, data.len()).await?;
-            match first.take() {
-                None if held.bytes == data.len() => first = Some(data),
-                Some(earlier) => {
-                    out.reserve(earlier.len() + data.len());
-                    out.extend_from_slice(&earlier);
-                    out.extend_from_slice(&data);
-                }
-                None => out.extend_from_slice(&data),
+            if first.is_none() && out.is_empty() {
+                first = Some(data);
+                continue;
             }
+            if let Some(earlier) = first.take() {
+                out.reserve(earlier.len() + data.len());
+                out.extend_from_slice(&earlier);
+            }
+            out.extend_from_slice(&data);
         }
         Ok((first.unwrap_or_else(|| out.freeze()), held))
     }

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
-use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
@@ -104,16 +103,16 @@ impl Pool {
         }
     }
 
-    /// Sends `req` (its URI absolute or not) on an idle connection of this worker, or on a new
-    /// one when there is none or `reuse` is false, and waits for the answer's head. The body
-    /// comes as a [`Stream`] that drives the connection and gives it back when it ends.
+    /// Sends `req` on an idle connection of this worker, or on a new one when there is none or
+    /// `reuse` is false, and waits for the answer's head. The body comes as a [`Stream`] that
+    /// drives the connection and gives it back when it ends. The URI is written as it is: the
+    /// path and query only (origin form, RFC 9112 §3.2.1); `Host` is the pool's.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<Full<Bytes>>,
         reuse: bool,
     ) -> Result<Response<Stream>, Failure> {
-        let origin = req.uri().path_and_query().cloned();
-        *req.uri_mut() = Uri::from(origin.unwrap_or_else(|| PathAndQuery::from_static("/")));
+        debug_assert!(req.uri().authority().is_none(), "origin form only");
         req.headers_mut().insert(HOST, self.host.clone());
         let worker = workers::current() % self.slots.len();
         let mut conn = match reuse.then(|| self.checkout(worker)).flatten() {
@@ -191,14 +190,9 @@ async fn sweep(pool: Weak<Pool>, worker: usize) {
             let Some(pool) = pool.upgrade() else { return };
             let mut slot = pool.slots[worker].lock().expect("never poisoned");
             let now = Instant::now();
-            while slot
-                .idle
-                .front()
-                .is_some_and(|i| now.duration_since(i.since) >= pool.idle_timeout)
-            {
-                slot.idle.pop_front();
-            }
-            slot.idle.retain_mut(|i| i.conn.ready_now());
+            slot.idle.retain_mut(|i| {
+                now.duration_since(i.since) < pool.idle_timeout && i.conn.ready_now()
+            });
             match slot.idle.front() {
                 Some(oldest) => oldest.since + pool.idle_timeout,
                 None => {
@@ -387,7 +381,7 @@ mod tests {
     fn request(base: &Uri, method: http::Method) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(Bytes::from_static(b"{}")));
         *req.method_mut() = method;
-        *req.uri_mut() = Uri::try_from(format!("{base}/Users/1")).unwrap();
+        *req.uri_mut() = Uri::try_from(format!("{}/Users/1", base.path())).unwrap();
         req
     }
 

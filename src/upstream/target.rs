@@ -38,7 +38,6 @@ pub struct HttpUpstream {
     /// `base` as byte patterns, to find it in answers.
     base_pattern: Arc<BaseUrl>,
     authority: http::uri::Authority,
-    https: bool,
     route: Route,
     /// The tenant's lasting breaker and how it is set; `None` when it is off.
     breaker: Option<(Arc<Breaker>, config::Breaker)>,
@@ -78,7 +77,6 @@ impl Upstream {
                 .authority()
                 .expect("validated: an http(s) URL has an authority")
                 .clone(),
-            https: base.scheme_str() == Some("https"),
             route: match base.scheme_str() {
                 Some("https") => Route::Tls(Box::new(clients.get(
                     cfg.ca.as_deref(),
@@ -154,7 +152,11 @@ impl Upstream {
         let port = up
             .authority
             .port_u16()
-            .unwrap_or(if up.https { 443 } else { 80 });
+            .unwrap_or(if matches!(up.route, Route::Tls(_)) {
+                443
+            } else {
+                80
+            });
         Some(format!("{}:{port}", up.authority.host()))
     }
 }

@@ -23,23 +23,25 @@ fn config(app: SocketAddr, extra: &str) -> String {
     )
 }
 
-/// Reads one request (head and a body of `content-length` bytes); false when the peer closed.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+/// Reads one request (head and a body of `content-length` bytes) and gives its head; `None`
+/// when the peer closed.
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             let length: usize = head
+                .to_ascii_lowercase()
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .map_or(0, |v| v.trim().parse().unwrap());
             if buf.len() >= end + 4 + length {
                 buf.drain(..end + 4 + length);
-                return true;
+                return Some(head);
             }
         }
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
@@ -67,7 +69,7 @@ async fn keep_alive_app() -> (SocketAddr, Arc<AtomicUsize>) {
                         stale.fetch_add(1, Ordering::Relaxed);
                         return; // closed with the request unread: the proxy sees a reset
                     }
-                    if !read_request(&mut stream, &mut buf).await {
+                    if read_request(&mut stream, &mut buf).await.is_none() {
                         return;
                     }
                     let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"a"}"#;
@@ -152,27 +154,14 @@ async fn closing_app() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
             let heads = seen.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
                 loop {
-                    let read =
-                        tokio::time::timeout(Duration::from_millis(200), stream.read(&mut chunk));
-                    match read.await {
-                        Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                        _ => return, // idle too long, or the proxy closed: the socket is dropped
-                    }
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
+                    let read = read_request(&mut stream, &mut buf);
+                    // Idle too long, or the proxy closed: the socket is dropped.
+                    let Ok(Some(head)) =
+                        tokio::time::timeout(Duration::from_millis(200), read).await
+                    else {
+                        return;
                     };
-                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    let length: usize = head
-                        .to_ascii_lowercase()
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    if buf.len() < end + 4 + length {
-                        continue;
-                    }
-                    buf.drain(..end + 4 + length);
                     heads.lock().unwrap().push(head);
                     let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"a"}"#;
                     let answer = format!("HTTP/1.1 201 Created\r\ncontent-type: application/scim+json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
@@ -267,7 +256,7 @@ async fn a_dead_app_opens_the_breaker_and_a_recovered_one_closes_it() {
         while let Ok((mut stream, _)) = app.accept().await {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                while read_request(&mut stream, &mut buf).await {
+                while read_request(&mut stream, &mut buf).await.is_some() {
                     let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"a"}"#;
                     let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: {}\r\n\r\n", body.len());
                     let _ = stream.write_all((head + body).as_bytes()).await;
@@ -295,7 +284,7 @@ async fn cut_app(length: usize, sent: usize, hold: bool) -> SocketAddr {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                if !read_request(&mut stream, &mut buf).await {
+                if read_request(&mut stream, &mut buf).await.is_none() {
                     return;
                 }
                 let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: {length}\r\n\r\n{{\"schemas\":[");
@@ -381,7 +370,7 @@ async fn a_client_that_never_reads_a_large_answer_is_cut_off_and_the_app_let_go(
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut buf = Vec::new();
-        assert!(read_request(&mut stream, &mut buf).await);
+        assert!(read_request(&mut stream, &mut buf).await.is_some());
         let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: {SIZE}\r\n\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
         let chunk = vec![b' '; 1 << 20];
