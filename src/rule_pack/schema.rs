@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::model::Shape;
 use crate::scim::discovery::{
-    attribute, AttrType, AttributeDef, Extensions, ResourceTypeDef, SchemaDef, SchemaInfo, GROUP,
-    USER,
+    attribute_in, AttrType, AttributeDef, Extensions, ResourceTypeDef, SchemaDef, SchemaInfo,
+    GROUP, USER,
 };
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::patch::{PatchOperation, PatchRequest};
@@ -131,12 +131,12 @@ fn check_op_value(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result<(
     };
     let attributes = |prefix: Option<&str>, value: &Value| match value {
         Value::Object(obj) => obj.iter().try_for_each(|(k, v)| {
-            let name = match prefix {
-                Some(ext) => Cow::Owned(format!("{ext}:{k}")),
-                None => Cow::Borrowed(k.as_str()),
+            let def = match prefix {
+                Some(ext) => attribute_in(rt, &[ext, ":", k]),
+                None => attribute_in(rt, &[k]),
             };
-            match attribute(rt.name, &name) {
-                Some(def) => fits(def, v, true, k),
+            match def {
+                Some(def) => fits(def, v, true).map_err(|m| m.error(k)),
                 None => Ok(()),
             }
         }),
@@ -150,12 +150,26 @@ fn check_op_value(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result<(
     if let Some(ext) = whole_extension(rt, path) {
         return attributes(Some(ext), value);
     }
-    let target = path.target().to_string();
     let whole = path.filter.is_none() && path.sub.is_none();
-    match attribute(rt.name, &target) {
-        Some(def) => fits(def, value, whole, &target),
+    match target_def(rt, path) {
+        Some(def) => fits(def, value, whole).map_err(|m| m.error(&path.target().to_string())),
         None => Ok(()),
     }
+}
+
+/// The definition of the attribute a PATCH path finally writes (`emails[…].value` →
+/// `emails.value`), found without writing the path out.
+fn target_def(rt: &ResourceTypeDef, path: &PatchPath) -> Option<&'static AttributeDef> {
+    let attr = &path.attr;
+    let (urn, colon) = match &attr.urn {
+        Some(urn) => (urn.as_str(), ":"),
+        None => ("", ""),
+    };
+    let (dot, sub) = match path.sub.as_ref().or(attr.sub.as_ref()) {
+        Some(sub) => (".", sub.as_str()),
+        None => ("", ""),
+    };
+    attribute_in(rt, &[urn, colon, &attr.name, dot, sub])
 }
 
 /// The extension a path names as a whole, which parses as URN `…:2.0` and name `User`.
@@ -172,16 +186,37 @@ fn whole_extension(rt: &'static ResourceTypeDef, path: &PatchPath) -> Option<&'s
     })
 }
 
+/// What a value that does not fit its attribute should have been, and in which of its
+/// sub-attributes (SCIM nests one level only, RFC 7643 §2.3.8).
+struct Misfit<'d> {
+    sub: Option<&'d str>,
+    expected: &'static str,
+}
+
+impl Misfit<'_> {
+    /// The 400 `invalidValue` naming the attribute `name` (never the value).
+    fn error(&self, name: &str) -> ScimError {
+        let name = match self.sub {
+            Some(sub) => format!("{name}.{sub}"),
+            None => name.to_owned(),
+        };
+        invalid_value(format!(
+            "{name}: expected {} (RFC 7643 §2.3)",
+            self.expected
+        ))
+    }
+}
+
 /// Whether `v` can be a value of the attribute `def` (RFC 7643 §2.3); `whole` when it stands
 /// for all of a multi-valued attribute.
-fn fits(def: &AttributeDef, v: &Value, whole: bool, name: &str) -> Result<(), ScimError> {
+fn fits<'d>(def: &'d AttributeDef, v: &Value, whole: bool) -> Result<(), Misfit<'d>> {
     if v.is_null() {
         return Ok(());
     }
     if def.multi_valued && whole {
         return match v {
-            Value::Array(items) => items.iter().try_for_each(|i| fits(def, i, false, name)),
-            _ => fits(def, v, false, name),
+            Value::Array(items) => items.iter().try_for_each(|i| fits(def, i, false)),
+            _ => fits(def, v, false),
         };
     }
     let ok = match def.kind {
@@ -192,7 +227,10 @@ fn fits(def: &AttributeDef, v: &Value, whole: bool, name: &str) -> Result<(), Sc
             Value::Object(obj) => {
                 for (k, sv) in obj {
                     if let Some(sub) = def.sub_attribute(k) {
-                        fits(sub, sv, true, &format!("{name}.{}", sub.name))?;
+                        fits(sub, sv, true).map_err(|m| Misfit {
+                            sub: Some(m.sub.unwrap_or(&sub.name)),
+                            ..m
+                        })?;
                     }
                 }
                 true
@@ -211,11 +249,10 @@ fn fits(def: &AttributeDef, v: &Value, whole: bool, name: &str) -> Result<(), Sc
         AttrType::Complex => "an object",
         _ => "a string",
     };
-    Err(ScimError::with_type(
-        400,
-        ScimType::InvalidValue,
-        format!("{name}: expected {expected} (RFC 7643 §2.3)"),
-    ))
+    Err(Misfit {
+        sub: None,
+        expected,
+    })
 }
 
 /// The attributes of the extensions `ext` defines, in a resource or a path-less PATCH value:
@@ -237,7 +274,7 @@ fn extension_object(schema: &SchemaDef, value: &Value, urn: &str) -> Result<(), 
     attrs
         .iter()
         .try_for_each(|(k, v)| match schema.attribute(k) {
-            Some(def) => fits(def, v, true, k),
+            Some(def) => fits(def, v, true).map_err(|m| m.error(k)),
             None => Err(ScimError::with_type(
                 400,
                 ScimType::InvalidPath,
@@ -295,7 +332,7 @@ fn extension_op(
     };
     let whole_value = path.filter.is_none() && path.sub.is_none() && path.attr.sub.is_none();
     match value {
-        Some(v) => fits(def, v, whole_value, &path.target().to_string()),
+        Some(v) => fits(def, v, whole_value).map_err(|m| m.error(&path.target().to_string())),
         None => Ok(()),
     }
 }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use super::urn;
 
 pub use attributes::{
-    attribute, common_attributes, schema_def, split_urn, AttrType, AttributeDef, Mutability,
-    Returned, SchemaDef, Uniqueness,
+    attribute, attribute_in, common_attributes, schema_def, split_urn, AttrType, AttributeDef,
+    Mutability, Returned, SchemaDef, Uniqueness,
 };
 pub use extensions::Extensions;
 pub use info::SchemaInfo;

@@ -1,7 +1,10 @@
 //! Attribute definitions (RFC 7643 §2, §7) parsed once from the bundled schema files, and
 //! the lookup of one attribute by resource type and (possibly URN-qualified) name.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use rustc_hash::FxBuildHasher;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -166,21 +169,76 @@ pub fn common_attributes() -> &'static [AttributeDef] {
 /// or URN-qualified (`urn:…:enterprise:2.0:User:manager.value`), all case-insensitive.
 /// Extension attributes must carry their URN (RFC 7644 §3.10).
 pub fn attribute(resource_type: &str, path: &str) -> Option<&'static AttributeDef> {
-    let rt = resource_type_def(resource_type)?;
-    let (schema, rest) = split_urn(rt, path);
-    let (name, sub) = match rest.split_once('.') {
-        Some((name, sub)) => (name, Some(sub)),
-        None => (rest, None),
-    };
-    let top = match schema {
-        // `split_urn` hands back one of the resource type's own URNs, as written there.
-        Some(urn) if urn != rt.schema => schema_def(urn)?.attribute(name),
-        _ => schema_def(rt.schema)?.top_level(name),
-    }?;
-    match sub {
-        Some(sub) => top.sub_attribute(sub),
-        None => Some(top),
+    attribute_in(resource_type_def(resource_type)?, &[path])
+}
+
+/// The longest path an attribute can have (no bundled one is half as long).
+const MAX_PATH: usize = 192;
+
+/// As [`attribute`], for a path given as the pieces it is written in, one after another
+/// (`[urn, ":", name, ".", sub]`), so that a parsed path is looked up without being
+/// formatted first.
+pub fn attribute_in(rt: &ResourceTypeDef, pieces: &[&str]) -> Option<&'static AttributeDef> {
+    let mut buf = [0u8; MAX_PATH];
+    let mut len = 0;
+    for piece in pieces {
+        buf.get_mut(len..len + piece.len())?
+            .copy_from_slice(piece.as_bytes());
+        len += piece.len();
     }
+    let path = &mut buf[..len];
+    path.make_ascii_lowercase();
+    // A core attribute is known by its name alone, an extension's by its URN and name.
+    let core = rt.schema.as_bytes();
+    let key = match path.get(..core.len()) {
+        Some(head) if head.eq_ignore_ascii_case(core) && path.get(core.len()) == Some(&b':') => {
+            &path[core.len() + 1..]
+        }
+        _ => path,
+    };
+    index_of(rt)?.get(key).copied()
+}
+
+/// One resource type's attributes, each with its sub-attributes, by their path in ASCII
+/// lowercase: `name`, `name.givenname`, `urn:…:enterprise:2.0:user:manager.value`. The
+/// common attributes win when a name is in both (as `top_level` has them).
+type Index = HashMap<Box<[u8]>, &'static AttributeDef, FxBuildHasher>;
+
+fn index_of(rt: &ResourceTypeDef) -> Option<&'static Index> {
+    static INDEX: OnceLock<Vec<(&'static str, Index)>> = OnceLock::new();
+    let all = INDEX.get_or_init(|| {
+        super::RESOURCE_TYPES
+            .iter()
+            .map(|rt| (rt.name, build_index(rt)))
+            .collect()
+    });
+    all.iter()
+        .find(|(name, _)| *name == rt.name)
+        .map(|(_, i)| i)
+}
+
+fn build_index(rt: &ResourceTypeDef) -> Index {
+    let mut index = Index::default();
+    let mut add = |prefix: &str, attrs: &'static [AttributeDef]| {
+        for def in attrs {
+            let name = format!("{prefix}{}", def.name).to_ascii_lowercase();
+            for sub in &def.sub_attributes {
+                let path = format!("{name}.{}", sub.name).to_ascii_lowercase();
+                index.entry(path.into_bytes().into()).or_insert(sub);
+            }
+            index.entry(name.into_bytes().into()).or_insert(def);
+        }
+    };
+    add("", common_attributes());
+    if let Some(core) = schema_def(rt.schema) {
+        add("", &core.attributes);
+    }
+    for urn in rt.extensions {
+        if let Some(ext) = schema_def(urn) {
+            add(&format!("{urn}:"), &ext.attributes);
+        }
+    }
+    index
 }
 
 /// Splits a schema URN prefix off an attribute path (RFC 7644 §3.10), if it names one of the
@@ -222,6 +280,69 @@ mod tests {
         assert!(attribute("user", "USERNAME").is_some());
         let given = attribute("User", "Name.GivenName").expect("sub-attribute");
         assert_eq!(given.name, "givenName");
+    }
+
+    /// The lookup as it was before the sorted index: a scan of the common, core or extension
+    /// attributes, then of the sub-attributes.
+    fn by_scan(resource_type: &str, path: &str) -> Option<&'static AttributeDef> {
+        let rt = resource_type_def(resource_type)?;
+        let (schema, rest) = split_urn(rt, path);
+        let (name, sub) = match rest.split_once('.') {
+            Some((name, sub)) => (name, Some(sub)),
+            None => (rest, None),
+        };
+        let top = match schema {
+            Some(urn) if urn != rt.schema => schema_def(urn)?.attribute(name),
+            _ => schema_def(rt.schema)?.top_level(name),
+        }?;
+        match sub {
+            Some(sub) => top.sub_attribute(sub),
+            None => Some(top),
+        }
+    }
+
+    #[test]
+    fn the_index_finds_what_a_scan_finds_in_any_case() {
+        let mut paths = vec![
+            String::new(),
+            "urn:".into(),
+            format!("{}:", urn::USER),
+            urn::ENTERPRISE_USER.into(),
+            "name.givenName.extra".into(),
+            "emails[type eq \"work\"]".into(),
+            "x".repeat(300),
+        ];
+        for rt in super::super::RESOURCE_TYPES {
+            for urn in std::iter::once(rt.schema).chain(rt.extensions.iter().copied()) {
+                let attrs = schema_def(urn).expect("bundled").attributes.iter();
+                for def in attrs.chain(common_attributes()) {
+                    let mut names = vec![def.name.clone()];
+                    names.extend(
+                        def.sub_attributes
+                            .iter()
+                            .map(|s| format!("{}.{}", def.name, s.name)),
+                    );
+                    for name in names {
+                        paths.push(format!("{urn}:{name}"));
+                        paths.push(name.to_ascii_uppercase());
+                        paths.push(name);
+                    }
+                }
+            }
+        }
+        for rt in ["User", "Group", "user"] {
+            for path in &paths {
+                let found = attribute(rt, path).map(|a| a as *const AttributeDef);
+                let scanned = by_scan(rt, path).map(|a| a as *const AttributeDef);
+                assert_eq!(found, scanned, "{rt} {path}");
+                if let Ok(parsed) = crate::scim::path::AttrPath::parse(path) {
+                    let info = super::super::SchemaInfo::new(resource_type_def(rt).expect("known"));
+                    let by_parts = info.def(&parsed).map(|a| a as *const AttributeDef);
+                    assert_eq!(by_parts, scanned, "{rt} {path} in parts");
+                }
+            }
+        }
+        assert!(paths.len() > 200);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! attribute, answered from the bundled schema definitions (RFC 7643 §7), so that validation,
 //! filters and PATCH of one resource type agree on a single source of truth.
 
-use super::{attribute, AttributeDef, Mutability, ResourceTypeDef};
+use super::{attribute_in, AttributeDef, Mutability, ResourceTypeDef};
 use crate::scim::filter::{self, AttributeInfo};
 use crate::scim::path::AttrPath;
 
@@ -22,7 +22,15 @@ impl SchemaInfo {
     /// The definition of the attribute `path` names (core, common or URN-qualified
     /// extension attribute, any case), if the resource type has one.
     pub fn def(&self, path: &AttrPath) -> Option<&'static AttributeDef> {
-        attribute(self.rt.name, &path.to_string())
+        let (urn, colon) = match &path.urn {
+            Some(urn) => (urn.as_str(), ":"),
+            None => ("", ""),
+        };
+        let (dot, sub) = match &path.sub {
+            Some(sub) => (".", sub.as_str()),
+            None => ("", ""),
+        };
+        attribute_in(self.rt, &[urn, colon, &path.name, dot, sub])
     }
 }
 

@@ -39,7 +39,7 @@ impl Token<'_> {
 /// Tokenizes the whole input; the caller has already bounded its length.
 pub(super) fn tokenize(src: &str) -> Result<Vec<Token<'_>>, FilterError> {
     let bytes = src.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(8);
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         let (kind, end) = match b {
@@ -53,8 +53,14 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token<'_>>, FilterError> {
             b']' => (Kind::RBracket, i + 1),
             b'"' => {
                 let end = string_end(bytes, i)?;
-                let text = serde_json::from_str::<String>(&src[i..end])
-                    .map_err(|_| FilterError::InvalidString(i))?;
+                let inner = &bytes[i + 1..end - 1];
+                // Without escapes or control characters the literal is its own text.
+                let text = if inner.iter().all(|&b| b != b'\\' && b >= 0x20) {
+                    src[i + 1..end - 1].to_owned()
+                } else {
+                    serde_json::from_str::<String>(&src[i..end])
+                        .map_err(|_| FilterError::InvalidString(i))?
+                };
                 (Kind::Str(text), end)
             }
             _ => {
@@ -123,6 +129,8 @@ mod tests {
     #[test]
     fn lexer_decodes_json_escapes() {
         assert_eq!(kinds(r#""a\u00e9\n\\""#), vec![Kind::Str("aé\n\\".into())]);
+        assert_eq!(kinds("\"Zoë Ω\""), vec![Kind::Str("Zoë Ω".into())]);
+        assert_eq!(kinds("\"\""), vec![Kind::Str(String::new())]);
     }
 
     #[test]

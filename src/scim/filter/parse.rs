@@ -74,10 +74,14 @@ impl<'a> Parser<'a> {
     }
 
     fn next(&mut self, expected: &'static str) -> Result<Token<'a>, FilterError> {
+        // The parser never goes back, so the token is taken, not cloned.
         let token = self
             .tokens
-            .get(self.pos)
-            .cloned()
+            .get_mut(self.pos)
+            .map(|t| Token {
+                kind: std::mem::replace(&mut t.kind, Kind::LParen),
+                ..*t
+            })
             .ok_or(FilterError::UnexpectedEnd(expected))?;
         self.pos += 1;
         Ok(token)
