@@ -123,23 +123,32 @@ impl Packs {
     }
 
     /// The IdP a request comes from, by its `User-Agent` and the fingerprints in its body and
-    /// query (`../shared/idp/QUIRKS.md`): the first pack whose signals match, else `generic`.
+    /// query (`../shared/idp/QUIRKS.md`): the first pack whose `User-Agent` signal matches,
+    /// else the first whose fingerprints do, else `generic`. The header is the stronger
+    /// signal, and the cheaper: a body is searched only when no header said who sent it.
     pub fn detect(&self, headers: &http::HeaderMap, body: &[u8], query: &str) -> Option<Arc<Pack>> {
         let agent = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
-        let found = self.detectable.iter().find(|p| {
-            p.detect
-                .user_agent
-                .iter()
-                .any(|s| agent.contains(s.as_str()))
-                || p.detect
+        let by_agent = || {
+            self.detectable.iter().find(|p| {
+                p.detect
+                    .user_agent
+                    .iter()
+                    .any(|s| agent.contains(s.as_str()))
+            })
+        };
+        let by_body = || {
+            self.detectable.iter().find(|p| {
+                p.detect
                     .body
                     .iter()
                     .any(|f| f.find(query.as_bytes()).is_some() || f.find(body).is_some())
-        });
+            })
+        };
+        let found = by_agent().or_else(by_body);
         found.cloned().or_else(|| self.get(GENERIC))
     }
 }

@@ -629,3 +629,24 @@ fn response_rules_type_the_values_of_described_extensions() {
         "an undescribed extension is left as the app sent it"
     );
 }
+
+#[test]
+fn a_user_agent_outweighs_a_fingerprint_in_the_body() {
+    let packs = Packs::load(None).expect("built-in packs compile");
+    let name = |agent: &str, body: &str| {
+        let mut headers = HeaderMap::new();
+        if !agent.is_empty() {
+            headers.insert(http::header::USER_AGENT, agent.parse().expect("header"));
+        }
+        let pack = packs
+            .detect(&headers, body.as_bytes(), "")
+            .expect("generic exists");
+        pack.name.to_string()
+    };
+    // Entra writes PATCH ops capitalised (QUIRKS E1).
+    let entra_body = r#"{"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}"#;
+    assert_eq!(name("", entra_body), "entra");
+    assert_eq!(name("Okta SCIM Client 1.0.0", entra_body), "okta");
+    assert_eq!(name("Okta SCIM Client 1.0.0", "{}"), "okta");
+    assert_eq!(name("curl/8.0", "{}"), GENERIC);
+}

@@ -18,7 +18,7 @@ pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
     if depth(bytes) > MAX_DEPTH {
         return Err(JsonError::TooDeep);
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+    serde_json::from_str::<serde::de::IgnoredAny>(text(bytes)?)
         .map(drop)
         .map_err(|e| JsonError::Syntax(e.to_string()))
 }
@@ -29,7 +29,21 @@ pub fn parse(bytes: &[u8]) -> Result<serde_json::Value, JsonError> {
     if depth(bytes) > MAX_DEPTH {
         return Err(JsonError::TooDeep);
     }
-    serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))
+    serde_json::from_str(text(bytes)?).map_err(|e| JsonError::Syntax(e.to_string()))
+}
+
+/// `bytes` as text: JSON exchanged between systems is UTF-8 (RFC 8259 §8.1). Checked once for
+/// the whole document, so that the parser need not check each string it reads again (and so
+/// that a document skipped, not built, is held to it too).
+fn text(bytes: &[u8]) -> Result<&str, JsonError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let before = &bytes[..e.valid_up_to()];
+        let line = 1 + memchr::memchr_iter(b'\n', before).count();
+        let column = before.len() - memchr::memrchr(b'\n', before).map_or(0, |i| i + 1) + 1;
+        JsonError::Syntax(format!(
+            "invalid UTF-8 at line {line} column {column} (RFC 8259 §8.1)"
+        ))
+    })
 }
 
 /// `doc` as JSON text, written into a buffer of `hint` bytes to begin with: the size of the
@@ -111,6 +125,20 @@ mod tests {
         };
         assert!(msg.contains("line 1"), "{msg}");
         assert!(!msg.contains("hunter2"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_with_their_place() {
+        let doc = b"{\"a\": 1,\n \"name\": \"Zo\xeb\"}";
+        for verdict in [check(doc), parse(doc).map(drop)] {
+            let Err(JsonError::Syntax(msg)) = verdict else {
+                panic!("expected a syntax error")
+            };
+            assert_eq!(msg, "invalid UTF-8 at line 2 column 13 (RFC 8259 §8.1)");
+        }
+        let ok = "{\"name\": \"Zoë 東\"}";
+        assert_eq!(check(ok.as_bytes()), Ok(()));
+        assert_eq!(parse(ok.as_bytes()).expect("UTF-8")["name"], "Zoë 東");
     }
 
     mod properties {
