@@ -158,6 +158,24 @@ async fn oversized_and_malformed_bodies_are_refused_before_the_upstream() {
         .await
         .unwrap();
     assert_eq!(scim_error(resp, 400).await["scimType"], "invalidSyntax");
+    // JSON between systems is UTF-8 (RFC 8259 §8.1): a byte that is not, even inside a
+    // string, is refused here rather than passed to the app to guess at.
+    let resp = c
+        .post(proxy.url("/acme/Users"))
+        .bearer_auth("idp-token")
+        .body(b"{\"userName\": \"bj\xe9nsen\"}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let error = scim_error(resp, 400).await;
+    assert_eq!(error["scimType"], "invalidSyntax");
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid UTF-8 at line 1 column 17"),
+        "{error}"
+    );
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let resp = c
         .post(proxy.url("/acme/Users"))
