@@ -47,27 +47,23 @@ fn check_patch(
         return Ok(());
     };
     for op in &patch.operations {
+        known_attributes(rt, op)?;
         check_op_value(rt, op)?;
     }
     let mut empty = serde_json::json!({"schemas": [rt.schema]});
     applied(&patch, rt, &mut empty).map(drop)
 }
 
-/// Whether `patch` applied to `resource` changed it; a remove or a value filter that finds
-/// nothing says nothing about the request, since the resource is made up.
+/// Whether `patch` applied to `resource` changed it. An operation whose target is not there
+/// (a remove, a value filter that finds nothing) says nothing about the request, since the
+/// resource is made up: it is passed over, and the operations after it are still judged.
 fn applied(
     patch: &PatchRequest,
     rt: &ResourceTypeDef,
     resource: &mut Value,
 ) -> Result<bool, ScimError> {
     let info = SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER });
-    match patch.apply(resource, &info) {
-        Ok(changed) => Ok(changed),
-        Err(e) => match ScimError::from(e) {
-            e if e.scim_type == Some(ScimType::NoTarget) => Ok(false),
-            e => Err(e),
-        },
-    }
+    Ok(patch.apply_where_found(resource, &info)?)
 }
 
 /// The PatchOp parsed, without its operations on extensions the proxy does not bundle and
@@ -121,6 +117,55 @@ pub fn check_written(
         return Ok(());
     }
     crate::scim::memory::check_resource(rt, &without_foreign(rt, &seeded))
+}
+
+/// Every attribute an operation names is one the resource type has (RFC 7644 §3.5.2: a path
+/// the schema lacks is 400 `invalidPath`), as a resource's are checked: its path's attribute
+/// and sub-attribute, or the top-level names of a path-less value. Extensions the proxy does
+/// not bundle were taken out before; they are the app's to judge.
+fn known_attributes(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result<(), ScimError> {
+    let unknown = |name: &dyn std::fmt::Display| {
+        ScimError::with_type(
+            400,
+            ScimType::InvalidPath,
+            format!("unknown attribute {name} (not in the {} schema)", rt.name),
+        )
+    };
+    let Some(path) = &op.path else {
+        let Some(Value::Object(obj)) = op.value.as_deref() else {
+            return Ok(());
+        };
+        return obj.iter().try_for_each(|(key, value)| {
+            let Some(ext) = rt.extensions.iter().find(|e| e.eq_ignore_ascii_case(key)) else {
+                return match attribute_in(rt, &[key]) {
+                    Some(_) => Ok(()),
+                    None => Err(unknown(key)),
+                };
+            };
+            let Value::Object(attrs) = value else {
+                return Ok(());
+            };
+            attrs
+                .keys()
+                .try_for_each(|k| match attribute_in(rt, &[ext, ":", k]) {
+                    Some(_) => Ok(()),
+                    None => Err(unknown(&format_args!("{ext}:{k}"))),
+                })
+        });
+    };
+    if whole_extension(rt, path).is_some() {
+        return Ok(());
+    }
+    let attr = &path.attr;
+    let (urn, colon) = match &attr.urn {
+        Some(urn) => (urn.as_str(), ":"),
+        None => ("", ""),
+    };
+    let top = attribute_in(rt, &[urn, colon, &attr.name]).ok_or_else(|| unknown(&attr.parent()))?;
+    match path.sub.as_ref().or(attr.sub.as_ref()) {
+        Some(sub) if top.sub_attribute(sub).is_none() => Err(unknown(&path.target())),
+        _ => Ok(()),
+    }
 }
 
 /// The value of one operation has the type the schema gives what it targets (the PATCH

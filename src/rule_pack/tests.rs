@@ -650,3 +650,58 @@ fn a_user_agent_outweighs_a_fingerprint_in_the_body() {
     assert_eq!(name("Okta SCIM Client 1.0.0", "{}"), "okta");
     assert_eq!(name("curl/8.0", "{}"), GENERIC);
 }
+
+#[test]
+fn operations_after_one_that_finds_nothing_are_still_judged() {
+    let patch = |ops: Value| json!({"schemas": [crate::scim::urn::PATCH_OP], "Operations": ops});
+    let check = |body: &Value| schema::check(&USER, Shape::Patch, body, Extensions::none());
+    let finds_nothing = json!({"op": "replace", "path": "emails[type eq \"work\"].value", "value": "b@example.com"});
+    let unknown = json!({"op": "replace", "path": "shoeSize", "value": "42"});
+    // The made-up resource has no work email: that says nothing of the real one.
+    assert!(check(&patch(json!([finds_nothing]))).is_ok());
+    let refused =
+        check(&patch(json!([finds_nothing, unknown]))).expect_err("shoeSize is no attribute");
+    assert_eq!(
+        refused.scim_type,
+        Some(crate::scim::error::ScimType::InvalidPath)
+    );
+    assert!(refused.detail.contains("shoeSize"), "{}", refused.detail);
+    for (op, named) in [
+        (
+            json!({"op": "replace", "value": {"displayName": "B", "shoeSize": 44}}),
+            "shoeSize",
+        ),
+        (
+            json!({"op": "add", "path": "name.middle", "value": "J"}),
+            "name.middle",
+        ),
+        (
+            json!({"op": "replace", "path": "emails[type eq \"work\"].address", "value": "x"}),
+            "emails.address",
+        ),
+        (
+            json!({"op": "add", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"badge": "7"}}}),
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:badge",
+        ),
+    ] {
+        let refused = check(&patch(json!([op]))).expect_err(named);
+        assert_eq!(
+            refused.detail,
+            format!("unknown attribute {named} (not in the User schema)")
+        );
+    }
+    let known = json!([
+        {"op": "add", "path": "name.middleName", "value": "J"},
+        {"op": "replace", "value": {"NAME": {"givenName": "B"}, "externalid": "7", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}}},
+        {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", "value": "26"},
+        {"op": "add", "path": "urn:example:app:2.0:User:badge", "value": "the app's own"},
+    ]);
+    let verdict = check(&patch(known));
+    assert!(verdict.is_ok(), "{:?}", verdict.err().map(|e| e.detail));
+    // RFC 7644 §3.5.2.2: a remove without a path has no target whatever the resource holds.
+    let pathless = check(&patch(json!([{"op": "remove"}]))).expect_err("no path");
+    assert_eq!(
+        pathless.scim_type,
+        Some(crate::scim::error::ScimType::NoTarget)
+    );
+}

@@ -236,3 +236,46 @@ fn rules_test_takes_the_apps_schema() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"value\": \"False\""), "{out}");
 }
+
+/// The core schema holds a PATCH to the attributes it has, whatever came before in the same
+/// request: an operation whose filter finds nothing in the check's made-up resource does not
+/// end the check (it used to, and let what followed through unjudged).
+#[tokio::test]
+async fn a_patch_naming_an_attribute_the_core_schema_lacks_never_reaches_the_app() {
+    let (app, seen) = scripted_upstream(vec![
+        script("GET", "/scim/v2/Schemas", 200, list_of(vec![])),
+        script("PATCH", "/scim/v2/Users/1", 200, user()),
+    ])
+    .await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, "idp = \"entra\"")
+    );
+    let proxy = Proxy::start(&config).await;
+    let work_email = json!({"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "b@example.com"});
+    let refused = [
+        json!({"op": "Replace", "path": "shoeSize", "value": "44"}),
+        json!({"op": "Add", "path": "name.middle", "value": "J"}),
+        json!({"op": "Replace", "value": {"displayName": "B", "shoeSize": 44}}),
+    ];
+    for op in refused {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [work_email, op]});
+        let err = scim_error(send_patch(&proxy, &body).await, 400).await;
+        assert_eq!(err["scimType"], "invalidPath", "{err}");
+        assert!(
+            err["detail"]
+                .as_str()
+                .unwrap()
+                .contains("unknown attribute"),
+            "{err}"
+        );
+    }
+    assert!(
+        patches_seen(&seen).is_empty(),
+        "a refused PATCH reached the app"
+    );
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [work_email, {"op": "Add", "path": "name.middleName", "value": "J"}]});
+    assert_eq!(send_patch(&proxy, &body).await.status(), 200);
+    assert_eq!(patches_seen(&seen).len(), 1);
+}

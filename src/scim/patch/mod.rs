@@ -237,6 +237,27 @@ impl<'a> PatchRequest<'a> {
         resource: &mut Value,
         info: &dyn AttributeInfo,
     ) -> Result<bool, PatchError> {
+        self.run(resource, info, false)
+    }
+
+    /// As [`Self::apply`], for judging the request against a made-up resource: an operation
+    /// with a `path` whose target is not there (`noTarget`: a filter that selects nothing, a
+    /// remove of an absent attribute) is passed over, since what the real resource holds is
+    /// unknown, and the operations after it are still judged.
+    pub fn apply_where_found(
+        &self,
+        resource: &mut Value,
+        info: &dyn AttributeInfo,
+    ) -> Result<bool, PatchError> {
+        self.run(resource, info, true)
+    }
+
+    fn run(
+        &self,
+        resource: &mut Value,
+        info: &dyn AttributeInfo,
+        pass_over_missing: bool,
+    ) -> Result<bool, PatchError> {
         let mut work = resource.clone();
         let mut budget = Budget::new();
         let mut next = 0;
@@ -249,7 +270,11 @@ impl<'a> PatchRequest<'a> {
                         0 => apply::operation(&mut work, &ops[0], info).map(|()| 1),
                         run => runs::apply_run(&mut work, &ops[..run], info).map(|()| run),
                     });
-            next += applied.map_err(|e| e.in_operation(next + 1))?;
+            next += match applied {
+                Ok(n) => n,
+                Err(PatchError::NoTarget(_)) if pass_over_missing && ops[0].path.is_some() => 1,
+                Err(e) => return Err(e.in_operation(next + 1)),
+            };
         }
         let changed = work != *resource;
         if changed {
