@@ -2,6 +2,7 @@
 //! the PATCH `path`, which may also select values with a filter (RFC 7644 §3.5.2, Figure 7),
 //! plus the lookups that resolve a path against a JSON resource.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -202,10 +203,10 @@ impl PatchPath {
 
     /// The attribute the operation finally touches, as the schema knows it
     /// (`emails[type eq "work"].value` → `emails.value`).
-    pub fn target(&self) -> AttrPath {
+    pub fn target(&self) -> Cow<'_, AttrPath> {
         match &self.sub {
-            Some(sub) => self.attr.with_sub(sub),
-            None => self.attr.clone(),
+            Some(sub) => Cow::Owned(self.attr.with_sub(sub)),
+            None => Cow::Borrowed(&self.attr),
         }
     }
 }
@@ -342,7 +343,7 @@ mod tests {
         assert_eq!(p.attr.name, "emails");
         assert_eq!(p.sub.as_deref(), Some("value"));
         assert_eq!(p.to_string(), r#"emails[type eq "work"].value"#);
-        assert_eq!(p.target(), AttrPath::parse("emails.value").expect("valid"));
+        assert_eq!(*p.target(), AttrPath::parse("emails.value").expect("valid"));
     }
 
     #[test]

@@ -266,7 +266,12 @@ fn check_write(
 
 /// A sub-attribute inherits its parent's restriction (`meta` makes `meta.version` readOnly).
 fn mutability(target: &AttrPath, info: &dyn AttributeInfo) -> Mutability {
-    match (info.mutability(target), info.mutability(&target.parent())) {
+    let own = info.mutability(target);
+    let parent = match target.sub {
+        Some(_) => info.mutability(&target.parent()),
+        None => own,
+    };
+    match (own, parent) {
         (Mutability::ReadOnly, _) | (_, Mutability::ReadOnly) => Mutability::ReadOnly,
         (Mutability::Immutable, _) | (_, Mutability::Immutable) => Mutability::Immutable,
         (own, _) => own,
