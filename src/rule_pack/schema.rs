@@ -157,11 +157,8 @@ fn known_attributes(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result
         return Ok(());
     }
     let attr = &path.attr;
-    let (urn, colon) = match &attr.urn {
-        Some(urn) => (urn.as_str(), ":"),
-        None => ("", ""),
-    };
-    let top = attribute_in(rt, &[urn, colon, &attr.name]).ok_or_else(|| unknown(&attr.parent()))?;
+    // The attribute without its sub-attribute: the first three pieces.
+    let top = attribute_in(rt, &attr.pieces(None)[..3]).ok_or_else(|| unknown(&attr.parent()))?;
     match path.sub.as_ref().or(attr.sub.as_ref()) {
         Some(sub) if top.sub_attribute(sub).is_none() => Err(unknown(&path.target())),
         _ => Ok(()),
@@ -205,16 +202,7 @@ fn check_op_value(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result<(
 /// The definition of the attribute a PATCH path finally writes (`emails[…].value` →
 /// `emails.value`), found without writing the path out.
 fn target_def(rt: &ResourceTypeDef, path: &PatchPath) -> Option<&'static AttributeDef> {
-    let attr = &path.attr;
-    let (urn, colon) = match &attr.urn {
-        Some(urn) => (urn.as_str(), ":"),
-        None => ("", ""),
-    };
-    let (dot, sub) = match path.sub.as_ref().or(attr.sub.as_ref()) {
-        Some(sub) => (".", sub.as_str()),
-        None => ("", ""),
-    };
-    attribute_in(rt, &[urn, colon, &attr.name, dot, sub])
+    attribute_in(rt, &path.attr.pieces(path.sub.as_deref()))
 }
 
 /// The extension a path names as a whole, which parses as URN `…:2.0` and name `User`.

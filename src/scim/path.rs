@@ -120,6 +120,21 @@ impl AttrPath {
         urn_eq && sub_eq && self.name.eq_ignore_ascii_case(&other.name)
     }
 
+    /// The path as the pieces it is written in, `[urn, ":", name, ".", sub]` (empty where a
+    /// part is absent), with `sub` in place of its own when given: what a lookup takes
+    /// instead of the path written out.
+    pub fn pieces<'a>(&'a self, sub: Option<&'a str>) -> [&'a str; 5] {
+        let (urn, colon) = match &self.urn {
+            Some(urn) => (urn.as_str(), ":"),
+            None => ("", ""),
+        };
+        let (dot, sub) = match sub.or(self.sub.as_deref()) {
+            Some(sub) => (".", sub),
+            None => ("", ""),
+        };
+        [urn, colon, &self.name, dot, sub]
+    }
+
     /// The URN this path would be if it named a whole extension object
     /// (`urn:…:enterprise:2.0:User` parses as URN `urn:…:2.0` with name `User`).
     pub fn as_urn(&self) -> Option<String> {

@@ -22,15 +22,7 @@ impl SchemaInfo {
     /// The definition of the attribute `path` names (core, common or URN-qualified
     /// extension attribute, any case), if the resource type has one.
     pub fn def(&self, path: &AttrPath) -> Option<&'static AttributeDef> {
-        let (urn, colon) = match &path.urn {
-            Some(urn) => (urn.as_str(), ":"),
-            None => ("", ""),
-        };
-        let (dot, sub) = match &path.sub {
-            Some(sub) => (".", sub.as_str()),
-            None => ("", ""),
-        };
-        attribute_in(self.rt, &[urn, colon, &path.name, dot, sub])
+        attribute_in(self.rt, &path.pieces(None))
     }
 }
 
