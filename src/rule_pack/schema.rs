@@ -43,15 +43,27 @@ fn check_patch(
     body: &Value,
     ext: &Extensions,
 ) -> Result<(), ScimError> {
+    judged(rt, body, ext).map(drop)
+}
+
+/// The PatchOp's own operations (see `own_operations`), once each names attributes the schema
+/// has, with values of their types, and all apply to a made-up resource of the type; `None`
+/// when there are none to judge. Parsed once for both checks.
+fn judged<'b>(
+    rt: &'static ResourceTypeDef,
+    body: &'b Value,
+    ext: &Extensions,
+) -> Result<Option<PatchRequest<'b>>, ScimError> {
     let Some(patch) = own_operations(rt, body, ext)? else {
-        return Ok(());
+        return Ok(None);
     };
     for op in &patch.operations {
         known_attributes(rt, op)?;
         check_op_value(rt, op)?;
     }
     let mut empty = serde_json::json!({"schemas": [rt.schema]});
-    applied(&patch, rt, &mut empty).map(drop)
+    applied(&patch, rt, &mut empty)?;
+    Ok(Some(patch))
 }
 
 /// Whether `patch` applied to `resource` changed it. An operation whose target is not there
@@ -102,8 +114,7 @@ pub fn check_written(
     body: &Value,
     ext: &Extensions,
 ) -> Result<(), ScimError> {
-    check_patch(rt, body, ext)?;
-    let Some(patch) = own_operations(rt, body, ext)? else {
+    let Some(patch) = judged(rt, body, ext)? else {
         return Ok(());
     };
     let required = if rt.name == GROUP.name {
