@@ -172,7 +172,8 @@ pub fn attribute(resource_type: &str, path: &str) -> Option<&'static AttributeDe
     attribute_in(resource_type_def(resource_type)?, &[path])
 }
 
-/// The longest path looked up; the longest bundled one (`urn:…:enterprise:2.0:User:manager.displayName`) is 78 bytes.
+/// The longest path looked up: a longer one names no attribute (the longest bundled path,
+/// `urn:…:enterprise:2.0:User:manager.displayName`, is 78 bytes).
 const MAX_PATH: usize = 128;
 
 /// As [`attribute`], for a path given as the pieces it is written in, one after another
