@@ -160,9 +160,10 @@ impl fmt::Display for AttrPath {
 
 /// `ATTRNAME = ALPHA *(nameChar)`, plus the reserved `$ref` (RFC 7643 §2.1, §2.3.7).
 fn check_name(name: &str) -> Result<(), PathError> {
-    let mut chars = name.chars();
-    let head_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    let tail_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    // Every allowed character is ASCII, so bytes are enough.
+    let mut bytes = name.bytes();
+    let head_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic());
+    let tail_ok = bytes.all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if (head_ok && tail_ok) || name == "$ref" {
         Ok(())
     } else {

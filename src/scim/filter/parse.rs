@@ -133,7 +133,12 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_or(&mut self) -> Result<Filter, FilterError> {
-        let mut items = vec![self.parse_and()?];
+        let first = self.parse_and()?;
+        // Most filters are one comparison: no list to build and take apart again.
+        if !self.eat_keyword("or") {
+            return Ok(first);
+        }
+        let mut items = vec![first, self.parse_and()?];
         while self.eat_keyword("or") {
             items.push(self.parse_and()?);
         }
@@ -141,7 +146,11 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_and(&mut self) -> Result<Filter, FilterError> {
-        let mut items = vec![self.parse_atom()?];
+        let first = self.parse_atom()?;
+        if !self.eat_keyword("and") {
+            return Ok(first);
+        }
+        let mut items = vec![first, self.parse_atom()?];
         while self.eat_keyword("and") {
             items.push(self.parse_atom()?);
         }
