@@ -55,6 +55,17 @@ fn patch_of(attribute: &str, value: Value) -> Value {
     })
 }
 
+/// A proxy with one Entra tenant in front of an app that answers `scripts`.
+async fn entra_in_front_of(scripts: Vec<Script>) -> (Proxy, Seen) {
+    let (app, seen) = scripted_upstream(scripts).await;
+    let config = format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, "idp = \"entra\"")
+    );
+    (Proxy::start(&config).await, seen)
+}
+
 async fn send_patch(proxy: &Proxy, body: &Value) -> reqwest::Response {
     client()
         .patch(proxy.url("/e/Users/1"))
@@ -76,7 +87,7 @@ fn patches_seen(seen: &Seen) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_apps_own_schemas_type_and_check_its_extension_attributes() {
-    let (app, seen) = scripted_upstream(vec![
+    let (proxy, seen) = entra_in_front_of(vec![
         script(
             "GET",
             "/scim/v2/Schemas",
@@ -86,12 +97,6 @@ async fn the_apps_own_schemas_type_and_check_its_extension_attributes() {
         script("PATCH", "/scim/v2/Users/1", 200, user()),
     ])
     .await;
-    let config = format!(
-        "{}{}",
-        server(""),
-        complete_app_tenant(app, "idp = \"entra\"")
-    );
-    let proxy = Proxy::start(&config).await;
 
     let resp = send_patch(&proxy, &patch_of("isContractor", json!("False"))).await;
     assert_eq!(resp.status(), 200);
@@ -176,14 +181,8 @@ async fn a_tenants_schema_files_describe_an_app_without_schemas() {
 
 #[tokio::test]
 async fn an_extension_no_one_described_is_left_to_the_app() {
-    let (app, seen) =
-        scripted_upstream(vec![script("PATCH", "/scim/v2/Users/1", 200, user())]).await;
-    let config = format!(
-        "{}{}",
-        server(""),
-        complete_app_tenant(app, "idp = \"entra\"")
-    );
-    let proxy = Proxy::start(&config).await;
+    let (proxy, seen) =
+        entra_in_front_of(vec![script("PATCH", "/scim/v2/Users/1", 200, user())]).await;
     // The app has no /Schemas (404): nothing is known of the extension.
     let resp = send_patch(&proxy, &patch_of("isContractor", json!("perhaps"))).await;
     assert_eq!(resp.status(), 200);
@@ -242,17 +241,11 @@ fn rules_test_takes_the_apps_schema() {
 /// end the check (it used to, and let what followed through unjudged).
 #[tokio::test]
 async fn a_patch_naming_an_attribute_the_core_schema_lacks_never_reaches_the_app() {
-    let (app, seen) = scripted_upstream(vec![
+    let (proxy, seen) = entra_in_front_of(vec![
         script("GET", "/scim/v2/Schemas", 200, list_of(vec![])),
         script("PATCH", "/scim/v2/Users/1", 200, user()),
     ])
     .await;
-    let config = format!(
-        "{}{}",
-        server(""),
-        complete_app_tenant(app, "idp = \"entra\"")
-    );
-    let proxy = Proxy::start(&config).await;
     let work_email = json!({"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "b@example.com"});
     let refused = [
         json!({"op": "Replace", "path": "shoeSize", "value": "44"}),

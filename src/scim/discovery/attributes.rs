@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(given.name, "givenName");
     }
 
-    /// The lookup as it was before the sorted index: a scan of the common, core or extension
+    /// The lookup as it was before the index: a scan of the common, core or extension
     /// attributes, then of the sub-attributes.
     fn by_scan(resource_type: &str, path: &str) -> Option<&'static AttributeDef> {
         let rt = resource_type_def(resource_type)?;
