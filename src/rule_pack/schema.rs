@@ -36,8 +36,8 @@ pub fn check(
     }
 }
 
-/// The PatchOp parsed, and applied to an empty resource of the type, so that paths and values
-/// meet the schema as the store's PATCH would have them.
+/// The PatchOp parsed, and judged as the store's PATCH would judge it on a resource of the
+/// type that holds none of the attributes it names.
 fn check_patch(
     rt: &'static ResourceTypeDef,
     body: &Value,
@@ -47,7 +47,7 @@ fn check_patch(
 }
 
 /// The PatchOp's own operations (see `own_operations`), once each names attributes the schema
-/// has, with values of their types, and all apply to a made-up resource of the type; `None`
+/// has, with values of their types, that the PATCH engine would not refuse (`judge`); `None`
 /// when there are none to judge. Parsed once for both checks.
 fn judged<'b>(
     rt: &'static ResourceTypeDef,
@@ -61,9 +61,13 @@ fn judged<'b>(
         known_attributes(rt, op)?;
         check_op_value(rt, op)?;
     }
-    let mut empty = serde_json::json!({"schemas": [rt.schema]});
-    applied(&patch, rt, &mut empty)?;
+    let empty = serde_json::json!({"schemas": [rt.schema]});
+    patch.judge(&empty, &info(rt))?;
     Ok(Some(patch))
+}
+
+fn info(rt: &ResourceTypeDef) -> SchemaInfo {
+    SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER })
 }
 
 /// Whether `patch` applied to `resource` changed it. An operation whose target is not there
@@ -74,8 +78,7 @@ fn applied(
     rt: &ResourceTypeDef,
     resource: &mut Value,
 ) -> Result<bool, ScimError> {
-    let info = SchemaInfo::new(if rt.name == GROUP.name { &GROUP } else { &USER });
-    Ok(patch.apply_where_found(resource, &info)?)
+    Ok(patch.apply_where_found(resource, &info(rt))?)
 }
 
 /// The PatchOp parsed, without its operations on extensions the proxy does not bundle and
@@ -153,19 +156,14 @@ fn known_attributes(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result
                     None => Err(unknown(key)),
                 };
             };
-            let Value::Object(attrs) = value else {
-                return Ok(());
-            };
-            attrs
-                .keys()
-                .try_for_each(|k| match attribute_in(rt, &[ext, ":", k]) {
-                    Some(_) => Ok(()),
-                    None => Err(unknown(&format_args!("{ext}:{k}"))),
-                })
+            extension_keys(rt, ext, value, &unknown)
         });
     };
-    if whole_extension(rt, path).is_some() {
-        return Ok(());
+    if let Some(ext) = whole_extension(rt, path) {
+        return match op.value.as_deref() {
+            Some(value) => extension_keys(rt, ext, value, &unknown),
+            None => Ok(()),
+        };
     }
     let attr = &path.attr;
     // The attribute without its sub-attribute: the first three pieces.
@@ -174,6 +172,34 @@ fn known_attributes(rt: &'static ResourceTypeDef, op: &PatchOperation) -> Result
         Some(sub) if top.sub_attribute(sub).is_none() => Err(unknown(&path.target())),
         _ => Ok(()),
     }
+}
+
+/// The names in `value`, an object of attributes of the bundled extension `ext`, are ones it
+/// has. A `schemas` naming only `ext` is the object describing itself (scim2-models writes
+/// one), which the PATCH engine passes over. A value that is not an object is the engine's to
+/// refuse.
+fn extension_keys(
+    rt: &'static ResourceTypeDef,
+    ext: &str,
+    value: &Value,
+    unknown: &dyn Fn(&dyn std::fmt::Display) -> ScimError,
+) -> Result<(), ScimError> {
+    let Value::Object(attrs) = value else {
+        return Ok(());
+    };
+    let describes_itself = |k: &str, v: &Value| {
+        k.eq_ignore_ascii_case("schemas")
+            && v.as_array().is_some_and(|s| {
+                s.iter()
+                    .all(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(ext)))
+            })
+    };
+    attrs.iter().try_for_each(|(k, v)| {
+        match describes_itself(k, v) || attribute_in(rt, &[ext, ":", k]).is_some() {
+            true => Ok(()),
+            false => Err(unknown(&format_args!("{ext}:{k}"))),
+        }
+    })
 }
 
 /// The value of one operation has the type the schema gives what it targets (the PATCH

@@ -683,6 +683,10 @@ fn operations_after_one_that_finds_nothing_are_still_judged() {
             json!({"op": "add", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"badge": "7"}}}),
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:badge",
         ),
+        (
+            json!({"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {"department": "R&D", "badge": "7"}}),
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:badge",
+        ),
     ] {
         let refused = check(&patch(json!([op]))).expect_err(named);
         assert_eq!(
@@ -695,6 +699,9 @@ fn operations_after_one_that_finds_nothing_are_still_judged() {
         {"op": "replace", "value": {"NAME": {"givenName": "B"}, "externalid": "7", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}}},
         {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", "value": "26"},
         {"op": "add", "path": "urn:example:app:2.0:User:badge", "value": "the app's own"},
+        // An extension object describing itself, as scim2-models writes one.
+        {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {
+            "schemas": ["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"], "division": "Tours"}},
     ]);
     let verdict = check(&patch(known));
     assert!(verdict.is_ok(), "{:?}", verdict.err().map(|e| e.detail));

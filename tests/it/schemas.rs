@@ -251,6 +251,7 @@ async fn a_patch_naming_an_attribute_the_core_schema_lacks_never_reaches_the_app
         json!({"op": "Replace", "path": "shoeSize", "value": "44"}),
         json!({"op": "Add", "path": "name.middle", "value": "J"}),
         json!({"op": "Replace", "value": {"displayName": "B", "shoeSize": 44}}),
+        json!({"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {"department": "Tours", "badge": "7"}}),
     ];
     for op in refused {
         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [work_email, op]});
@@ -268,7 +269,8 @@ async fn a_patch_naming_an_attribute_the_core_schema_lacks_never_reaches_the_app
         patches_seen(&seen).is_empty(),
         "a refused PATCH reached the app"
     );
-    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [work_email, {"op": "Add", "path": "name.middleName", "value": "J"}]});
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [work_email, {"op": "Add", "path": "name.middleName", "value": "J"},
+        {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "value": {"department": "Tours"}}]});
     assert_eq!(send_patch(&proxy, &body).await.status(), 200);
     assert_eq!(patches_seen(&seen).len(), 1);
 }

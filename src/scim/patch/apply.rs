@@ -18,28 +18,53 @@ pub(super) fn operation(
             "the resource is not a JSON object".into(),
         ));
     }
-    let value = || {
-        op.value.as_deref().cloned().ok_or_else(|| {
-            PatchError::InvalidValue(format!("{} requires a \"value\"", op.op.as_str()))
-        })
-    };
     match (&op.path, op.op) {
         // RFC 7644 §3.5.2.2: "If "path" is unspecified, the operation fails … noTarget".
-        (None, OpKind::Remove) => Err(PatchError::NoTarget("remove requires a \"path\"".into())),
-        (None, kind) => without_path(res, kind, value()?, info),
+        (None, OpKind::Remove) => Err(no_path()),
+        (None, kind) => each_attribute(given(op)?, &mut |path, v| {
+            set(res, &path, kind, v.clone(), info)
+        }),
         (Some(path), OpKind::Remove) => remove(res, path, info),
-        (Some(path), kind) => set(res, path, kind, value()?, info),
+        (Some(path), kind) => set(res, path, kind, given(op)?.clone(), info),
     }
+}
+
+/// What [`operation`] would refuse of `op` on `res` before writing anything, without writing:
+/// its shape, the mutability rules and, for attributes `res` does not hold, the shape of
+/// the value (`res` is only read). What only the values a resource holds decide (which values
+/// a filter selects, whether an immutable attribute already has one) is not judged.
+pub(super) fn judge(
+    res: &Value,
+    op: &PatchOperation,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    match (&op.path, op.op) {
+        (None, OpKind::Remove) => Err(no_path()),
+        (None, _) => each_attribute(given(op)?, &mut |path, v| judge_set(res, &path, v, info)),
+        (Some(path), OpKind::Remove) => match whole_extension(res, path) {
+            Some(_) => Ok(()),
+            None => may_remove(path, info),
+        },
+        (Some(path), _) => judge_set(res, path, given(op)?, info),
+    }
+}
+
+fn no_path() -> PatchError {
+    PatchError::NoTarget("remove requires a \"path\"".into())
+}
+
+fn given<'v>(op: &'v PatchOperation) -> Result<&'v Value, PatchError> {
+    op.value
+        .as_deref()
+        .ok_or_else(|| PatchError::InvalidValue(format!("{} requires a \"value\"", op.op.as_str())))
 }
 
 /// Without a path the value is a set of attributes, each applied as if named by a path
 /// (RFC 7644 §3.5.2.1, §3.5.2.3); extension attributes sit in an object keyed by the schema
 /// URN (RFC 7643 §3.3). Dotted or URN-qualified keys are not attribute names and are refused.
-fn without_path(
-    res: &mut Value,
-    kind: OpKind,
-    value: Value,
-    info: &dyn AttributeInfo,
+fn each_attribute(
+    value: &Value,
+    write: &mut dyn FnMut(PatchPath, &Value) -> Result<(), PatchError>,
 ) -> Result<(), PatchError> {
     let Value::Object(fields) = value else {
         return Err(PatchError::InvalidValue(
@@ -56,30 +81,24 @@ fn without_path(
                     "{name:.120} must hold an object of attributes"
                 )));
             };
-            set_extension(res, &name, kind, ext, info)?;
+            each_extension_attribute(name, ext, write)?;
         } else {
-            let attr = plain_attr(None, &name)?;
-            set(
-                res,
-                &PatchPath {
-                    attr,
-                    filter: None,
-                    sub: None,
-                },
-                kind,
-                v,
-                info,
-            )?;
+            write(attribute(None, name)?, v)?;
         }
     }
     Ok(())
 }
 
-fn plain_attr(urn: Option<&str>, name: &str) -> Result<AttrPath, PatchError> {
+/// The path of attribute `name` of schema `urn` (the core schema's when `None`).
+fn attribute(urn: Option<&str>, name: &str) -> Result<PatchPath, PatchError> {
     match AttrPath::parse(name) {
-        Ok(attr) if attr.urn.is_none() && attr.sub.is_none() => Ok(AttrPath {
-            urn: urn.map(str::to_string),
-            ..attr
+        Ok(attr) if attr.urn.is_none() && attr.sub.is_none() => Ok(PatchPath {
+            attr: AttrPath {
+                urn: urn.map(str::to_string),
+                ..attr
+            },
+            filter: None,
+            sub: None,
         }),
         _ => Err(PatchError::InvalidValue(format!(
             "{name:.120} is not an attribute name"
@@ -87,33 +106,20 @@ fn plain_attr(urn: Option<&str>, name: &str) -> Result<AttrPath, PatchError> {
     }
 }
 
-/// Sets the attributes of extension `urn`. A `schemas` member naming only that extension is
-/// the object describing itself, as client libraries that model extensions as resources
-/// (scim2-models) serialize it; it is not an attribute, and the extension's URN reaches the
-/// resource's own `schemas` when the first attribute is written.
-fn set_extension(
-    res: &mut Value,
+/// The attributes of extension `urn`, each written as if named by a path. A `schemas` member
+/// naming only that extension is the object describing itself, as client libraries that model
+/// extensions as resources (scim2-models) serialize it; it is not an attribute, and the
+/// extension's URN reaches the resource's own `schemas` when the first attribute is written.
+fn each_extension_attribute(
     urn: &str,
-    kind: OpKind,
-    attrs: Map<String, Value>,
-    info: &dyn AttributeInfo,
+    attrs: &Map<String, Value>,
+    write: &mut dyn FnMut(PatchPath, &Value) -> Result<(), PatchError>,
 ) -> Result<(), PatchError> {
     for (name, v) in attrs {
-        if name.eq_ignore_ascii_case("schemas") && names_only(&v, urn) {
+        if name.eq_ignore_ascii_case("schemas") && names_only(v, urn) {
             continue;
         }
-        let attr = plain_attr(Some(urn), &name)?;
-        set(
-            res,
-            &PatchPath {
-                attr,
-                filter: None,
-                sub: None,
-            },
-            kind,
-            v,
-            info,
-        )?;
+        write(attribute(Some(urn), name)?, v)?;
     }
     Ok(())
 }
@@ -145,17 +151,40 @@ fn set(
     info: &dyn AttributeInfo,
 ) -> Result<(), PatchError> {
     if let Some(urn) = whole_extension(res, path) {
-        let Value::Object(attrs) = value else {
-            return Err(PatchError::InvalidValue(format!(
-                "{urn} must be set to an object of attributes"
-            )));
-        };
-        return set_extension(res, &urn, kind, attrs, info);
+        let attrs = extension_object(&urn, &value)?;
+        return each_extension_attribute(&urn, attrs, &mut |path, v| {
+            set(res, &path, kind, v.clone(), info)
+        });
     }
     if check_write(res, path, &value, info)? == Verdict::Unchanged {
         return Ok(());
     }
     target::set(res, path, kind, value, info)
+}
+
+/// What [`set`] would refuse before writing; see [`judge`].
+fn judge_set(
+    res: &Value,
+    path: &PatchPath,
+    value: &Value,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    if let Some(urn) = whole_extension(res, path) {
+        let attrs = extension_object(&urn, value)?;
+        return each_extension_attribute(&urn, attrs, &mut |path, v| {
+            judge_set(res, &path, v, info)
+        });
+    }
+    if check_write(res, path, value, info)? == Verdict::Unchanged {
+        return Ok(());
+    }
+    target::judge(path, value, info)
+}
+
+fn extension_object<'v>(urn: &str, value: &'v Value) -> Result<&'v Map<String, Value>, PatchError> {
+    value.as_object().ok_or_else(|| {
+        PatchError::InvalidValue(format!("{urn} must be set to an object of attributes"))
+    })
 }
 
 fn remove(res: &mut Value, path: &PatchPath, info: &dyn AttributeInfo) -> Result<(), PatchError> {

@@ -22,6 +22,8 @@ mod tests;
 #[cfg(test)]
 mod tests_idp;
 #[cfg(test)]
+mod tests_judge;
+#[cfg(test)]
 mod tests_large;
 
 use std::borrow::Cow;
@@ -250,6 +252,17 @@ impl<'a> PatchRequest<'a> {
         info: &dyn AttributeInfo,
     ) -> Result<bool, PatchError> {
         self.run(resource, info, true)
+    }
+
+    /// What [`Self::apply_where_found`] would refuse on a resource that holds none of the
+    /// attributes the operations name, found without writing: each operation's shape, the
+    /// mutability rules (RFC 7643 §2.2) and its value's multiplicity. Each operation is judged
+    /// on its own, so what only a resource's values decide (what a filter selects, whether an
+    /// immutable attribute is already set) is left to whoever applies the request.
+    pub fn judge(&self, resource: &Value, info: &dyn AttributeInfo) -> Result<(), PatchError> {
+        self.operations.iter().enumerate().try_for_each(|(i, op)| {
+            apply::judge(resource, op, info).map_err(|e| e.in_operation(i + 1))
+        })
     }
 
     fn run(

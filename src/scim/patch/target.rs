@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::values::{
-    append, container_mut, enforce_primary, merge_into, remove_ci, set_ci, strip_nulls,
-    value_described_by,
+    append, at_most_one_primary, container_mut, enforce_primary, merge_into, remove_ci, set_ci,
+    strip_nulls, value_described_by,
 };
 use super::{OpKind, PatchError};
 use crate::scim::filter::{matches_each, AttributeInfo, Filter};
@@ -29,6 +29,31 @@ pub(super) fn set(
     match &attr.sub {
         None => set_attr(container, &attr.name, kind, value, info.multi_valued(attr)),
         Some(sub) => set_sub(container, attr, sub, kind, value, info),
+    }
+}
+
+/// What [`set`] would refuse at `path` in a resource that held nothing there: a value of the
+/// wrong multiplicity, or more than one primary. With a filter there is nothing to refuse:
+/// `add` would create the value the filter describes, `replace` would find none.
+pub(super) fn judge(
+    path: &PatchPath,
+    value: &Value,
+    info: &dyn AttributeInfo,
+) -> Result<(), PatchError> {
+    let attr = &path.attr;
+    if path.filter.is_some() || value.is_null() {
+        return Ok(());
+    }
+    let (name, multi) = match &attr.sub {
+        None => (&attr.name, info.multi_valued(attr)),
+        Some(sub) => (sub, info.multi_valued(&attr.with_sub(sub))),
+    };
+    match (multi, value) {
+        (Some(false), Value::Array(_)) => {
+            Err(PatchError::InvalidValue(format!("{name} is single-valued")))
+        }
+        (_, Value::Array(items)) => at_most_one_primary(items),
+        _ => Ok(()),
     }
 }
 

@@ -257,11 +257,7 @@ pub(super) fn enforce_primary(items: &mut [Value], written: &[usize]) -> Result<
     let winner = match winners.as_slice() {
         [] => return Ok(()),
         [one] => *one,
-        _ => {
-            return Err(PatchError::InvalidValue(
-                "more than one value is marked primary".into(),
-            ))
-        }
+        _ => return Err(two_primaries()),
     };
     for (i, item) in items.iter_mut().enumerate() {
         if let (true, Value::Object(fields)) = (i != winner, item) {
@@ -271,6 +267,18 @@ pub(super) fn enforce_primary(items: &mut [Value], written: &[usize]) -> Result<
         }
     }
     Ok(())
+}
+
+/// What [`enforce_primary`] refuses of values written together, without writing them.
+pub(super) fn at_most_one_primary(items: &[Value]) -> Result<(), PatchError> {
+    match items.iter().filter(|v| is_primary(v)).nth(1) {
+        Some(_) => Err(two_primaries()),
+        None => Ok(()),
+    }
+}
+
+fn two_primaries() -> PatchError {
+    PatchError::InvalidValue("more than one value is marked primary".into())
 }
 
 fn is_primary(v: &Value) -> bool {
