@@ -14,6 +14,8 @@
 #   env: DURATION=10s RUNS=3 CONNS="32 256" LAYOUTS="A B" PORT_BASE=18080
 #        SCIMGATE_BIN=path   use this binary instead of building one
 #        BASELINE_BIN=path   an older scimgate whose GET and POST rows are added, for before/after
+#        FLOOR_BIN=path      examples/hyper_floor built (cargo build --release --example
+#                            hyper_floor): its GET and POST rows are hyper alone, no scimgate work
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -24,7 +26,7 @@ PORT_BASE=${PORT_BASE:-18080}
 UP=$PORT_BASE NGX=$((PORT_BASE + 1)) NGX_TLS=$((PORT_BASE + 2)) HAP=$((PORT_BASE + 3))
 HAP_TLS=$((PORT_BASE + 4)) SG=$((PORT_BASE + 5)) SG_ADMIN=$((PORT_BASE + 6))
 SG_TLS=$((PORT_BASE + 7)) SG_TLS_ADMIN=$((PORT_BASE + 8)) BASE=$((PORT_BASE + 9))
-BASE_ADMIN=$((PORT_BASE + 10))
+BASE_ADMIN=$((PORT_BASE + 10)) FLOOR=$((PORT_BASE + 11))
 TOKEN=bench-token
 ID=2819c223-7f76-453a-919d-413861904646
 HZ=$(getconf CLK_TCK)
@@ -220,10 +222,12 @@ ROWS=("upstream direct GET|GET|upstream|GET|http://127.0.0.1:$UP/scim/v2/Users/$
   "HAProxy GET|GET|haproxy|GET|http://127.0.0.1:$HAP/bench/Users/$ID"
   "scimgate GET|GET|scimgate|GET|http://127.0.0.1:$SG/bench/Users/$ID")
 [ -z "${BASELINE_BIN:-}" ] || ROWS+=("baseline GET|GET|baseline|GET|http://127.0.0.1:$BASE/bench/Users/$ID")
+[ -z "${FLOOR_BIN:-}" ] || ROWS+=("hyper floor GET|GET|floor|GET|http://127.0.0.1:$FLOOR/bench/Users/$ID")
 ROWS+=("nginx POST /Users|POST|nginx|POST|http://127.0.0.1:$NGX/bench/Users"
   "HAProxy POST|POST|haproxy|POST|http://127.0.0.1:$HAP/bench/Users"
   "scimgate POST|POST|scimgate|POST|http://127.0.0.1:$SG/bench/Users")
 [ -z "${BASELINE_BIN:-}" ] || ROWS+=("baseline POST|POST|baseline|POST|http://127.0.0.1:$BASE/bench/Users")
+[ -z "${FLOOR_BIN:-}" ] || ROWS+=("hyper floor POST|POST|floor|POST|http://127.0.0.1:$FLOOR/bench/Users")
 ROWS+=("scimgate POST rules+policy|POST|scimgate|POST|http://127.0.0.1:$SG/rules/Users"
   "nginx TLS GET|TLS|nginx|GET|https://127.0.0.1:$NGX_TLS/bench/Users/$ID"
   "HAProxy TLS GET|TLS|haproxy|GET|https://127.0.0.1:$HAP_TLS/bench/Users/$ID"
@@ -238,6 +242,7 @@ start_servers() { # proxy_cpu upstream_cpu: the whole set, pinned
   start scimgate "$pc" "$SG" "$BIN" serve --config "$tmp/scimgate.toml"
   start scimgate-tls "$pc" "$SG_TLS" "$BIN" serve --config "$tmp/scimgate-tls.toml"
   [ -z "${BASELINE_BIN:-}" ] || start baseline "$pc" "$BASE" "$BASELINE_BIN" serve --config "$tmp/baseline.toml"
+  [ -z "${FLOOR_BIN:-}" ] || start floor "$pc" "$FLOOR" "$FLOOR_BIN" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" /bench/ /scim/v2/
   # nginx's master only starts and watches; its one worker serves.
   PID[upstream]=$(pgrep -P "${PID[upstream]}") PID[nginx]=$(pgrep -P "${PID[nginx]}")
 }
