@@ -13,8 +13,12 @@ pub enum JsonError {
 }
 
 /// Checks that `bytes` is one well-formed JSON value nested at most [`MAX_DEPTH`] deep,
-/// without building it.
+/// without building it. A document that passes [`well_formed`] is done in one pass over its
+/// bytes; any other is read again by serde, whose verdict and words are the answer.
 pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
+    if std::str::from_utf8(bytes).is_ok() && well_formed(bytes) {
+        return Ok(());
+    }
     if depth(bytes) > MAX_DEPTH {
         return Err(JsonError::TooDeep);
     }
@@ -53,6 +57,173 @@ pub fn to_vec(doc: &serde_json::Value, hint: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(hint + hint / 8);
     serde_json::to_writer(&mut out, doc).expect("a JSON value always serializes");
     out
+}
+
+/// Whether `b` is one JSON value (RFC 8259 §2–7) between optional whitespace, nested at most
+/// [`MAX_DEPTH`] deep, by the grammar serde's skipping parse holds it to: a `\u` escape needs
+/// four hex digits but may be a lone surrogate, and control characters must be escaped. Bytes
+/// past ASCII are taken as they are: the caller has checked them as UTF-8. `false` says only
+/// that this pass does not vouch for the document, which serde then reads.
+fn well_formed(b: &[u8]) -> bool {
+    // Bit n is set when the container at depth n + 1 is an object.
+    let (mut objects, mut depth) = (0u64, 0usize);
+    let mut i = whitespace(b, 0);
+    loop {
+        // A value starts at `i`.
+        i = match b.get(i) {
+            Some(&open @ (b'{' | b'[')) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+                let object = open == b'{';
+                objects = objects << 1 | u64::from(object);
+                i = whitespace(b, i + 1);
+                let close = if object { b'}' } else { b']' };
+                match b.get(i) {
+                    // Empty: it closes at once.
+                    Some(&c) if c == close => {
+                        (depth, objects) = (depth - 1, objects >> 1);
+                        i + 1
+                    }
+                    _ if object => match past_name(b, i) {
+                        Some(value) => {
+                            i = value;
+                            continue;
+                        }
+                        None => return false,
+                    },
+                    _ => continue,
+                }
+            }
+            Some(b'"') => match past_string(b, i + 1) {
+                Some(end) => end,
+                None => return false,
+            },
+            Some(b't') if b[i..].starts_with(b"true") => i + 4,
+            Some(b'f') if b[i..].starts_with(b"false") => i + 5,
+            Some(b'n') if b[i..].starts_with(b"null") => i + 4,
+            Some(b'-' | b'0'..=b'9') => match past_number(b, i) {
+                Some(end) => end,
+                None => return false,
+            },
+            _ => return false,
+        };
+        // A value ended at `i`: the containers it closes, then the next value's start.
+        loop {
+            i = whitespace(b, i);
+            if depth == 0 {
+                return i == b.len();
+            }
+            let object = objects & 1 == 1;
+            match b.get(i) {
+                Some(b',') => {
+                    i = whitespace(b, i + 1);
+                    if object {
+                        match past_name(b, i) {
+                            Some(value) => i = value,
+                            None => return false,
+                        }
+                    }
+                    break;
+                }
+                Some(b'}') if object => {}
+                Some(b']') if !object => {}
+                _ => return false,
+            }
+            (depth, objects, i) = (depth - 1, objects >> 1, i + 1);
+        }
+    }
+}
+
+/// Past a member's name, its colon and the whitespace around it: where its value starts.
+fn past_name(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let i = whitespace(b, past_string(b, i + 1)?);
+    (b.get(i) == Some(&b':')).then(|| whitespace(b, i + 1))
+}
+
+fn whitespace(b: &[u8], i: usize) -> usize {
+    let rest = b.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\n' | b'\t' | b'\r'))
+        .unwrap_or(rest.len())
+}
+
+/// Bytes that stand for themselves inside a string: all but the quote, the backslash and the
+/// control characters (RFC 8259 §7).
+const PLAIN: [bool; 256] = {
+    let mut plain = [true; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        plain[c] = false;
+        c += 1;
+    }
+    plain[b'"' as usize] = false;
+    plain[b'\\' as usize] = false;
+    plain
+};
+
+/// Past the quote that closes a string whose content starts at `i`, if its escapes are.
+fn past_string(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let rest = b.get(i..)?;
+        i += rest
+            .iter()
+            .position(|&c| !PLAIN[usize::from(c)])
+            .unwrap_or(rest.len());
+        match b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => match b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+}
+
+/// Past a number that starts at `i` (RFC 8259 §6), if it is one.
+fn past_number(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |from: usize| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(rest.len())
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    i = match b.get(i)? {
+        // One leading zero, and no digit after it: the next byte must end the number.
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(i + 1),
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        let end = digits(i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let end = digits(i);
+        if end == i {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
 }
 
 /// The deepest nesting of `[` and `{` outside strings. Malformed input gives some number;
@@ -141,6 +312,79 @@ mod tests {
         assert_eq!(parse(ok.as_bytes()).expect("UTF-8")["name"], "Zoë 東");
     }
 
+    /// serde's verdict on a document, the reference of the one-pass check.
+    fn serde_accepts(bytes: &[u8]) -> bool {
+        std::str::from_utf8(bytes).is_ok_and(|text| {
+            depth(bytes) <= MAX_DEPTH && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+        })
+    }
+
+    #[test]
+    fn the_one_pass_check_holds_to_the_grammar_serde_holds_to() {
+        let cases: &[&str] = &[
+            "0",
+            "-0",
+            "3",
+            " true ",
+            "false",
+            "null",
+            "\"\"",
+            "[]",
+            "{}",
+            "[1,2]",
+            "{\"a\":1,\"b\":[true,null,{}]}",
+            "0.5e-3",
+            "1E+2",
+            "-12.5E7",
+            "\"\\u12aB\"",
+            "\"\\ud800\"",
+            "\"\\/\\b\\f\\n\\r\\t\\\\\\\"\"",
+            "\"Zoë 東\"",
+            " \n\t\r[ ] ",
+            // Refused:
+            "",
+            " ",
+            "01",
+            "-",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "+1",
+            "\"\\u12G4\"",
+            "\"\\x\"",
+            "\"a\tb\"",
+            "[1,]",
+            "{\"a\":1,}",
+            "[1 2]",
+            "{\"a\" 1}",
+            "{1:2}",
+            "{\"a\"}",
+            "[]x",
+            "nul",
+            "tru",
+            "[",
+            "{",
+            "\"open",
+            "[1]]",
+            "{}}",
+            "{\"a\":1]",
+            "[1}",
+            "\u{feff}{}",
+            "NaN",
+            "Infinity",
+        ];
+        for doc in cases {
+            let bytes = doc.as_bytes();
+            let one_pass = std::str::from_utf8(bytes).is_ok() && well_formed(bytes);
+            assert_eq!(one_pass, serde_accepts(bytes), "{doc:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(well_formed(deep.as_bytes()));
+        let deeper = format!("[{deep}]");
+        assert!(!well_formed(deeper.as_bytes()));
+    }
+
     mod properties {
         use proptest::prelude::*;
         use serde_json::Value;
@@ -163,6 +407,8 @@ mod tests {
                 ]
             })
         }
+
+        const CASES: u32 = 2000;
 
         fn nesting(v: &Value) -> usize {
             match v {
@@ -190,6 +436,35 @@ mod tests {
                 if check(&bytes).is_ok() {
                     prop_assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
                 }
+                prop_assert_eq!(std::str::from_utf8(&bytes).is_ok() && well_formed(&bytes), serde_accepts(&bytes));
+            }
+
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+            /// The one-pass check vouches for exactly the documents serde accepts within the
+            /// depth, for JSON written compact or pretty and then damaged a few bytes at a time.
+            #[test]
+            fn the_one_pass_check_agrees_with_serde(
+                v in value(),
+                pretty in any::<bool>(),
+                edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, prop::sample::select(
+                    b"\"\\{}[],:0-.eE+ \n\x01\x1futnfal1/9x".to_vec())), 0..4),
+            ) {
+                let mut bytes = if pretty { serde_json::to_vec_pretty(&v) } else { serde_json::to_vec(&v) }.unwrap();
+                for (at, kind, byte) in edits {
+                    let i = at.index(bytes.len() + 1);
+                    match kind {
+                        0 => bytes.insert(i, byte),
+                        1 if i < bytes.len() => bytes[i] = byte,
+                        _ if i < bytes.len() => { bytes.remove(i); }
+                        _ => {}
+                    }
+                }
+                let one_pass = std::str::from_utf8(&bytes).is_ok() && well_formed(&bytes);
+                prop_assert_eq!(one_pass, serde_accepts(&bytes), "{}", String::from_utf8_lossy(&bytes));
             }
 
             /// Parsing in one pass refuses what the check refuses, for the same reason at the
