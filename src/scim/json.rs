@@ -167,14 +167,37 @@ const PLAIN: [bool; 256] = {
     plain
 };
 
+/// How many bytes at the start of `b` stand for themselves in a string (see [`PLAIN`]), eight
+/// at a time: in a word, a byte that is a quote or a backslash, or below 0x20, leaves its top
+/// bit set in the mask below. A false mark (from a borrow) can only come after a true one, so
+/// the lowest mark is the first such byte.
+fn plain_run(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v;
+    let mut n = 0;
+    for chunk in b.chunks_exact(8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
+        let marks = (zero_in(w ^ (ONES * u64::from(b'"')))
+            | zero_in(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & TOPS;
+        if marks != 0 {
+            return n + (marks.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    let rest = &b[n..];
+    n + rest
+        .iter()
+        .position(|&c| !PLAIN[usize::from(c)])
+        .unwrap_or(rest.len())
+}
+
 /// Past the quote that closes a string whose content starts at `i`, if its escapes are.
 fn past_string(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        let rest = b.get(i..)?;
-        i += rest
-            .iter()
-            .position(|&c| !PLAIN[usize::from(c)])
-            .unwrap_or(rest.len());
+        i += plain_run(b.get(i..)?);
         match b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => match b.get(i + 1)? {
@@ -317,6 +340,25 @@ mod tests {
         std::str::from_utf8(bytes).is_ok_and(|text| {
             depth(bytes) <= MAX_DEPTH && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
         })
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_quote_backslash_or_control_character() {
+        for len in 0..20 {
+            for at in 0..=len {
+                for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                    let mut text = vec![b'a'; len];
+                    // Bytes that come near each mark: 0x21 and 0x5d, 0x20, and past ASCII.
+                    for (i, c) in text.iter_mut().enumerate() {
+                        *c = [b'#', b']', b' ', 0xc3, 0xa9, b'a'][i % 6];
+                    }
+                    if at < len {
+                        text[at] = stop;
+                    }
+                    assert_eq!(plain_run(&text), at, "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
