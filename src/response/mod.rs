@@ -186,7 +186,7 @@ async fn finish_resources(
         .map_err(UpstreamError::from)?;
     // A UTF-8 byte order mark is no JSON (RFC 8259 §8.1), but some frameworks write one.
     let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let Ok(mut doc) = serde_json::from_slice::<Value>(json) else {
+    let Some(mut doc) = json::read(json) else {
         if (finish || withhold) && !json.trim_ascii().is_empty() {
             // Fail closed: what cannot be read cannot be checked for `password` or a
             // withheld value.
@@ -307,9 +307,8 @@ async fn screen(ctx: &RequestCtx, response: Response<Body>) -> Response<Body> {
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let mut doc: Value = match serde_json::from_slice(&bytes) {
-        Ok(doc) => doc,
-        Err(_) => return Response::from_parts(parts, Either::Right(Full::new(bytes))),
+    let Some(mut doc) = json::read(&bytes) else {
+        return Response::from_parts(parts, Either::Right(Full::new(bytes)));
     };
     if !attribute_policy::screen_detail(ctx, &mut doc) {
         return Response::from_parts(parts, Either::Right(Full::new(bytes)));

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap};
-use serde_json::Value;
 
 use super::call::{Call, Reply};
 use crate::rule_pack::answer::{self, AnswerTo};
@@ -31,7 +30,7 @@ pub fn request(
     }
     let (path, query) = split(call.path_and_query);
     let Some(target) = classify(path) else { return };
-    let Ok(mut doc) = serde_json::from_slice::<Value>(&call.body) else {
+    let Some(mut doc) = crate::scim::json::read(&call.body) else {
         return;
     };
     let req = Request {
@@ -68,7 +67,7 @@ pub fn answer(
     let Some(target): Option<Target<'_>> = classify(path) else {
         return;
     };
-    let Ok(mut doc) = serde_json::from_slice::<Value>(&reply.body) else {
+    let Some(mut doc) = crate::scim::json::read(&reply.body) else {
         return;
     };
     let paging = ListParams::from_query(query).unwrap_or_default();
