@@ -334,6 +334,7 @@ mod tests {
             "/Users/%5c",
             "/Users/a%00",
             "/Users/x;jsessionid=1",
+            "/Users/a\u{0}b",
         ] {
             assert!(!is_safe_path(path), "{path}");
         }
