@@ -6,6 +6,7 @@ pub mod http;
 mod per_address;
 mod stall;
 pub mod tls;
+mod woken;
 pub mod workers;
 
 use std::convert::Infallible;
@@ -23,6 +24,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use per_address::PerAddress;
 use stall::Stall;
 pub use tls::{peer_identity, server_config, TlsError};
+use woken::WhenWoken;
 pub use workers::Workers;
 
 use crate::conn::{ConnInfo, TlsInfo};
@@ -223,6 +225,8 @@ async fn serve_connection<S>(
     let mut vouched = false;
     loop {
         // How long the connection gets to finish once asked to close, if it is to be.
+        // The branches beside the connection are polled only when their own timer or signal
+        // woke the task, not on each of the connection's reads and writes (`woken`).
         let close_within = tokio::select! {
             result = served.as_mut() => {
                 if let Err(e) = result {
@@ -230,15 +234,15 @@ async fn serve_connection<S>(
                 }
                 return;
             }
-            _ = shutdown.changed(), if !closing => shutdown_grace,
+            _ = WhenWoken::new(Box::pin(shutdown.changed())), if !closing => shutdown_grace,
             _ = answered.notified(), if conn.overloaded && !closing => grace,
-            _ = idle.tick(), if !closing => {
+            _ = WhenWoken::new(Box::pin(idle.tick())), if !closing => {
                 if !conn.activity.idle_since_last_look() {
                     continue;
                 }
                 grace
             }
-            _ = &mut unauthenticated, if !closing && !vouched => {
+            _ = WhenWoken::new(&mut unauthenticated), if !closing && !vouched => {
                 if conn.activity.is_authenticated() {
                     vouched = true;
                     continue;
