@@ -446,6 +446,46 @@ mod tests {
         assert!(!well_formed(deeper.as_bytes()));
     }
 
+    /// The IdP payloads, rule fixtures and vectors of `tests/fixtures`, whole, written compact
+    /// and cut short: the one-pass check vouches for them exactly when serde accepts them.
+    #[test]
+    fn the_one_pass_check_agrees_with_serde_on_every_fixture() {
+        fn json_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("fixtures are readable") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    json_files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "json") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        json_files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+            &mut files,
+        );
+        assert!(files.len() > 20, "fixtures found: {}", files.len());
+        for file in files {
+            let whole = std::fs::read(&file).expect("readable");
+            let compact = serde_json::from_slice::<serde_json::Value>(&whole)
+                .map(|v| serde_json::to_vec(&v).expect("serializes"))
+                .unwrap_or_default();
+            for doc in [&whole, &compact] {
+                for cut in [0, 1, 2, 7, doc.len() / 2] {
+                    let bytes = &doc[..doc.len().saturating_sub(cut)];
+                    let one_pass = std::str::from_utf8(bytes).is_ok() && well_formed(bytes);
+                    assert_eq!(
+                        one_pass,
+                        serde_accepts(bytes),
+                        "{} less {cut} bytes",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+
     mod properties {
         use proptest::prelude::*;
         use serde_json::Value;
