@@ -14,7 +14,7 @@ use crate::scim::discovery::{
     GROUP, USER,
 };
 use crate::scim::error::{ScimError, ScimType};
-use crate::scim::patch::{PatchOperation, PatchRequest};
+use crate::scim::patch::{describes_extension, PatchOperation, PatchRequest};
 use crate::scim::path::PatchPath;
 
 pub fn check(
@@ -187,15 +187,8 @@ fn extension_keys(
     let Value::Object(attrs) = value else {
         return Ok(());
     };
-    let describes_itself = |k: &str, v: &Value| {
-        k.eq_ignore_ascii_case("schemas")
-            && v.as_array().is_some_and(|s| {
-                s.iter()
-                    .all(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(ext)))
-            })
-    };
     attrs.iter().try_for_each(|(k, v)| {
-        match describes_itself(k, v) || attribute_in(rt, &[ext, ":", k]).is_some() {
+        match describes_extension(k, v, ext) || attribute_in(rt, &[ext, ":", k]).is_some() {
             true => Ok(()),
             false => Err(unknown(&format_args!("{ext}:{k}"))),
         }

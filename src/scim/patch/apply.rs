@@ -116,7 +116,7 @@ fn each_extension_attribute(
     write: &mut dyn FnMut(PatchPath, &Value) -> Result<(), PatchError>,
 ) -> Result<(), PatchError> {
     for (name, v) in attrs {
-        if name.eq_ignore_ascii_case("schemas") && names_only(v, urn) {
+        if describes_extension(name, v, urn) {
             continue;
         }
         write(attribute(Some(urn), name)?, v)?;
@@ -124,13 +124,15 @@ fn each_extension_attribute(
     Ok(())
 }
 
-/// Whether `v` is an array of schema URNs, each of them `urn`.
-fn names_only(v: &Value, urn: &str) -> bool {
-    v.as_array().is_some_and(|items| {
-        items
-            .iter()
-            .all(|i| i.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
-    })
+/// Whether the member `name: v` of extension `urn`'s object is its `schemas` naming only
+/// `urn`: the object describing itself (see [`each_extension_attribute`]), not an attribute.
+pub fn describes_extension(name: &str, v: &Value, urn: &str) -> bool {
+    name.eq_ignore_ascii_case("schemas")
+        && v.as_array().is_some_and(|items| {
+            items
+                .iter()
+                .all(|i| i.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
+        })
 }
 
 /// The URN a path names if it is a whole extension object (`urn:…:enterprise:2.0:User`).

@@ -30,6 +30,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+pub use apply::describes_extension;
 use budget::Budget;
 pub use kept::not_kept;
 
