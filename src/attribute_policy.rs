@@ -173,6 +173,30 @@ fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusa
     Ok(changed)
 }
 
+/// [`outbound`] for one answered resource kept as text, when the policy can judge it without
+/// reading all of it (`Policy::apply_resource_text`): `Some(Ok(text))` with the text that
+/// replaces the answer (`None` if nothing changed); `None` when the answer is to be read whole.
+pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<Vec<u8>>, Refusal>> {
+    let rt = match ctx.target().endpoint {
+        Endpoint::Users | Endpoint::Me => &USER,
+        Endpoint::Groups => &GROUP,
+        _ => return None,
+    };
+    let policy = ctx.tenant().policy.clone();
+    match policy.apply_resource_text(Direction::Outbound, rt, text)? {
+        Ok(mut edit) => {
+            edit.out.dropped.dedup();
+            edit.out.redacted.dedup();
+            note(ctx, Direction::Outbound, &edit.out);
+            Some(Ok(edit.text))
+        }
+        Err(refusal) => {
+            refused(ctx, Direction::Outbound);
+            Some(Err(refusal))
+        }
+    }
+}
+
 /// A document the policy refused whole, for the metrics.
 fn refused(ctx: &RequestCtx, direction: Direction) {
     ctx.snapshot

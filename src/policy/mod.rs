@@ -47,6 +47,7 @@ mod filter;
 mod patch;
 mod scan;
 mod select;
+mod text;
 mod walk;
 
 #[cfg(test)]
@@ -66,6 +67,7 @@ use crate::scim::filter::Filter;
 
 pub use config::{OnDetect, RawAttributes, RawCustomDetector, RawDetector, RawRules};
 pub use detect::Detector;
+pub use text::Edit;
 
 use select::Lists;
 use walk::Walk;
@@ -279,6 +281,23 @@ impl Policy {
             walk.resource(doc)?;
         }
         Ok(walk.out)
+    }
+
+    /// [`Policy::apply_resource`] for a resource given as JSON text, reading only the members
+    /// the rules may change. `None` when the text is for the tree walk to judge: when detectors
+    /// look at every value, for a ListResponse, an object with an escaped or repeated name, or
+    /// text that is no well-formed object.
+    pub fn apply_resource_text(
+        &self,
+        dir: Direction,
+        rt: &ResourceTypeDef,
+        text: &str,
+    ) -> Option<Result<Edit, Refusal>> {
+        let rules = self.rules(dir);
+        if rules.is_empty() {
+            return Some(Ok(Edit::default()));
+        }
+        text::resource(rules, rt, text)
     }
 
     /// Applies the policy to a PatchOp body (RFC 7644 §3.5.2): operations on withheld

@@ -598,3 +598,54 @@ fn detectors_do_not_refuse_filters() {
     let p = policy(r#"detect = ["card"], on_detect = "reject""#);
     assert_eq!(filter_ok(&p, r#"externalId eq "4111111111111111""#), Ok(()));
 }
+
+/// What the text walk leaves to the tree walk, and what it passes on as it came.
+#[test]
+fn the_text_walk_passes_unread_members_on_byte_for_byte() {
+    let p = policy(r#"deny = ["employeeNumber", "name.givenName"]"#);
+    let text = format!(
+        "{{ \"schemas\": [\"{}\", \"{ENT}\"],\n  \"userName\": \"b\\u00e9\",\n  \"x\": 1.50e2,\n  \
+         \"name\": {{\"givenName\": \"B\", \"familyName\": \"J\"}},\n  \
+         \"{ENT}\": {{\"employeeNumber\": \"7\", \"costCenter\": \"4\"}} }}",
+        crate::scim::urn::USER
+    );
+    let edit = p
+        .apply_resource_text(Direction::Outbound, &USER, &text)
+        .expect("for the text walk")
+        .expect("lists never refuse");
+    assert_eq!(
+        edit.out.dropped,
+        ["name.givenName", &format!("{ENT}:employeeNumber")]
+    );
+    let out = String::from_utf8(edit.text.expect("changed")).expect("UTF-8");
+    // Members no list names keep their bytes: the escape, the number as written.
+    assert!(out.contains("\"userName\": \"b\\u00e9\""), "{out}");
+    assert!(out.contains("\"x\": 1.50e2"), "{out}");
+    let read: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(read["name"], json!({"familyName": "J"}));
+    assert_eq!(read[ENT], json!({"costCenter": "4"}));
+
+    // Nothing named: nothing rewritten, a name the lists pass written twice or not.
+    for clean in [
+        r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "b"}"#,
+        r#"{"title": "a", "title": "b"}"#,
+    ] {
+        let edit = p.apply_resource_text(Direction::Outbound, &USER, clean);
+        assert!(matches!(edit, Some(Ok(Edit { text: None, .. }))), "{clean}");
+    }
+
+    // Left to the tree walk: an escaped name, a name read twice, a list, no object.
+    for other in [
+        r#"{"employee\u004eumber": "7"}"#,
+        r#"{"employeeNumber": "7", "employeeNumber": "8"}"#,
+        r#"{"Resources": [{"employeeNumber": "7"}]}"#,
+        r#"[{"employeeNumber": "7"}]"#,
+        r#"{"employeeNumber": "7""#,
+    ] {
+        assert!(
+            p.apply_resource_text(Direction::Outbound, &USER, other)
+                .is_none(),
+            "{other}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::tests::{policy, ENT};
 use super::*;
-use crate::scim::discovery::{schema_def, USER};
+use crate::scim::discovery::{schema_def, GROUP, USER};
 use crate::scim::path::PatchPath;
 
 const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -402,6 +402,38 @@ proptest! {
         let second = p.apply_resource(Direction::Inbound, &USER, &mut twice).expect("ok");
         prop_assert!(second.is_empty(), "{:?}", second);
         prop_assert_eq!(twice, once);
+    }
+
+    /// The walk over a resource's text gives what the walk over its tree gives: the same
+    /// Outcome, and text that reads as the walked tree (unchanged, the text itself).
+    #[test]
+    fn the_text_walk_is_the_tree_walk(
+        list in deny_list(),
+        allow in any::<bool>(),
+        doc in resource(),
+        pretty in any::<bool>(),
+        group in any::<bool>(),
+    ) {
+        let p = if allow {
+            let entries: Vec<String> = list.iter().map(|d| format!("{d:?}")).collect();
+            policy(&format!("allow = [{}]", entries.join(", ")))
+        } else {
+            deny_policy(&list, "")
+        };
+        let rt = if group { &GROUP } else { &USER };
+        let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) }.unwrap();
+        for dir in [Direction::Inbound, Direction::Outbound] {
+            let mut tree = doc.clone();
+            let expected = p.apply_resource(dir, rt, &mut tree);
+            let edit = p.apply_resource_text(dir, rt, &text).expect("a resource without detectors is for the text walk");
+            let edit = edit.map(|e| {
+                let read = e.text.map(|t| serde_json::from_slice::<Value>(&t).expect("the edit is JSON"));
+                (e.out, read.unwrap_or_else(|| doc.clone()))
+            });
+            prop_assert_eq!(edit, expected.map(|out| (out, tree)));
+        }
+        let detecting = deny_policy(&list, r#", detect = ["card"]"#);
+        prop_assert!(detecting.apply_resource_text(Direction::Outbound, rt, &text).is_none());
     }
 
     #[test]

@@ -57,12 +57,21 @@ impl<'a> Walk<'a> {
         Ok(before > 0 && obj.is_empty())
     }
 
+    /// Whether [`Walk::member`] passes the member `key` as it is, whatever its value holds:
+    /// when no detector looks at values and the lists pass the attribute the key names whole.
+    /// `object` says whether the value is an object (a URN key's may be an extension).
+    pub fn passes_unread(&self, key: &str, object: bool) -> bool {
+        if !self.rules.detectors.is_empty() || (object && is_urn(key)) {
+            return false;
+        }
+        Loc::parse(key).is_some_and(|loc| self.rules.lists.judge(self.rt, &loc) == Verdict::Pass)
+    }
+
     /// One top-level member: an extension object, or an attribute written as a name, a
     /// dotted path or a URN-qualified path. Returns whether it stays.
     fn member(&mut self, key: &str, value: &mut Value, listed: &[String]) -> Result<bool, Refusal> {
-        let is_urn = key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"));
         let loc = Loc::parse(key);
-        if is_urn && value.is_object() {
+        if is_urn(key) && value.is_object() {
             if !self.extension(key, value)? {
                 return Ok(false);
             }
@@ -212,6 +221,10 @@ impl<'a> Walk<'a> {
         }
         keep
     }
+}
+
+fn is_urn(key: &str) -> bool {
+    key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
 }
 
 /// The URNs a resource lists in `schemas`: its extensions by their own account.

@@ -176,7 +176,7 @@ async fn finish_resources(
     if packs.is_empty() && !finish && !withhold {
         return Ok(response);
     }
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     // Held until the answer is rewritten; what replaces it is the IdP's to read.
     let (bytes, _held) = ctx
         .snapshot
@@ -186,6 +186,28 @@ async fn finish_resources(
         .map_err(UpstreamError::from)?;
     // A UTF-8 byte order mark is no JSON (RFC 8259 §8.1), but some frameworks write one.
     let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    if packs.is_empty() && !finish {
+        // Only the attribute policy reads this answer: what it may change is read, the rest
+        // goes on as the app wrote it.
+        let text = std::str::from_utf8(json).ok();
+        match text.and_then(|t| attribute_policy::outbound_text(ctx, t)) {
+            Some(Ok(None)) if json.len() == bytes.len() => {
+                return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
+            }
+            Some(Ok(None)) => {
+                let without_bom = bytes.slice(bytes.len() - json.len()..);
+                return Ok(rewritten(parts, without_bom));
+            }
+            Some(Ok(Some(text))) => return Ok(rewritten(parts, Bytes::from(text))),
+            Some(Err(refusal)) => {
+                return Ok(match json::read(json) {
+                    Some(mut doc) => refused(ctx, refusal, &mut doc),
+                    None => unreadable(ctx),
+                })
+            }
+            None => {}
+        }
+    }
     let Some(mut doc) = json::read(json) else {
         if (finish || withhold) && !json.trim_ascii().is_empty() {
             // Fail closed: what cannot be read cannot be checked for `password` or a
@@ -230,10 +252,15 @@ async fn finish_resources(
     if !changed && json.len() == bytes.len() {
         return Ok(Response::from_parts(parts, Either::Right(Full::new(bytes))));
     }
+    let body = Bytes::from(json::to_vec(&doc, bytes.len()));
+    Ok(rewritten(parts, body))
+}
+
+/// An answer whose body the proxy wrote anew.
+fn rewritten(mut parts: http::response::Parts, body: Bytes) -> Response<Body> {
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
-    let body = Bytes::from(json::to_vec(&doc, bytes.len()));
-    Ok(Response::from_parts(parts, Either::Right(Full::new(body))))
+    Response::from_parts(parts, Either::Right(Full::new(body)))
 }
 
 /// 502 for a successful answer from a partial app that is not JSON: it may hold a

@@ -1,6 +1,8 @@
 //! Cheap guards on a JSON document before anything parses it into a tree: SCIM resources are
 //! shallow, so a document nested deeper than any schema allows is refused up front.
 
+use std::ops::Range;
+
 /// Deeper than any SCIM document (a resource, a PatchOp, a BulkRequest) can legitimately be.
 pub const MAX_DEPTH: usize = 32;
 
@@ -71,16 +73,21 @@ pub fn to_vec(doc: &serde_json::Value, hint: usize) -> Vec<u8> {
 /// past ASCII are taken as they are: the caller has checked them as UTF-8. `false` says only
 /// that this pass does not vouch for the document, which serde then reads.
 fn well_formed(b: &[u8]) -> bool {
+    past_json(b, whitespace(b, 0), MAX_DEPTH).is_some_and(|end| whitespace(b, end) == b.len())
+}
+
+/// Past the one JSON value that starts at `i`, nested at most `max_depth` deep, by the
+/// grammar of [`well_formed`]; `None` if no such value starts there.
+fn past_json(b: &[u8], mut i: usize, max_depth: usize) -> Option<usize> {
     // Bit n is set when the container at depth n + 1 is an object.
     let (mut objects, mut depth) = (0u64, 0usize);
-    let mut i = whitespace(b, 0);
     loop {
         // A value starts at `i`.
         i = match b.get(i) {
             Some(&open @ (b'{' | b'[')) => {
                 depth += 1;
-                if depth > MAX_DEPTH {
-                    return false;
+                if depth > max_depth {
+                    return None;
                 }
                 let object = open == b'{';
                 objects = objects << 1 | u64::from(object);
@@ -92,54 +99,98 @@ fn well_formed(b: &[u8]) -> bool {
                         (depth, objects) = (depth - 1, objects >> 1);
                         i + 1
                     }
-                    _ if object => match past_name(b, i) {
-                        Some(value) => {
-                            i = value;
-                            continue;
-                        }
-                        None => return false,
-                    },
+                    _ if object => {
+                        i = past_name(b, i)?;
+                        continue;
+                    }
                     _ => continue,
                 }
             }
-            Some(b'"') => match past_string(b, i + 1) {
-                Some(end) => end,
-                None => return false,
-            },
+            Some(b'"') => past_string(b, i + 1)?,
             Some(b't') if b[i..].starts_with(b"true") => i + 4,
             Some(b'f') if b[i..].starts_with(b"false") => i + 5,
             Some(b'n') if b[i..].starts_with(b"null") => i + 4,
-            Some(b'-' | b'0'..=b'9') => match past_number(b, i) {
-                Some(end) => end,
-                None => return false,
-            },
-            _ => return false,
+            Some(b'-' | b'0'..=b'9') => past_number(b, i)?,
+            _ => return None,
         };
         // A value ended at `i`: the containers it closes, then the next value's start.
         loop {
-            i = whitespace(b, i);
             if depth == 0 {
-                return i == b.len();
+                return Some(i);
             }
+            i = whitespace(b, i);
             let object = objects & 1 == 1;
             match b.get(i) {
                 Some(b',') => {
                     i = whitespace(b, i + 1);
                     if object {
-                        match past_name(b, i) {
-                            Some(value) => i = value,
-                            None => return false,
-                        }
+                        i = past_name(b, i)?;
                     }
                     break;
                 }
                 Some(b'}') if object => {}
                 Some(b']') if !object => {}
-                _ => return false,
+                _ => return None,
             }
             (depth, objects, i) = (depth - 1, objects >> 1, i + 1);
         }
     }
+}
+
+/// One member of a JSON object, as places in the text it was found in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member<'t> {
+    /// The name as written between its quotes, escapes and all.
+    pub raw_name: &'t str,
+    /// From the name's opening quote to the value's last byte.
+    pub whole: Range<usize>,
+    /// The value alone.
+    pub value: Range<usize>,
+}
+
+/// The members of the object `text` holds, in the order written, without building any value:
+/// for a rewrite that touches a few members and passes the rest on as they came. `None` when
+/// `text` is not an object that [`well_formed`] vouches for (the caller then reads it whole,
+/// and serde says what is wrong with it).
+pub fn members(text: &str) -> Option<Vec<Member<'_>>> {
+    let b = text.as_bytes();
+    let mut i = whitespace(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut found = Vec::new();
+    i = whitespace(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let name_end = past_string(b, i + 1)?;
+            let colon = whitespace(b, name_end);
+            if b.get(colon) != Some(&b':') {
+                return None;
+            }
+            let value_start = whitespace(b, colon + 1);
+            let value_end = past_json(b, value_start, MAX_DEPTH - 1)?;
+            found.push(Member {
+                raw_name: &text[i + 1..name_end - 1],
+                whole: i..value_end,
+                value: value_start..value_end,
+            });
+            i = whitespace(b, value_end);
+            match b.get(i) {
+                Some(b',') => i = whitespace(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (whitespace(b, i) == b.len()).then_some(found)
 }
 
 /// Past a member's name, its colon and the whitespace around it: where its value starts.
@@ -486,6 +537,55 @@ mod tests {
         }
     }
 
+    /// What `members` found, read back: each name with its value parsed by serde, and each
+    /// member's whole text read as an object of its own.
+    fn read_members(text: &str) -> Option<Vec<(String, serde_json::Value)>> {
+        let found = members(text)?;
+        Some(
+            found
+                .iter()
+                .map(|m| {
+                    let alone: serde_json::Value =
+                        serde_json::from_str(&format!("{{{}}}", &text[m.whole.clone()]))
+                            .expect("a member's whole text is a member");
+                    let value: serde_json::Value =
+                        serde_json::from_str(&text[m.value.clone()]).expect("a value");
+                    let name: String =
+                        serde_json::from_str(&format!("\"{}\"", m.raw_name)).expect("a name");
+                    assert_eq!(alone[&name], value, "{name}");
+                    (name, value)
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn members_are_found_in_order_however_their_values_are_written() {
+        let text = concat!(
+            " {\n  \"a\" : \"x}\\\"]\" ,\"b\":[1, {\"c\": \"{[\"}], \"d\\u0041\":-1.5e3,",
+            "\"e\":true,\"f\":null,\"g\":{},\"h\":[] ,\"i\":0}\n"
+        );
+        let found = read_members(text).expect("an object");
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "dA", "e", "f", "g", "h", "i"]);
+        assert_eq!(found[0].1, "x}\"]");
+        assert_eq!(found[2].1, -1500.0);
+        assert_eq!(members(text).unwrap()[2].raw_name, "d\\u0041");
+        assert_eq!(read_members("{}"), Some(Vec::new()));
+        for not_an_object in [
+            "[1]",
+            "\"x\"",
+            "1",
+            "",
+            "{",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{} {}",
+        ] {
+            assert_eq!(members(not_an_object), None, "{not_an_object:?}");
+        }
+    }
+
     mod properties {
         use proptest::prelude::*;
         use serde_json::Value;
@@ -566,6 +666,24 @@ mod tests {
                 }
                 let one_pass = std::str::from_utf8(&bytes).is_ok() && well_formed(&bytes);
                 prop_assert_eq!(one_pass, serde_accepts(&bytes), "{}", String::from_utf8_lossy(&bytes));
+            }
+
+            /// Every member of a generated object, written compact or pretty, is found with
+            /// its name and value as serde reads them.
+            #[test]
+            fn members_are_what_serde_reads(
+                m in prop::collection::btree_map("[a-z\\[{\"]{0,6}", value(), 0..6),
+                pretty in any::<bool>(),
+            ) {
+                let v = Value::Object(m.into_iter().collect());
+                let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+                if nesting(&v) > MAX_DEPTH {
+                    prop_assert_eq!(members(&text), None);
+                } else {
+                    let found = read_members(&text).expect("an object");
+                    let expected: Vec<(String, Value)> = v.as_object().unwrap().clone().into_iter().collect();
+                    prop_assert_eq!(found, expected);
+                }
             }
 
             /// Parsing in one pass refuses what the check refuses, for the same reason at the

@@ -346,3 +346,95 @@ async fn bad_json_is_refused_alike_whether_the_tenant_reads_bodies_or_not() {
     }
     assert!(app_requests(&seen).iter().all(|(m, _, _)| m != "POST"));
 }
+
+/// A policy without detectors reads of an answer only the members it names; the rest reach the
+/// IdP as the app wrote them. Names the app escapes, and lists, are read whole, and nothing
+/// denied gets through either way.
+#[tokio::test]
+async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
+    let mut user = full_user();
+    user["id"] = json!("7");
+    let pretty = serde_json::to_string_pretty(&user).unwrap();
+    let escaped = pretty.replace("\"employeeNumber\"", "\"employee\\u004eumber\"");
+    let top_level = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "9", "userName": "b", "employeeNumber": "1"});
+    let list = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 1, "Resources": [user.clone()]});
+    let script = |method, path: &str, status, body: String| Script {
+        method,
+        path: path.into(),
+        status,
+        content_type: "application/scim+json",
+        body,
+    };
+    let (app, _) = scripted_upstream(vec![
+        script("GET", "/scim/v2/Users/7", 200, pretty.clone()),
+        script("POST", "/scim/v2/Users", 201, pretty.clone()),
+        script("GET", "/scim/v2/Users/8", 200, escaped),
+        script(
+            "GET",
+            "/scim/v2/Users/9",
+            200,
+            format!("\u{feff}{top_level}"),
+        ),
+        script("GET", "/scim/v2/Users", 200, list.to_string()),
+    ])
+    .await;
+    let outbound =
+        "attributes = { outbound = { deny = [\"employeeNumber\", \"name.givenName\"] } }";
+    let proxy = Proxy::start(&format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, outbound)
+    ))
+    .await;
+    let c = client();
+    let mut expected = user.clone();
+    expected[ENTERPRISE]
+        .as_object_mut()
+        .unwrap()
+        .remove("employeeNumber");
+    expected["name"]
+        .as_object_mut()
+        .unwrap()
+        .remove("givenName");
+
+    let resp = c
+        .get(proxy.url("/e/Users/7"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        expected,
+        "{text}"
+    );
+    // What the policy does not name is passed on byte for byte, the app's layout and all.
+    assert!(
+        text.contains("\"userName\": \"bjensen@example.com\",\n"),
+        "{text}"
+    );
+
+    let resp = c
+        .post(proxy.url("/e/Users"))
+        .bearer_auth("tok")
+        .header("content-type", "application/scim+json")
+        .body(full_user().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.json::<Value>().await.unwrap(), expected);
+
+    let escaped = get_json(&c, proxy.url("/e/Users/8")).await;
+    assert_eq!(
+        escaped, expected,
+        "an escaped name is read as serde reads it"
+    );
+    let top = get_json(&c, proxy.url("/e/Users/9")).await;
+    assert!(top.get("employeeNumber").is_none(), "{top}");
+    assert_eq!(top["userName"], "b");
+    let many = get_json(&c, proxy.url("/e/Users")).await;
+    assert_eq!(many["Resources"][0], expected);
+}

@@ -1,0 +1,98 @@
+//! The walk over a resource kept as text. Without detectors, the lists pass most members on
+//! their name alone ([`Walk::passes_unread`]); only the others are read into values, walked,
+//! and written again, and the rest go on byte for byte. The result is what the walk over the
+//! whole tree gives, without reading and writing the whole document.
+
+use serde_json::{Map, Value};
+
+use super::walk::Walk;
+use super::{Outcome, Refusal, Rules};
+use crate::scim::discovery::ResourceTypeDef;
+use crate::scim::json;
+
+/// What the walk over a resource's text did.
+#[derive(Debug, Default)]
+pub struct Edit {
+    pub out: Outcome,
+    /// The text that replaces the one walked; `None` when nothing changed.
+    pub text: Option<Vec<u8>>,
+}
+
+/// The walk over the resource `text` holds. `None` when the text is not for this walk and the
+/// caller reads it whole: detectors look at every value; a ListResponse holds resources
+/// rather than being one; serde decodes an escaped name, and of a name read twice keeps the
+/// last, so the tree says what those mean. (A name the lists pass unread may be written twice:
+/// it passes as written, both times.) A text that is no well-formed object is the caller's to
+/// refuse.
+pub fn resource(rules: &Rules, rt: &ResourceTypeDef, text: &str) -> Option<Result<Edit, Refusal>> {
+    if !rules.detectors.is_empty() {
+        return None;
+    }
+    let members = json::members(text)?;
+    if members
+        .iter()
+        .any(|m| m.raw_name.contains('\\') || m.raw_name.eq_ignore_ascii_case("Resources"))
+    {
+        return None;
+    }
+    let mut walk = Walk::new(rules, rt);
+    let bytes = text.as_bytes();
+    let read: Vec<bool> = members
+        .iter()
+        .map(|m| !walk.passes_unread(m.raw_name, bytes[m.value.start] == b'{'))
+        .collect();
+    if !read.contains(&true) {
+        return Some(Ok(Edit::default()));
+    }
+    // What is read: those members, and `schemas`, which says what an extension object is.
+    let mut picked = Map::new();
+    for (m, &read) in members.iter().zip(&read) {
+        if read || m.raw_name.eq_ignore_ascii_case("schemas") {
+            let value: Value = serde_json::from_str(&text[m.value.clone()]).ok()?;
+            if picked.insert(m.raw_name.to_owned(), value).is_some() {
+                return None;
+            }
+        }
+    }
+    let mut doc = Value::Object(picked);
+    if let Err(refusal) = walk.resource(&mut doc) {
+        return Some(Err(refusal));
+    }
+    if walk.out.is_empty() {
+        return Some(Ok(Edit::default()));
+    }
+    let Value::Object(picked) = doc else {
+        unreachable!("the walk keeps an object an object")
+    };
+    // The text as it came, less the members that went: each one kept is preceded by the
+    // separator the app wrote before it, and the last is followed by what followed the last.
+    let (Some(first), Some(last)) = (members.first(), members.last()) else {
+        unreachable!("a member was read")
+    };
+    let mut out = Vec::with_capacity(text.len());
+    out.extend_from_slice(&bytes[..first.whole.start]);
+    let mut kept_one = false;
+    for (i, (m, &read)) in members.iter().zip(&read).enumerate() {
+        let walked = match (read, picked.get(m.raw_name)) {
+            (false, _) => None,
+            (true, Some(v)) => Some(v),
+            (true, None) => continue,
+        };
+        if kept_one {
+            out.extend_from_slice(&bytes[members[i - 1].whole.end..m.whole.start]);
+        }
+        kept_one = true;
+        match walked {
+            Some(v) => {
+                out.extend_from_slice(&bytes[m.whole.start..m.value.start]);
+                serde_json::to_writer(&mut out, v).expect("a JSON value always serializes");
+            }
+            None => out.extend_from_slice(&bytes[m.whole.clone()]),
+        }
+    }
+    out.extend_from_slice(&bytes[last.whole.end..]);
+    Some(Ok(Edit {
+        out: walk.out,
+        text: Some(out),
+    }))
+}
