@@ -203,7 +203,11 @@ fn past_name(b: &[u8], i: usize) -> Option<usize> {
 }
 
 fn whitespace(b: &[u8], i: usize) -> usize {
-    let rest = b.get(i..).unwrap_or_default();
+    // Most documents are written compact: no whitespace is the common answer.
+    if !matches!(b.get(i), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+        return i;
+    }
+    let rest = &b[i..];
     i + rest
         .iter()
         .position(|c| !matches!(c, b' ' | b'\n' | b'\t' | b'\r'))

@@ -56,6 +56,20 @@ pub fn split(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError
         },
         _ => (None, text),
     };
+    // The name's characters are checked as it is looked for, in one pass: most paths are a
+    // plain name, or a name and a sub-attribute.
+    let b = rest.as_bytes();
+    let run = b.iter().position(|&c| !is_name_char(c)).unwrap_or(b.len());
+    let plain = b.first().is_some_and(u8::is_ascii_alphabetic);
+    match b.get(run) {
+        None if plain => return Ok((urn, rest, None)),
+        Some(b'.') if plain => {
+            let sub = &rest[run + 1..];
+            check_name(sub)?;
+            return Ok((urn, &rest[..run], Some(sub)));
+        }
+        _ => {}
+    }
     let (name, sub) = match rest.split_once('.') {
         Some((name, sub)) => (name, Some(sub)),
         None => (rest, None),
@@ -65,6 +79,11 @@ pub fn split(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError
         check_name(sub)?;
     }
     Ok((urn, name, sub))
+}
+
+/// A character an attribute name may have after its first (RFC 7643 §2.1, `nameChar`).
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
 }
 
 impl AttrPath {
@@ -163,7 +182,7 @@ fn check_name(name: &str) -> Result<(), PathError> {
     // Every allowed character is ASCII, so bytes are enough.
     let mut bytes = name.bytes();
     let head_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic());
-    let tail_ok = bytes.all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let tail_ok = bytes.all(is_name_char);
     if (head_ok && tail_ok) || name == "$ref" {
         Ok(())
     } else {
@@ -318,6 +337,35 @@ pub fn attribute<'a>(resource: &'a Value, path: &AttrPath) -> Option<&'a Value> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `split` as the grammar reads: cut at the first dot, then each part checked alone.
+    fn split_by_the_grammar(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError> {
+        let (urn, rest) = match text.get(..4) {
+            Some(head) if head.eq_ignore_ascii_case("urn:") => match text.rfind(':') {
+                Some(i) if i > 4 => (Some(&text[..i]), &text[i + 1..]),
+                _ => return Err(PathError::InvalidName(text.to_string())),
+            },
+            _ => (None, text),
+        };
+        let (name, sub) = match rest.split_once('.') {
+            Some((name, sub)) => (name, Some(sub)),
+            None => (rest, None),
+        };
+        check_name(name)?;
+        if let Some(sub) = sub {
+            check_name(sub)?;
+        }
+        Ok((urn, name, sub))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_reads_every_path_as_the_grammar_does(
+            text in "(urn:[a-z0-9:.]{0,10}:)?[a-zA-Z0-9$_.:é-]{0,10}",
+        ) {
+            proptest::prop_assert_eq!(split(&text), split_by_the_grammar(&text));
+        }
+    }
     use serde_json::json;
 
     #[test]
