@@ -148,13 +148,14 @@ fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusa
         let Some(rt) = type_of(endpoint, r) else {
             return Ok(());
         };
-        let done = policy.apply_resource(Direction::Outbound, rt, r)?;
-        all.dropped.extend(done.dropped);
-        all.redacted.extend(done.redacted);
+        all.merge(policy.apply_resource(Direction::Outbound, rt, r)?);
         Ok(())
     };
+    // A list is what a query answers; any other answer is one resource, walked whole even if
+    // it has a member named `Resources`, which could otherwise hide the rest from the walk.
     let list = doc
         .as_object_mut()
+        .filter(|_| answers_a_query(ctx))
         .and_then(|o| key_ci(o, "Resources").cloned().map(|k| (o, k)));
     match list {
         Some((obj, key)) => {
@@ -166,16 +167,15 @@ fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusa
         }
         None => one(doc)?,
     }
-    all.dropped.dedup();
-    all.redacted.dedup();
     let changed = !all.is_empty();
     note(ctx, Direction::Outbound, &all);
     Ok(changed)
 }
 
-/// [`outbound`] for one answered resource kept as text, when the policy can judge it without
-/// reading all of it (`Policy::apply_resource_text`): `Some(Ok(text))` with the text that
-/// replaces the answer (`None` if nothing changed); `None` when the answer is to be read whole.
+/// [`outbound`] for an answered resource or ListResponse kept as text, when the policy can
+/// judge it without reading all of it (`Policy::apply_resource_text`): `Some(Ok(text))` with
+/// the text that replaces the answer (`None` if nothing changed); `None` when the answer is to
+/// be read whole.
 pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<Vec<u8>>, Refusal>> {
     let rt = match ctx.target().endpoint {
         Endpoint::Users | Endpoint::Me => &USER,
@@ -183,10 +183,13 @@ pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<V
         _ => return None,
     };
     let policy = ctx.tenant().policy.clone();
-    match policy.apply_resource_text(Direction::Outbound, rt, text)? {
-        Ok(mut edit) => {
-            edit.out.dropped.dedup();
-            edit.out.redacted.dedup();
+    let edit = if answers_a_query(ctx) {
+        policy.apply_list_text(Direction::Outbound, rt, text)?
+    } else {
+        policy.apply_resource_text(Direction::Outbound, rt, text)?
+    };
+    match edit {
+        Ok(edit) => {
             note(ctx, Direction::Outbound, &edit.out);
             Some(Ok(edit.text))
         }
@@ -195,6 +198,12 @@ pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<V
             Some(Err(refusal))
         }
     }
+}
+
+/// Whether the request is a query, answered with a ListResponse (RFC 7644 §3.4.2, §3.4.3).
+fn answers_a_query(ctx: &RequestCtx) -> bool {
+    let target = ctx.target();
+    target.search || (ctx.method == Method::GET && target.id.is_none())
 }
 
 /// A document the policy refused whole, for the metrics.

@@ -167,6 +167,16 @@ impl Outcome {
             list.push(path);
         }
     }
+
+    /// What `other` did too, each path named once: the Outcome of several documents.
+    pub fn merge(&mut self, other: Outcome) {
+        for path in other.dropped {
+            Self::note(&mut self.dropped, path);
+        }
+        for path in other.redacted {
+            Self::note(&mut self.redacted, path);
+        }
+    }
 }
 
 /// Why a document or filter was refused. Its text names the attribute and the rule, never the
@@ -285,8 +295,8 @@ impl Policy {
 
     /// [`Policy::apply_resource`] for a resource given as JSON text, reading only the members
     /// the rules may change. `None` when the text is for the tree walk to judge: when detectors
-    /// look at every value, for a ListResponse, an object with an escaped or repeated name, or
-    /// text that is no well-formed object.
+    /// look at every value, for an object with an escaped name or a name read twice, or text
+    /// that is no well-formed object.
     pub fn apply_resource_text(
         &self,
         dir: Direction,
@@ -298,6 +308,21 @@ impl Policy {
             return Some(Ok(Edit::default()));
         }
         text::resource(rules, rt, text)
+    }
+
+    /// [`Policy::apply_list`] for a ListResponse given as JSON text, each resource read as
+    /// [`Policy::apply_resource_text`] reads one, and `None` when any of them is for the tree.
+    pub fn apply_list_text(
+        &self,
+        dir: Direction,
+        rt: &ResourceTypeDef,
+        text: &str,
+    ) -> Option<Result<Edit, Refusal>> {
+        let rules = self.rules(dir);
+        if rules.is_empty() {
+            return Some(Ok(Edit::default()));
+        }
+        text::list(rules, rt, text)
     }
 
     /// Applies the policy to a PatchOp body (RFC 7644 §3.5.2): operations on withheld

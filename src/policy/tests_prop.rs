@@ -436,6 +436,30 @@ proptest! {
         prop_assert!(detecting.apply_resource_text(Direction::Outbound, rt, &text).is_none());
     }
 
+    /// The same for a ListResponse: each resource walked as the tree walk walks it.
+    #[test]
+    fn the_text_walk_of_a_list_is_the_tree_walk(
+        list in deny_list(),
+        docs in prop::collection::vec(resource(), 0..4),
+        pretty in any::<bool>(),
+    ) {
+        let p = deny_policy(&list, "");
+        let doc = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": docs.len(),
+            "Resources": docs,
+        });
+        let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) }.unwrap();
+        let mut tree = doc.clone();
+        let expected = p.apply_list(Direction::Outbound, &USER, &mut tree);
+        let edit = p.apply_list_text(Direction::Outbound, &USER, &text).expect("for the text walk");
+        let edit = edit.map(|e| {
+            let read = e.text.map(|t| serde_json::from_slice::<Value>(&t).expect("the edit is JSON"));
+            (e.out, read.unwrap_or_else(|| doc.clone()))
+        });
+        prop_assert_eq!(edit, expected.map(|out| (out, tree)));
+    }
+
     #[test]
     fn an_empty_outcome_means_an_unchanged_patch(deny in deny_list(), body in patch_body()) {
         let p = deny_policy(&deny, r#", detect = ["card"], on_detect = "drop""#);

@@ -19,22 +19,84 @@ pub struct Edit {
 }
 
 /// The walk over the resource `text` holds. `None` when the text is not for this walk and the
-/// caller reads it whole: detectors look at every value; a ListResponse holds resources
-/// rather than being one; serde decodes an escaped name, and of a name read twice keeps the
-/// last, so the tree says what those mean. (A name the lists pass unread may be written twice:
-/// it passes as written, both times.) A text that is no well-formed object is the caller's to
-/// refuse.
+/// caller reads it whole: detectors look at every value; serde decodes an escaped name, and of
+/// a name read twice keeps the last, so the tree says what those mean. (A name the lists pass
+/// unread may be written twice: it passes as written, both times.) A text that is no
+/// well-formed object is the caller's to refuse.
 pub fn resource(rules: &Rules, rt: &ResourceTypeDef, text: &str) -> Option<Result<Edit, Refusal>> {
     if !rules.detectors.is_empty() {
         return None;
     }
     let members = json::members(text)?;
-    if members
-        .iter()
-        .any(|m| m.raw_name.contains('\\') || m.raw_name.eq_ignore_ascii_case("Resources"))
-    {
+    if members.iter().any(|m| m.raw_name.contains('\\')) {
         return None;
     }
+    members_of(rules, rt, text, &members)
+}
+
+/// The walk over each resource of the ListResponse `text` holds (RFC 7644 §3.4.2), each as
+/// [`resource`] walks one; `None` as there, for any of them. Without `Resources` the text is
+/// walked as one resource (an app that answers a query with a bare resource); a `Resources`
+/// that is no array holds nothing to walk.
+pub fn list(rules: &Rules, rt: &ResourceTypeDef, text: &str) -> Option<Result<Edit, Refusal>> {
+    if !rules.detectors.is_empty() {
+        return None;
+    }
+    let members = json::members(text)?;
+    if members.iter().any(|m| m.raw_name.contains('\\')) {
+        return None;
+    }
+    let mut named = members
+        .iter()
+        .filter(|m| m.raw_name.eq_ignore_ascii_case("Resources"));
+    let list = match (named.next(), named.next()) {
+        (None, _) => return members_of(rules, rt, text, &members),
+        (Some(list), None) => list,
+        // Which one serde's reading makes the list is the tree's to say.
+        (Some(_), Some(_)) => return None,
+    };
+    let Some(items) = json::elements(&text[list.value.clone()]) else {
+        return Some(Ok(Edit::default()));
+    };
+    let mut out = Outcome::default();
+    let mut edits = Vec::new();
+    for item in items {
+        let at = list.value.start + item.start..list.value.start + item.end;
+        if text.as_bytes()[at.start] != b'{' {
+            continue;
+        }
+        match resource(rules, rt, &text[at.clone()])? {
+            Ok(edit) => {
+                out.merge(edit.out);
+                edits.extend(edit.text.map(|t| (at, t)));
+            }
+            Err(refusal) => return Some(Err(refusal)),
+        }
+    }
+    if edits.is_empty() {
+        return Some(Ok(Edit { out, text: None }));
+    }
+    let mut spliced = Vec::with_capacity(text.len());
+    let mut from = 0;
+    for (at, edited) in edits {
+        spliced.extend_from_slice(&text.as_bytes()[from..at.start]);
+        spliced.extend_from_slice(&edited);
+        from = at.end;
+    }
+    spliced.extend_from_slice(&text.as_bytes()[from..]);
+    Some(Ok(Edit {
+        out,
+        text: Some(spliced),
+    }))
+}
+
+/// [`resource`] on members already found.
+fn members_of(
+    rules: &Rules,
+    rt: &ResourceTypeDef,
+    text: &str,
+    members: &[json::Member<'_>],
+) -> Option<Result<Edit, Refusal>> {
     let mut walk = Walk::new(rules, rt);
     let bytes = text.as_bytes();
     let read: Vec<bool> = members

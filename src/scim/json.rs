@@ -193,6 +193,36 @@ pub fn members(text: &str) -> Option<Vec<Member<'_>>> {
     (whitespace(b, i) == b.len()).then_some(found)
 }
 
+/// The elements of the array `text` holds, as places in it, in the order written; `None` when
+/// `text` is not a well-formed array.
+pub fn elements(text: &str) -> Option<Vec<Range<usize>>> {
+    let b = text.as_bytes();
+    let mut i = whitespace(b, 0);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut found = Vec::new();
+    i = whitespace(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            let end = past_json(b, i, MAX_DEPTH - 1)?;
+            found.push(i..end);
+            i = whitespace(b, end);
+            match b.get(i) {
+                Some(b',') => i = whitespace(b, i + 1),
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (whitespace(b, i) == b.len()).then_some(found)
+}
+
 /// Past a member's name, its colon and the whitespace around it: where its value starts.
 fn past_name(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
@@ -576,6 +606,17 @@ mod tests {
         assert_eq!(found[2].1, -1500.0);
         assert_eq!(members(text).unwrap()[2].raw_name, "d\\u0041");
         assert_eq!(read_members("{}"), Some(Vec::new()));
+        let list = " [ {\"a\": [1, \"]\"]}, 2 ,\"x\", [] ] ";
+        let found: Vec<&str> = elements(list)
+            .expect("an array")
+            .into_iter()
+            .map(|r| &list[r])
+            .collect();
+        assert_eq!(found, ["{\"a\": [1, \"]\"]}", "2", "\"x\"", "[]"]);
+        assert_eq!(elements("[]"), Some(Vec::new()));
+        for not_an_array in ["{}", "[1,]", "[1 2]", "[", "[] []"] {
+            assert_eq!(elements(not_an_array), None, "{not_an_array:?}");
+        }
         for not_an_object in [
             "[1]",
             "\"x\"",

@@ -252,6 +252,8 @@ async fn what_the_app_answers_is_filtered_on_its_way_to_the_idp() {
     let (app, _) = scripted_upstream(vec![
         Script { method: "GET", path: "/scim/v2/Users/7".into(), status: 200, content_type: "application/scim+json", body: user.to_string() },
         Script { method: "GET", path: "/scim/v2/Users".into(), status: 200, content_type: "application/scim+json", body: list.to_string() },
+        Script { method: "GET", path: "/scim/v2/Users/10".into(), status: 200, content_type: "application/scim+json",
+            body: json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], "id": "10", "userName": "b", ENTERPRISE: {"costCenter": "4130"}, "Resources": []}).to_string() },
         Script { method: "DELETE", path: "/scim/v2/Users/8".into(), status: 404, content_type: "application/scim+json",
             body: json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404", "detail": "no user with SSN 078-05-1120"}).to_string() },
     ])
@@ -275,6 +277,9 @@ async fn what_the_app_answers_is_filtered_on_its_way_to_the_idp() {
     let listed = &many["Resources"][0];
     assert!(listed[ENTERPRISE].get("costCenter").is_none());
     assert_eq!(listed["phoneNumbers"][1]["value"], "[redacted]");
+    // A resource is walked whole: a member named `Resources` does not make it a list.
+    let posing = get_json(&c, proxy.url("/e/Users/10")).await;
+    assert!(posing[ENTERPRISE].get("costCenter").is_none(), "{posing}");
     let resp = c
         .delete(proxy.url("/e/Users/8"))
         .bearer_auth("tok")
@@ -376,6 +381,7 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
             format!("\u{feff}{top_level}"),
         ),
         script("GET", "/scim/v2/Users", 200, list.to_string()),
+        script("GET", "/scim/v2/Users/10", 200, json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "10", "userName": "b", "employeeNumber": "1", "Resources": []}).to_string()),
     ])
     .await;
     let outbound =
@@ -437,4 +443,7 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
     assert_eq!(top["userName"], "b");
     let many = get_json(&c, proxy.url("/e/Users")).await;
     assert_eq!(many["Resources"][0], expected);
+    // A resource is walked whole: a member named `Resources` does not make it a list.
+    let posing = get_json(&c, proxy.url("/e/Users/10")).await;
+    assert!(posing.get("employeeNumber").is_none(), "{posing}");
 }
