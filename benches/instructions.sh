@@ -8,6 +8,8 @@
 #        TENANT='limits = { rate_per_s = 100000 }')
 # IDP sets the tenant's rule pack, to count what stage 6 costs; TENANT adds a line to the
 # tenant, to count what a setting costs (limits that are never reached, an attribute policy).
+# LOAD_DOCS=1 uses benches/load.sh's documents instead of a 300-byte User: the upstream
+# answers benches/load/user.json and each POST sends benches/load/post-body.json (1.5 KB each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-500}
@@ -26,6 +28,11 @@ trap cleanup EXIT
 user='{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"2819c223-7f76-453a-919d-413861904646","userName":"bjensen@example.com","name":{"familyName":"Jensen","givenName":"Barbara"},"emails":[{"value":"bjensen@example.com","type":"work","primary":true}],"active":true}'
 spc='{"schemas":["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],"patch":{"supported":true},"bulk":{"supported":true},"filter":{"supported":true},"sort":{"supported":true},"etag":{"supported":false},"changePassword":{"supported":false},"authenticationSchemes":[]}'
 printf '%s' "$user" > "$tmp/user.json"
+if [ -n "${LOAD_DOCS:-}" ]; then
+  user=$(<benches/load/user.json)
+  user=${user//\\/\\\\} # nginx reads \" and \n in a quoted string as escapes
+  cp benches/load/post-body.json "$tmp/user.json"
+fi
 cat > "$tmp/upstream.conf" <<NGINX
 daemon off; worker_processes 1; pid $tmp/up.pid; error_log $tmp/up.err warn;
 events { worker_connections 1024; }
