@@ -155,7 +155,7 @@ fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusa
     // it has a member named `Resources`, which could otherwise hide the rest from the walk.
     let list = doc
         .as_object_mut()
-        .filter(|_| answers_a_query(ctx))
+        .filter(|_| ctx.answers_a_query())
         .and_then(|o| key_ci(o, "Resources").cloned().map(|k| (o, k)));
     match list {
         Some((obj, key)) => {
@@ -183,7 +183,7 @@ pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<V
         _ => return None,
     };
     let policy = ctx.tenant().policy.clone();
-    let edit = if answers_a_query(ctx) {
+    let edit = if ctx.answers_a_query() {
         policy.apply_list_text(Direction::Outbound, rt, text)?
     } else {
         policy.apply_resource_text(Direction::Outbound, rt, text)?
@@ -198,12 +198,6 @@ pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<V
             Some(Err(refusal))
         }
     }
-}
-
-/// Whether the request is a query, answered with a ListResponse (RFC 7644 §3.4.2, §3.4.3).
-fn answers_a_query(ctx: &RequestCtx) -> bool {
-    let target = ctx.target();
-    target.search || (ctx.method == Method::GET && target.id.is_none())
 }
 
 /// A document the policy refused whole, for the metrics.

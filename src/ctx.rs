@@ -15,7 +15,7 @@ use crate::conn::ConnInfo;
 use crate::limit::Class;
 use crate::runtime::Snapshot;
 use crate::scim::discovery::Extensions;
-use crate::scim::request::Target;
+use crate::scim::request::{Endpoint, Target};
 use crate::tenant::table::Tenant;
 use crate::upstream::caps::Capabilities;
 
@@ -254,6 +254,16 @@ impl RequestCtx {
         self.target
             .as_ref()
             .expect("stage 5 classified the request")
+    }
+
+    /// Whether the request is a query, answered with a ListResponse (RFC 7644 §3.4.2,
+    /// §3.4.3): a `.search`, or a GET of a collection. Any other answer is one resource,
+    /// whatever its members are called; `/Me` is one too (§3.11).
+    pub fn answers_a_query(&self) -> bool {
+        let target = self.target();
+        let read_of_many =
+            self.method == Method::GET && target.id.is_none() && target.endpoint != Endpoint::Me;
+        target.search || read_of_many
     }
 
     pub fn tenant_id(&self) -> &str {

@@ -45,13 +45,15 @@ pub fn project_by_query(endpoint: Endpoint, query: Option<&str>, doc: Value) -> 
     }
 }
 
-/// A resource, or each resource of a ListResponse, projected as the query asks.
-pub fn finish_answer(endpoint: Endpoint, query: Option<&str>, mut doc: Value) -> Value {
+/// A resource, or each resource of a ListResponse (`list`: the answer to a query), projected
+/// as the query asks. A resource is projected whole, even with a member named `Resources`.
+pub fn finish_answer(endpoint: Endpoint, query: Option<&str>, mut doc: Value, list: bool) -> Value {
     let params = ListParams::from_query(query).unwrap_or_default();
     let (attrs, excluded) = (&params.attributes, &params.excluded_attributes);
     let finish_one = |item: Value| project(endpoint, item, attrs, excluded);
     let listed = doc
         .as_object()
+        .filter(|_| list)
         .and_then(|m| key_ci(m, "Resources"))
         .cloned();
     if let Some(Value::Array(items)) = listed.and_then(|k| doc.get_mut(&k)) {
@@ -75,7 +77,7 @@ mod tests {
             "totalResults": 1,
             "Resources": [{"id": "1", "userName": "b", "password": "s3cret", "displayName": "B"}],
         });
-        let done = finish_answer(Endpoint::Users, Some("attributes=userName"), list);
+        let done = finish_answer(Endpoint::Users, Some("attributes=userName"), list, true);
         let item = &done["Resources"][0];
         assert_eq!(item["userName"], "b");
         assert!(item.get("password").is_none() && item.get("displayName").is_none());

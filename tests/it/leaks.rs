@@ -364,6 +364,8 @@ fn app_encoding_its_answers(_: &str, path: &str, _: &str, addr: SocketAddr) -> C
         },
         "/scim/v2/Users/bom" => Canned::json(200, format!("\u{feff}{doc}")),
         "/scim/v2/Users/br" => Canned::json(200, doc).with("content-encoding", "br"),
+        // A resource with a member that a ListResponse would have.
+        "/scim/v2/Users/posing" => Canned::json(200, doc.replacen('{', r#"{"Resources":[],"#, 1)),
         _ => Canned::json(404, r#"{"detail":"no such resource"}"#.to_owned()),
     }
 }
@@ -373,7 +375,7 @@ async fn a_compressed_or_bom_answer_with_a_password_gives_the_idp_no_password() 
     let app = app(app_encoding_its_answers).await;
     let proxy = proxy_for(app, "").await;
     let c = client();
-    for path in ["/l/Users/gz", "/l/Users/bom"] {
+    for path in ["/l/Users/gz", "/l/Users/bom", "/l/Users/posing"] {
         let (status, headers, body) = exchange(c.get(proxy.url(path))).await;
         assert_eq!(status, 200, "{path}: {body}");
         assert!(!headers.contains_key("content-encoding"), "{path}");

@@ -382,6 +382,7 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
         ),
         script("GET", "/scim/v2/Users", 200, list.to_string()),
         script("GET", "/scim/v2/Users/10", 200, json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "10", "userName": "b", "employeeNumber": "1", "Resources": []}).to_string()),
+        script("GET", "/scim/v2/Me", 200, pretty.clone()),
     ])
     .await;
     let outbound =
@@ -446,4 +447,6 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
     // A resource is walked whole: a member named `Resources` does not make it a list.
     let posing = get_json(&c, proxy.url("/e/Users/10")).await;
     assert!(posing.get("employeeNumber").is_none(), "{posing}");
+    // `/Me` answers a User (RFC 7644 §3.11), filtered as any other.
+    assert_eq!(get_json(&c, proxy.url("/e/Me")).await, expected);
 }
