@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
 
-use crate::ctx::RequestCtx;
+use crate::ctx::{ReqBody, RequestCtx};
 use crate::policy::{Direction, Outcome, Policy, Refusal};
 use crate::rule_pack::request::bulk_ops;
 use crate::rule_pack::{shape_of, Shape};
@@ -39,6 +40,19 @@ fn filter_inbound(ctx: &mut RequestCtx, policy: &Arc<Policy>) -> Result<(), Refu
         return Ok(());
     }
     let bulk = ctx.method == Method::POST && endpoint == Endpoint::Bulk;
+    if let (Some(rt), Shape::Resource, None) = (resource, shape, ctx.body.parsed()) {
+        // A resource no stage has read (no rule pack): read only what the lists name.
+        let text = std::str::from_utf8(ctx.body.raw()).ok();
+        if let Some(done) = text.and_then(|t| policy.apply_resource_text(Direction::Inbound, rt, t))
+        {
+            let edit = done?;
+            note(ctx, Direction::Inbound, &edit.out);
+            if let Some(text) = edit.text {
+                ctx.body = ReqBody::new(Bytes::from(text));
+            }
+            return Ok(());
+        }
+    }
     let edited = ctx.body.edit(|doc| {
         let done = match (resource, shape) {
             (Some(rt), Shape::Resource) => policy.apply_resource(Direction::Inbound, rt, doc),

@@ -101,6 +101,12 @@ impl Rules {
     pub fn is_empty(&self) -> bool {
         self.lists.is_open() && self.detectors.is_empty()
     }
+
+    /// Whether these rules look at values (detectors), not at attribute names alone: then a
+    /// document is read whole, never as text.
+    pub fn reads_values(&self) -> bool {
+        !self.detectors.is_empty()
+    }
 }
 
 /// `deny employeeNumber, urn:…:User:costCenter; detect us_ssn, card (redact)`, for `scimgate

@@ -199,12 +199,13 @@ impl Tenant {
     }
 
     /// Whether a later stage reads a request body of this tenant as JSON anyway (a rule pack,
-    /// an inbound attribute policy), so that stage 5 parses it once instead of checking its
-    /// syntax first.
+    /// an inbound attribute policy with detectors), so that stage 5 parses it once instead of
+    /// checking its syntax first. A policy that judges names alone reads a resource as text
+    /// (a PatchOp or a Bulk it parses itself).
     pub fn reads_bodies(&self) -> bool {
         self.idp.is_some()
             || !self.app_rules.is_empty()
-            || !self.policy.rules(Direction::Inbound).is_empty()
+            || self.policy.rules(Direction::Inbound).reads_values()
     }
 
     /// Names the app behind this tenant, for locks on its resources: its base URL, or the

@@ -450,3 +450,70 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
     // `/Me` answers a User (RFC 7644 §3.11), filtered as any other.
     assert_eq!(get_json(&c, proxy.url("/e/Me")).await, expected);
 }
+
+/// A body no rule pack reads is read by the policy only where its lists name it; the app gets
+/// the rest as the IdP wrote it.
+#[tokio::test]
+async fn a_body_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
+    let (app, seen) = app().await;
+    let policy = "attributes = { deny = [\"employeeNumber\", \"name.givenName\"] }";
+    let proxy = Proxy::start(&format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, policy)
+    ))
+    .await;
+    let c = client();
+    let pretty = serde_json::to_string_pretty(&full_user()).unwrap();
+    let resp = c
+        .post(proxy.url("/e/Users"))
+        .bearer_auth("tok")
+        .header("content-type", "application/scim+json")
+        .body(pretty)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let raw = {
+        let seen = seen.lock().unwrap();
+        let (_, _, body) = seen
+            .iter()
+            .rev()
+            .find(|(m, _, _)| m == "POST")
+            .expect("a POST");
+        body.clone()
+    };
+    let mut want = full_user();
+    want["name"].as_object_mut().unwrap().remove("givenName");
+    want[ENTERPRISE]
+        .as_object_mut()
+        .unwrap()
+        .remove("employeeNumber");
+    assert_eq!(serde_json::from_str::<Value>(&raw).unwrap(), want, "{raw}");
+    assert!(
+        raw.contains("\"userName\": \"bjensen@example.com\",\n"),
+        "{raw}"
+    );
+    let logs = proxy.logs();
+    assert!(logs.contains("dropped:name.givenName"), "{logs}");
+
+    // Nothing named, nothing rewritten: the app gets the IdP's bytes.
+    let plain = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x"});
+    let text = format!("{}\n", serde_json::to_string_pretty(&plain).unwrap());
+    let resp = c
+        .post(proxy.url("/e/Users"))
+        .bearer_auth("tok")
+        .header("content-type", "application/scim+json")
+        .body(text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let seen = seen.lock().unwrap();
+    let (_, _, body) = seen
+        .iter()
+        .rev()
+        .find(|(m, _, _)| m == "POST")
+        .expect("a POST");
+    assert_eq!(body, &text);
+}
