@@ -650,3 +650,32 @@ fn the_text_walk_passes_unread_members_on_byte_for_byte() {
         );
     }
 }
+
+/// An object under a URN the resource type does not name is an extension if `schemas` lists
+/// it, else a URN-qualified attribute: the text walk reads `schemas` to tell, as the tree walk
+/// does.
+#[test]
+fn the_text_walk_reads_schemas_to_tell_an_extension_from_an_attribute() {
+    let p = policy(r#"deny = ["urn:example:ext:1.0:User.badge"]"#);
+    for listed in [false, true] {
+        let mut schemas = vec![crate::scim::urn::USER];
+        if listed {
+            schemas.push("urn:example:ext:1.0:User");
+        }
+        let doc = json!({"schemas": schemas, "userName": "b", "urn:example:ext:1.0:User": {"badge": "7", "floor": "2"}});
+        let mut tree = doc.clone();
+        let out = p
+            .apply_resource(Direction::Outbound, &USER, &mut tree)
+            .expect("lists never refuse");
+        let edit = p
+            .apply_resource_text(Direction::Outbound, &USER, &doc.to_string())
+            .expect("for the text walk")
+            .expect("lists never refuse");
+        let read = edit
+            .text
+            .map_or(doc.clone(), |t| serde_json::from_slice(&t).expect("JSON"));
+        assert_eq!((edit.out, read), (out, tree.clone()), "listed: {listed}");
+        let badge = &tree["urn:example:ext:1.0:User"]["badge"];
+        assert_eq!(badge.is_null(), !listed, "listed: {listed}");
+    }
+}

@@ -106,10 +106,18 @@ fn members_of(
     if !read.contains(&true) {
         return Some(Ok(Edit::default()));
     }
-    // What is read: those members, and `schemas`, which says what an extension object is.
+    // What is read: those members, and `schemas` when it is what says whether an object under
+    // a URN the resource type does not name is an extension.
+    let unnamed_extension = members.iter().zip(&read).any(|(m, &read)| {
+        read && bytes[m.value.start] == b'{'
+            && m.raw_name
+                .get(..4)
+                .is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
+            && !rt.has_schema(m.raw_name)
+    });
     let mut picked = Map::new();
     for (m, &read) in members.iter().zip(&read) {
-        if read || m.raw_name.eq_ignore_ascii_case("schemas") {
+        if read || (unnamed_extension && m.raw_name.eq_ignore_ascii_case("schemas")) {
             let value: Value = serde_json::from_str(&text[m.value.clone()]).ok()?;
             if picked.insert(m.raw_name.to_owned(), value).is_some() {
                 return None;
