@@ -425,7 +425,7 @@ fn policy_walks(c: &mut Criterion) {
         "policy: deny one attribute, the answer walked as text",
         |b| {
             b.iter(|| {
-                let edit = policy.apply_resource_text(out, user, black_box(text));
+                let edit = policy.apply_text(out, user, black_box(text), false);
                 edit.expect("for the text walk")
                     .expect("lists never refuse")
             })

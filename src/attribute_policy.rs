@@ -43,8 +43,7 @@ fn filter_inbound(ctx: &mut RequestCtx, policy: &Arc<Policy>) -> Result<(), Refu
     if let (Some(rt), Shape::Resource, None) = (resource, shape, ctx.body.parsed()) {
         // A resource no stage has read (no rule pack): read only what the lists name.
         let text = std::str::from_utf8(ctx.body.raw()).ok();
-        if let Some(done) = text.and_then(|t| policy.apply_resource_text(Direction::Inbound, rt, t))
-        {
+        if let Some(done) = text.and_then(|t| policy.apply_text(Direction::Inbound, rt, t, false)) {
             let edit = done?;
             note(ctx, Direction::Inbound, &edit.out);
             if let Some(text) = edit.text {
@@ -187,7 +186,7 @@ fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusa
 }
 
 /// [`outbound`] for an answered resource or ListResponse kept as text, when the policy can
-/// judge it without reading all of it (`Policy::apply_resource_text`): `Some(Ok(text))` with
+/// judge it without reading all of it (`Policy::apply_text`): `Some(Ok(text))` with
 /// the text that replaces the answer (`None` if nothing changed); `None` when the answer is to
 /// be read whole.
 pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<Vec<u8>>, Refusal>> {
@@ -197,12 +196,7 @@ pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<V
         _ => return None,
     };
     let policy = ctx.tenant().policy.clone();
-    let edit = if ctx.answers_a_query() {
-        policy.apply_list_text(Direction::Outbound, rt, text)?
-    } else {
-        policy.apply_resource_text(Direction::Outbound, rt, text)?
-    };
-    match edit {
+    match policy.apply_text(Direction::Outbound, rt, text, ctx.answers_a_query())? {
         Ok(edit) => {
             note(ctx, Direction::Outbound, &edit.out);
             Some(Ok(edit.text))

@@ -299,36 +299,24 @@ impl Policy {
         Ok(walk.out)
     }
 
-    /// [`Policy::apply_resource`] for a resource given as JSON text, reading only the members
-    /// the rules may change. `None` when the text is for the tree walk to judge: when detectors
-    /// look at every value, for an object with an escaped name or a name read twice, or text
-    /// that is no well-formed object.
-    pub fn apply_resource_text(
+    /// [`Policy::apply_resource`] for a resource given as JSON text, or with `list`
+    /// [`Policy::apply_list`] for a ListResponse, reading only the members the rules may
+    /// change. `None` when the text is for the tree walk to judge: when detectors look at
+    /// every value, for an object with an escaped name or a name read twice, or text that is
+    /// no well-formed object.
+    pub fn apply_text(
         &self,
         dir: Direction,
         rt: &ResourceTypeDef,
         text: &str,
+        list: bool,
     ) -> Option<Result<Edit, Refusal>> {
         let rules = self.rules(dir);
-        if rules.is_empty() {
-            return Some(Ok(Edit::default()));
+        match (rules.is_empty(), list) {
+            (true, _) => Some(Ok(Edit::default())),
+            (false, false) => text::resource(rules, rt, text),
+            (false, true) => text::list(rules, rt, text),
         }
-        text::resource(rules, rt, text)
-    }
-
-    /// [`Policy::apply_list`] for a ListResponse given as JSON text, each resource read as
-    /// [`Policy::apply_resource_text`] reads one, and `None` when any of them is for the tree.
-    pub fn apply_list_text(
-        &self,
-        dir: Direction,
-        rt: &ResourceTypeDef,
-        text: &str,
-    ) -> Option<Result<Edit, Refusal>> {
-        let rules = self.rules(dir);
-        if rules.is_empty() {
-            return Some(Ok(Edit::default()));
-        }
-        text::list(rules, rt, text)
     }
 
     /// Applies the policy to a PatchOp body (RFC 7644 §3.5.2): operations on withheld

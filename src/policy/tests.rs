@@ -610,7 +610,7 @@ fn the_text_walk_passes_unread_members_on_byte_for_byte() {
         crate::scim::urn::USER
     );
     let edit = p
-        .apply_resource_text(Direction::Outbound, &USER, &text)
+        .apply_text(Direction::Outbound, &USER, &text, false)
         .expect("for the text walk")
         .expect("lists never refuse");
     assert_eq!(
@@ -632,7 +632,7 @@ fn the_text_walk_passes_unread_members_on_byte_for_byte() {
         r#"{"title": "a", "title": "b"}"#,
         r#"{"Resources": [{"employeeNumber": "7"}]}"#,
     ] {
-        let edit = p.apply_resource_text(Direction::Outbound, &USER, clean);
+        let edit = p.apply_text(Direction::Outbound, &USER, clean, false);
         assert!(matches!(edit, Some(Ok(Edit { text: None, .. }))), "{clean}");
     }
 
@@ -644,7 +644,7 @@ fn the_text_walk_passes_unread_members_on_byte_for_byte() {
         r#"{"employeeNumber": "7""#,
     ] {
         assert!(
-            p.apply_resource_text(Direction::Outbound, &USER, other)
+            p.apply_text(Direction::Outbound, &USER, other, false)
                 .is_none(),
             "{other}"
         );
@@ -668,7 +668,7 @@ fn the_text_walk_reads_schemas_to_tell_an_extension_from_an_attribute() {
             .apply_resource(Direction::Outbound, &USER, &mut tree)
             .expect("lists never refuse");
         let edit = p
-            .apply_resource_text(Direction::Outbound, &USER, &doc.to_string())
+            .apply_text(Direction::Outbound, &USER, &doc.to_string(), false)
             .expect("for the text walk")
             .expect("lists never refuse");
         let read = edit

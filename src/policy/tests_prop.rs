@@ -425,7 +425,7 @@ proptest! {
         for dir in [Direction::Inbound, Direction::Outbound] {
             let mut tree = doc.clone();
             let expected = p.apply_resource(dir, rt, &mut tree);
-            let edit = p.apply_resource_text(dir, rt, &text).expect("a resource without detectors is for the text walk");
+            let edit = p.apply_text(dir, rt, &text, false).expect("a resource without detectors is for the text walk");
             let edit = edit.map(|e| {
                 let read = e.text.map(|t| serde_json::from_slice::<Value>(&t).expect("the edit is JSON"));
                 (e.out, read.unwrap_or_else(|| doc.clone()))
@@ -433,7 +433,7 @@ proptest! {
             prop_assert_eq!(edit, expected.map(|out| (out, tree)));
         }
         let detecting = deny_policy(&list, r#", detect = ["card"]"#);
-        prop_assert!(detecting.apply_resource_text(Direction::Outbound, rt, &text).is_none());
+        prop_assert!(detecting.apply_text(Direction::Outbound, rt, &text, false).is_none());
     }
 
     /// The same for a ListResponse: each resource walked as the tree walk walks it.
@@ -452,7 +452,7 @@ proptest! {
         let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) }.unwrap();
         let mut tree = doc.clone();
         let expected = p.apply_list(Direction::Outbound, &USER, &mut tree);
-        let edit = p.apply_list_text(Direction::Outbound, &USER, &text).expect("for the text walk");
+        let edit = p.apply_text(Direction::Outbound, &USER, &text, true).expect("for the text walk");
         let edit = edit.map(|e| {
             let read = e.text.map(|t| serde_json::from_slice::<Value>(&t).expect("the edit is JSON"));
             (e.out, read.unwrap_or_else(|| doc.clone()))

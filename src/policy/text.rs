@@ -24,14 +24,18 @@ pub struct Edit {
 /// unread may be written twice: it passes as written, both times.) A text that is no
 /// well-formed object is the caller's to refuse.
 pub fn resource(rules: &Rules, rt: &ResourceTypeDef, text: &str) -> Option<Result<Edit, Refusal>> {
-    if !rules.detectors.is_empty() {
+    members_of(rules, rt, text, &readable(rules, text)?)
+}
+
+/// The members of the object `text` holds, if the text walk can judge it: no detector looks
+/// at values, and no name needs serde to decode it.
+fn readable<'t>(rules: &Rules, text: &'t str) -> Option<Vec<json::Member<'t>>> {
+    if rules.reads_values() {
         return None;
     }
     let members = json::members(text)?;
-    if members.iter().any(|m| m.raw_name.contains('\\')) {
-        return None;
-    }
-    members_of(rules, rt, text, &members)
+    let escaped = members.iter().any(|m| m.raw_name.contains('\\'));
+    (!escaped).then_some(members)
 }
 
 /// The walk over each resource of the ListResponse `text` holds (RFC 7644 §3.4.2), each as
@@ -39,13 +43,7 @@ pub fn resource(rules: &Rules, rt: &ResourceTypeDef, text: &str) -> Option<Resul
 /// walked as one resource (an app that answers a query with a bare resource); a `Resources`
 /// that is no array holds nothing to walk.
 pub fn list(rules: &Rules, rt: &ResourceTypeDef, text: &str) -> Option<Result<Edit, Refusal>> {
-    if !rules.detectors.is_empty() {
-        return None;
-    }
-    let members = json::members(text)?;
-    if members.iter().any(|m| m.raw_name.contains('\\')) {
-        return None;
-    }
+    let members = readable(rules, text)?;
     let mut named = members
         .iter()
         .filter(|m| m.raw_name.eq_ignore_ascii_case("Resources"));

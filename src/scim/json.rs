@@ -154,65 +154,63 @@ pub struct Member<'t> {
 /// and serde says what is wrong with it).
 pub fn members(text: &str) -> Option<Vec<Member<'_>>> {
     let b = text.as_bytes();
-    let mut i = whitespace(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
     let mut found = Vec::new();
-    i = whitespace(b, i + 1);
-    if b.get(i) == Some(&b'}') {
-        i += 1;
-    } else {
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return None;
-            }
-            let name_end = past_string(b, i + 1)?;
-            let colon = whitespace(b, name_end);
-            if b.get(colon) != Some(&b':') {
-                return None;
-            }
-            let value_start = whitespace(b, colon + 1);
-            let value_end = past_json(b, value_start, MAX_DEPTH - 1)?;
-            found.push(Member {
-                raw_name: &text[i + 1..name_end - 1],
-                whole: i..value_end,
-                value: value_start..value_end,
-            });
-            i = whitespace(b, value_end);
-            match b.get(i) {
-                Some(b',') => i = whitespace(b, i + 1),
-                Some(b'}') => {
-                    i += 1;
-                    break;
-                }
-                _ => return None,
-            }
+    each_item(b, b'{', b'}', |i| {
+        if b.get(i) != Some(&b'"') {
+            return None;
         }
-    }
-    (whitespace(b, i) == b.len()).then_some(found)
+        let name_end = past_string(b, i + 1)?;
+        let colon = whitespace(b, name_end);
+        if b.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value_start = whitespace(b, colon + 1);
+        let value_end = past_json(b, value_start, MAX_DEPTH - 1)?;
+        found.push(Member {
+            raw_name: &text[i + 1..name_end - 1],
+            whole: i..value_end,
+            value: value_start..value_end,
+        });
+        Some(value_end)
+    })?;
+    Some(found)
 }
 
 /// The elements of the array `text` holds, as places in it, in the order written; `None` when
 /// `text` is not a well-formed array.
 pub fn elements(text: &str) -> Option<Vec<Range<usize>>> {
     let b = text.as_bytes();
+    let mut found = Vec::new();
+    each_item(b, b'[', b']', |i| {
+        let end = past_json(b, i, MAX_DEPTH - 1)?;
+        found.push(i..end);
+        Some(end)
+    })?;
+    Some(found)
+}
+
+/// Goes through the one container `b` holds, opened by `open` and closed by `close`, between
+/// optional whitespace: `item` is given where each item starts and says where it ends.
+/// `None` when `b` is no such well-formed container, or `item` refuses one.
+fn each_item(
+    b: &[u8],
+    open: u8,
+    close: u8,
+    mut item: impl FnMut(usize) -> Option<usize>,
+) -> Option<()> {
     let mut i = whitespace(b, 0);
-    if b.get(i) != Some(&b'[') {
+    if b.get(i) != Some(&open) {
         return None;
     }
-    let mut found = Vec::new();
     i = whitespace(b, i + 1);
-    if b.get(i) == Some(&b']') {
+    if b.get(i) == Some(&close) {
         i += 1;
     } else {
         loop {
-            let end = past_json(b, i, MAX_DEPTH - 1)?;
-            found.push(i..end);
-            i = whitespace(b, end);
+            i = whitespace(b, item(i)?);
             match b.get(i) {
                 Some(b',') => i = whitespace(b, i + 1),
-                Some(b']') => {
+                Some(&c) if c == close => {
                     i += 1;
                     break;
                 }
@@ -220,7 +218,7 @@ pub fn elements(text: &str) -> Option<Vec<Range<usize>>> {
             }
         }
     }
-    (whitespace(b, i) == b.len()).then_some(found)
+    (whitespace(b, i) == b.len()).then_some(())
 }
 
 /// Past a member's name, its colon and the whitespace around it: where its value starts.
