@@ -38,14 +38,18 @@ fn stored(id: &str) -> String {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": "bjensen@example.com"}).to_string()
 }
 
-async fn app() -> (std::net::SocketAddr, Seen) {
-    let script = |method, path: &str, status, body: String| Script {
+/// The app answers `method path` with `status` and a SCIM JSON `body`.
+fn script(method: &'static str, path: &str, status: u16, body: String) -> Script {
+    Script {
         method,
         path: path.into(),
         status,
         content_type: "application/scim+json",
         body,
-    };
+    }
+}
+
+async fn app() -> (std::net::SocketAddr, Seen) {
     scripted_upstream(vec![
         script("POST", "/scim/v2/Users", 201, stored("1")),
         script("GET", "/scim/v2/Users/1", 200, stored("1")),
@@ -363,13 +367,6 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
     let escaped = pretty.replace("\"employeeNumber\"", "\"employee\\u004eumber\"");
     let top_level = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "9", "userName": "b", "employeeNumber": "1"});
     let list = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 1, "Resources": [user.clone()]});
-    let script = |method, path: &str, status, body: String| Script {
-        method,
-        path: path.into(),
-        status,
-        content_type: "application/scim+json",
-        body,
-    };
     let (app, _) = scripted_upstream(vec![
         script("GET", "/scim/v2/Users/7", 200, pretty.clone()),
         script("POST", "/scim/v2/Users", 201, pretty.clone()),
