@@ -13,7 +13,8 @@
 # Usage: benches/load.sh
 #   env: DURATION=10s RUNS=3 CONNS="32 256" LAYOUTS="A B" PORT_BASE=18080
 #        SCIMGATE_BIN=path   use this binary instead of building one
-#        BASELINE_BIN=path   an older scimgate whose GET and POST rows are added, for before/after
+#        BASELINE_BIN=path   an older scimgate whose GET, POST and rules + policy rows are added,
+#                            for before/after
 #        FLOOR_BIN=path      examples/hyper_floor built (cargo build --release --example
 #                            hyper_floor): its GET and POST rows are hyper alone, no scimgate work
 set -euo pipefail
@@ -190,18 +191,19 @@ haproxy_conf
 # One scimgate serves the plain tenant and a second one, "rules", on the same upstream with the
 # Okta rule pack (the generic fixes: drop read-only id and meta, type "active") and an attribute
 # policy that withholds employeeNumber both ways, so each body is read, rewritten and written.
-scimgate_conf "$tmp/scimgate.toml" "$SG" "$SG_ADMIN" "" "[[tenant]]
+rules_tenant="[[tenant]]
 id = \"rules\"
 route = { path_prefix = \"/rules\" }
 upstream = { url = \"http://127.0.0.1:$UP/scim/v2\" }
 auth.bearer = [{ sha256 = \"$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)\" }]
 idp = \"okta\"
 attributes = { deny = [\"employeeNumber\"] }"
+scimgate_conf "$tmp/scimgate.toml" "$SG" "$SG_ADMIN" "" "$rules_tenant"
 # TLS is a property of scimgate's listener, so the TLS row has a scimgate of its own.
 scimgate_conf "$tmp/scimgate-tls.toml" "$SG_TLS" "$SG_TLS_ADMIN" \
   "tls = { cert = \"$tmp/cert.pem\", key = \"$tmp/key.pem\" }"
 if [ -n "${BASELINE_BIN:-}" ]; then
-  scimgate_conf "$tmp/baseline.toml" "$BASE" "$BASE_ADMIN"
+  scimgate_conf "$tmp/baseline.toml" "$BASE" "$BASE_ADMIN" "" "$rules_tenant"
   # An older binary may not know every key of today's file.
   "$BASELINE_BIN" check --config "$tmp/baseline.toml" >/dev/null 2>&1 ||
     sed -i '/^max_connections_per_address/d' "$tmp/baseline.toml"
@@ -228,7 +230,9 @@ ROWS+=("nginx POST /Users|POST|nginx|POST|http://127.0.0.1:$NGX/bench/Users"
   "scimgate POST|POST|scimgate|POST|http://127.0.0.1:$SG/bench/Users")
 [ -z "${BASELINE_BIN:-}" ] || ROWS+=("baseline POST|POST|baseline|POST|http://127.0.0.1:$BASE/bench/Users")
 [ -z "${FLOOR_BIN:-}" ] || ROWS+=("hyper floor POST|POST|floor|POST|http://127.0.0.1:$FLOOR/bench/Users")
-ROWS+=("scimgate POST rules+policy|POST|scimgate|POST|http://127.0.0.1:$SG/rules/Users"
+ROWS+=("scimgate POST rules+policy|POST|scimgate|POST|http://127.0.0.1:$SG/rules/Users")
+[ -z "${BASELINE_BIN:-}" ] || ROWS+=("baseline POST rules+policy|POST|baseline|POST|http://127.0.0.1:$BASE/rules/Users")
+ROWS+=(
   "nginx TLS GET|TLS|nginx|GET|https://127.0.0.1:$NGX_TLS/bench/Users/$ID"
   "HAProxy TLS GET|TLS|haproxy|GET|https://127.0.0.1:$HAP_TLS/bench/Users/$ID"
   "scimgate TLS GET|TLS|scimgate-tls|GET|https://127.0.0.1:$SG_TLS/bench/Users/$ID")
