@@ -11,6 +11,7 @@ use crate::policy::{Direction, Policy};
 use crate::scim::discovery::{GROUP, USER};
 use crate::scim::path::{get_ci, PatchPath};
 use crate::scim::request::{Endpoint, Target};
+use crate::scim::urn::is_urn;
 
 /// A logged value longer than this (as JSON) is left out: loggable attributes are meant for
 /// flags and names, not documents.
@@ -254,10 +255,6 @@ fn note_name(out: &mut Changes<'_>, name: String) {
     if !out.attributes.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
         out.attributes.push(name);
     }
-}
-
-fn is_urn(key: &str) -> bool {
-    key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
 }
 
 /// The written values `may_log` lets through, small enough to log, by attribute name.

@@ -9,6 +9,7 @@ use super::walk::Walk;
 use super::{Outcome, Refusal, Rules};
 use crate::scim::discovery::ResourceTypeDef;
 use crate::scim::json;
+use crate::scim::urn::is_urn;
 
 /// What the walk over a resource's text did.
 #[derive(Debug, Default)]
@@ -107,11 +108,7 @@ fn members_of(
     // What is read: those members, and `schemas` when it is what says whether an object under
     // a URN the resource type does not name is an extension.
     let unnamed_extension = members.iter().zip(&read).any(|(m, &read)| {
-        read && bytes[m.value.start] == b'{'
-            && m.raw_name
-                .get(..4)
-                .is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
-            && !rt.has_schema(m.raw_name)
+        read && bytes[m.value.start] == b'{' && is_urn(m.raw_name) && !rt.has_schema(m.raw_name)
     });
     let mut picked = Map::new();
     for (m, &read) in members.iter().zip(&read) {

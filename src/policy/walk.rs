@@ -8,6 +8,7 @@ use super::select::{is_common, protected, Lists, Loc, Subs, Verdict};
 use super::{Outcome, Refusal, Rules};
 use crate::scim::discovery::ResourceTypeDef;
 use crate::scim::path::get_ci;
+use crate::scim::urn::is_urn;
 
 pub struct Walk<'a> {
     pub rules: &'a Rules,
@@ -61,7 +62,7 @@ impl<'a> Walk<'a> {
     /// when no detector looks at values and the lists pass the attribute the key names whole.
     /// `object` says whether the value is an object (a URN key's may be an extension).
     pub fn passes_unread(&self, key: &str, object: bool) -> bool {
-        if !self.rules.detectors.is_empty() || (object && is_urn(key)) {
+        if self.rules.reads_values() || (object && is_urn(key)) {
             return false;
         }
         Loc::parse(key).is_some_and(|loc| self.rules.lists.judge(self.rt, &loc) == Verdict::Pass)
@@ -221,10 +222,6 @@ impl<'a> Walk<'a> {
         }
         keep
     }
-}
-
-fn is_urn(key: &str) -> bool {
-    key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
 }
 
 /// The URNs a resource lists in `schemas`: its extensions by their own account.

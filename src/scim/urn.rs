@@ -1,5 +1,10 @@
 //! Schema URNs of the protocol messages and core resources (RFC 7643 §8.7, RFC 7644 §3).
 
+/// Whether `key` starts with `urn:` in any case: a schema URN, or a path qualified by one.
+pub fn is_urn(key: &str) -> bool {
+    key.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
+}
+
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
