@@ -190,11 +190,7 @@ fn filter_outbound(ctx: &mut RequestCtx, doc: &mut Value) -> Result<bool, Refusa
 /// the text that replaces the answer (`None` if nothing changed); `None` when the answer is to
 /// be read whole.
 pub fn outbound_text(ctx: &mut RequestCtx, text: &str) -> Option<Result<Option<Vec<u8>>, Refusal>> {
-    let rt = match ctx.target().endpoint {
-        Endpoint::Users | Endpoint::Me => &USER,
-        Endpoint::Groups => &GROUP,
-        _ => return None,
-    };
+    let rt = type_of_endpoint(ctx.target().endpoint)?;
     let policy = ctx.tenant().policy.clone();
     match policy.apply_text(Direction::Outbound, rt, text, ctx.answers_a_query())? {
         Ok(edit) => {
@@ -224,8 +220,6 @@ pub fn has_outbound(ctx: &RequestCtx) -> bool {
 /// What a resource in an answer is: by the endpoint, or at the root by its `schemas`.
 fn type_of(endpoint: Endpoint, r: &Value) -> Option<&'static ResourceTypeDef> {
     match endpoint {
-        Endpoint::Users | Endpoint::Me => Some(&USER),
-        Endpoint::Groups => Some(&GROUP),
         Endpoint::Root => {
             let schemas = r.get("schemas").and_then(Value::as_array)?;
             let lists = |u: &str| {
@@ -241,6 +235,15 @@ fn type_of(endpoint: Endpoint, r: &Value) -> Option<&'static ResourceTypeDef> {
                 None
             }
         }
+        _ => type_of_endpoint(endpoint),
+    }
+}
+
+/// What the resources an endpoint answers are, where the endpoint alone says (`/Me` a User).
+fn type_of_endpoint(endpoint: Endpoint) -> Option<&'static ResourceTypeDef> {
+    match endpoint {
+        Endpoint::Users | Endpoint::Me => Some(&USER),
+        Endpoint::Groups => Some(&GROUP),
         _ => None,
     }
 }

@@ -152,16 +152,12 @@ async fn finish_resources(
 ) -> Result<Response<Body>, UpstreamError> {
     let status = response.status();
     let target = ctx.target();
-    let listing = matches!(
-        target.endpoint,
-        Endpoint::Users | Endpoint::Groups | Endpoint::Root
-    ) && target.id.is_none()
-        && ctx.method == Method::GET;
     // `/Me` answers the authenticated subject's own resource (RFC 7644 §3.11): a User.
     let resources = matches!(
         target.endpoint,
         Endpoint::Users | Endpoint::Groups | Endpoint::Root | Endpoint::Me
     );
+    let listing = resources && ctx.method == Method::GET && ctx.answers_a_query();
     if status == StatusCode::NOT_FOUND && listing && asks_for_more(ctx.query()) {
         // A filter that matches nothing is an empty list, not a 404 (RFC 7644 §3.4.2; Entra
         // quarantines an app that answers 404 here).
