@@ -160,11 +160,7 @@ pub fn members(text: &str) -> Option<Vec<Member<'_>>> {
             return None;
         }
         let name_end = past_string(b, i + 1)?;
-        let colon = whitespace(b, name_end);
-        if b.get(colon) != Some(&b':') {
-            return None;
-        }
-        let value_start = whitespace(b, colon + 1);
+        let value_start = past_colon(b, name_end)?;
         let value_end = past_json(b, value_start, MAX_DEPTH - 1)?;
         found.push(Member {
             raw_name: &text[i + 1..name_end - 1],
@@ -226,7 +222,12 @@ fn past_name(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let i = whitespace(b, past_string(b, i + 1)?);
+    past_colon(b, past_string(b, i + 1)?)
+}
+
+/// Past the colon after a member's name, which ends at `i`, and the whitespace around it.
+fn past_colon(b: &[u8], i: usize) -> Option<usize> {
+    let i = whitespace(b, i);
     (b.get(i) == Some(&b':')).then(|| whitespace(b, i + 1))
 }
 
