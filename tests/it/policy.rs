@@ -38,6 +38,16 @@ fn stored(id: &str) -> String {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": "bjensen@example.com"}).to_string()
 }
 
+/// The proxy in front of `app` with one complete-app tenant at `/e`, `extra` in its table.
+async fn proxy_with(app: std::net::SocketAddr, extra: &str) -> Proxy {
+    Proxy::start(&format!(
+        "{}{}",
+        server(""),
+        complete_app_tenant(app, extra)
+    ))
+    .await
+}
+
 /// The app answers `method path` with `status` and a SCIM JSON `body`.
 fn script(method: &'static str, path: &str, status: u16, body: String) -> Script {
     Script {
@@ -73,7 +83,7 @@ fn last_body(seen: &Seen, method: &str) -> Value {
 #[tokio::test]
 async fn denied_attributes_never_reach_the_app_in_any_body_shape() {
     let (app, seen) = app().await;
-    let proxy = Proxy::start(&format!("{}{}", server(""), complete_app_tenant(app, DENY))).await;
+    let proxy = proxy_with(app, DENY).await;
     let c = client();
 
     // POST: the full RFC user loses exactly what is denied.
@@ -178,7 +188,7 @@ async fn denied_attributes_never_reach_the_app_in_any_body_shape() {
 #[tokio::test]
 async fn filters_and_sorts_that_test_a_denied_attribute_are_refused() {
     let (app, seen) = app().await;
-    let proxy = Proxy::start(&format!("{}{}", server(""), complete_app_tenant(app, DENY))).await;
+    let proxy = proxy_with(app, DENY).await;
     let c = client();
     let asked = seen.lock().unwrap().len();
     for (key, value) in [
@@ -227,7 +237,7 @@ async fn filters_and_sorts_that_test_a_denied_attribute_are_refused() {
 #[tokio::test]
 async fn a_detected_value_is_refused_without_echoing_it() {
     let (app, seen) = app().await;
-    let proxy = Proxy::start(&format!("{}{}", server(""), complete_app_tenant(app, DENY))).await;
+    let proxy = proxy_with(app, DENY).await;
     let mut user = full_user();
     user["title"] = json!("SSN 078-05-1120");
     let resp = client()
@@ -263,12 +273,7 @@ async fn what_the_app_answers_is_filtered_on_its_way_to_the_idp() {
     ])
     .await;
     let outbound = "attributes = { outbound = { deny = [\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter\"], detect = [\"card\", \"us_ssn\"], on_detect = \"redact\" } }";
-    let proxy = Proxy::start(&format!(
-        "{}{}",
-        server(""),
-        complete_app_tenant(app, outbound)
-    ))
-    .await;
+    let proxy = proxy_with(app, outbound).await;
     let c = client();
     let one = get_json(&c, proxy.url("/e/Users/7")).await;
     assert!(one[ENTERPRISE].get("costCenter").is_none(), "{one}");
@@ -384,12 +389,7 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
     .await;
     let outbound =
         "attributes = { outbound = { deny = [\"employeeNumber\", \"name.givenName\"] } }";
-    let proxy = Proxy::start(&format!(
-        "{}{}",
-        server(""),
-        complete_app_tenant(app, outbound)
-    ))
-    .await;
+    let proxy = proxy_with(app, outbound).await;
     let c = client();
     let mut expected = user.clone();
     expected[ENTERPRISE]
@@ -454,12 +454,7 @@ async fn an_answer_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
 async fn a_body_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
     let (app, seen) = app().await;
     let policy = "attributes = { deny = [\"employeeNumber\", \"name.givenName\"] }";
-    let proxy = Proxy::start(&format!(
-        "{}{}",
-        server(""),
-        complete_app_tenant(app, policy)
-    ))
-    .await;
+    let proxy = proxy_with(app, policy).await;
     let c = client();
     let pretty = serde_json::to_string_pretty(&full_user()).unwrap();
     let resp = c
