@@ -71,13 +71,18 @@ async fn app() -> (std::net::SocketAddr, Seen) {
 }
 
 fn last_body(seen: &Seen, method: &str) -> Value {
+    serde_json::from_str(&last_raw_body(seen, method)).unwrap()
+}
+
+/// The body of the last `method` the app got, as its bytes came.
+fn last_raw_body(seen: &Seen, method: &str) -> String {
     let seen = seen.lock().unwrap();
     let (_, _, body) = seen
         .iter()
         .rev()
         .find(|(m, _, _)| m == method)
         .unwrap_or_else(|| panic!("the app got no {method}: {seen:?}"));
-    serde_json::from_str(body).unwrap()
+    body.clone()
 }
 
 #[tokio::test]
@@ -466,15 +471,7 @@ async fn a_body_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let raw = {
-        let seen = seen.lock().unwrap();
-        let (_, _, body) = seen
-            .iter()
-            .rev()
-            .find(|(m, _, _)| m == "POST")
-            .expect("a POST");
-        body.clone()
-    };
+    let raw = last_raw_body(&seen, "POST");
     let mut want = full_user();
     want["name"].as_object_mut().unwrap().remove("givenName");
     want[ENTERPRISE]
@@ -501,11 +498,5 @@ async fn a_body_loses_what_the_policy_names_and_keeps_the_rest_as_written() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let seen = seen.lock().unwrap();
-    let (_, _, body) = seen
-        .iter()
-        .rev()
-        .find(|(m, _, _)| m == "POST")
-        .expect("a POST");
-    assert_eq!(body, &text);
+    assert_eq!(last_raw_body(&seen, "POST"), text);
 }
