@@ -51,7 +51,10 @@ cpu_ticks() { # pid: "utime stime" in clock ticks (fields 14 and 15 of /proc/PID
   sed 's/.*) //' "/proc/$1/stat" | awk '{print $12, $13}' # fields counted after "(comm) "
 }
 
-rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# pid: "peak/now" resident MiB. The peak (VmHWM) is what the process held while it served the
+# most connections; now (VmRSS) depends on how long ago that was, as the allocator gives back
+# freed memory lazily.
+rss_mib() { awk '/^VmHWM/ {p = $2} /^VmRSS/ {n = $2} END {printf "%.1f/%.1f", p / 1024, n / 1024}' "/proc/$1/status"; }
 
 to_ms() { # a wrk latency (812.00us, 1.23ms, 1.02s) in milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
@@ -338,7 +341,7 @@ for layout in "${LAYOUTS[@]}"; do
 done
 echo
 for layout in "${LAYOUTS[@]}"; do
-  printf 'layout %s, RSS after the %s-connection runs: scimgate %s MiB, scimgate TLS %s MiB' \
+  printf 'layout %s, RSS peak/after the %s-connection runs: scimgate %s MiB, scimgate TLS %s MiB' \
     "$layout" "${CONNS[-1]}" "${RSS[$layout|scimgate]}" "${RSS[$layout|scimgate-tls]}"
   if [ -n "${BASELINE_BIN:-}" ]; then printf ', baseline %s MiB' "${RSS[$layout|baseline]}"; fi
   echo

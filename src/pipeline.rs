@@ -3,6 +3,7 @@
 //! line, the log line and the metrics) runs once per request and once per Bulk operation the
 //! proxy carries out.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -32,36 +33,45 @@ use crate::{
 
 /// Runs one request through the stages under the snapshot in force when it arrived, and
 /// records it; never fails, since every failure is itself an answer.
-pub async fn handle(rt: &Runtime, conn: &Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
+///
+/// The context is made before the returned future starts, so that the request it was made of
+/// takes no place in that future: hyper keeps one such future for each open connection.
+pub fn handle(
+    rt: &Runtime,
+    conn: &Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> impl Future<Output = Response<Body>> + use<> {
     let (parts, body) = req.into_parts();
     let id = request_id(&parts.headers);
     let mut ctx = RequestCtx::new(id, rt.snapshot(), conn.clone(), parts);
-    // DEBUG, like the stage spans under it: under the default INFO filter a span costs one
-    // level check, and its fields are not even computed. The tenant is recorded once routed.
-    let span = tracing::debug_span!(
-        "request",
-        request_id = ctx.id.to_str().unwrap_or_default(),
-        tenant = tracing::field::Empty,
-    );
-    let mut refusal = None;
-    let response = match run(&mut ctx, body).instrument(span.clone()).await {
-        Ok(response) => response,
-        Err(e) => {
-            // The caller may be told less than this (an expired token, an unknown tenant).
-            ctx.record.error.get_or_insert_with(|| e.to_string());
-            refusal = e.refusal_kind();
-            if let Some(kind) = refusal {
-                ctx.snapshot.metrics.refused(kind);
+    async move {
+        // DEBUG, like the stage spans under it: under the default INFO filter a span costs one
+        // level check, and its fields are not even computed. The tenant is recorded once routed.
+        let span = tracing::debug_span!(
+            "request",
+            request_id = ctx.id.to_str().unwrap_or_default(),
+            tenant = tracing::field::Empty,
+        );
+        let mut refusal = None;
+        let response = match run(&mut ctx, body).instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(e) => {
+                // The caller may be told less than this (an expired token, an unknown tenant).
+                ctx.record.error.get_or_insert_with(|| e.to_string());
+                refusal = e.refusal_kind();
+                if let Some(kind) = refusal {
+                    ctx.snapshot.metrics.refused(kind);
+                }
+                if let Some(kind) = e.auth_failure_kind(ctx.tenant.is_some()) {
+                    let tenant = ctx.tenant.as_ref().map(|t| &t.id);
+                    ctx.snapshot.metrics.admission.auth_failed(tenant, kind);
+                }
+                span.in_scope(|| fail(&ctx, &e))
             }
-            if let Some(kind) = e.auth_failure_kind(ctx.tenant.is_some()) {
-                let tenant = ctx.tenant.as_ref().map(|t| &t.id);
-                ctx.snapshot.metrics.admission.auth_failed(tenant, kind);
-            }
-            span.in_scope(|| fail(&ctx, &e))
-        }
-    };
-    let recording = tracing::debug_span!(parent: &span, "record");
-    record(&ctx, refusal, response).instrument(recording).await
+        };
+        let recording = tracing::debug_span!(parent: &span, "record");
+        record(&ctx, refusal, response).instrument(recording).await
+    }
 }
 
 async fn run(ctx: &mut RequestCtx, body: Incoming) -> Result<Response<Body>, ProxyError> {
@@ -166,7 +176,7 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
     // A Bulk the upstream cannot do is not one request but several: each operation passes
     // stages 6–10 on its own (RFC 7644 §3.7), so nothing below can skip one.
     if let Some(run) = emulate::bulk::plan(ctx).await? {
-        return fan_out(ctx, run).await;
+        return Box::pin(fan_out(ctx, run)).await;
     }
     // 6. normalize: the IdP's quirks become RFC form before anything reads the request, so
     //    that gap filling and the app see one dialect.
@@ -200,7 +210,7 @@ async fn answer(ctx: &mut RequestCtx) -> Result<Response<Body>, ProxyError> {
             // An app may announce what it then refuses (501): filled after all.
             if forwarded.status().is_client_error() || forwarded.status().is_server_error() {
                 let filling = tracing::debug_span!("fill");
-                emulate::after_refusal(ctx, forwarded)
+                Box::pin(emulate::after_refusal(ctx, forwarded))
                     .instrument(filling)
                     .await?
             } else {

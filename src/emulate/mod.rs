@@ -37,7 +37,7 @@ pub async fn fill(ctx: &mut RequestCtx) -> Result<Flow, EmulateError> {
     *ctx.record.calls.get_mut() = 0;
     let deadline = ctx.tenant().upstream.gap_deadline();
     let kind = need.kind();
-    let done = tokio::time::timeout(deadline, help(ctx, need)).await;
+    let done = tokio::time::timeout(deadline, Box::pin(help(ctx, need))).await;
     // The calls made, whether the gap was filled or not (a failed scan still cost them).
     let calls = ctx.record.calls.swap(0, Ordering::Relaxed);
     let kind = ctx.record.filled.unwrap_or(kind);

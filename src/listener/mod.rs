@@ -10,6 +10,7 @@ mod woken;
 pub mod workers;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,19 +146,24 @@ async fn connection(
         return serve_connection(stream, conn, shared, shutdown).await;
     };
     let read_timeout = shared.snapshot.server.read_timeout;
-    let stream = match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-        Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+    // In a scope of its own, so that the stream, moved into the connection, does not keep a
+    // second place in this task while it is served.
+    let serving = {
+        let stream = match tokio::time::timeout(read_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+            Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+        };
+        let (_, session) = stream.get_ref();
+        let tls = TlsInfo {
+            sni: session.server_name().map(|s| s.to_ascii_lowercase().into()),
+            peer: session.peer_certificates().and_then(peer_identity),
+            verdicts: Default::default(),
+        };
+        let conn = ConnInfo::new(remote, Some(tls), overloaded);
+        serve_connection(stream, conn, shared, shutdown)
     };
-    let (_, session) = stream.get_ref();
-    let tls = TlsInfo {
-        sni: session.server_name().map(|s| s.to_ascii_lowercase().into()),
-        peer: session.peer_certificates().and_then(peer_identity),
-        verdicts: Default::default(),
-    };
-    let conn = ConnInfo::new(remote, Some(tls), overloaded);
-    serve_connection(stream, conn, shared, shutdown).await;
+    serving.await;
 }
 
 /// What one connection is served with: the runtime for its requests, and the snapshot it was
@@ -167,12 +173,16 @@ struct Shared {
     snapshot: Arc<Snapshot>,
 }
 
-async fn serve_connection<S>(
+/// Each byte of the returned future is paid once per open connection, for as long as it is
+/// open. So this is not an `async fn`: the stream goes into the HTTP connection before the
+/// future starts, and the future holds it once instead of also as an argument.
+fn serve_connection<'a, S>(
     stream: S,
     conn: ConnInfo,
-    shared: &Shared,
+    shared: &'a Shared,
     mut shutdown: watch::Receiver<bool>,
-) where
+) -> impl Future<Output = ()> + 'a
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = Arc::new(conn);
@@ -206,59 +216,61 @@ async fn serve_connection<S>(
     } else {
         &shared.snapshot.http.normal
     };
-    let served = http.serve_connection(io, service);
-    tokio::pin!(served);
-    let mut idle = tokio::time::interval(shared.snapshot.server.idle_timeout);
-    idle.reset();
-    let mut closing = false;
-    // A connection asked to close gets this long to finish its streams (at shutdown, the
-    // shutdown grace); one whose client never reads its answer (an h2 flow-control window
-    // held at zero after GOAWAY) is then dropped instead of holding its slot forever.
-    let grace = shared.snapshot.server.read_timeout;
-    let shutdown_grace = shared.snapshot.server.shutdown_grace;
-    let force_close = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(force_close);
-    // A connection is for an IdP that authenticates: one that has not, however busy with
-    // PINGs or refused requests, is asked to close after a short while.
-    let unauthenticated = tokio::time::sleep(shared.snapshot.server.unauthenticated_timeout);
-    tokio::pin!(unauthenticated);
-    let mut vouched = false;
-    loop {
-        // How long the connection gets to finish once asked to close, if it is to be.
-        // The branches beside the connection are polled only when their own timer or signal
-        // woke the task, not on each of the connection's reads and writes (`woken`).
-        let close_within = tokio::select! {
-            result = served.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(remote = %conn.remote, error = %e, "connection ended with an error");
+    // Boxed: pinned where it is made, it is not moved into the task's state a second time.
+    let mut served = Box::pin(http.serve_connection(io, service));
+    async move {
+        let mut idle = tokio::time::interval(shared.snapshot.server.idle_timeout);
+        idle.reset();
+        let mut closing = false;
+        // A connection asked to close gets this long to finish its streams (at shutdown, the
+        // shutdown grace); one whose client never reads its answer (an h2 flow-control window
+        // held at zero after GOAWAY) is then dropped instead of holding its slot forever.
+        let grace = shared.snapshot.server.read_timeout;
+        let shutdown_grace = shared.snapshot.server.shutdown_grace;
+        let force_close = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(force_close);
+        // A connection is for an IdP that authenticates: one that has not, however busy with
+        // PINGs or refused requests, is asked to close after a short while.
+        let unauthenticated = tokio::time::sleep(shared.snapshot.server.unauthenticated_timeout);
+        tokio::pin!(unauthenticated);
+        let mut vouched = false;
+        loop {
+            // How long the connection gets to finish once asked to close, if it is to be.
+            // The branches beside the connection are polled only when their own timer or signal
+            // woke the task, not on each of the connection's reads and writes (`woken`).
+            let close_within = tokio::select! {
+                result = served.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(remote = %conn.remote, error = %e, "connection ended with an error");
+                    }
+                    return;
                 }
-                return;
-            }
-            _ = WhenWoken::new(Box::pin(shutdown.changed())), if !closing => shutdown_grace,
-            _ = answered.notified(), if conn.overloaded && !closing => grace,
-            _ = WhenWoken::new(Box::pin(idle.tick())), if !closing => {
-                if !conn.activity.idle_since_last_look() {
-                    continue;
+                _ = WhenWoken::new(Box::pin(shutdown.changed())), if !closing => shutdown_grace,
+                _ = answered.notified(), if conn.overloaded && !closing => grace,
+                _ = WhenWoken::new(Box::pin(idle.tick())), if !closing => {
+                    if !conn.activity.idle_since_last_look() {
+                        continue;
+                    }
+                    grace
                 }
-                grace
-            }
-            _ = WhenWoken::new(&mut unauthenticated), if !closing && !vouched => {
-                if conn.activity.is_authenticated() {
-                    vouched = true;
-                    continue;
+                _ = WhenWoken::new(&mut unauthenticated), if !closing && !vouched => {
+                    if conn.activity.is_authenticated() {
+                        vouched = true;
+                        continue;
+                    }
+                    tracing::debug!(remote = %conn.remote, "no authenticated request in time; closing");
+                    grace
                 }
-                tracing::debug!(remote = %conn.remote, "no authenticated request in time; closing");
-                grace
-            }
-            _ = &mut force_close, if closing => {
-                tracing::debug!(remote = %conn.remote, "did not finish within the grace after being asked to close; dropped");
-                return;
-            }
-        };
-        closing = true;
-        force_close
-            .as_mut()
-            .reset(tokio::time::Instant::now() + close_within);
-        served.as_mut().graceful_shutdown();
+                _ = &mut force_close, if closing => {
+                    tracing::debug!(remote = %conn.remote, "did not finish within the grace after being asked to close; dropped");
+                    return;
+                }
+            };
+            closing = true;
+            force_close
+                .as_mut()
+                .reset(tokio::time::Instant::now() + close_within);
+            served.as_mut().graceful_shutdown();
+        }
     }
 }

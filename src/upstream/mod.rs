@@ -37,7 +37,7 @@ use target::{HttpUpstream, Upstream};
 /// answer back. A write of a tenant in test mode stops here (see [`dry_run`]).
 pub async fn forward(ctx: &RequestCtx) -> Result<Response<Body>, UpstreamError> {
     if dry_run::applies(ctx, &ctx.method, ctx.path()) {
-        return dry_run::forward(ctx).await;
+        return Box::pin(dry_run::forward(ctx)).await;
     }
     let permit = admit(ctx).await?;
     match &ctx.tenant().upstream {
@@ -220,7 +220,7 @@ pub async fn capabilities(ctx: &mut RequestCtx) -> Result<Capabilities, Upstream
         Upstream::Http(_) => match tenant.state.discovered.get() {
             Some(found) => found.with_declared(&tenant.supports),
             None => {
-                let reply = call(ctx, Call::get("/ServiceProviderConfig")).await?;
+                let reply = Box::pin(call(ctx, Call::get("/ServiceProviderConfig"))).await?;
                 let (found, lasting) = Capabilities::from_answer(reply.status, &reply.body);
                 if lasting {
                     tracing::info!(tenant = %tenant.id, caps = ?found, "read the upstream's capabilities");

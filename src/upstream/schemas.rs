@@ -39,7 +39,7 @@ async fn announced(ctx: &mut RequestCtx) -> Option<Arc<Extensions>> {
     }
     let caps = capabilities(ctx).await.ok()?;
     let found = if caps.discovery {
-        read(ctx).await?
+        Box::pin(read(ctx)).await?
     } else {
         Extensions::default()
     };
