@@ -178,7 +178,7 @@ impl HttpBody for UpstreamBody {
                         None => Poll::Ready(None),
                     };
                 }
-                Poll::Ready(Some(Err(e))) => break e.into(),
+                Poll::Ready(Some(Err(e))) => break e,
                 Poll::Pending => {
                     let deadline = this.deadline;
                     let timer = this

@@ -9,6 +9,7 @@ pub mod caps;
 pub mod client;
 mod dry_run;
 pub mod error;
+mod h1;
 pub mod headers;
 pub mod pool;
 pub mod relocate;

@@ -1,21 +1,18 @@
 //! Connections to a plain-HTTP upstream, kept per worker and driven by the task of the request
 //! that uses them.
 //!
-//! A pooled client of hyper-util runs each connection as a task of its own, so every exchange
-//! crosses between the request's task and the connection's: a wake-up each way, each queued
-//! behind the worker's other ready tasks. Here the request's own task polls the connection
-//! while it sends the request and, through [`Stream`], while the answer's body is passed on.
-//! When the body has ended, the connection goes back to the idle list of the worker it was
-//! opened on (the socket is registered with that worker's reactor); an idle connection is
-//! polled once more before it is used again, so one the app has closed is found and dropped
-//! there instead of failing the request. Idle connections older than the idle timeout are
-//! dropped by a sweep that runs only while the list holds any.
+//! The request's own task writes the request, reads the answer's head and, through [`Stream`],
+//! its body ([`h1`]): no task per connection, no channel between the two, no wake-up crossing
+//! between tasks. When the body has ended, the connection goes back to the idle list of the
+//! worker it was opened on (the socket is registered with that worker's reactor); an idle
+//! connection is looked at once more before it is used again, so one the app has closed is
+//! found and dropped there instead of failing the request. Idle connections older than the
+//! idle timeout are dropped by a sweep that runs only while the list holds any.
 //!
 //! HTTPS upstreams keep hyper-util's client: one of them may answer in h2, whose streams share
 //! a connection that must be driven apart from any one request.
 
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll, Waker};
@@ -27,16 +24,12 @@ use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::h1::{self, Conn, Framing};
 use crate::listener::workers;
-
-type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 /// Why a request did not get its answer's head.
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +37,9 @@ pub enum Failure {
     /// No connection could be made (refused, unresolvable, past the connect timeout).
     #[error(transparent)]
     Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The connection ended before the request could be written: the app never saw it.
+    /// The exchange failed; [`h1::Error::unanswered`] tells whether the app can have acted.
     #[error(transparent)]
-    Unsent(hyper::Error),
-    /// The exchange failed after the request was handed to the connection.
-    #[error(transparent)]
-    Exchange(hyper::Error),
+    Exchange(h1::Error),
 }
 
 /// The idle connections to one upstream (scheme, host and port), per worker.
@@ -71,14 +61,8 @@ struct Slot {
 }
 
 struct Idle {
-    conn: Box<Conn>,
+    conn: Conn,
     since: Instant,
-}
-
-struct Conn {
-    sender: http1::SendRequest<Full<Bytes>>,
-    /// `None` once the connection has ended; it must not be polled again.
-    driver: Option<Driver>,
 }
 
 impl Pool {
@@ -105,51 +89,44 @@ impl Pool {
 
     /// Sends `req` on an idle connection of this worker, or on a new one when there is none or
     /// `reuse` is false, and waits for the answer's head. The body comes as a [`Stream`] that
-    /// drives the connection and gives it back when it ends. The URI is written as it is: the
+    /// reads the connection and gives it back when it ends. The URI is written as it is: the
     /// path and query only (origin form, RFC 9112 §3.2.1); `Host` is the pool's.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<Full<Bytes>>,
+        req: Request<Full<Bytes>>,
         reuse: bool,
     ) -> Result<Response<Stream>, Failure> {
         debug_assert!(req.uri().authority().is_none(), "origin form only");
-        req.headers_mut().insert(HOST, self.host.clone());
+        let (mut parts, body) = req.into_parts();
+        parts.headers.insert(HOST, self.host.clone());
+        let req = Request::from_parts(parts, bytes_of(body));
         let worker = workers::current() % self.slots.len();
         let mut conn = match reuse.then(|| self.checkout(worker)).flatten() {
             Some(conn) => conn,
             None => self.connect().await?,
         };
         let answer = conn.send(req).await.map_err(Failure::Exchange)?;
+        let (head, framing) = answer.into_parts();
         let lease = Lease {
             conn,
             pool: self.clone(),
             worker,
         };
-        Ok(answer.map(|body| Stream::driven(body, lease)))
+        Ok(Response::from_parts(head, Stream::pooled(framing, lease)))
     }
 
-    /// Boxed: a [`Stream`] carries its connection, and an answer is moved several times on its
-    /// way out; hyper's connection state is some 700 bytes.
-    async fn connect(&self) -> Result<Box<Conn>, Failure> {
+    async fn connect(&self) -> Result<Conn, Failure> {
         let io = self
             .connector
             .clone()
             .call(self.target.clone())
             .await
             .map_err(|e| Failure::Connect(e.into()))?;
-        let (sender, driver) = http1::handshake(io).await.map_err(Failure::Unsent)?;
-        let mut conn = Box::new(Conn {
-            sender,
-            driver: Some(driver),
-        });
-        poll_fn(|cx| conn.poll_ready(cx))
-            .await
-            .map_err(Failure::Unsent)?;
-        Ok(conn)
+        Ok(Conn::new(io.into_inner()))
     }
 
     /// The newest idle connection of `worker` that is still open and waiting for a request.
-    fn checkout(&self, worker: usize) -> Option<Box<Conn>> {
+    fn checkout(&self, worker: usize) -> Option<Conn> {
         let mut slot = self.slots[worker].lock().expect("never poisoned");
         let now = Instant::now();
         while let Some(Idle { mut conn, since }) = slot.idle.pop_back() {
@@ -165,7 +142,7 @@ impl Pool {
         None
     }
 
-    fn put_back(self: &Arc<Self>, worker: usize, conn: Box<Conn>) {
+    fn put_back(self: &Arc<Self>, worker: usize, conn: Conn) {
         let mut slot = self.slots[worker].lock().expect("never poisoned");
         slot.idle.push_back(Idle {
             conn,
@@ -179,6 +156,18 @@ impl Pool {
             slot.sweeping = true;
             runtime.spawn(sweep(Arc::downgrade(self), worker));
         }
+    }
+}
+
+/// The bytes of a body the proxy holds whole.
+fn bytes_of(body: Full<Bytes>) -> Bytes {
+    let mut body = pin!(body);
+    match body
+        .as_mut()
+        .poll_frame(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
     }
 }
 
@@ -205,86 +194,64 @@ async fn sweep(pool: Weak<Pool>, worker: usize) {
     }
 }
 
-impl Conn {
-    /// Polls the connection: reads and writes what it can. False once it has ended.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(driver) = &mut self.driver else {
-            return false;
-        };
-        match Pin::new(driver).poll(cx) {
-            Poll::Pending => true,
-            Poll::Ready(end) => {
-                if let Err(e) = end {
-                    tracing::debug!(error = %e, "an upstream connection failed");
-                }
-                self.driver = None;
-                false
-            }
-        }
-    }
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
-        self.drive(cx);
-        self.sender.poll_ready(cx)
-    }
-
-    /// Ready for a request without waiting: open, and the last exchange wholly done.
-    fn ready_now(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        matches!(self.poll_ready(&mut cx), Poll::Ready(Ok(())))
-    }
-
-    async fn send(&mut self, req: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
-        let mut answer = pin!(self.sender.send_request(req));
-        poll_fn(|cx| {
-            self.drive(cx);
-            answer.as_mut().poll(cx)
-        })
-        .await
-    }
-}
-
 /// A connection lent to one exchange, until its answer's body has ended.
 struct Lease {
-    conn: Box<Conn>,
+    conn: Conn,
     pool: Arc<Pool>,
     worker: usize,
 }
 
 impl Lease {
-    fn give_back(mut self) {
-        let cx = &mut Context::from_waker(Waker::noop());
-        if self.conn.drive(cx) && !self.conn.sender.is_closed() {
+    fn give_back(self) {
+        if self.conn.is_reusable() {
             self.pool.put_back(self.worker, self.conn);
         }
     }
 }
 
-/// An upstream answer's body. One from a [`Pool`] connection drives that connection as it is
-/// read and gives it back when it ends; dropped before its end, it closes the connection.
-pub struct Stream {
-    body: Incoming,
-    lease: Option<Lease>,
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An upstream answer's body. One from a [`Pool`] connection reads that connection and gives it
+/// back when it ends; dropped before its end, it closes the connection.
+pub struct Stream(Source);
+
+enum Source {
+    /// From hyper-util's client, whose connection runs elsewhere.
+    Hyper(Incoming),
+    /// From a pooled connection, lent until the body ends (`None` after).
+    Pooled {
+        framing: Framing,
+        lease: Option<Lease>,
+    },
 }
 
 impl Stream {
     /// A body whose connection runs elsewhere (hyper-util's client).
     pub fn of(body: Incoming) -> Self {
-        Self { body, lease: None }
+        Self(Source::Hyper(body))
     }
 
-    fn driven(body: Incoming, lease: Lease) -> Self {
-        let mut stream = Self {
-            body,
+    fn pooled(framing: Framing, lease: Lease) -> Self {
+        let mut stream = Self(Source::Pooled {
+            framing,
             lease: Some(lease),
-        };
+        });
         stream.give_back_at_end();
         stream
     }
 
+    /// A body with nothing more to read (no body at all, or its last bytes handed on) ends
+    /// here: the caller may never poll it again.
     fn give_back_at_end(&mut self) {
-        if self.body.is_end_stream() {
-            if let Some(lease) = self.lease.take() {
+        let Source::Pooled { framing, lease } = &mut self.0 else {
+            return;
+        };
+        if !framing.is_end() {
+            return;
+        }
+        if let Some(mut lease) = lease.take() {
+            let cx = &mut Context::from_waker(Waker::noop());
+            if let Poll::Ready(None) = lease.conn.poll_body(framing, cx) {
                 lease.give_back();
             }
         }
@@ -293,35 +260,53 @@ impl Stream {
 
 impl Body for Stream {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if let Some(lease) = &mut this.lease {
-            lease.conn.drive(cx);
-        }
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
-        match &frame {
-            Some(Err(_)) => this.lease = None,
+        let (framing, lease) = match &mut this.0 {
+            Source::Hyper(body) => return Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Source::Pooled { framing, lease } => (framing, lease),
+        };
+        let Some(held) = lease else {
+            return Poll::Ready(None);
+        };
+        match ready!(held.conn.poll_body(framing, cx)) {
+            Some(Ok(data)) => {
+                this.give_back_at_end();
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Some(Err(e)) => {
+                *lease = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
             None => {
-                if let Some(lease) = this.lease.take() {
+                if let Some(lease) = lease.take() {
                     lease.give_back();
                 }
+                Poll::Ready(None)
             }
-            Some(Ok(_)) => this.give_back_at_end(),
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.0 {
+            Source::Hyper(body) => body.is_end_stream(),
+            Source::Pooled { framing, .. } => framing.is_end(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.0 {
+            Source::Hyper(body) => body.size_hint(),
+            Source::Pooled { framing, .. } => match framing.remaining() {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            },
+        }
     }
 }
 

@@ -304,8 +304,7 @@ impl SendError {
     fn unsent(&self, idempotent: bool) -> bool {
         match self {
             Self::Plain(Failure::Connect(_)) => false,
-            Self::Plain(Failure::Unsent(_)) => true,
-            Self::Plain(Failure::Exchange(e)) => unanswered(e, idempotent),
+            Self::Plain(Failure::Exchange(e)) => e.unanswered(idempotent),
             Self::Tls(e) if e.is_connect() => false,
             Self::Tls(e) => std::error::Error::source(e)
                 .and_then(|s| s.downcast_ref::<hyper::Error>())
@@ -318,7 +317,7 @@ impl From<SendError> for UpstreamError {
     fn from(e: SendError) -> Self {
         match e {
             SendError::Plain(Failure::Connect(e)) => Self::Unavailable(e),
-            SendError::Plain(Failure::Unsent(e) | Failure::Exchange(e)) => Self::Broken(e.into()),
+            SendError::Plain(Failure::Exchange(e)) => Self::Broken(e.into()),
             SendError::Tls(e) if e.is_connect() => Self::Unavailable(e.into()),
             SendError::Tls(e) => Self::Broken(e.into()),
         }
