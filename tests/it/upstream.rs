@@ -1,7 +1,7 @@
 //! The forward path against apps that fail in the ordinary ways: keep-alive connections the
 //! app closes while they sit idle (retried, not 502), a dead app (the breaker answers at once
-//! and lets the app back in when it recovers), and answers cut off mid-body (bounded in time
-//! and said in the log).
+//! and lets the app back in when it recovers), answers cut off mid-body (bounded in time
+//! and said in the log), and answers framed each way HTTP/1.1 allows, or in none it allows.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -404,4 +404,88 @@ async fn a_client_that_never_reads_a_large_answer_is_cut_off_and_the_app_let_go(
     let cause = line["cause"].as_str().unwrap();
     assert!(cause.contains("client took no bytes"), "{cause}");
     drop(idp);
+}
+
+/// An app that answers the requests it is sent, on whatever connection, with `answers` in turn
+/// (each written as it is, the connection closed after it when its flag says so). Returns how
+/// many connections the proxy opened.
+async fn scripted_app(answers: &'static [(&'static str, bool)]) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let counted = opened.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while read_request(&mut stream, &mut buf).await.is_some() {
+                    let (answer, close) =
+                        answers[next.fetch_add(1, Ordering::Relaxed) % answers.len()];
+                    if stream.write_all(answer.as_bytes()).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, opened)
+}
+
+#[tokio::test]
+async fn answers_framed_each_way_http_allows_reach_the_idp_whole() {
+    const ANSWERS: &[(&str, bool)] = &[
+        // The chunked coding, with an extension and a trailer (RFC 9112 §7.1).
+        ("HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ntransfer-encoding: chunked\r\n\r\n1a;x=1\r\n{\"schemas\":[\"urn:ietf:para\r\n29\r\nms:scim:schemas:core:2.0:User\"],\"id\":\"1\"}\r\n0\r\nx-sum: 1\r\n\r\n", false),
+        // To the connection's end, which the app then closes.
+        ("HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\n\r\n{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"id\":\"1\"}", true),
+        // A length, then bytes nobody asked for: the connection is not used again.
+        ("HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: 67\r\n\r\n{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"id\":\"1\"}HTTP/1.1 200 OK\r\n\r\n", false),
+        ("HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ncontent-length: 67\r\n\r\n{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"id\":\"1\"}", false),
+    ];
+    let (app, opened) = scripted_app(ANSWERS).await;
+    let proxy = Proxy::start(&config(app, "")).await;
+    for round in 0..ANSWERS.len() {
+        let resp = client()
+            .get(proxy.url("/t/Users/1"))
+            .bearer_auth("tok")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "answer {round}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["id"], "1", "answer {round}");
+        assert_eq!(
+            body["schemas"][0], "urn:ietf:params:scim:schemas:core:2.0:User",
+            "answer {round}"
+        );
+    }
+    // The chunked answer's connection carried the close-delimited one, which ended it; the
+    // third answer's trailing bytes cost its connection too.
+    assert_eq!(opened.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn an_answer_that_cannot_be_framed_with_certainty_is_a_scim_error() {
+    const ANSWERS: &[(&str, bool)] = &[(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/scim+json\r\ntransfer-encoding: chunked\r\ncontent-length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        false,
+    )];
+    let (app, _) = scripted_app(ANSWERS).await;
+    let proxy = Proxy::start(&config(app, "")).await;
+    let resp = client()
+        .get(proxy.url("/t/Users/1"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(body["status"], "502");
 }
