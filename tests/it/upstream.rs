@@ -434,6 +434,15 @@ async fn scripted_app(answers: &'static [(&'static str, bool)]) -> (SocketAddr, 
     (addr, opened)
 }
 
+async fn get_user(proxy: &Proxy) -> reqwest::Response {
+    client()
+        .get(proxy.url("/t/Users/1"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn answers_framed_each_way_http_allows_reach_the_idp_whole() {
     const ANSWERS: &[(&str, bool)] = &[
@@ -448,12 +457,7 @@ async fn answers_framed_each_way_http_allows_reach_the_idp_whole() {
     let (app, opened) = scripted_app(ANSWERS).await;
     let proxy = Proxy::start(&config(app, "")).await;
     for round in 0..ANSWERS.len() {
-        let resp = client()
-            .get(proxy.url("/t/Users/1"))
-            .bearer_auth("tok")
-            .send()
-            .await
-            .unwrap();
+        let resp = get_user(&proxy).await;
         assert_eq!(resp.status(), 200, "answer {round}");
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["id"], "1", "answer {round}");
@@ -475,12 +479,7 @@ async fn an_answer_that_cannot_be_framed_with_certainty_is_a_scim_error() {
     )];
     let (app, _) = scripted_app(ANSWERS).await;
     let proxy = Proxy::start(&config(app, "")).await;
-    let resp = client()
-        .get(proxy.url("/t/Users/1"))
-        .bearer_auth("tok")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_user(&proxy).await;
     assert_eq!(resp.status(), 502);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(

@@ -20,12 +20,8 @@ struct Outcome {
 
 /// An app that reads one request head (and the body its Content-Length announces), writes
 /// `answer`, and then closes the connection if `close`, else holds it open.
-async fn exchange(
-    method: Method,
-    body: &'static [u8],
-    answer: &'static [u8],
-    close: bool,
-) -> Outcome {
+async fn exchange(method: Method, body: &'static [u8], answer: &[u8], close: bool) -> Outcome {
+    let answer = answer.to_vec();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (seen_tx, seen_rx) = oneshot::channel();
@@ -33,7 +29,7 @@ async fn exchange(
         let (mut stream, _) = listener.accept().await.unwrap();
         let request = read_request(&mut stream).await;
         let _ = seen_tx.send(request);
-        tokio::io::AsyncWriteExt::write_all(&mut stream, answer)
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &answer)
             .await
             .unwrap();
         if !close {
@@ -96,8 +92,8 @@ async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
-fn get(answer: &'static [u8]) -> impl std::future::Future<Output = Outcome> {
-    exchange(Method::GET, b"", answer, false)
+async fn get(answer: &[u8]) -> Outcome {
+    exchange(Method::GET, b"", answer, false).await
 }
 
 #[tokio::test]
@@ -158,7 +154,6 @@ async fn a_body_to_the_connections_end_is_read_whole_and_the_connection_not_kept
         &b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n{}"[..],
         b"HTTP/1.1 200 OK\r\nconnection: keep-alive, close\r\ncontent-length: 2\r\n\r\n{}",
     ] {
-        let answer: &'static [u8] = Box::leak(answer.to_vec().into_boxed_slice());
         let out = get(answer).await;
         assert_eq!(out.body.unwrap(), b"{}");
         assert!(!out.reusable, "{}", String::from_utf8_lossy(answer));
@@ -178,7 +173,6 @@ async fn answers_without_a_body_end_at_their_head() {
             b"HTTP/1.1 304 Not Modified\r\netag: W/\"1\"\r\n\r\n",
         ),
     ] {
-        let answer: &'static [u8] = Box::leak(answer.to_vec().into_boxed_slice());
         let out = exchange(method, b"", answer, false).await;
         assert!(out.body.unwrap().is_empty());
         assert!(out.reusable, "{}", String::from_utf8_lossy(answer));
@@ -207,7 +201,6 @@ async fn an_answer_that_cannot_be_framed_with_certainty_is_an_error() {
         b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
         b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
     ] {
-        let answer: &'static [u8] = Box::leak(answer.to_vec().into_boxed_slice());
         let out = get(answer).await;
         assert!(
             matches!(out.head, Err(Error::Malformed(_))),
@@ -232,7 +225,6 @@ async fn a_malformed_chunk_ends_the_body_in_error_and_the_connection() {
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffffff\r\n{}",
     ] {
-        let answer: &'static [u8] = Box::leak(answer.to_vec().into_boxed_slice());
         let out = get(answer).await;
         assert!(
             matches!(out.body, Err(Error::Malformed(_))),
@@ -278,8 +270,7 @@ async fn a_head_past_64_kib_is_refused() {
     while answer.len() <= MAX_HEAD {
         answer.extend_from_slice(format!("x-filler: {}\r\n", "a".repeat(1000)).as_bytes());
     }
-    let answer: &'static [u8] = Box::leak(answer.into_boxed_slice());
-    let out = get(answer).await;
+    let out = get(&answer).await;
     assert!(matches!(out.head, Err(Error::Malformed(_))));
 }
 
