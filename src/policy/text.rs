@@ -1,6 +1,7 @@
 //! The walk over a resource kept as text. Without detectors, the lists pass most members on
 //! their name alone ([`Walk::passes_unread`]); only the others are read into values, walked,
-//! and written again, and the rest go on byte for byte. The result is what the walk over the
+//! and written again, and the rest go on byte for byte. Inside an extension object of the
+//! resource type the same is done one level down ([`Walk::passes_unread_in`]). The result is what the walk over the
 //! whole tree gives, without reading and writing the whole document.
 
 use serde_json::{Map, Value};
@@ -111,9 +112,27 @@ fn members_of(
         read && bytes[m.value.start] == b'{' && is_urn(m.raw_name) && !rt.has_schema(m.raw_name)
     });
     let mut picked = Map::new();
-    for (m, &read) in members.iter().zip(&read) {
+    // For an extension of the resource type, only its members the lists may change are read
+    // (`Some` here, with which of them were read); it is then written again from those and the
+    // rest as they came.
+    let mut parts: Vec<Option<Vec<(json::Member<'_>, bool)>>> = vec![None; members.len()];
+    for (i, (m, &read)) in members.iter().zip(&read).enumerate() {
         if read || (unnamed_extension && m.raw_name.eq_ignore_ascii_case("schemas")) {
-            let value: Value = serde_json::from_str(&text[m.value.clone()]).ok()?;
+            let value = match read.then(|| extension_parts(&walk, rt, m, text)).flatten() {
+                Some(inner) => {
+                    let mut obj = Map::new();
+                    for (im, _) in inner.iter().filter(|(_, read)| *read) {
+                        let value_text = &text[m.value.start + im.value.start..][..im.value.len()];
+                        obj.insert(
+                            im.raw_name.to_owned(),
+                            serde_json::from_str(value_text).ok()?,
+                        );
+                    }
+                    parts[i] = Some(inner);
+                    Value::Object(obj)
+                }
+                None => serde_json::from_str(&text[m.value.clone()]).ok()?,
+            };
             if picked.insert(m.raw_name.to_owned(), value).is_some() {
                 return None;
             }
@@ -138,21 +157,31 @@ fn members_of(
     out.extend_from_slice(&bytes[..first.whole.start]);
     let mut kept_one = false;
     for (i, (m, &read)) in members.iter().zip(&read).enumerate() {
-        let walked = match (read, picked.get(m.raw_name)) {
-            (false, _) => None,
-            (true, Some(v)) => Some(v),
-            (true, None) => continue,
-        };
+        let walked = picked.get(m.raw_name);
+        let inner = parts[i].as_deref();
+        // An extension the walk emptied of what it read keeps what it did not read.
+        let keeps_unread = inner.is_some_and(|inner| inner.iter().any(|(_, read)| !read));
+        if read && walked.is_none() && !keeps_unread {
+            continue;
+        }
         if kept_one {
             out.extend_from_slice(&bytes[members[i - 1].whole.end..m.whole.start]);
         }
         kept_one = true;
-        match walked {
-            Some(v) => {
-                out.extend_from_slice(&bytes[m.whole.start..m.value.start]);
-                serde_json::to_writer(&mut out, v).expect("a JSON value always serializes");
+        if !read {
+            out.extend_from_slice(&bytes[m.whole.clone()]);
+            continue;
+        }
+        out.extend_from_slice(&bytes[m.whole.start..m.value.start]);
+        match (inner, walked) {
+            (Some(inner), walked) => {
+                let walked = walked.and_then(Value::as_object);
+                write_extension(&mut out, &text[m.value.clone()], inner, walked);
             }
-            None => out.extend_from_slice(&bytes[m.whole.clone()]),
+            (None, Some(v)) => {
+                serde_json::to_writer(&mut out, v).expect("a JSON value always serializes")
+            }
+            (None, None) => unreachable!("skipped above"),
         }
     }
     out.extend_from_slice(&bytes[last.whole.end..]);
@@ -160,4 +189,73 @@ fn members_of(
         out: walk.out,
         text: Some(out),
     }))
+}
+
+/// The members of the extension object member `m` holds, each with whether the walk must read
+/// it; `None` when the object is to be read whole: it is no extension of the resource type,
+/// the lists drop it whole, or a name is escaped or written twice (serde's reading decides).
+fn extension_parts<'t>(
+    walk: &Walk<'_>,
+    rt: &ResourceTypeDef,
+    m: &json::Member<'t>,
+    text: &'t str,
+) -> Option<Vec<(json::Member<'t>, bool)>> {
+    let urn = m.raw_name;
+    let value = &text[m.value.clone()];
+    if !value.starts_with('{')
+        || !rt.has_schema(urn)
+        || walk.rules.lists.extension(urn) == Some(false)
+    {
+        return None;
+    }
+    let inner = readable(walk.rules, value)?;
+    let twice = inner
+        .iter()
+        .enumerate()
+        .any(|(i, a)| inner[..i].iter().any(|b| b.raw_name == a.raw_name));
+    if twice {
+        return None;
+    }
+    Some(
+        inner
+            .into_iter()
+            .map(|im| {
+                let read = !walk.passes_unread_in(urn, im.raw_name);
+                (im, read)
+            })
+            .collect(),
+    )
+}
+
+/// An extension object written again: the members not read as they came, those read as the
+/// walk left them (`walked`, `None` when it emptied the object), in the order written.
+fn write_extension(
+    out: &mut Vec<u8>,
+    text: &str,
+    inner: &[(json::Member<'_>, bool)],
+    walked: Option<&Map<String, Value>>,
+) {
+    out.push(b'{');
+    let mut first = true;
+    for (im, read) in inner {
+        let value = match read {
+            false => None,
+            true => match walked.and_then(|w| w.get(im.raw_name)) {
+                Some(v) => Some(v),
+                None => continue,
+            },
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        match value {
+            None => out.extend_from_slice(&text.as_bytes()[im.whole.clone()]),
+            Some(v) => {
+                out.extend_from_slice(&text.as_bytes()[im.whole.start..im.value.start]);
+                serde_json::to_writer(&mut *out, v).expect("a JSON value always serializes");
+            }
+        }
+    }
+    out.push(b'}');
 }

@@ -68,6 +68,26 @@ impl<'a> Walk<'a> {
         Loc::parse(key).is_some_and(|loc| self.rules.lists.judge(self.rt, &loc) == Verdict::Pass)
     }
 
+    /// Whether [`Walk::extension`] passes the member `key` of the extension object `urn` as
+    /// it is, whatever its value holds (see [`Walk::passes_unread`]). The caller has made sure
+    /// the lists do not drop the extension whole.
+    pub fn passes_unread_in(&self, urn: &str, key: &str) -> bool {
+        if self.rules.reads_values() {
+            return false;
+        }
+        let Some(loc) = Loc::parse(key) else {
+            return false;
+        };
+        if self.rules.lists.extension(urn) == Some(true) {
+            return true;
+        }
+        let loc = Loc {
+            schema: Some(loc.schema.unwrap_or(urn)),
+            ..loc
+        };
+        self.rules.lists.judge(self.rt, &loc) == Verdict::Pass
+    }
+
     /// One top-level member: an extension object, or an attribute written as a name, a
     /// dotted path or a URN-qualified path. Returns whether it stays.
     fn member(&mut self, key: &str, value: &mut Value, listed: &[String]) -> Result<bool, Refusal> {
