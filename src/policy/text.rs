@@ -1,8 +1,8 @@
 //! The walk over a resource kept as text. Without detectors, the lists pass most members on
 //! their name alone ([`Walk::passes_unread`]); only the others are read into values, walked,
 //! and written again, and the rest go on byte for byte. Inside an extension object of the
-//! resource type the same is done one level down ([`Walk::passes_unread_in`]). The result is what the walk over the
-//! whole tree gives, without reading and writing the whole document.
+//! resource type the same is done one level down ([`Walk::passes_unread_in`]). The result is
+//! what the walk over the whole tree gives, without reading and writing the whole document.
 
 use serde_json::{Map, Value};
 
