@@ -132,7 +132,8 @@ impl Conn {
     }
 
     /// Writes `req` (origin form: its URI is a path and query; `Host` is among its headers) and
-    /// reads the answer's head. The body is read through the returned [`Answer`].
+    /// reads the answer's head. Its body is read with [`Conn::poll_body`] and the [`Framing`]
+    /// the answer carries.
     pub async fn send(&mut self, req: Request<Bytes>) -> Result<Response<Framing>, Error> {
         debug_assert!(self.reusable && self.buf.is_empty());
         let (parts, body) = req.into_parts();
@@ -191,12 +192,10 @@ impl Conn {
                 }
                 continue;
             }
-            let (framing, keep) = framing(&head, head_request)?;
-            let keep = keep && !asks_to_close(&parts.headers);
-            return Ok(head.map(|()| Framing {
-                state: framing,
-                keep,
-            }));
+            // The request never says `close` (its `Connection` is not written): the answer
+            // alone decides.
+            let (state, keep) = framing(&head, head_request)?;
+            return Ok(head.map(|()| Framing { state, keep }));
         }
     }
 
@@ -227,7 +226,10 @@ impl Conn {
         loop {
             match &mut framing.state {
                 State::Done => return Poll::Ready(None),
-                State::Length(0) => return Poll::Ready(self.end(framing)),
+                State::Length(0) => {
+                    self.end(framing);
+                    return Poll::Ready(None);
+                }
                 State::Length(rest) => {
                     if !self.buf.is_empty() {
                         let n = self
@@ -248,7 +250,10 @@ impl Conn {
                     if let Some(step) = chunk.step(&mut self.buf) {
                         match step {
                             Ok(Some(n)) => return Poll::Ready(Some(Ok(self.take(n)))),
-                            Ok(None) => return Poll::Ready(self.end(framing)),
+                            Ok(None) => {
+                                self.end(framing);
+                                return Poll::Ready(None);
+                            }
                             Err(e) => return Poll::Ready(Some(Err(self.fail(framing, e)))),
                         }
                     }
@@ -281,13 +286,12 @@ impl Conn {
 
     /// The body has ended: the connection may be used again if the answer allowed it and
     /// nothing came after it (bytes past the answer are an app out of step: never trusted).
-    fn end(&mut self, framing: &mut Framing) -> Option<Result<Bytes, Error>> {
+    fn end(&mut self, framing: &mut Framing) {
         framing.state = State::Done;
         self.reusable = framing.keep && self.buf.is_empty();
         // The pieces handed on keep their part of the buffer alive; the idle connection holds
         // none of it.
         self.buf = BytesMut::new();
-        None
     }
 
     fn fail(&mut self, framing: &mut Framing, e: Error) -> Error {
@@ -514,20 +518,14 @@ impl Chunked {
                     return Some(Ok(Some(n)));
                 }
                 Self::DataEnd => {
-                    if buf.len() < 2 {
-                        // A bare LF is tolerated as a line end, as the size lines allow.
-                        if buf.first() == Some(&b'\n') {
-                            buf.advance(1);
-                            *self = Self::Size;
-                            continue;
-                        }
-                        return None;
-                    }
-                    match &buf[..2] {
-                        b"\r\n" => buf.advance(2),
-                        [b'\n', _] => buf.advance(1),
+                    // CRLF, or a bare LF, as the size lines allow.
+                    let end = match (buf.first(), buf.get(1)) {
+                        (None, _) | (Some(b'\r'), None) => return None,
+                        (Some(b'\n'), _) => 1,
+                        (Some(b'\r'), Some(b'\n')) => 2,
                         _ => return Some(Err(Error::Malformed("a chunk does not end with CRLF"))),
-                    }
+                    };
+                    buf.advance(end);
                     *self = Self::Size;
                 }
                 Self::Trailers(read) => {
