@@ -49,13 +49,7 @@ pub struct AttrPath {
 /// An `attrPath`'s parts as borrowed from `text`: URN, attribute, sub-attribute. What
 /// [`AttrPath::parse`] reads, for callers that only look.
 pub fn split(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError> {
-    let (urn, rest) = match text.get(..4) {
-        Some(head) if head.eq_ignore_ascii_case("urn:") => match text.rfind(':') {
-            Some(i) if i > 4 => (Some(&text[..i]), &text[i + 1..]),
-            _ => return Err(PathError::InvalidName(text.to_string())),
-        },
-        _ => (None, text),
-    };
+    let (urn, rest) = split_urn(text)?;
     // The name's characters are checked as it is looked for, in one pass: most paths are a
     // plain name, or a name and a sub-attribute.
     let b = rest.as_bytes();
@@ -70,6 +64,24 @@ pub fn split(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError
         }
         _ => {}
     }
+    let (name, sub) = name_and_sub(rest)?;
+    Ok((urn, name, sub))
+}
+
+/// The URN of a path that starts with one, and the rest after the URN's last colon.
+fn split_urn(text: &str) -> Result<(Option<&str>, &str), PathError> {
+    match text.get(..4) {
+        Some(head) if head.eq_ignore_ascii_case("urn:") => match text.rfind(':') {
+            Some(i) if i > 4 => Ok((Some(&text[..i]), &text[i + 1..])),
+            _ => Err(PathError::InvalidName(text.to_string())),
+        },
+        _ => Ok((None, text)),
+    }
+}
+
+/// A path without its URN as the grammar reads it: cut at the first dot, then each part
+/// checked alone.
+fn name_and_sub(rest: &str) -> Result<(&str, Option<&str>), PathError> {
     let (name, sub) = match rest.split_once('.') {
         Some((name, sub)) => (name, Some(sub)),
         None => (rest, None),
@@ -78,7 +90,7 @@ pub fn split(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError
     if let Some(sub) = sub {
         check_name(sub)?;
     }
-    Ok((urn, name, sub))
+    Ok((name, sub))
 }
 
 /// A character an attribute name may have after its first (RFC 7643 §2.1, `nameChar`).
@@ -338,23 +350,10 @@ pub fn attribute<'a>(resource: &'a Value, path: &AttrPath) -> Option<&'a Value> 
 mod tests {
     use super::*;
 
-    /// `split` as the grammar reads: cut at the first dot, then each part checked alone.
+    /// `split` without its one-pass reading of a plain name: what that reading is held to.
     fn split_by_the_grammar(text: &str) -> Result<(Option<&str>, &str, Option<&str>), PathError> {
-        let (urn, rest) = match text.get(..4) {
-            Some(head) if head.eq_ignore_ascii_case("urn:") => match text.rfind(':') {
-                Some(i) if i > 4 => (Some(&text[..i]), &text[i + 1..]),
-                _ => return Err(PathError::InvalidName(text.to_string())),
-            },
-            _ => (None, text),
-        };
-        let (name, sub) = match rest.split_once('.') {
-            Some((name, sub)) => (name, Some(sub)),
-            None => (rest, None),
-        };
-        check_name(name)?;
-        if let Some(sub) = sub {
-            check_name(sub)?;
-        }
+        let (urn, rest) = split_urn(text)?;
+        let (name, sub) = name_and_sub(rest)?;
         Ok((urn, name, sub))
     }
 
