@@ -115,20 +115,18 @@ fn members_of(
     // For an extension of the resource type, only its members the lists may change are read
     // (`Some` here, with which of them were read); it is then written again from those and the
     // rest as they came.
-    let mut parts: Vec<Option<Vec<(json::Member<'_>, bool)>>> = vec![None; members.len()];
+    let mut parts: Vec<Option<Parts<'_>>> = vec![None; members.len()];
     for (i, (m, &read)) in members.iter().zip(&read).enumerate() {
         if read || (unnamed_extension && m.raw_name.eq_ignore_ascii_case("schemas")) {
             let value = match read.then(|| extension_parts(&walk, rt, m, text)).flatten() {
-                Some(inner) => {
+                Some((inner, inner_read)) => {
+                    let ext = &text[m.value.clone()];
                     let mut obj = Map::new();
-                    for (im, _) in inner.iter().filter(|(_, read)| *read) {
-                        let value_text = &text[m.value.start + im.value.start..][..im.value.len()];
-                        obj.insert(
-                            im.raw_name.to_owned(),
-                            serde_json::from_str(value_text).ok()?,
-                        );
+                    for (im, _) in inner.iter().zip(&inner_read).filter(|(_, read)| **read) {
+                        let value = serde_json::from_str(&ext[im.value.clone()]).ok()?;
+                        obj.insert(im.raw_name.to_owned(), value);
                     }
-                    parts[i] = Some(inner);
+                    parts[i] = Some((inner, inner_read));
                     Value::Object(obj)
                 }
                 None => serde_json::from_str(&text[m.value.clone()]).ok()?,
@@ -148,58 +146,26 @@ fn members_of(
     let Value::Object(picked) = doc else {
         unreachable!("the walk keeps an object an object")
     };
-    // The text as it came, less the members that went: each one kept is preceded by the
-    // separator the app wrote before it, and the last is followed by what followed the last.
-    let (Some(first), Some(last)) = (members.first(), members.last()) else {
-        unreachable!("a member was read")
-    };
     let mut out = Vec::with_capacity(text.len());
-    out.extend_from_slice(&bytes[..first.whole.start]);
-    let mut kept_one = false;
-    for (i, (m, &read)) in members.iter().zip(&read).enumerate() {
-        let walked = picked.get(m.raw_name);
-        let inner = parts[i].as_deref();
-        // An extension the walk emptied of what it read keeps what it did not read.
-        let keeps_unread = inner.is_some_and(|inner| inner.iter().any(|(_, read)| !read));
-        if read && walked.is_none() && !keeps_unread {
-            continue;
-        }
-        if kept_one {
-            out.extend_from_slice(&bytes[members[i - 1].whole.end..m.whole.start]);
-        }
-        kept_one = true;
-        if !read {
-            out.extend_from_slice(&bytes[m.whole.clone()]);
-            continue;
-        }
-        out.extend_from_slice(&bytes[m.whole.start..m.value.start]);
-        match (inner, walked) {
-            (Some(inner), walked) => {
-                let walked = walked.and_then(Value::as_object);
-                write_extension(&mut out, &text[m.value.clone()], inner, walked);
-            }
-            (None, Some(v)) => {
-                serde_json::to_writer(&mut out, v).expect("a JSON value always serializes")
-            }
-            (None, None) => unreachable!("skipped above"),
-        }
-    }
-    out.extend_from_slice(&bytes[last.whole.end..]);
+    write_object(&mut out, text, members, &read, Some(&picked), &parts);
     Some(Ok(Edit {
         out: walk.out,
         text: Some(out),
     }))
 }
 
-/// The members of the extension object member `m` holds, each with whether the walk must read
-/// it; `None` when the object is to be read whole: it is no extension of the resource type,
+/// An object's members (places in its own text), and which of them the walk reads.
+type Parts<'t> = (Vec<json::Member<'t>>, Vec<bool>);
+
+/// The members of the extension object member `m` holds, and which of them the walk must
+/// read; `None` when the object is to be read whole: it is no extension of the resource type,
 /// the lists drop it whole, or a name is escaped or written twice (serde's reading decides).
 fn extension_parts<'t>(
     walk: &Walk<'_>,
     rt: &ResourceTypeDef,
     m: &json::Member<'t>,
     text: &'t str,
-) -> Option<Vec<(json::Member<'t>, bool)>> {
+) -> Option<Parts<'t>> {
     let urn = m.raw_name;
     let value = &text[m.value.clone()];
     if !value.starts_with('{')
@@ -216,46 +182,66 @@ fn extension_parts<'t>(
     if twice {
         return None;
     }
-    Some(
-        inner
-            .into_iter()
-            .map(|im| {
-                let read = !walk.passes_unread_in(urn, im.raw_name);
-                (im, read)
-            })
-            .collect(),
-    )
+    let read = inner
+        .iter()
+        .map(|im| !walk.passes_unread_in(urn, im.raw_name))
+        .collect();
+    Some((inner, read))
 }
 
-/// An extension object written again: the members not read as they came, those read as the
-/// walk left them (`walked`, `None` when it emptied the object), in the order written.
-fn write_extension(
+/// The object `text` holds written again, less the members that went: a member not `read` as
+/// it came, a read one as the walk left it in `walked`, an extension read in `parts` the same
+/// way one level down (it stays while it keeps a member the walk did not read). Each member
+/// kept is preceded by the separator the app wrote before it, and the last is followed by what
+/// followed the last.
+fn write_object(
     out: &mut Vec<u8>,
     text: &str,
-    inner: &[(json::Member<'_>, bool)],
+    members: &[json::Member<'_>],
+    read: &[bool],
     walked: Option<&Map<String, Value>>,
+    parts: &[Option<Parts<'_>>],
 ) {
-    out.push(b'{');
-    let mut first = true;
-    for (im, read) in inner {
-        let value = match read {
-            false => None,
-            true => match walked.and_then(|w| w.get(im.raw_name)) {
-                Some(v) => Some(v),
-                None => continue,
-            },
-        };
-        if !first {
-            out.push(b',');
+    let bytes = text.as_bytes();
+    let (Some(first), Some(last)) = (members.first(), members.last()) else {
+        out.extend_from_slice(bytes);
+        return;
+    };
+    out.extend_from_slice(&bytes[..first.whole.start]);
+    let mut kept_one = false;
+    for (i, (m, &read)) in members.iter().zip(read).enumerate() {
+        let value = walked.and_then(|w| w.get(m.raw_name));
+        let inner = parts.get(i).and_then(Option::as_ref);
+        let keeps_unread = inner.is_some_and(|(_, read)| read.contains(&false));
+        if read && value.is_none() && !keeps_unread {
+            continue;
         }
-        first = false;
-        match value {
-            None => out.extend_from_slice(&text.as_bytes()[im.whole.clone()]),
-            Some(v) => {
-                out.extend_from_slice(&text.as_bytes()[im.whole.start..im.value.start]);
-                serde_json::to_writer(&mut *out, v).expect("a JSON value always serializes");
+        if kept_one {
+            out.extend_from_slice(&bytes[members[i - 1].whole.end..m.whole.start]);
+        }
+        kept_one = true;
+        if !read {
+            out.extend_from_slice(&bytes[m.whole.clone()]);
+            continue;
+        }
+        out.extend_from_slice(&bytes[m.whole.start..m.value.start]);
+        match (inner, value) {
+            (Some((inner, inner_read)), value) => {
+                let ext = &text[m.value.clone()];
+                write_object(
+                    out,
+                    ext,
+                    inner,
+                    inner_read,
+                    value.and_then(Value::as_object),
+                    &[],
+                );
             }
+            (None, Some(v)) => {
+                serde_json::to_writer(&mut *out, v).expect("a JSON value always serializes")
+            }
+            (None, None) => unreachable!("skipped above"),
         }
     }
-    out.push(b'}');
+    out.extend_from_slice(&bytes[last.whole.end..]);
 }
