@@ -83,12 +83,14 @@ pub struct AttributeDef {
     pub reference_types: Vec<String>,
     #[serde(default)]
     pub sub_attributes: Vec<AttributeDef>,
+    #[serde(skip)]
+    subs_by_name: ByName,
 }
 
 impl AttributeDef {
     /// Attribute names are case-insensitive (RFC 7643 §2.1).
     pub fn sub_attribute(&self, name: &str) -> Option<&AttributeDef> {
-        find(&self.sub_attributes, name)
+        self.subs_by_name.find(&self.sub_attributes, name)
     }
 }
 
@@ -100,23 +102,64 @@ pub struct SchemaDef {
     #[serde(default)]
     pub name: String,
     pub attributes: Vec<AttributeDef>,
+    #[serde(skip)]
+    by_name: ByName,
 }
 
 impl SchemaDef {
     pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
-        find(&self.attributes, name)
+        self.by_name.find(&self.attributes, name)
     }
 
     /// A top-level attribute of a resource whose core schema this is, by its name alone (no
     /// URN, no sub-attribute), case-insensitive: a common one (RFC 7643 §3.1) or this
     /// schema's own.
     pub fn top_level(&self, name: &str) -> Option<&AttributeDef> {
-        find(common_attributes(), name).or_else(|| self.attribute(name))
+        let common = &registry().common;
+        common.attribute(name).or_else(|| self.attribute(name))
     }
 }
 
-fn find<'a>(attrs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
-    attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+/// A list of attributes by their names, built the first time a name is looked up in it: a
+/// resource is checked, coerced and judged name by name, several times on its way, and a
+/// User has twenty-odd attributes to compare each name with. Names are case-insensitive, but
+/// nearly every document spells them as the schema does, so that spelling is tried first.
+#[derive(Clone, Debug, Default)]
+struct ByName(OnceLock<HashMap<Box<[u8]>, usize, FxBuildHasher>>);
+
+impl ByName {
+    /// Up to this many attributes, comparing the name with each costs less than hashing it.
+    const SCAN: usize = 6;
+    /// The longest name hashed in lowercase; no attribute name is near it.
+    const LONGEST: usize = 64;
+
+    fn find<'a>(&self, attrs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
+        let any_case = || attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name));
+        if attrs.len() <= Self::SCAN {
+            return attrs.iter().find(|a| a.name == name).or_else(any_case);
+        }
+        // Each name as the schema spells it and in lowercase; where two names differ only by
+        // case, the first wins, as a scan finds it.
+        let index = self.0.get_or_init(|| {
+            let mut index = HashMap::default();
+            for (i, a) in attrs.iter().enumerate().rev() {
+                index.insert(a.name.as_bytes().into(), i);
+                index.insert(a.name.to_ascii_lowercase().into_bytes().into(), i);
+            }
+            index
+        });
+        if let Some(&i) = index.get(name.as_bytes()) {
+            return Some(&attrs[i]);
+        }
+        if name.len() > Self::LONGEST {
+            return any_case();
+        }
+        let mut buf = [0u8; Self::LONGEST];
+        let lower = &mut buf[..name.len()];
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        index.get(&*lower).map(|&i| &attrs[i])
+    }
 }
 
 struct Registry {
@@ -283,7 +326,12 @@ mod tests {
         assert_eq!(given.name, "givenName");
     }
 
-    /// The lookup as it was before the index: a scan of the common, core or extension
+    /// The first of `attrs` named `name` in any case, compared one by one.
+    fn scan<'a>(attrs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
+        attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The lookup as it was before any index: a scan of the common, core or extension
     /// attributes, then of the sub-attributes.
     fn by_scan(resource_type: &str, path: &str) -> Option<&'static AttributeDef> {
         let rt = resource_type_def(resource_type)?;
@@ -293,13 +341,67 @@ mod tests {
             None => (rest, None),
         };
         let top = match schema {
-            Some(urn) if urn != rt.schema => schema_def(urn)?.attribute(name),
-            _ => schema_def(rt.schema)?.top_level(name),
+            Some(urn) if urn != rt.schema => scan(&schema_def(urn)?.attributes, name),
+            _ => scan(common_attributes(), name)
+                .or_else(|| scan(&schema_def(rt.schema)?.attributes, name)),
         }?;
         match sub {
-            Some(sub) => top.sub_attribute(sub),
+            Some(sub) => scan(&top.sub_attributes, sub),
             None => Some(top),
         }
+    }
+
+    #[test]
+    fn a_schema_finds_by_name_what_a_scan_finds_in_any_case() {
+        let same = |a: Option<&AttributeDef>, b: Option<&AttributeDef>| {
+            a.map(|a| a as *const AttributeDef) == b.map(|b| b as *const AttributeDef)
+        };
+        let mut looked_up = 0;
+        for (schema, _) in published() {
+            let mut names: Vec<String> = vec![String::new(), "x".repeat(65), "nosuch".into()];
+            for def in &schema.attributes {
+                let lower = def.name.to_ascii_lowercase();
+                names.extend([
+                    def.name.clone(),
+                    def.name.to_ascii_uppercase(),
+                    lower.clone(),
+                ]);
+                names.push(lower + "x");
+                for sub in ["", "value", "VALUE", "formatted", "nosuch"]
+                    .into_iter()
+                    .chain(def.sub_attributes.iter().map(|s| s.name.as_str()))
+                {
+                    let found = def.sub_attribute(sub);
+                    assert!(
+                        same(found, scan(&def.sub_attributes, sub)),
+                        "{}.{sub}",
+                        def.name
+                    );
+                    for other in [sub.to_ascii_uppercase(), sub.to_ascii_lowercase()] {
+                        assert!(
+                            same(def.sub_attribute(&other), found),
+                            "{}.{other}",
+                            def.name
+                        );
+                    }
+                    looked_up += 1;
+                }
+            }
+            for name in &names {
+                let found = schema.attribute(name);
+                assert!(
+                    same(found, scan(&schema.attributes, name)),
+                    "{} {name}",
+                    schema.id
+                );
+                looked_up += 1;
+            }
+        }
+        // Lists long enough to be hashed were among them (a User has twenty-odd attributes).
+        assert!(published()
+            .iter()
+            .any(|(s, _)| s.attributes.len() > ByName::SCAN));
+        assert!(looked_up > 300);
     }
 
     #[test]
