@@ -237,9 +237,7 @@ fn write_object(
                     &[],
                 );
             }
-            (None, Some(v)) => {
-                serde_json::to_writer(&mut *out, v).expect("a JSON value always serializes")
-            }
+            (None, Some(v)) => json::write(out, v),
             (None, None) => unreachable!("skipped above"),
         }
     }
