@@ -137,7 +137,13 @@ impl ReqBody {
     /// The body as JSON, parsed on first use.
     pub fn json(&mut self) -> Result<&Value, serde_json::Error> {
         if self.json.is_none() {
-            self.json = Some(serde_json::from_slice(&self.bytes)?);
+            // UTF-8 checked once for the whole body, not string by string as serde_json
+            // checks bytes; bytes that are not UTF-8 are read as bytes, for its words on
+            // where they fail.
+            self.json = Some(match std::str::from_utf8(&self.bytes) {
+                Ok(text) => serde_json::from_str(text)?,
+                Err(_) => serde_json::from_slice(&self.bytes)?,
+            });
         }
         Ok(self.json.as_ref().expect("parsed above"))
     }
