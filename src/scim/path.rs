@@ -95,7 +95,19 @@ fn name_and_sub(rest: &str) -> Result<(&str, Option<&str>), PathError> {
 
 /// A character an attribute name may have after its first (RFC 7643 §2.1, `nameChar`).
 fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+    /// `ALPHA / DIGIT / "-" / "_"` by table: every member name of every document judged
+    /// is read through it.
+    const NAME: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            c += 1;
+        }
+        t
+    };
+    NAME[usize::from(c)]
 }
 
 impl AttrPath {
