@@ -331,7 +331,10 @@ fn drop_nulls(v: &mut Value, top: bool) -> bool {
     let Value::Object(obj) = v else { return false };
     let before = obj.len();
     let empty = |v: &Value| v.is_null() || (top && v.as_array().is_some_and(Vec::is_empty));
-    obj.retain(|_, v| !empty(v));
+    // A map's retain takes each entry out and back in; most objects hold nothing to drop.
+    if obj.values().any(empty) {
+        obj.retain(|_, v| !empty(v));
+    }
     let mut changed = obj.len() != before;
     for (key, child) in obj.iter_mut() {
         let container = top && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
