@@ -19,7 +19,10 @@ use prometheus_client::registry::Registry;
 use crate::scim::request::{Endpoint, Target};
 
 mod admission;
+mod handles;
 mod work;
+
+use handles::Handles;
 
 pub use admission::{Admission, BreakerState, Live};
 pub use work::Work;
@@ -83,14 +86,14 @@ pub struct Finished<'a> {
 
 pub struct Metrics {
     registry: Registry,
-    requests: Family<Request, Counter>,
-    latency: Family<Operation, Histogram>,
-    rules: Family<Rule, Counter>,
+    requests: Handles<Request, Counter>,
+    latency: Handles<Operation, Histogram>,
+    rules: Handles<Rule, Counter>,
     filled: Family<Filled, Counter>,
     refused: Family<Refusal, Counter>,
     last_write: Family<Tenant, Timestamp>,
     last_deprovision: Family<Tenant, Timestamp>,
-    upstream_latency: Family<Tenant, Histogram>,
+    upstream_latency: Handles<Tenant, Histogram>,
     upstream_failures: Family<UpstreamFailure, Counter>,
     /// Authentication failures, the limiter's refusals and waits, queues and breakers.
     pub admission: Admission,
@@ -216,11 +219,11 @@ impl Default for Metrics {
             audit,
             admission,
             work,
-            upstream_latency,
+            upstream_latency: Handles::new(upstream_latency),
             upstream_failures,
-            requests,
-            latency,
-            rules,
+            requests: Handles::new(requests),
+            latency: Handles::new(latency),
+            rules: Handles::new(rules),
             filled,
             refused,
             last_write,
@@ -233,26 +236,25 @@ impl Metrics {
     pub fn finished(&self, done: &Finished<'_>) {
         let tenant = done.tenant.cloned().unwrap_or_else(|| Arc::from("-"));
         let operation = operation(done.method, done.target);
-        self.requests
-            .get_or_create(&Request {
-                tenant: tenant.clone(),
-                operation,
-                status: class_of(done.status.as_u16()),
-            })
-            .inc();
+        let request = Request {
+            tenant: tenant.clone(),
+            operation,
+            status: class_of(done.status.as_u16()),
+        };
+        self.requests.with(&request, |c| c.inc());
+        let labels = Operation {
+            tenant: tenant.clone(),
+            operation,
+        };
         self.latency
-            .get_or_create(&Operation {
-                tenant: tenant.clone(),
-                operation,
-            })
-            .observe(done.took.as_secs_f64());
+            .with(&labels, |h| h.observe(done.took.as_secs_f64()));
         if let Some(pack) = done.pack {
             for rule in done.rules {
                 let labels = Rule {
                     pack: pack.clone(),
                     rule: rule.clone(),
                 };
-                self.rules.get_or_create(&labels).inc();
+                self.rules.with(&labels, |c| c.inc());
             }
         }
         if let Some(kind) = done.filled {
@@ -282,8 +284,7 @@ impl Metrics {
             tenant: tenant.clone(),
         };
         self.upstream_latency
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+            .with(&labels, |h| h.observe(took.as_secs_f64()));
     }
 
     /// A call to the app that got no answer.
