@@ -16,6 +16,12 @@ pub struct Handles<S, M, C = fn() -> M> {
     seen: RwLock<HashMap<S, M, FxBuildHasher>>,
 }
 
+impl<S, M, C> std::fmt::Debug for Handles<S, M, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handles").finish_non_exhaustive()
+    }
+}
+
 impl<S, M, C> Handles<S, M, C>
 where
     S: Clone + Hash + Eq,

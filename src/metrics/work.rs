@@ -10,6 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+use super::Handles;
 use crate::policy::Direction;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,7 +42,7 @@ fn direction_name(direction: Direction) -> &'static str {
 
 #[derive(Debug)]
 pub struct Work {
-    withheld: Family<Withheld, Counter>,
+    withheld: Handles<Withheld, Counter>,
     calls: Family<Calls, Counter>,
     bulk: Family<BulkOp, Counter>,
 }
@@ -67,7 +68,7 @@ impl Work {
             bulk.clone(),
         );
         Self {
-            withheld,
+            withheld: Handles::new(withheld),
             calls,
             bulk,
         }
@@ -90,7 +91,7 @@ impl Work {
                     direction: direction_name(direction),
                     action,
                 };
-                self.withheld.get_or_create(&labels).inc_by(n as u64);
+                self.withheld.with(&labels, |c| c.inc_by(n as u64));
             }
         }
     }
@@ -103,7 +104,7 @@ impl Work {
             direction: direction_name(direction),
             action: "refused",
         };
-        self.withheld.get_or_create(&labels).inc();
+        self.withheld.with(&labels, |c| c.inc());
     }
 
     /// `calls` made to the app while filling a gap of `kind`.
